@@ -1,0 +1,17 @@
+// Package backoff judges the connection backoff of a gRPC client from the
+// times of its connection attempts, as gRPC's connection-backoff interop test
+// does (doc/connection-backoff.md and
+// doc/connection-backoff-interop-test-description.md in grpc/grpc).
+//
+// In that test a client reconnects to a port that closes every connection at
+// once, and the server judges the gaps between consecutive attempts. The
+// timestamps can come from anywhere: SYNs in a live capture or a pcap file,
+// accept times, or a list of numbers.
+//
+// Reference reproduces the reference C++ server's verdict exactly. Analyze
+// goes further: it removes retransmitted SYNs and attempts from other
+// sources, judges each destination address on its own (gRPC keeps one backoff
+// per address), fits the multiplier, measures the jitter, and names the
+// deviations it recognises, such as a client without jitter or one whose
+// jitter compounds from one backoff to the next.
+package backoff

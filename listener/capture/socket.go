@@ -1,0 +1,33 @@
+package capture
+
+import (
+	"errors"
+	"runtime"
+	"time"
+)
+
+// Packet is one handshake segment as a capture socket saw it.
+type Packet struct {
+	Segment
+	// Time is the kernel's receive (or, for Outgoing, transmit) time.
+	Time time.Time
+	// Outgoing is true for a packet this host sent.
+	Outgoing bool
+	// Ifindex is the interface the packet was seen on.
+	Ifindex int
+	// IP is the packet from its IP header on. It is only valid until the
+	// next ReadPacket; copy it to keep it.
+	IP []byte
+}
+
+// Config says what a capture socket listens to.
+type Config struct {
+	// Ifindex is the interface to capture on; 0 captures on every interface.
+	Ifindex int
+	// IgnoreMark makes the filter drop packets carrying this SO_MARK, so that
+	// segments a program injects itself are not seen again. 0 ignores none.
+	IgnoreMark uint32
+}
+
+// ErrNotImplemented is returned by Open on systems without AF_PACKET.
+var ErrNotImplemented = errors.New("capture: not implemented on " + runtime.GOOS)

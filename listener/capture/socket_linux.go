@@ -1,0 +1,189 @@
+package capture
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/sockopt"
+)
+
+// Socket is an AF_PACKET socket that receives the TCP SYNs a host gets and
+// the SYN-ACKs it sends, each with the kernel's timestamp. Reads go through
+// the runtime poller: they honour deadlines and Close wakes them.
+type Socket struct {
+	closed atomic.Bool
+	f      *os.File
+	rc  syscall.RawConn
+	buf []byte
+	oob []byte
+}
+
+// Seams for fault injection in tests.
+var (
+	socketFunc = unix.Socket
+	bindFunc   = unix.Bind
+)
+
+// Open opens a capture socket. It needs CAP_NET_RAW; without it the error
+// satisfies errors.Is(err, os.ErrPermission). The socket is created with
+// protocol 0, so that it receives nothing until its filter is attached and
+// it is bound: there is no window in which unfiltered packets queue up.
+func Open(cfg Config) (*Socket, error) {
+	fd, err := socketFunc(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), "capture")
+	s, err := setup(f, cfg)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func setup(f *os.File, cfg Config) (*Socket, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	prog, err := bpf.Assemble(Filter(cfg.IgnoreMark))
+	if err != nil {
+		return nil, fmt.Errorf("capture: assemble filter: %w", err)
+	}
+	if err := sockopt.AttachFilter(rc, prog); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	if err := sockopt.SetTimestampNS(rc, true); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	_ = sockopt.SetReceiveBuffer(rc, 4<<20) // a larger queue is best effort
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: cfg.Ifindex}
+	var berr error
+	if err := rc.Control(func(fd uintptr) { berr = bindFunc(int(fd), sa) }); err != nil {
+		return nil, fmt.Errorf("capture: bind: %w", err)
+	}
+	if berr != nil {
+		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, os.NewSyscallError("bind", berr))
+	}
+	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128)}, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// ReadPacket blocks until the next SYN or SYN-ACK arrives, the read deadline
+// passes, or the socket is closed. Packets that do not decode are skipped.
+func (s *Socket) ReadPacket() (Packet, error) {
+	for {
+		var (
+			n, oobn int
+			from    unix.Sockaddr
+			rerr    error
+		)
+		err := s.rc.Read(func(fd uintptr) bool {
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), s.buf, s.oob, 0)
+			return rerr != unix.EAGAIN
+		})
+		if err != nil && s.closed.Load() {
+			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
+		}
+		if err != nil {
+			return Packet{}, fmt.Errorf("capture: read: %w", err)
+		}
+		if rerr != nil {
+			return Packet{}, fmt.Errorf("capture: read: %w", os.NewSyscallError("recvmsg", rerr))
+		}
+		p, err := s.packet(s.buf[:n], s.oob[:oobn], from)
+		if err == nil {
+			return p, nil
+		}
+	}
+}
+
+func (s *Socket) packet(b, oob []byte, from unix.Sockaddr) (Packet, error) {
+	seg, err := Decode(b)
+	if err != nil {
+		return Packet{}, err
+	}
+	p := Packet{Segment: seg, IP: b, Time: kernelTime(oob)}
+	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+		p.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
+		p.Ifindex = ll.Ifindex
+	}
+	return p, nil
+}
+
+// kernelTime returns the SCM_TIMESTAMPNS time in oob, or now if there is none.
+func kernelTime(oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+				return time.Unix(ts.Unix())
+			}
+		}
+	}
+	return time.Now()
+}
+
+// SetReadDeadline sets the deadline for ReadPacket.
+func (s *Socket) SetReadDeadline(t time.Time) error { return s.f.SetReadDeadline(t) }
+
+// Close closes the socket and wakes a blocked ReadPacket.
+func (s *Socket) Close() error {
+	s.closed.Store(true)
+	return s.f.Close()
+}
+
+// Filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
+// the data starts at the IP header). It keeps unfragmented IPv4 and IPv6 TCP
+// segments with SYN set that are either received without ACK (a client's
+// SYN) or sent with ACK (this host's SYN-ACK), and drops any packet marked
+// ignoreMark (0: none). On loopback every packet is seen twice, once sent and
+// once received; this keeps one copy of each.
+func Filter(ignoreMark uint32) []bpf.Instruction {
+	const (
+		accept = 23
+		drop   = 24
+	)
+	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
+	markDrop := skip(16, drop)
+	if ignoreMark == 0 {
+		markDrop = 0 // both branches fall through: no packet is ignored
+	}
+	return []bpf.Instruction{
+		/* 0 */ bpf.LoadExtension{Num: bpf.ExtProto},
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: skip(1, 8)},
+		/* 2 */ bpf.LoadAbsolute{Off: 9, Size: 1},
+		/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: skip(3, drop)},
+		/* 4 */ bpf.LoadAbsolute{Off: 6, Size: 2},
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x3fff, SkipTrue: skip(5, drop)},
+		/* 6 */ bpf.LoadMemShift{Off: 0},
+		/* 7 */ bpf.Jump{Skip: uint32(skip(7, 12))},
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IPV6, SkipFalse: skip(8, drop)},
+		/* 9 */ bpf.LoadAbsolute{Off: 6, Size: 1},
+		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: skip(10, drop)},
+		/* 11 */ bpf.LoadConstant{Dst: bpf.RegX, Val: 40},
+		/* 12 */ bpf.LoadIndirect{Off: 13, Size: 1},
+		/* 13 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(SYN), SkipTrue: skip(13, drop)},
+		/* 14 */ bpf.StoreScratch{Src: bpf.RegA, N: 0},
+		/* 15 */ bpf.LoadExtension{Num: bpf.ExtMark},
+		/* 16 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ignoreMark, SkipTrue: markDrop},
+		/* 17 */ bpf.LoadExtension{Num: bpf.ExtType},
+		/* 18 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipFalse: skip(18, 21)},
+		/* 19 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, accept), SkipFalse: skip(20, drop)},
+		/* 21 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(22, drop), SkipFalse: skip(22, accept)},
+		/* 23 */ bpf.RetConstant{Val: 0xffff},
+		/* 24 */ bpf.RetConstant{Val: 0},
+	}
+}

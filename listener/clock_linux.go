@@ -1,0 +1,88 @@
+package listener
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// clock fires releases at their instants. It sleeps on a timerfd armed at an
+// absolute CLOCK_REALTIME instant (timerfds take no timer slack), on an OS
+// thread of its own, then spins for the last Spin. Kernel packet timestamps
+// are CLOCK_REALTIME too, so the error a capture measures is the clock's.
+type clock struct {
+	*queue
+	tfd  int
+	quit chan struct{}
+	exit chan struct{}
+}
+
+func newClock() (scheduler, error) {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("listener: clock: %w", os.NewSyscallError("timerfd_create", err))
+	}
+	c := &clock{queue: newQueue(), tfd: tfd, quit: make(chan struct{}), exit: make(chan struct{})}
+	go c.run()
+	return c, nil
+}
+
+// schedule runs fire at instant at, on the clock's thread.
+func (c *clock) schedule(at time.Time, fire func(now time.Time) func()) *job {
+	j := &job{at: at, fire: fire}
+	c.push(j, c.arm)
+	return j
+}
+
+// arm sets the timerfd to expire Spin before at; a zero at disarms it.
+func (c *clock) arm(at time.Time) {
+	var spec unix.ItimerSpec
+	if !at.IsZero() {
+		ns := at.Add(-Spin).UnixNano()
+		if ns <= 0 {
+			ns = 1
+		}
+		spec.Value = unix.NsecToTimespec(ns)
+	}
+	// Only EBADF or EINVAL can come back, for a closed clock or a bad time;
+	// the run loop would then see the next job on its next wake-up.
+	_ = unix.TimerfdSettime(c.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+}
+
+func (c *clock) run() {
+	runtime.LockOSThread() // this thread is never handed back to the runtime
+	defer close(c.exit)
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	var buf [8]byte
+	for {
+		select {
+		case <-c.quit:
+			return
+		default:
+		}
+		if js := c.due(time.Now().Add(Spin)); len(js) > 0 {
+			c.fire(js)
+			continue
+		}
+		c.armNext(c.arm)
+		// Blocks until the armed instant, or until schedule arms an earlier
+		// one, or until stop makes the timer expire at once.
+		if _, err := unix.Read(c.tfd, buf[:]); err != nil && err != unix.EINTR && err != unix.EAGAIN {
+			return
+		}
+	}
+}
+
+// stop ends the clock thread; jobs not yet fired are dropped.
+func (c *clock) stop() {
+	close(c.quit)
+	var spec unix.ItimerSpec
+	spec.Value = unix.NsecToTimespec(1) // long past: expires at once
+	unix.TimerfdSettime(c.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	<-c.exit
+	unix.Close(c.tfd)
+	c.queue.stop()
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package listener
+
+func newClock() (scheduler, error) { return newGoClock(), nil }

@@ -1,0 +1,197 @@
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/listener/capture"
+)
+
+// replayMark is the SO_MARK of replayed SYNs ("SYNH"): the hold filter lets
+// them through, and the capture filter does not see them again.
+const replayMark = 0x53594e48
+
+// engine is the process-wide machinery of strategy Replay: one capture socket
+// for every held listener, and raw sockets to replay SYNs. It is
+// reference-counted and closed with its last listener, so that nothing stays
+// open.
+type engine struct {
+	cap        *capture.Socket
+	raw4, raw6 int
+
+	mu    sync.Mutex
+	ports map[uint16][]*Held
+	refs  int
+	done  chan struct{}
+}
+
+var (
+	engineMu sync.Mutex
+	theEng   *engine
+	// openEngine is the seam through which the engine is opened; tests
+	// replace it to simulate a missing privilege.
+	openEngine = newEngine
+	// sendto is the seam through which SYNs are replayed.
+	sendto = unix.Sendto
+)
+
+// acquireEngine returns the running engine, opening it if needed.
+func acquireEngine() (*engine, error) {
+	engineMu.Lock()
+	defer engineMu.Unlock()
+	if theEng == nil {
+		e, err := openEngine()
+		if err != nil {
+			return nil, err
+		}
+		theEng = e
+	}
+	theEng.refs++
+	return theEng, nil
+}
+
+// release drops a reference and closes the engine with the last one.
+func (e *engine) release() {
+	engineMu.Lock()
+	defer engineMu.Unlock()
+	if e.refs--; e.refs > 0 {
+		return
+	}
+	theEng = nil
+	e.cap.Close()
+	<-e.done
+	unix.Close(e.raw4)
+	unix.Close(e.raw6)
+}
+
+func newEngine() (e *engine, err error) {
+	e = &engine{raw4: -1, raw6: -1, ports: make(map[uint16][]*Held), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			e.closeAll()
+		}
+	}()
+	if e.raw4, err = rawSocket(unix.AF_INET); err != nil {
+		return nil, err
+	}
+	if e.raw6, err = rawSocket(unix.AF_INET6); err != nil {
+		return nil, err
+	}
+	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replayMark}); err != nil {
+		return nil, fmt.Errorf("listener: replay: %w", err)
+	}
+	go e.read()
+	return e, nil
+}
+
+func (e *engine) closeAll() {
+	if e.cap != nil {
+		e.cap.Close()
+	}
+	for _, fd := range []int{e.raw4, e.raw6} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// rawSocket opens the socket that replays SYNs of one family: IPPROTO_RAW, so
+// the packet is sent with the IP header it was captured with, and marked so
+// that the hold filter lets it through.
+func rawSocket(family int) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return -1, fmt.Errorf("listener: replay: %w", os.NewSyscallError("socket", err))
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, replayMark); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("listener: replay: set SO_MARK: %w", os.NewSyscallError("setsockopt", err))
+	}
+	return fd, nil
+}
+
+func (e *engine) register(h *Held) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := h.local.Port()
+	e.ports[p] = append(e.ports[p], h)
+}
+
+func (e *engine) unregister(h *Held) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := h.local.Port()
+	hs := e.ports[p]
+	for i, x := range hs {
+		if x == h {
+			hs = append(hs[:i], hs[i+1:]...)
+			break
+		}
+	}
+	if len(hs) == 0 {
+		delete(e.ports, p)
+	} else {
+		e.ports[p] = hs
+	}
+}
+
+// lookup finds the listener that owns local address a.
+func (e *engine) lookup(a netip.AddrPort) *Held {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, h := range e.ports[a.Port()] {
+		if h.owns(a.Addr()) {
+			return h
+		}
+	}
+	return nil
+}
+
+// read hands every captured SYN and SYN-ACK to the listener it belongs to.
+func (e *engine) read() {
+	defer close(e.done)
+	for {
+		p, err := e.cap.ReadPacket()
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		if err != nil {
+			slog.Error("listener: capture failed; held SYNs will complete at their retransmission", "err", err)
+			return
+		}
+		switch {
+		case p.IsSYN() && !p.Outgoing:
+			if h := e.lookup(p.Dst); h != nil {
+				h.onSYN(p)
+			}
+		case p.IsSYNACK() && p.Outgoing:
+			if h := e.lookup(p.Src); h != nil {
+				h.onSYNACK(p)
+			}
+		}
+	}
+}
+
+// replay sends the captured SYN ip (checksum already fixed) back into the
+// stack, addressed to dst, the listener's local address.
+func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
+	var (
+		fd int
+		sa unix.Sockaddr
+	)
+	if dst.Is4() {
+		fd, sa = e.raw4, &unix.SockaddrInet4{Addr: dst.As4()}
+	} else {
+		fd, sa = e.raw6, &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(ifindex)}
+	}
+	if err := sendto(fd, ip, 0, sa); err != nil {
+		return fmt.Errorf("listener: replay SYN to %v: %w", dst, os.NewSyscallError("sendto", err))
+	}
+	return nil
+}

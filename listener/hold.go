@@ -1,0 +1,231 @@
+package listener
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxFlows bounds the handshakes a listener remembers; the oldest are
+// forgotten first.
+const maxFlows = 4096
+
+// Held is a TCP listener whose handshakes complete at chosen instants. It is
+// a net.Listener; Accept returns connections once their handshake is done.
+type Held struct {
+	cfg      Config
+	strategy Strategy
+	local    netip.AddrPort
+	dual     bool // IPv6 wildcard that also takes IPv4
+
+	ln        net.Listener
+	rc        syscall.RawConn // the listening socket, for its filter
+	sys       sysState        // per-OS state
+	clk       scheduler
+	listening chan struct{} // closed once ln accepts connections
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex
+	want       time.Time // the instant held handshakes complete
+	job        *job
+	released   bool
+	releasedAt time.Time
+	flows      map[flowKey]*flow
+	order      []flowKey
+	byClient   map[netip.AddrPort]*flow
+}
+
+type flowKey struct {
+	client netip.AddrPort
+	isn    uint32
+}
+
+// flow is one connection's handshake, as the capture saw it.
+type flow struct {
+	hs       Handshake
+	ip       []byte // the latest SYN, checksum fixed, ready to replay
+	dst      netip.Addr
+	ifindex  int
+	job      *job
+	released bool
+}
+
+// Listen announces on a local TCP address, with handshakes held as cfg says.
+// network is "tcp4", "tcp6" or "tcp"; an IPv6 listener is IPv6-only unless
+// it is "tcp" on the wildcard address. With Strategy Auto, Listen picks
+// Replay where it can, and says which it picked in Strategy.
+func Listen(network, address string, cfg Config) (*Held, error) {
+	local, err := splitNetwork(network, address)
+	if err != nil {
+		return nil, err
+	}
+	h := &Held{
+		cfg:       cfg,
+		local:     local,
+		dual:      network == "tcp" && local.Addr().IsUnspecified() && local.Addr().Is6(),
+		want:      cfg.At,
+		listening: make(chan struct{}),
+		closed:    make(chan struct{}),
+		flows:     make(map[flowKey]*flow),
+		byClient:  make(map[netip.AddrPort]*flow),
+	}
+	if err := h.start(); err != nil {
+		return nil, err
+	}
+	if !cfg.At.IsZero() {
+		h.ReleaseAt(cfg.At)
+	}
+	return h, nil
+}
+
+// Strategy returns the strategy the listener uses.
+func (h *Held) Strategy() Strategy { return h.strategy }
+
+// Addr returns the listener's address.
+func (h *Held) Addr() net.Addr { return net.TCPAddrFromAddrPort(h.local) }
+
+// AddrPort returns the listener's address.
+func (h *Held) AddrPort() netip.AddrPort { return h.local }
+
+// Accept waits for the next connection whose handshake has completed.
+func (h *Held) Accept() (net.Conn, error) {
+	select {
+	case <-h.listening:
+	case <-h.closed:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
+	}
+	c, err := h.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	detachChild(c)
+	return c, nil
+}
+
+// Close stops the listener. Handshakes still held are abandoned: their
+// clients see no answer, as if the host had gone.
+func (h *Held) Close() error {
+	h.closeOnce.Do(func() {
+		close(h.closed)
+		h.mu.Lock()
+		if h.job != nil {
+			h.clk.cancel(h.job)
+		}
+		for _, f := range h.flows {
+			if f.job != nil {
+				h.clk.cancel(f.job)
+			}
+		}
+		h.mu.Unlock()
+		h.closeErr = h.stop()
+	})
+	return h.closeErr
+}
+
+// Release completes every held handshake now, and every later one at once.
+func (h *Held) Release() { h.ReleaseAt(time.Now()) }
+
+// ReleaseAt sets the instant at which held handshakes complete, replacing
+// the one in Config.At. It does nothing once the listener has released.
+func (h *Held) ReleaseAt(t time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released || h.isClosed() {
+		return
+	}
+	if h.job != nil {
+		h.clk.cancel(h.job)
+	}
+	h.want = t
+	h.job = h.clk.schedule(t, func(now time.Time) func() { return h.release(t) })
+}
+
+func (h *Held) isClosed() bool {
+	select {
+	case <-h.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Handshake returns what the listener saw of the latest handshake from
+// client.
+func (h *Held) Handshake(client netip.AddrPort) (Handshake, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.byClient[clientKey(client)]
+	if !ok {
+		return Handshake{}, false
+	}
+	return f.copy(), true
+}
+
+// Handshakes returns every handshake the listener remembers, in the order of
+// their first SYN.
+func (h *Held) Handshakes() []Handshake {
+	h.mu.Lock()
+	hs := make([]Handshake, 0, len(h.flows))
+	for _, f := range h.flows {
+		hs = append(hs, f.copy())
+	}
+	h.mu.Unlock()
+	sort.Slice(hs, func(i, j int) bool { return hs[i].SYNs[0].Before(hs[j].SYNs[0]) })
+	return hs
+}
+
+// clientKey is a client address as the capture decodes it: no zone, and an
+// IPv4-mapped address as IPv4.
+func clientKey(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
+}
+
+func (f *flow) copy() Handshake {
+	hs := f.hs
+	hs.SYNs = append([]time.Time(nil), f.hs.SYNs...)
+	return hs
+}
+
+// remember adds f under k, forgetting the oldest flow past maxFlows.
+// h.mu is held.
+func (h *Held) remember(k flowKey, f *flow) {
+	if len(h.order) >= maxFlows {
+		old := h.order[0]
+		h.order = h.order[1:]
+		if of := h.flows[old]; of != nil && h.byClient[old.client] == of {
+			delete(h.byClient, old.client)
+		}
+		delete(h.flows, old)
+	}
+	h.flows[k] = f
+	h.order = append(h.order, k)
+	h.byClient[k.client] = f
+}
+
+func (h *Held) emit(e Event) {
+	if h.cfg.OnEvent != nil {
+		e.Local = h.local
+		h.cfg.OnEvent(e)
+	}
+}
+
+// owns reports whether a captured packet to address a is for this listener.
+func (h *Held) owns(a netip.Addr) bool {
+	l := h.local.Addr()
+	switch {
+	case l == a:
+		return true
+	case !l.IsUnspecified():
+		return false
+	case h.dual:
+		return true
+	default:
+		return l.Is4() == a.Is4()
+	}
+}
+

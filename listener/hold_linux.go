@@ -1,0 +1,278 @@
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/synhold/synhold/listener/capture"
+	"github.com/synhold/synhold/sockopt"
+)
+
+type sysState struct {
+	eng   *engine
+	bound bound // strategy DelayedListen, until it listens
+}
+
+// Probe reports the strategy Auto would pick here, and why not Replay when
+// it would not.
+func Probe() (Strategy, error) {
+	e, err := acquireEngine()
+	if err != nil {
+		return Retransmit, err
+	}
+	e.release()
+	return Replay, nil
+}
+
+func (h *Held) start() error {
+	s := h.cfg.Strategy
+	if s == DelayedListen {
+		return h.startDelayed()
+	}
+	if s == Auto || s == Replay {
+		eng, err := acquireEngine()
+		switch {
+		case err == nil:
+			h.sys.eng, s = eng, Replay
+		case s == Auto && errors.Is(err, os.ErrPermission):
+			s = Retransmit
+		default:
+			return err
+		}
+	}
+	h.strategy = s
+	if err := h.startHeld(); err != nil {
+		if h.sys.eng != nil {
+			h.sys.eng.release()
+		}
+		return err
+	}
+	return nil
+}
+
+func (h *Held) startHeld() error {
+	if h.cfg.After > 0 && h.strategy != Replay {
+		return ErrNeedsReplay
+	}
+	clk, err := acquireClock()
+	if err != nil {
+		return err
+	}
+	h.clk = clk
+	if err := h.listenHeld(); err != nil {
+		releaseClock()
+		return err
+	}
+	return nil
+}
+
+// listenHeld opens the listening socket with the hold filter attached before
+// listen(2), so that no SYN is ever answered early, and registers it with the
+// engine before listen(2), so that none goes unseen.
+func (h *Held) listenHeld() error {
+	f, err := socketFile(h.local, h.dual)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // net.FileListener keeps a duplicate
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if err := sockopt.AttachFilter(rc, holdFilter()); err != nil {
+		return fmt.Errorf("listener: %w", err)
+	}
+	if h.local, err = bindRaw(rc, h.local); err != nil {
+		return err
+	}
+	if h.sys.eng != nil {
+		h.sys.eng.register(h)
+	}
+	ln, err := listenFile(f, rc)
+	if err != nil {
+		if h.sys.eng != nil {
+			h.sys.eng.unregister(h)
+		}
+		return err
+	}
+	if h.rc, err = ln.(*net.TCPListener).SyscallConn(); err != nil {
+		ln.Close()
+		return err
+	}
+	h.ln = ln
+	close(h.listening)
+	return nil
+}
+
+// holdFilter drops pure SYNs (SYN set, ACK clear) unless they carry
+// replayMark; everything else passes. Connections accepted from the listener
+// inherit the filter, and pass all their segments through it.
+func holdFilter() []bpf.RawInstruction {
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		/* 0 */ bpf.LoadAbsolute{Off: 13, Size: 1}, // TCP flags
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(capture.ACK), SkipTrue: 4},
+		/* 2 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(capture.SYN), SkipTrue: 3},
+		/* 3 */ bpf.LoadExtension{Num: bpf.ExtMark},
+		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: replayMark, SkipTrue: 1},
+		/* 5 */ bpf.RetConstant{Val: 0},
+		/* 6 */ bpf.RetConstant{Val: 0xffffffff},
+	})
+	if err != nil {
+		panic(err) // a constant program
+	}
+	return prog
+}
+
+// open stops holding: the filter goes, or listen(2) is called.
+func (h *Held) open() error {
+	if h.strategy == DelayedListen {
+		return h.listenNow()
+	}
+	return sockopt.DetachFilter(h.rc)
+}
+
+// detachChild removes the hold filter that an accepted connection inherited.
+func detachChild(c net.Conn) {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = sockopt.DetachFilter(rc)
+		}
+	}
+}
+
+// release stops holding the listener at the instant want: it opens the
+// listener, then replays every SYN held so far. It runs on the clock.
+func (h *Held) release(want time.Time) func() {
+	h.mu.Lock()
+	if h.released || h.isClosed() {
+		h.mu.Unlock()
+		return nil
+	}
+	h.released, h.job = true, nil
+	err := h.open()
+	h.releasedAt = time.Now()
+	at := h.releasedAt
+	n := 0
+	for _, f := range h.flows {
+		if f.released {
+			continue
+		}
+		if rerr := h.replay(f, want); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		n++
+	}
+	h.mu.Unlock()
+	return func() { h.emit(Event{Kind: Released, Time: at, Want: want, Replayed: n, Err: err}) }
+}
+
+// replay sends f's SYN back into the stack; h.mu is held.
+func (h *Held) replay(f *flow, want time.Time) error {
+	if f.job != nil {
+		h.clk.cancel(f.job)
+		f.job = nil
+	}
+	f.released, f.hs.Want = true, want
+	if h.sys.eng == nil {
+		return nil
+	}
+	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
+	f.hs.Released = time.Now()
+	return err
+}
+
+// releaseFlow replays one held SYN at its own instant. It runs on the clock.
+func (h *Held) releaseFlow(k flowKey, want time.Time) func() {
+	h.mu.Lock()
+	f := h.flows[k]
+	if f == nil || f.released || h.isClosed() {
+		h.mu.Unlock()
+		return nil
+	}
+	f.job = nil
+	err := h.replay(f, want)
+	e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: want, Replayed: 1, Err: err}
+	h.mu.Unlock()
+	return func() { h.emit(e) }
+}
+
+// onSYN records a SYN the capture saw for this listener, and decides its
+// fate: held, replayed at once, or already through.
+func (h *Held) onSYN(p capture.Packet) {
+	k := flowKey{clientKey(p.Src), p.Seq}
+	ip := slices.Clone(p.IP)
+	ferr := capture.FixChecksum(ip)
+	h.mu.Lock()
+	f, retransmit := h.flows[k]
+	if !retransmit {
+		f = &flow{hs: Handshake{Client: k.client, ISN: k.isn}}
+		h.remember(k, f)
+	}
+	f.hs.SYNs = append(f.hs.SYNs, p.Time)
+	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
+	var after func()
+	switch {
+	case f.released || h.isClosed() || ferr != nil:
+	case h.released && p.Time.After(h.releasedAt):
+		// It came after the filter went: the kernel answers it itself.
+		f.released, f.hs.Want, f.hs.Released = true, h.want, p.Time
+	case h.released:
+		// Dropped just before the filter went: replay it now.
+		err := h.replay(f, h.want)
+		e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
+		after = func() { h.emit(e) }
+	case h.cfg.After > 0 && !retransmit:
+		want := p.Time.Add(h.cfg.After)
+		f.hs.Want = want
+		f.job = h.clk.schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+	default:
+		f.hs.Want = h.want
+	}
+	e := Event{Kind: SYNSeen, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr}
+	h.mu.Unlock()
+	h.emit(e)
+	if after != nil {
+		after()
+	}
+}
+
+// onSYNACK records the kernel's answer to a SYN of this listener's.
+func (h *Held) onSYNACK(p capture.Packet) {
+	h.mu.Lock()
+	f := h.byClient[clientKey(p.Dst)]
+	if f == nil || p.Ack != f.hs.ISN+1 || !f.hs.SYNACK.IsZero() {
+		h.mu.Unlock()
+		return
+	}
+	f.hs.SYNACK = p.Time
+	e := Event{Kind: SYNACKSent, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want}
+	h.mu.Unlock()
+	h.emit(e)
+}
+
+// stop closes the listener and lets go of the engine and the clock.
+func (h *Held) stop() error {
+	if h.sys.eng != nil {
+		h.sys.eng.unregister(h)
+	}
+	var err error
+	if h.ln != nil {
+		err = h.ln.Close()
+	} else {
+		err = h.sys.bound.close()
+	}
+	if h.sys.eng != nil {
+		h.sys.eng.release()
+	}
+	if h.clk != nil {
+		releaseClock()
+	}
+	return err
+}

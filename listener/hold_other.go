@@ -1,0 +1,60 @@
+//go:build !linux
+
+package listener
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+)
+
+type sysState struct {
+	bound bound
+}
+
+// Probe reports the strategy Auto picks here: DelayedListen, since holding
+// SYNs is Linux's.
+func Probe() (Strategy, error) {
+	return DelayedListen, fmt.Errorf("listener: holding SYNs is not implemented on %s", runtime.GOOS)
+}
+
+func (h *Held) start() error {
+	switch h.cfg.Strategy {
+	case Auto, DelayedListen:
+		return h.startDelayed()
+	}
+	return fmt.Errorf("listener: strategy %v is not implemented on %s", h.cfg.Strategy, runtime.GOOS)
+}
+
+func (h *Held) open() error { return h.listenNow() }
+
+func detachChild(net.Conn) {}
+
+// release starts listening at the instant want. It runs on the clock.
+func (h *Held) release(want time.Time) func() {
+	h.mu.Lock()
+	if h.released || h.isClosed() {
+		h.mu.Unlock()
+		return nil
+	}
+	h.released, h.job = true, nil
+	err := h.open()
+	h.releasedAt = time.Now()
+	at := h.releasedAt
+	h.mu.Unlock()
+	return func() { h.emit(Event{Kind: Released, Time: at, Want: want, Err: err}) }
+}
+
+func (h *Held) stop() error {
+	var err error
+	if h.ln != nil {
+		err = h.ln.Close()
+	} else {
+		err = h.sys.bound.close()
+	}
+	if h.clk != nil {
+		releaseClock()
+	}
+	return err
+}

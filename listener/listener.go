@@ -1,0 +1,190 @@
+// Package listener provides TCP listeners whose handshakes complete at a
+// chosen instant, or each a chosen time after its own SYN arrived: a client's
+// connect(2) stays pending, with no SYN-ACK and no RST, until then.
+//
+// On Linux a listener holds SYNs with a BPF filter on the listening socket.
+// With CAP_NET_RAW it also sees them on an AF_PACKET socket and replays each
+// one at its instant, so the kernel answers then (strategy Replay); without
+// it, the handshake completes at the client's first SYN retransmission after
+// the instant (strategy Retransmit). Elsewhere it binds at once and calls
+// listen(2) at the instant (strategy DelayedListen), which only delays
+// clients whose stack retries a refused SYN (Windows, macOS).
+//
+// Every listener reports its strategy and, where it can see them, the kernel
+// times of each connection's SYNs and SYN-ACK and how late the release was.
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Strategy is how a listener delays handshakes.
+type Strategy int
+
+const (
+	// Auto picks the best strategy the system and privileges allow.
+	Auto Strategy = iota
+	// Replay holds SYNs and replays each at its instant: the handshake
+	// completes then, within the clock's precision. Linux, CAP_NET_RAW.
+	Replay
+	// Retransmit holds SYNs until the instant; the handshake completes at the
+	// client's next SYN retransmission after it. Linux, no privilege.
+	Retransmit
+	// DelayedListen binds at once and calls listen(2) at the instant, the
+	// way the original Python server does. On Linux a client is refused until
+	// then; Windows and macOS clients retry.
+	DelayedListen
+)
+
+var strategyNames = [...]string{"auto", "replay", "retransmit", "delayed-listen"}
+
+func (s Strategy) String() string {
+	if s < 0 || int(s) >= len(strategyNames) {
+		return fmt.Sprintf("Strategy(%d)", int(s))
+	}
+	return strategyNames[s]
+}
+
+// ParseStrategy parses the names String returns.
+func ParseStrategy(name string) (Strategy, error) {
+	for i, n := range strategyNames {
+		if strings.EqualFold(name, n) {
+			return Strategy(i), nil
+		}
+	}
+	return Auto, fmt.Errorf("listener: unknown strategy %q (want one of %s)", name, strings.Join(strategyNames[:], ", "))
+}
+
+// MarshalText implements encoding.TextMarshaler, for JSON logs.
+func (s Strategy) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config says when a listener's handshakes complete.
+type Config struct {
+	// Strategy is how handshakes are held; Auto by default.
+	Strategy Strategy
+	// At is the instant held handshakes complete. A SYN that arrives after
+	// it is answered at once. Zero holds them until Release or ReleaseAt.
+	At time.Time
+	// After, if positive, completes each handshake After its own first SYN
+	// arrived, instead of at one instant. It needs strategy Replay.
+	After time.Duration
+	// OnEvent, if set, is called for every event; it must not block for long.
+	OnEvent func(Event)
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// SYNSeen: a client's SYN arrived (Time is the kernel's receive time).
+	SYNSeen EventKind = iota + 1
+	// Released: the listener stopped holding, or replayed one held SYN.
+	Released
+	// SYNACKSent: the kernel answered a SYN (Time is its transmit time).
+	SYNACKSent
+)
+
+var kindNames = [...]string{"", "syn", "released", "synack"}
+
+func (k EventKind) String() string {
+	if k <= 0 || int(k) >= len(kindNames) {
+		return fmt.Sprintf("EventKind(%d)", int(k))
+	}
+	return kindNames[k]
+}
+
+// MarshalText implements encoding.TextMarshaler, for JSON logs.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Event is one thing that happened on a listener.
+type Event struct {
+	Kind EventKind
+	// Local is the listener's address.
+	Local netip.AddrPort
+	// Client and ISN name the connection; zero for a listener-wide release.
+	Client netip.AddrPort
+	ISN    uint32
+	// Time is when it happened: kernel time for SYNSeen and SYNACKSent.
+	Time time.Time
+	// Want is the instant the handshake was asked to complete (zero when the
+	// listener was not holding).
+	Want time.Time
+	// Retransmit marks a SYN the client sent again for the same connection.
+	Retransmit bool
+	// Replayed counts the SYNs a Released event sent back into the stack.
+	Replayed int
+	// Err, on a Released event, is why the release did not go as planned.
+	Err error
+}
+
+// Late is how long after the requested instant the event happened; negative
+// if before. It is zero when nothing was requested.
+func (e Event) Late() time.Duration {
+	if e.Want.IsZero() {
+		return 0
+	}
+	return e.Time.Sub(e.Want)
+}
+
+// Handshake is what a listener saw of one connection's handshake.
+type Handshake struct {
+	Client netip.AddrPort
+	ISN    uint32
+	// SYNs are the kernel times of the SYN and its retransmissions.
+	SYNs []time.Time
+	// Want is when the handshake was asked to complete.
+	Want time.Time
+	// Released is when the listener let it through: the replay, or the
+	// release of the whole listener, or the SYN itself if nothing held it.
+	Released time.Time
+	// SYNACK is the kernel time of the first SYN-ACK, if it was seen.
+	SYNACK time.Time
+}
+
+// Late is how long after Want the SYN-ACK went out (or, if it was not seen,
+// the release happened).
+func (h Handshake) Late() time.Duration {
+	t := h.SYNACK
+	if t.IsZero() {
+		t = h.Released
+	}
+	if t.IsZero() || h.Want.IsZero() {
+		return 0
+	}
+	return t.Sub(h.Want)
+}
+
+// ErrNeedsReplay is returned for a Config whose After needs strategy Replay
+// on a listener that cannot replay.
+var ErrNeedsReplay = errors.New("listener: a per-connection delay (After) needs strategy replay (Linux, CAP_NET_RAW)")
+
+// splitNetwork resolves network and address to a TCP address and its family.
+func splitNetwork(network, address string) (netip.AddrPort, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return netip.AddrPort{}, fmt.Errorf("listener: network %q: want tcp, tcp4 or tcp6", network)
+	}
+	ta, err := net.ResolveTCPAddr(network, address)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("listener: %w", err)
+	}
+	ap := ta.AddrPort()
+	a := ap.Addr().Unmap()
+	if !a.IsValid() {
+		if network == "tcp6" {
+			a = netip.IPv6Unspecified()
+		} else {
+			a = netip.IPv4Unspecified()
+		}
+	}
+	if network == "tcp6" && a.Is4() || network == "tcp4" && a.Is6() {
+		return netip.AddrPort{}, fmt.Errorf("listener: address %s is not %s", address, network)
+	}
+	return netip.AddrPortFrom(a, ap.Port()), nil
+}

@@ -1,0 +1,100 @@
+package sockopt
+
+import (
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// setsockoptInt is the seam through which every integer option is set; tests
+// replace it to inject failures.
+var setsockoptInt = unix.SetsockoptInt
+
+func setInt(c syscall.RawConn, op string, level, opt, v int) error {
+	return control(c, op, func(fd int) error {
+		return os.NewSyscallError("setsockopt", setsockoptInt(fd, level, opt, v))
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// AttachFilter attaches the classic BPF program prog to the socket
+// (SO_ATTACH_FILTER). A filter on a listening TCP socket sees each segment
+// from its TCP header on; a segment it rejects is dropped without a reply.
+// Attaching replaces any filter already there, atomically.
+func AttachFilter(c syscall.RawConn, prog []bpf.RawInstruction) error {
+	if len(prog) == 0 {
+		return control(c, "attach filter", func(int) error {
+			return os.NewSyscallError("setsockopt", unix.EINVAL)
+		})
+	}
+	fprog := unix.SockFprog{
+		Len:    uint16(len(prog)),
+		Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0])),
+	}
+	return control(c, "attach filter", func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog))
+	})
+}
+
+// DetachFilter removes the socket's BPF filter (SO_DETACH_FILTER). Detaching
+// a socket that has none is not an error.
+func DetachFilter(c syscall.RawConn) error {
+	return control(c, "detach filter", func(fd int) error {
+		err := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
+		if err == unix.ENOENT {
+			return nil
+		}
+		return os.NewSyscallError("setsockopt", err)
+	})
+}
+
+// SetV6Only sets IPV6_V6ONLY, so that an IPv6 socket bound to the wildcard
+// address does not also take IPv4 connections.
+func SetV6Only(c syscall.RawConn, on bool) error {
+	return setInt(c, "set IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(on))
+}
+
+// SetReuseAddr sets SO_REUSEADDR, so that a port in TIME_WAIT can be bound again.
+func SetReuseAddr(c syscall.RawConn, on bool) error {
+	return setInt(c, "set SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, boolInt(on))
+}
+
+// SetTimestampNS asks the kernel to attach its receive time, in nanoseconds
+// of CLOCK_REALTIME, to every datagram read with recvmsg(2) (SO_TIMESTAMPNS).
+func SetTimestampNS(c syscall.RawConn, on bool) error {
+	return setInt(c, "set SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, boolInt(on))
+}
+
+// SetMark sets SO_MARK: packets sent through the socket carry mark, which a
+// BPF filter can read (SKF_AD_MARK). It needs CAP_NET_RAW or CAP_NET_ADMIN.
+func SetMark(c syscall.RawConn, mark uint32) error {
+	return setInt(c, "set SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+}
+
+// SetReceiveBuffer sets SO_RCVBUF, and tries SO_RCVBUFFORCE first so that a
+// privileged caller may go past net.core.rmem_max.
+func SetReceiveBuffer(c syscall.RawConn, bytes int) error {
+	if setInt(c, "set SO_RCVBUFFORCE", unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes) == nil {
+		return nil
+	}
+	return setInt(c, "set SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+}
+
+// SetLinger sets SO_LINGER. A zero d makes Close send RST instead of FIN,
+// which is how a server says "refused" after the handshake.
+func SetLinger(c syscall.RawConn, d time.Duration) error {
+	l := unix.Linger{Onoff: 1, Linger: int32(d / time.Second)}
+	return control(c, "set SO_LINGER", func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
+	})
+}
