@@ -228,4 +228,3 @@ func (h *Held) owns(a netip.Addr) bool {
 		return l.Is4() == a.Is4()
 	}
 }
-

@@ -20,9 +20,9 @@ import (
 type Socket struct {
 	closed atomic.Bool
 	f      *os.File
-	rc  syscall.RawConn
-	buf []byte
-	oob []byte
+	rc     syscall.RawConn
+	buf    []byte
+	oob    []byte
 }
 
 // Seams for fault injection in tests.
