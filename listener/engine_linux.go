@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -17,13 +18,14 @@ import (
 // them through, and the capture filter does not see them again.
 const replayMark = 0x53594e48
 
-// engine is the process-wide machinery of strategy Replay: one capture socket
-// for every held listener, and raw sockets to replay SYNs. It is
-// reference-counted and closed with its last listener, so that nothing stays
-// open.
+// engine is the machinery of strategy Replay for one network namespace: one
+// capture socket for every held listener in it, and raw sockets to replay
+// SYNs. It is reference-counted and closed with its last listener, so that
+// nothing stays open.
 type engine struct {
 	cap        *capture.Socket
 	raw4, raw6 int
+	netns      uint64
 
 	mu    sync.Mutex
 	ports map[uint16][]*Held
@@ -33,27 +35,42 @@ type engine struct {
 
 var (
 	engineMu sync.Mutex
-	theEng   *engine
-	// openEngine is the seam through which the engine is opened; tests
+	engines  = make(map[uint64]*engine) // by network namespace
+	// openEngine is the seam through which an engine is opened; tests
 	// replace it to simulate a missing privilege.
 	openEngine = newEngine
 	// sendto is the seam through which SYNs are replayed.
 	sendto = unix.Sendto
 )
 
-// acquireEngine returns the running engine, opening it if needed.
+// acquireEngine returns the engine of the calling thread's network
+// namespace, opening it if needed.
 func acquireEngine() (*engine, error) {
+	runtime.LockOSThread() // the namespace is the thread's
+	defer runtime.UnlockOSThread()
+	ns := currentNetns()
 	engineMu.Lock()
 	defer engineMu.Unlock()
-	if theEng == nil {
-		e, err := openEngine()
-		if err != nil {
+	e := engines[ns]
+	if e == nil {
+		var err error
+		if e, err = openEngine(); err != nil {
 			return nil, err
 		}
-		theEng = e
+		e.netns = ns
+		engines[ns] = e
 	}
-	theEng.refs++
-	return theEng, nil
+	e.refs++
+	return e, nil
+}
+
+// currentNetns identifies the calling thread's network namespace by inode.
+func currentNetns() uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/thread-self/ns/net", &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // release drops a reference and closes the engine with the last one.
@@ -63,7 +80,7 @@ func (e *engine) release() {
 	if e.refs--; e.refs > 0 {
 		return
 	}
-	theEng = nil
+	delete(engines, e.netns)
 	e.cap.Close()
 	<-e.done
 	unix.Close(e.raw4)

@@ -131,18 +131,28 @@ func (h *Held) Close() error {
 func (h *Held) Release() { h.ReleaseAt(time.Now()) }
 
 // ReleaseAt sets the instant at which held handshakes complete, replacing
-// the one in Config.At. It does nothing once the listener has released.
+// the one in Config.At. An instant already past releases before ReleaseAt
+// returns. It does nothing once the listener has released.
 func (h *Held) ReleaseAt(t time.Time) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.released || h.isClosed() {
+		h.mu.Unlock()
 		return
 	}
 	if h.job != nil {
 		h.clk.cancel(h.job)
+		h.job = nil
 	}
 	h.want = t
-	h.job = h.clk.schedule(t, func(now time.Time) func() { return h.release(t) })
+	if t.After(time.Now()) {
+		h.job = h.clk.schedule(t, func(time.Time) func() { return h.release(t) })
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	if after := h.release(t); after != nil {
+		after()
+	}
 }
 
 func (h *Held) isClosed() bool {

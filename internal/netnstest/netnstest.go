@@ -1,0 +1,115 @@
+// Package netnstest gives tests hosts of their own: network namespaces joined
+// by a veth pair, with addresses from the benchmarking range (198.18.0.0/15)
+// and a unique local IPv6 prefix, created for the test and removed after it.
+package netnstest
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NS is a network namespace.
+type NS struct {
+	Name string
+	// Addr4 and Addr6 are the addresses of its end of the veth pair.
+	Addr4, Addr6 netip.Addr
+}
+
+// Pair is two namespaces, Server and Client, joined by a veth pair.
+type Pair struct {
+	Server, Client NS
+}
+
+var seq atomic.Int32
+
+// New creates the pair, or skips the test if it cannot (not root, no ip(8)).
+func New(t testing.TB) *Pair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("network namespaces need ip(8) from iproute2")
+	}
+	n := seq.Add(1)
+	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)
+	p := &Pair{
+		Server: NS{Name: "synhold-s" + id, Addr4: netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", n)), Addr6: netip.MustParseAddr(fmt.Sprintf("fd00:5e5:%x::1", n))},
+		Client: NS{Name: "synhold-c" + id, Addr4: netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", n)), Addr6: netip.MustParseAddr(fmt.Sprintf("fd00:5e5:%x::2", n))},
+	}
+	t.Cleanup(func() {
+		ip("netns", "del", p.Server.Name)
+		ip("netns", "del", p.Client.Name)
+	})
+	vs, vc := "vs"+id, "vc"+id
+	steps := [][]string{
+		{"netns", "add", p.Server.Name},
+		{"netns", "add", p.Client.Name},
+		{"link", "add", vs, "netns", p.Server.Name, "type", "veth", "peer", "name", vc, "netns", p.Client.Name},
+	}
+	for _, x := range []struct {
+		ns  NS
+		dev string
+	}{{p.Server, vs}, {p.Client, vc}} {
+		steps = append(steps,
+			[]string{"-n", x.ns.Name, "addr", "add", x.ns.Addr4.String() + "/24", "dev", x.dev},
+			[]string{"-n", x.ns.Name, "addr", "add", x.ns.Addr6.String() + "/64", "dev", x.dev, "nodad"},
+			[]string{"-n", x.ns.Name, "link", "set", x.dev, "up"},
+			[]string{"-n", x.ns.Name, "link", "set", "lo", "up"},
+		)
+	}
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// Do runs fn on an OS thread that has entered ns, so that every socket fn
+// creates belongs to ns. Goroutines fn starts run in the process's own
+// namespace, but sockets keep the namespace they were created in.
+func (ns NS) Do(fn func() error) error {
+	target, err := os.Open("/var/run/netns/" + ns.Name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is not unlocked if it cannot go back: the runtime then
+		// ends it with the goroutine, instead of reusing it in ns.
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}

@@ -1,0 +1,59 @@
+package listener
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/synhold/synhold/internal/netnstest"
+)
+
+// TestHeldAcrossVeth holds handshakes on a non-loopback address, with the
+// client on another host (a namespace joined by a veth pair).
+func TestHeldAcrossVeth(t *testing.T) {
+	p := netnstest.New(t)
+	const delay = 400 * time.Millisecond
+	for _, tc := range []struct {
+		network string
+		server  netip.Addr
+	}{
+		{"tcp4", p.Server.Addr4},
+		{"tcp6", p.Server.Addr6},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			var h *Held
+			at := time.Now().Add(delay)
+			err := p.Server.Do(func() (err error) {
+				h, err = Listen(tc.network, netip.AddrPortFrom(tc.server, 0).String(), Config{Strategy: Replay, At: at})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			go acceptAndClose(h)
+			var (
+				c    net.Conn
+				done time.Time
+			)
+			err = p.Client.Do(func() (err error) {
+				c, err = net.DialTimeout(tc.network, h.Addr().String(), 5*time.Second)
+				done = time.Now()
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if late := done.Sub(at); late < 0 || late > 150*time.Millisecond {
+				t.Fatalf("connect completed %v after the instant, want within [0, 150ms]", late)
+			}
+			hs, ok := h.Handshake(c.LocalAddr().(*net.TCPAddr).AddrPort())
+			if !ok || hs.Client.Addr() != c.LocalAddr().(*net.TCPAddr).AddrPort().Addr() {
+				t.Fatalf("handshake from the client host not recorded: %+v", hs)
+			}
+			t.Logf("%s across veth: SYN-ACK %v after the instant", tc.network, hs.Late())
+		})
+	}
+}
