@@ -235,7 +235,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	default:
 		f.hs.Want = h.want
 	}
-	e := Event{Kind: SYNSeen, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr}
+	e := Event{Kind: SYNSeen, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip}
 	h.mu.Unlock()
 	h.emit(e)
 	if after != nil {
@@ -252,7 +252,7 @@ func (h *Held) onSYNACK(p capture.Packet) {
 		return
 	}
 	f.hs.SYNACK = p.Time
-	e := Event{Kind: SYNACKSent, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want}
+	e := Event{Kind: SYNACKSent, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)}
 	h.mu.Unlock()
 	h.emit(e)
 }

@@ -120,6 +120,9 @@ type Event struct {
 	Replayed int
 	// Err, on a Released event, is why the release did not go as planned.
 	Err error
+	// IP is the captured packet of a SYNSeen or SYNACKSent event, from its IP
+	// header on (for a pcap file). The receiver may keep it.
+	IP []byte
 }
 
 // Late is how long after the requested instant the event happened; negative
