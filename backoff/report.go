@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // MarshalJSON writes g with its durations in milliseconds (at_ms, got_ms,
@@ -21,6 +22,25 @@ func (g Gap) MarshalJSON() ([]byte, error) {
 		HiMs       float64 `json:"hi_ms"`
 		Deviation  float64 `json:"deviation"`
 	}{plain(g), millis(g.At), millis(g.Got), millis(g.Expected), millis(g.Lo), millis(g.Hi), g.Deviation()})
+}
+
+// MarshalJSON writes a with its time in RFC 3339 with nanoseconds, as
+// time.Time does, but without failing on years past 9999.
+func (a Attempt) MarshalJSON() ([]byte, error) {
+	type plain Attempt
+	return json.Marshal(struct {
+		plain
+		Time string `json:"time"`
+	}{plain(a), a.Time.Format(time.RFC3339Nano)})
+}
+
+// MarshalJSON writes a with its start time formatted as Attempt's.
+func (a Analysis) MarshalJSON() ([]byte, error) {
+	type plain Analysis
+	return json.Marshal(struct {
+		plain
+		Start string `json:"start"`
+	}{plain(a), a.Start.Format(time.RFC3339Nano)})
 }
 
 // MarshalJSON writes f with its fitted initial gap as initial_ms.

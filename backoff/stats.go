@@ -123,21 +123,10 @@ func (w walk) compounds() bool {
 	return w.steps >= minSteps && (w.llr > 3 || w.outside && w.inBand && w.llr > 0)
 }
 
-// randomWalk compares two explanations of the residuals r(n) = ln(got/base(n))
-// of the gaps before the cap, where base is the policy's expected gap, or the
-// fitted line when detrend is set (the multiplier is wrong, and a steady trend
-// must not pass for a random walk):
-//
-//   - independent jitter, as the spec draws it: each r(n) is an independent
-//     draw of spread σ = Jitter/√3 around 0;
-//   - compounding jitter: each delay is drawn around the previous jittered
-//     delay times the multiplier, so r(n) = r(n-1) + an independent draw of
-//     spread σ: a random walk whose steps stay within the jitter band.
-//
-// With Gaussian draws the log-likelihood ratio of the walk over independent
-// jitter is (Σ r(n)² - Σ (r(n)-r(n-1))²) / 2σ², which is about -steps/2 for
-// independent jitter and grows with the square of steps for a walk; it is the
-// von Neumann ratio of successive differences to levels, anchored at gap 0.
+// randomWalk measures how much better a random walk explains the residuals
+// of the gaps before the cap than independent jitter does; the
+// CompoundingJitter constant documents the method. With detrend the
+// residuals are taken from the fitted line rather than from the policy.
 func randomWalk(gs []Gap, p Policy, f Fit, detrend bool, noise time.Duration) walk {
 	pts := positive(growth(gs, p))
 	sigma := uniformStdDev(p.Jitter)
