@@ -6,10 +6,27 @@ import (
 	"time"
 )
 
+// ClockKind selects how the release clock waits for an instant.
+type ClockKind int
+
+const (
+	// TimerFD sleeps in read(2) on a timerfd armed at the absolute instant,
+	// on an OS thread of its own with timer slack 1 ns (Linux; elsewhere it
+	// is RuntimeTimer).
+	TimerFD ClockKind = iota
+	// RuntimeTimer waits on a Go runtime timer, from an ordinary goroutine.
+	RuntimeTimer
+)
+
+// Clock is the clock the process-wide release clock uses. It is read when
+// the clock starts (with the first open listener), so set it before then;
+// the benchmarks use it to compare the two.
+var Clock = TimerFD
+
 // Spin is how long before a release instant the clock stops sleeping and
 // spins on the time, on its own OS thread: it buys the last few hundred
 // microseconds of precision for up to Spin of one core's time per release.
-// 0 turns spinning off.
+// 0 turns spinning off. Like Clock, set it before opening listeners.
 var Spin = 200 * time.Microsecond
 
 // scheduler fires jobs at their instants.

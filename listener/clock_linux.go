@@ -21,6 +21,9 @@ type clock struct {
 }
 
 func newClock() (scheduler, error) {
+	if Clock == RuntimeTimer {
+		return newGoClock(), nil
+	}
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("listener: clock: %w", os.NewSyscallError("timerfd_create", err))
