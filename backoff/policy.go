@@ -97,7 +97,7 @@ func (p Policy) rule() rule {
 		jitter:     p.Jitter,
 		max:        millis(p.Max),
 		hasMax:     p.Max > 0,
-		capFirst:   true,
+		capFirst:   false, // as the spec and the reference: the first backoff is INITIAL_BACKOFF
 		tolerance:  millis(Tolerance),
 	}
 }

@@ -30,7 +30,10 @@ func TestExpected(t *testing.T) {
 		{with(1.6, 3*time.Second), 2, 2560 * time.Millisecond},
 		{with(1.6, 3*time.Second), 3, 3 * time.Second},
 		{with(2, 0), 20, 1 << 20 * time.Second}, // no cap
-		{with(1.6, 500*time.Millisecond), 0, 500 * time.Millisecond},
+		// The first backoff is INITIAL_BACKOFF even above the cap, as in the
+		// spec and the reference server; the next one is capped.
+		{with(1.6, 500*time.Millisecond), 0, time.Second},
+		{with(1.6, 500*time.Millisecond), 1, 500 * time.Millisecond},
 	} {
 		if got := tc.p.Expected(tc.n); got != tc.want {
 			t.Errorf("%+v.Expected(%d) = %v, want %v", tc.p, tc.n, got, tc.want)
@@ -116,5 +119,24 @@ func TestPolicyJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"initial_ms":"x"}`), &p); err == nil {
 		t.Error("Unmarshal accepted a string for initial_ms")
+	}
+}
+
+// TestPolicyAgreesWithReferenceBelowOneSecondCap checks that the analysis and
+// the reference verdict agree when the cap is under the initial backoff.
+func TestPolicyAgreesWithReferenceBelowOneSecondCap(t *testing.T) {
+	p := with(1.6, 500*time.Millisecond)
+	for _, gaps := range [][]time.Duration{
+		{time.Second, 500 * time.Millisecond, 500 * time.Millisecond},
+		{500 * time.Millisecond, 500 * time.Millisecond},
+	} {
+		var pass = true
+		for i, g := range gaps {
+			lo, hi := p.Range(i)
+			pass = pass && g >= lo && g <= hi
+		}
+		if ref := Reference(p.Max, gaps); pass != ref {
+			t.Errorf("gaps %v: Range says %v, Reference says %v", gaps, pass, ref)
+		}
 	}
 }

@@ -33,6 +33,8 @@ var Spin = 200 * time.Microsecond
 type scheduler interface {
 	schedule(at time.Time, fire func(now time.Time) (after func())) *job
 	cancel(j *job)
+	// later runs f on the event goroutine, after what is already queued.
+	later(f func())
 	stop()
 }
 
@@ -158,7 +160,7 @@ func (q *queue) due(limit time.Time) []*job {
 }
 
 // fire runs the due jobs in one pass, spinning up to each one's instant,
-// then hands their follow-ups to the after goroutine.
+// then runs their follow-ups.
 func (q *queue) fire(js []*job) {
 	var afters []func()
 	for _, j := range js {
@@ -168,13 +170,13 @@ func (q *queue) fire(js []*job) {
 		}
 	}
 	for _, f := range afters {
-		select {
-		case q.after <- f:
-		default:
-			f() // the follow-up queue is full: better late logs than lost ones
-		}
+		f() // they only queue events, after every release of the pass
 	}
 }
+
+// later queues f for the event goroutine. It blocks while the queue is full:
+// events are never dropped, and a release never comes through here.
+func (q *queue) later(f func()) { q.after <- f }
 
 // stop ends the follow-up goroutine once it has run what is queued.
 func (q *queue) stop() {

@@ -87,11 +87,11 @@ func (e *engine) release() {
 	unix.Close(e.raw6)
 }
 
-func newEngine() (e *engine, err error) {
-	e = &engine{raw4: -1, raw6: -1, ports: make(map[uint16][]*Held), done: make(chan struct{})}
+func newEngine() (_ *engine, err error) {
+	e := &engine{raw4: -1, raw6: -1, ports: make(map[uint16][]*Held), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			e.closeAll()
+			e.closeAll() // e, not the named result, which is nil by now
 		}
 	}()
 	if e.raw4, err = rawSocket(unix.AF_INET); err != nil {

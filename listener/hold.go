@@ -217,11 +217,16 @@ func (h *Held) remember(k flowKey, f *flow) {
 	h.byClient[k.client] = f
 }
 
+// emit hands e to OnEvent on the clock's event goroutine, so that a slow
+// callback never holds up the capture or a release.
 func (h *Held) emit(e Event) {
-	if h.cfg.OnEvent != nil {
-		e.Local = h.local
-		h.cfg.OnEvent(e)
+	if h.cfg.OnEvent == nil {
+		return
 	}
+	if !e.Local.IsValid() {
+		e.Local = h.local
+	}
+	h.clk.later(func() { h.cfg.OnEvent(e) })
 }
 
 // owns reports whether a captured packet to address a is for this listener.

@@ -228,14 +228,16 @@ func (h *Held) onSYN(p capture.Packet) {
 		err := h.replay(f, h.want)
 		e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
 		after = func() { h.emit(e) }
-	case h.cfg.After > 0 && !retransmit:
-		want := p.Time.Add(h.cfg.After)
-		f.hs.Want = want
-		f.job = h.clk.schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+	case h.cfg.After > 0:
+		if !retransmit { // a retransmission keeps its first SYN's instant
+			want := p.Time.Add(h.cfg.After)
+			f.hs.Want = want
+			f.job = h.clk.schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+		}
 	default:
 		f.hs.Want = h.want
 	}
-	e := Event{Kind: SYNSeen, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip}
+	e := Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip}
 	h.mu.Unlock()
 	h.emit(e)
 	if after != nil {
@@ -252,7 +254,7 @@ func (h *Held) onSYNACK(p capture.Packet) {
 		return
 	}
 	f.hs.SYNACK = p.Time
-	e := Event{Kind: SYNACKSent, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)}
+	e := Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)}
 	h.mu.Unlock()
 	h.emit(e)
 }

@@ -73,7 +73,9 @@ type Config struct {
 	// After, if positive, completes each handshake After its own first SYN
 	// arrived, instead of at one instant. It needs strategy Replay.
 	After time.Duration
-	// OnEvent, if set, is called for every event; it must not block for long.
+	// OnEvent, if set, is called for every event, in order, from a goroutine
+	// that every listener of the process shares: a slow OnEvent delays other
+	// listeners' events, but never a release.
 	OnEvent func(Event)
 }
 
@@ -104,7 +106,9 @@ func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), ni
 // Event is one thing that happened on a listener.
 type Event struct {
 	Kind EventKind
-	// Local is the listener's address.
+	// Local is the connection's local address for SYNSeen and SYNACKSent
+	// (the SYN's destination, which tells a wildcard listener's addresses
+	// apart), and the listener's address otherwise.
 	Local netip.AddrPort
 	// Client and ISN name the connection; zero for a listener-wide release.
 	Client netip.AddrPort

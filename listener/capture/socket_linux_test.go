@@ -46,8 +46,12 @@ func TestSocketSeesOneSYNAndOneSYNACK(t *testing.T) {
 			cport := c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
 
 			var syns, synacks int
-			s.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			s.SetReadDeadline(time.Now().Add(3 * time.Second))
 			for {
+				if syns == 1 && synacks == 1 {
+					// Both seen: a short extra window catches duplicates.
+					s.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				}
 				p, err := s.ReadPacket()
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
