@@ -1,0 +1,239 @@
+package broker
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/synhold/synhold/backoff"
+)
+
+// rcDefaultMaxMs is the cap a client gets when it asks for
+// max_reconnect_backoff_ms = 0, as on the reference server.
+const rcDefaultMaxMs = 120 * 1000
+
+// Limits that keep a flood of foreign connections from costing memory and
+// time: attempts beyond rcMaxAttempts are counted, not kept, and the
+// per-attempt verdict is not computed past rcLiveMax attempts.
+const (
+	rcMaxAttempts = 1 << 16
+	rcLiveMax     = 1024
+)
+
+// rcAttempt is one connection attempt on the retry port: its first SYN, the
+// SYN's retransmissions and when accept returned it, each when known.
+type rcAttempt struct {
+	src, dst    netip.AddrPort
+	isn         uint32
+	synAt       time.Time // zero when the SYN was not seen
+	retransmits []time.Time
+	acceptAt    time.Time // zero until accepted
+}
+
+// rcTest is a test in progress: the client under test, its policy and its
+// attempts. Its methods are not safe for concurrent use; Reconnect.mu
+// guards it.
+type rcTest struct {
+	n        int
+	client   netip.AddrPort
+	policy   backoff.Policy
+	opts     backoff.Options
+	ts       ReconnectTimestamps
+	started  time.Time
+	attempts []*rcAttempt
+	dropped  int // attempts past rcMaxAttempts
+}
+
+// newRcTest starts a test of client with the reference policy capped at
+// maxMs (0: 120 s) and attempts timed by ts.
+func newRcTest(client netip.AddrPort, maxMs int32, ts ReconnectTimestamps) *rcTest {
+	if maxMs == 0 {
+		maxMs = rcDefaultMaxMs
+	}
+	p := backoff.Default()
+	p.Max = time.Duration(maxMs) * time.Millisecond
+	t := &rcTest{client: client, policy: p, ts: ts, started: time.Now()}
+	switch {
+	case !client.IsValid():
+		// Unknown client: every source counts, as on the reference server.
+	case client.Addr().IsLoopback():
+		// A loopback client may reach the control port over one family and
+		// the retry port over the other.
+		t.opts = backoff.Loopback()
+	default:
+		t.opts = backoff.Options{Clients: []netip.Addr{client.Addr()}}
+	}
+	return t
+}
+
+// loopback reports whether the client under test is every loopback address.
+func (t *rcTest) loopback() bool { return t.client.IsValid() && t.client.Addr().IsLoopback() }
+
+// syn records a SYN. It returns the attempt it belongs to and whether the
+// SYN began it; a retransmission (flagged by the listener, or with the
+// source and ISN of an attempt seen before) only adds its time, and one of
+// an attempt begun before the test returns nil.
+func (t *rcTest) syn(src, dst netip.AddrPort, isn uint32, at time.Time, retransmit bool) (*rcAttempt, bool) {
+	for i := len(t.attempts) - 1; i >= 0; i-- {
+		a := t.attempts[i]
+		if a.src == src && !a.synAt.IsZero() && a.isn == isn {
+			a.retransmits = append(a.retransmits, at)
+			return a, false
+		}
+	}
+	if retransmit {
+		return nil, false
+	}
+	// accept can come first when the capture's reader is scheduled late.
+	for i := len(t.attempts) - 1; i >= 0; i-- {
+		a := t.attempts[i]
+		if a.src == src && a.synAt.IsZero() && !a.acceptAt.Before(at) {
+			a.synAt, a.isn = at, isn
+			return a, true
+		}
+	}
+	a := &rcAttempt{src: src, dst: dst, isn: isn, synAt: at}
+	t.add(a)
+	return a, true
+}
+
+// accept records an accepted connection and returns its attempt: the latest
+// attempt from src whose SYN came before at and that was not accepted yet,
+// or a new one.
+func (t *rcTest) accept(src, dst netip.AddrPort, at time.Time) *rcAttempt {
+	for i := len(t.attempts) - 1; i >= 0; i-- {
+		a := t.attempts[i]
+		if a.src == src && a.acceptAt.IsZero() && !a.synAt.IsZero() && !a.synAt.After(at) {
+			a.acceptAt = at
+			if dst.IsValid() {
+				a.dst = dst
+			}
+			return a
+		}
+	}
+	a := &rcAttempt{src: src, dst: dst, acceptAt: at}
+	t.add(a)
+	return a
+}
+
+// add keeps a, or counts it past rcMaxAttempts.
+func (t *rcTest) add(a *rcAttempt) {
+	if len(t.attempts) >= rcMaxAttempts {
+		t.dropped++
+		return
+	}
+	t.attempts = append(t.attempts, a)
+}
+
+// backoffAttempts returns the attempts timed by ts, for backoff.Analyze.
+// With SYN times every retransmitted SYN is included as well, so that the
+// analysis reports it as removed; an attempt whose SYN was not seen keeps its
+// accept time. With accept times, attempts not accepted yet are left out.
+func (t *rcTest) backoffAttempts(ts ReconnectTimestamps) []backoff.Attempt {
+	var out []backoff.Attempt
+	for _, a := range t.attempts {
+		hasSYN := !a.synAt.IsZero()
+		ba := backoff.Attempt{Src: a.src, Dst: a.dst, ISN: a.isn, HasISN: hasSYN}
+		switch {
+		case ts == ReconnectSYN && hasSYN:
+			ba.Time = a.synAt
+			out = append(out, ba)
+			for _, rt := range a.retransmits {
+				ba.Time = rt
+				out = append(out, ba)
+			}
+		case !a.acceptAt.IsZero():
+			ba.Time = a.acceptAt
+			out = append(out, ba)
+		}
+	}
+	return out
+}
+
+// analyze judges the attempts timed by ts.
+func (t *rcTest) analyze(ts ReconnectTimestamps) backoff.Analysis {
+	return backoff.Analyze(t.backoffAttempts(ts), t.policy, t.opts)
+}
+
+// skew returns the time from SYN to accept over the attempts that have both.
+func (t *rcTest) skew() ReconnectSkew {
+	var d []time.Duration
+	for _, a := range t.attempts {
+		if !a.synAt.IsZero() && !a.acceptAt.IsZero() {
+			d = append(d, a.acceptAt.Sub(a.synAt))
+		}
+	}
+	return newReconnectSkew(d)
+}
+
+// rcLine is the log line of one attempt: where it stands in its series and
+// the reference rule's verdict on the gap before it.
+type rcLine struct {
+	test     int
+	at       backoff.Attempt
+	sinceRun time.Duration
+	series   int // 1-based; 0 when the attempt is not in a series
+	index    int // the attempt's index in its series
+	gap      backoff.Gap
+	removed  *backoff.Removed
+	skipped  bool // too many attempts to judge each live
+}
+
+// live judges a, just recorded, against the test's attempts so far.
+func (t *rcTest) live(a *rcAttempt) rcLine {
+	at := backoff.Attempt{Src: a.src, Dst: a.dst, ISN: a.isn, HasISN: !a.synAt.IsZero(), Time: a.synAt}
+	if t.ts == ReconnectAccept || at.Time.IsZero() {
+		at.Time = a.acceptAt
+	}
+	l := rcLine{test: t.n, at: at, sinceRun: at.Time.Sub(t.started)}
+	if len(t.attempts) > rcLiveMax {
+		l.skipped = true
+		return l
+	}
+	an := t.analyze(t.ts)
+	for i := range an.Removed {
+		if rm := an.Removed[i]; rm.Attempt.Src == at.Src && rm.Attempt.Time.Equal(at.Time) {
+			l.removed = &rm
+			return l
+		}
+	}
+	for si, s := range an.Series {
+		for i, x := range s.Attempts {
+			if x.Src == at.Src && x.Time.Equal(at.Time) {
+				l.series, l.index = si+1, i
+				if i > 0 {
+					l.gap = s.Gaps[i-1]
+				}
+				return l
+			}
+		}
+	}
+	return l
+}
+
+// log writes the line: at Error for an attempt from another host (the
+// reference server logs an error for it too), at Info otherwise.
+func (l rcLine) log(log *slog.Logger) {
+	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "time", l.at.Time, "since_start_ms", rcMs(l.sinceRun)}
+	switch {
+	case l.removed != nil && l.removed.Reason == backoff.ForeignSource:
+		log.Error("reconnect: attempt from a host other than the client under test; left out of the verdict",
+			append(attrs, "verdict", "foreign", "detail", l.removed.Detail)...)
+	case l.removed != nil:
+		log.Info("reconnect: attempt left out", append(attrs, "verdict", string(l.removed.Reason), "detail", l.removed.Detail)...)
+	case l.skipped || l.series == 0:
+		log.Info("reconnect: attempt", append(attrs, "verdict", "not judged live")...)
+	case l.index == 0:
+		log.Info("reconnect: attempt", append(attrs, "series", l.series, "attempt", 0, "verdict", "first")...)
+	default:
+		g := l.gap
+		log.Info("reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
+			"gap_ms", rcMs(g.Got), "expected_ms", rcMs(g.Expected), "lo_ms", rcMs(g.Lo), "hi_ms", rcMs(g.Hi),
+			"verdict", string(g.Verdict))...)
+	}
+}
+
+// rcMs converts d to milliseconds with microsecond resolution, for logs.
+func rcMs(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}

@@ -1,0 +1,237 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/synhold/synhold/backoff"
+)
+
+// ReconnectResult is what a test found: the verdict and gaps Stop returned,
+// and the analyses they came from.
+type ReconnectResult struct {
+	// Test numbers the tests of a server from 1.
+	Test int `json:"test"`
+	// Client is the address that called Start.
+	Client netip.AddrPort `json:"client"`
+	// MaxBackoff is the cap the verdict used: max_reconnect_backoff_ms, or
+	// 120 s when it was 0.
+	MaxBackoff time.Duration `json:"-"`
+	// Timestamps says which times the verdict used.
+	Timestamps       ReconnectTimestamps `json:"timestamps"`
+	Started, Stopped time.Time           `json:"-"`
+	// Passed and BackoffMs are what Stop returned; see ReconnectVerdict.
+	Passed    bool    `json:"passed"`
+	BackoffMs []int32 `json:"backoff_ms"`
+	// Analysis is the analysis the verdict came from: *SYN or *Accept.
+	Analysis backoff.Analysis `json:"-"`
+	// SYN and Accept are the analyses of SYN times and of accept times,
+	// each nil when those times were not recorded.
+	SYN    *backoff.Analysis `json:"syn,omitempty"`
+	Accept *backoff.Analysis `json:"accept,omitempty"`
+	// Skew is the time from each attempt's first SYN to its accept.
+	Skew ReconnectSkew `json:"syn_to_accept"`
+	// Dropped counts attempts not kept (past 65536 in one test).
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// MarshalJSON writes r with its durations in milliseconds and its times in
+// RFC 3339.
+func (r ReconnectResult) MarshalJSON() ([]byte, error) {
+	type plain ReconnectResult
+	return json.Marshal(struct {
+		plain
+		MaxBackoffMs int64  `json:"max_backoff_ms"`
+		Started      string `json:"started"`
+		Stopped      string `json:"stopped"`
+	}{plain(r), r.MaxBackoff.Milliseconds(), r.Started.Format(time.RFC3339Nano), r.Stopped.Format(time.RFC3339Nano)})
+}
+
+// Foreign returns the attempts of the verdict's analysis that came from
+// hosts other than the client under test.
+func (r ReconnectResult) Foreign() []backoff.Removed {
+	var out []backoff.Removed
+	for _, rm := range r.Analysis.Removed {
+		if rm.Reason == backoff.ForeignSource {
+			out = append(out, rm)
+		}
+	}
+	return out
+}
+
+// ReconnectVerdict returns what a server following the reference rule per
+// address answers for analysis a: passed when the client made at least one
+// attempt and every destination's series passes the reference rule, and the
+// gaps, in milliseconds as the reference server reports them, of the first
+// destination tried.
+//
+// Unlike the reference server, a client that never connected fails: it
+// showed no backoff at all.
+func ReconnectVerdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
+	passed = len(a.Series) > 0
+	for _, s := range a.Series {
+		passed = passed && s.ReferencePassed
+	}
+	backoffMs = []int32{}
+	if s, ok := a.Primary(); ok {
+		backoffMs = s.BackoffMs()
+	}
+	return passed, backoffMs
+}
+
+// result judges the test, stopped at stopped. synRecorded says whether SYN
+// times were recorded.
+func (t *rcTest) result(stopped time.Time, synRecorded bool) ReconnectResult {
+	r := ReconnectResult{
+		Test:       t.n,
+		Client:     t.client,
+		MaxBackoff: t.policy.Max,
+		Timestamps: t.ts,
+		Started:    t.started,
+		Stopped:    stopped,
+		Skew:       t.skew(),
+		Dropped:    t.dropped,
+	}
+	acc := t.analyze(ReconnectAccept)
+	r.Accept = &acc
+	r.Analysis = acc
+	if synRecorded {
+		syn := t.analyze(ReconnectSYN)
+		r.SYN = &syn
+		if t.ts == ReconnectSYN {
+			r.Analysis = syn
+		}
+	}
+	r.Passed, r.BackoffMs = ReconnectVerdict(r.Analysis)
+	return r
+}
+
+// WriteText writes the result for a person: the test, the analysis of the
+// times that decided it, how SYN and accept times differed, the other
+// times' verdict, and what Stop returned.
+func (r ReconnectResult) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "reconnect test %d: client %s, max backoff %d ms, %s times, %.1f s\n",
+		r.Test, rcClientString(r.Client), r.MaxBackoff.Milliseconds(), r.Timestamps, r.Stopped.Sub(r.Started).Seconds())
+	if err := r.Analysis.WriteText(&b); err != nil {
+		return err
+	}
+	if r.Skew.Attempts > 0 {
+		fmt.Fprintf(&b, "\nSYN to accept: %s\n  per attempt, ms:", r.Skew)
+		for _, d := range r.Skew.Each {
+			fmt.Fprintf(&b, " %.3f", rcMs(d))
+		}
+		b.WriteString("\n")
+	}
+	if other, name := r.other(); other != nil {
+		op, oms := ReconnectVerdict(*other)
+		fmt.Fprintf(&b, "with %s times instead: %s, backoff_ms %v\n", name, rcPassFail(op), oms)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(&b, "attempts not kept (too many): %d\n", r.Dropped)
+	}
+	fmt.Fprintf(&b, "ReconnectInfo: passed=%t backoff_ms=%v\n", r.Passed, r.BackoffMs)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// other returns the analysis of the times that did not decide the verdict,
+// if they were recorded, and their name.
+func (r ReconnectResult) other() (*backoff.Analysis, ReconnectTimestamps) {
+	if r.Timestamps == ReconnectSYN {
+		return r.Accept, ReconnectAccept
+	}
+	return r.SYN, ReconnectSYN
+}
+
+// report logs the end of a test: its key figures, and its whole result as
+// text to Config.Report or as JSON in the record.
+func (r *Reconnect) report(res ReconnectResult, stopper netip.AddrPort) {
+	attrs := []any{"test", res.Test, "client", res.Client, "passed", res.Passed, "backoff_ms", res.BackoffMs,
+		"timestamps", res.Timestamps, "duration_s", res.Stopped.Sub(res.Started).Seconds(),
+		"series", len(res.Analysis.Series), "foreign", len(res.Foreign()), "removed", len(res.Analysis.Removed)}
+	if res.Skew.Attempts > 0 {
+		attrs = append(attrs, "syn_to_accept_p50_ms", rcMs(res.Skew.P50), "syn_to_accept_max_ms", rcMs(res.Skew.Max))
+	}
+	if other, name := res.other(); other != nil {
+		op, _ := ReconnectVerdict(*other)
+		attrs = append(attrs, name.String()+"_passed", op)
+	}
+	if stopper != res.Client && stopper.IsValid() {
+		attrs = append(attrs, "stopped_by", stopper)
+	}
+	if r.cfg.ReportJSON {
+		attrs = append(attrs, "result", res)
+	}
+	r.log.Info("reconnect: test finished", attrs...)
+	if r.cfg.Report != nil && !r.cfg.ReportJSON {
+		if err := res.WriteText(r.cfg.Report); err != nil {
+			r.log.Error("reconnect: writing the report failed", "err", err)
+		}
+	}
+}
+
+// ReconnectSkew summarises how much later accept returned an attempt than
+// its first SYN arrived: the difference between the reference server's
+// timestamps and the client's own.
+type ReconnectSkew struct {
+	Attempts      int
+	Min, P50, Max time.Duration
+	// Each is the difference of every attempt that has both times, in the
+	// order of the attempts.
+	Each []time.Duration
+}
+
+// newReconnectSkew summarises the differences d, in attempt order.
+func newReconnectSkew(d []time.Duration) ReconnectSkew {
+	if len(d) == 0 {
+		return ReconnectSkew{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return ReconnectSkew{Attempts: len(s), Min: s[0], P50: s[(len(s)-1)/2], Max: s[len(s)-1], Each: d}
+}
+
+// String prints the summary in milliseconds.
+func (s ReconnectSkew) String() string {
+	if s.Attempts == 0 {
+		return "no attempt with both times"
+	}
+	return fmt.Sprintf("%d attempts, min %.3f ms, p50 %.3f ms, max %.3f ms", s.Attempts, rcMs(s.Min), rcMs(s.P50), rcMs(s.Max))
+}
+
+// MarshalJSON writes s with its durations in milliseconds.
+func (s ReconnectSkew) MarshalJSON() ([]byte, error) {
+	each := make([]float64, len(s.Each))
+	for i, d := range s.Each {
+		each[i] = rcMs(d)
+	}
+	return json.Marshal(struct {
+		Attempts int       `json:"attempts"`
+		MinMs    float64   `json:"min_ms"`
+		P50Ms    float64   `json:"p50_ms"`
+		MaxMs    float64   `json:"max_ms"`
+		EachMs   []float64 `json:"each_ms"`
+	}{s.Attempts, rcMs(s.Min), rcMs(s.P50), rcMs(s.Max), each})
+}
+
+// rcClientString prints a client address, or "unknown".
+func rcClientString(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return "unknown"
+	}
+	return ap.String()
+}
+
+// rcPassFail prints a verdict.
+func rcPassFail(ok bool) string {
+	if ok {
+		return "passed"
+	}
+	return "failed"
+}

@@ -1,0 +1,500 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	pb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+
+	"github.com/synhold/synhold/backoff"
+	"github.com/synhold/synhold/listener"
+	"github.com/synhold/synhold/listener/capture"
+)
+
+// rcBuffer is a bytes.Buffer safe for concurrent writers.
+type rcBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *rcBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// Bytes returns a copy of what was written.
+func (b *rcBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.b.Bytes())
+}
+
+// rcHarness is a Reconnect server with its control port on 127.0.0.1.
+type rcHarness struct {
+	srv    *Reconnect
+	ctl    string
+	log    *rcBuffer // JSON log records
+	report *rcBuffer
+}
+
+// rcServe starts a server with cfg; the log and the text reports go to
+// buffers, the retry port opens at once so that its port is known.
+func rcServe(t *testing.T, cfg ReconnectConfig, listen func(string, string) (net.Listener, error)) *rcHarness {
+	t.Helper()
+	h := &rcHarness{log: &rcBuffer{}, report: &rcBuffer{}}
+	cfg.Logger = slog.New(slog.NewJSONHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Report = h.report
+	srv, err := NewReconnect(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ctl = ln.Addr().String()
+	gs := grpc.NewServer()
+	pb.RegisterReconnectServiceServer(gs, srv)
+	go gs.Serve(ln)
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+		gs.Stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", h.log.Bytes())
+		}
+	})
+	if err := srv.openRetry(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// control returns a client of the control port on a connection of its own.
+func (h *rcHarness) control(t *testing.T) pb.ReconnectServiceClient {
+	t.Helper()
+	cc, err := grpc.NewClient(h.ctl, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return pb.NewReconnectServiceClient(cc)
+}
+
+// retry returns the retry address on 127.0.0.1.
+func (h *rcHarness) retry() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(h.srv.RetryPort()))
+}
+
+// run runs a grpc-go client with policy p for d and returns what it saw and
+// the server's result.
+func (h *rcHarness) run(t *testing.T, p backoff.Policy, d time.Duration) (ReconnectRun, ReconnectResult) {
+	t.Helper()
+	c := ReconnectClient{Control: h.ctl, Retry: h.retry(), MaxBackoffMs: int32(p.Max.Milliseconds()), Backoff: p, Deadline: d}
+	run, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !run.RetryOK() {
+		t.Fatalf("retry call ended with %v, want DeadlineExceeded", run.Retry.Err())
+	}
+	res := h.srv.Results()
+	if len(res) != 1 {
+		t.Fatalf("%d results, want 1", len(res))
+	}
+	if res[0].Passed != run.Info.GetPassed() || !slices.Equal(res[0].BackoffMs, run.Info.GetBackoffMs()) {
+		t.Fatalf("Stop returned %v, the result says %t %v", run.Info, res[0].Passed, res[0].BackoffMs)
+	}
+	t.Logf("%s", h.report.Bytes())
+	return run, res[0]
+}
+
+// records returns the log records with message msg.
+func (h *rcHarness) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(h.log.Bytes()))
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log record %q: %v", sc.Bytes(), err)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// rcCanCapture reports whether SYNs can be captured here, and why not.
+func rcCanCapture() (bool, error) {
+	s, err := listener.Probe()
+	return s == listener.Replay, err
+}
+
+// rcNeedCapture skips t unless SYNs can be captured.
+func rcNeedCapture(t *testing.T) {
+	t.Helper()
+	if ok, err := rcCanCapture(); !ok {
+		t.Skipf("needs CAP_NET_RAW: %v", err)
+	}
+}
+
+// rcPolicy is a client policy with max as both the client's cap and the
+// server's.
+func rcPolicy(multiplier, jitter float64, max time.Duration) backoff.Policy {
+	return backoff.Policy{Initial: time.Second, Multiplier: multiplier, Jitter: jitter, Max: max}
+}
+
+func TestReconnectStopWithoutStart(t *testing.T) {
+	h := rcServe(t, ReconnectConfig{}, nil)
+	_, err := h.control(t).Stop(context.Background(), &pb.Empty{})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no test in progress") {
+		t.Fatalf("Stop without Start: %v, want FailedPrecondition saying no test is in progress", err)
+	}
+}
+
+func TestReconnectStartRejectsNegativeMax(t *testing.T) {
+	h := rcServe(t, ReconnectConfig{}, nil)
+	_, err := h.control(t).Start(context.Background(), &pb.ReconnectParams{MaxReconnectBackoffMs: -1})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Start with a negative max: %v, want InvalidArgument", err)
+	}
+	// and it did not take the test slot
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := h.control(t).Start(ctx, &pb.ReconnectParams{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReconnectSecondStartWaits(t *testing.T) {
+	h := rcServe(t, ReconnectConfig{}, nil)
+	ctx := context.Background()
+	first, waiter, second := h.control(t), h.control(t), h.control(t)
+	if _, err := first.Start(ctx, &pb.ReconnectParams{}); err != nil {
+		t.Fatal(err)
+	}
+	// A waiter that goes away gets its own deadline's error...
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if _, err := waiter.Start(wctx, &pb.ReconnectParams{}); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("waiting Start with a deadline: %v, want DeadlineExceeded", err)
+	}
+	if waited := time.Since(began); waited < 250*time.Millisecond {
+		t.Fatalf("waiting Start returned after %v, before its deadline", waited)
+	}
+	// ...while another waits until the first test stops.
+	done := make(chan error, 1)
+	go func() {
+		_, err := second.Start(ctx, &pb.ReconnectParams{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("second Start returned (%v) while the first test is in progress", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := first.Stop(ctx, &pb.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second Start still waits after the first test stopped")
+	}
+	if _, err := second.Stop(ctx, &pb.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	// The waiter that went away left nothing behind: a new test starts at once.
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	defer scancel()
+	if _, err := waiter.Start(sctx, &pb.ReconnectParams{}); err != nil {
+		t.Fatalf("Start after every test stopped: %v", err)
+	}
+	if _, err := waiter.Stop(ctx, &pb.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waiter.Stop(ctx, &pb.Empty{}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("second Stop of one test: %v, want FailedPrecondition", err)
+	}
+	if n := len(h.srv.Results()); n != 3 {
+		t.Fatalf("%d results, want 3", n)
+	}
+}
+
+func TestReconnectCloseWakesWaiters(t *testing.T) {
+	h := rcServe(t, ReconnectConfig{}, nil)
+	ctx := context.Background()
+	if _, err := h.control(t).Start(ctx, &pb.ReconnectParams{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.control(t).Start(ctx, &pb.ReconnectParams{})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := h.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("waiting Start after Close: %v, want Unavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiting Start not woken by Close")
+	}
+}
+
+// TestReconnectSpecClient runs grpc-go with the spec's backoff: it passes,
+// backoff_ms are the gaps of its SYNs in the pcap file (when SYNs can be
+// captured), and SYN and accept times, both recorded, differ little.
+func TestReconnectSpecClient(t *testing.T) {
+	t.Parallel()
+	capture, why := rcCanCapture()
+	cfg := ReconnectConfig{}
+	pcap := &rcBuffer{}
+	if capture {
+		cfg.Pcap = pcap
+	} else {
+		t.Logf("SYN capture unavailable (%v): checking accept times only", why)
+	}
+	h := rcServe(t, cfg, nil)
+	_, res := h.run(t, rcPolicy(1.6, 0.2, 3*time.Second), 18*time.Second)
+	if !res.Passed {
+		t.Fatal("a client with the spec's backoff failed")
+	}
+	if len(res.BackoffMs) < 6 {
+		t.Fatalf("%d gaps in 18 s, want at least 6", len(res.BackoffMs))
+	}
+	primary, _ := res.Analysis.Primary()
+	if len(h.records(t, "reconnect: attempt")) != len(primary.Attempts) {
+		t.Errorf("%d attempt log lines for %d attempts", len(h.records(t, "reconnect: attempt")), len(primary.Attempts))
+	}
+	if fin := h.records(t, "reconnect: test finished"); len(fin) != 1 || fin[0]["passed"] != true {
+		t.Errorf("test summary records %v, want one that passed", fin)
+	}
+	if !capture {
+		return
+	}
+	if res.Timestamps != ReconnectSYN || res.SYN == nil || res.Accept == nil {
+		t.Fatalf("timestamps %v, SYN analysis %t, accept analysis %t: want SYN times and both analyses",
+			res.Timestamps, res.SYN != nil, res.Accept != nil)
+	}
+	t.Logf("SYN to accept: %s", res.Skew)
+	if res.Skew.Attempts != len(primary.Attempts) || res.Skew.Max >= 50*time.Millisecond || res.Skew.Min < 0 {
+		t.Errorf("SYN to accept %s over %d attempts; want every attempt, within [0, 50 ms)", res.Skew, len(primary.Attempts))
+	}
+	if p, _ := ReconnectVerdict(*res.Accept); !p {
+		t.Errorf("the accept times fail the client the SYN times pass")
+	}
+	gaps := rcPcapGaps(t, pcap.Bytes(), uint16(h.srv.RetryPort()))
+	if !slices.Equal(gaps, res.BackoffMs) {
+		t.Fatalf("backoff_ms %v, but the SYNs in the pcap file are %v apart", res.BackoffMs, gaps)
+	}
+}
+
+// rcPcapGaps returns the gaps, in whole ms, between the first SYNs of the
+// connections to port in a pcap file.
+func rcPcapGaps(t *testing.T, file []byte, port uint16) []int32 {
+	t.Helper()
+	type key struct {
+		src netip.AddrPort
+		isn uint32
+	}
+	seen := map[key]bool{}
+	var times []time.Time
+	err := capture.ReadAll(bytes.NewReader(file), func(p capture.Packet) error {
+		k := key{p.Src, p.Seq}
+		if p.IsSYN() && p.Dst.Port() == port && !seen[k] {
+			seen[k] = true
+			times = append(times, p.Time)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gaps []int32
+	for i := 1; i < len(times); i++ {
+		gaps = append(gaps, int32(times[i].Sub(times[i-1]).Milliseconds()))
+	}
+	return gaps
+}
+
+// TestReconnectSpecBreakingClients runs grpc-go clients whose backoff breaks
+// the spec in ways the reference rule catches, and one it does not.
+func TestReconnectSpecBreakingClients(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		policy backoff.Policy
+		run    time.Duration
+		passed bool
+		check  func(t *testing.T, a backoff.Analysis)
+	}{{
+		// 1, 2, 4 s: the third gap, 3.2 s or more, is past 3.172 s.
+		name: "multiplier 2", policy: rcPolicy(2, 0.2, 10*time.Second), run: 17 * time.Second,
+		check: func(t *testing.T, a backoff.Analysis) {
+			s, _ := a.Primary()
+			if len(s.Gaps) < 3 || s.Gaps[2].Verdict != backoff.Late {
+				t.Errorf("gaps %+v: want the third late", s.Gaps)
+			}
+			t.Logf("fitted multiplier %.3f, WrongMultiplier flagged: %t", s.Fit.Multiplier, s.Has(backoff.WrongMultiplier))
+		},
+	}, {
+		// Gaps of 1 s ± 20%: the second, at most 1.2 s, is barely in range,
+		// the third never is.
+		name: "constant gaps", policy: rcPolicy(1, 0.2, 3*time.Second), run: 10 * time.Second,
+		check: func(t *testing.T, a backoff.Analysis) {
+			s, _ := a.Primary()
+			if len(s.Gaps) < 5 || s.Gaps[2].Verdict != backoff.Early {
+				t.Errorf("gaps %+v: want at least 5, the third early", s.Gaps)
+			}
+		},
+	}, {
+		name: "no jitter", policy: rcPolicy(1.6, 0, 3*time.Second), run: 16 * time.Second, passed: true,
+		check: func(t *testing.T, a backoff.Analysis) {
+			if !a.Has(backoff.NoJitter) {
+				t.Errorf("a client without jitter not flagged NoJitter: %+v", a.Series)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := rcServe(t, ReconnectConfig{}, nil)
+			_, res := h.run(t, tc.policy, tc.run)
+			if res.Passed != tc.passed {
+				t.Fatalf("passed = %t, want %t", res.Passed, tc.passed)
+			}
+			tc.check(t, res.Analysis)
+		})
+	}
+}
+
+// TestReconnectStallRetransmittedSYN holds each handshake 1.5 s, so that
+// the client's kernel sends its SYN again after 1 s: one attempt each.
+func TestReconnectStallRetransmittedSYN(t *testing.T) {
+	rcNeedCapture(t)
+	t.Parallel()
+	const stall = 1500 * time.Millisecond
+	h := rcServe(t, ReconnectConfig{Stall: stall, Timestamps: ReconnectSYN}, nil)
+	_, res := h.run(t, rcPolicy(1.6, 0.2, 3*time.Second), 9*time.Second)
+	a := res.Analysis
+	s, ok := a.Primary()
+	if !ok || len(s.Attempts) < 2 {
+		t.Fatalf("%d attempts, want at least 2", len(s.Attempts))
+	}
+	var retx int
+	type key struct {
+		src netip.AddrPort
+		isn uint32
+	}
+	kept := map[key]bool{}
+	for _, at := range s.Attempts {
+		kept[key{at.Src, at.ISN}] = true
+	}
+	if len(kept) != len(s.Attempts) {
+		t.Fatalf("%d attempts for %d connections", len(s.Attempts), len(kept))
+	}
+	for _, rm := range a.Removed {
+		if rm.Reason != backoff.Retransmission || !kept[key{rm.Attempt.Src, rm.Attempt.ISN}] {
+			t.Fatalf("removed %+v: want only retransmissions of kept attempts", rm)
+		}
+		retx++
+	}
+	if retx < len(s.Attempts)-1 {
+		t.Fatalf("%d retransmitted SYNs for %d attempts held %v: want about one each", retx, len(s.Attempts), stall)
+	}
+	if n := len(h.records(t, "reconnect: retransmitted SYN, not an attempt")); n != retx {
+		t.Errorf("%d retransmission log lines for %d retransmissions", n, retx)
+	}
+	t.Logf("%d attempts, %d retransmitted SYNs; SYN to accept %s", len(s.Attempts), retx, res.Skew)
+	if res.Skew.P50 < stall || res.Skew.P50 > stall+100*time.Millisecond {
+		t.Errorf("SYN to accept %s, want about the stall, %v", res.Skew, stall)
+	}
+	// grpc-go times its backoff from the failure: the stall adds to the
+	// first gap, 1 s unjittered (timed from the start, it would be the stall).
+	if g := s.Gaps[0]; g.Got < stall+900*time.Millisecond || g.Got > stall+1300*time.Millisecond {
+		t.Errorf("first gap %v, want the stall plus the 1 s backoff", g.Got)
+	}
+}
+
+// TestReconnectCrossFamily reaches the control port over IPv4 and the retry
+// port over IPv6: a loopback client is every loopback address.
+func TestReconnectCrossFamily(t *testing.T) {
+	t.Parallel()
+	h := rcServe(t, ReconnectConfig{}, nil)
+	retry := net.JoinHostPort("::1", strconv.Itoa(h.srv.RetryPort()))
+	c := ReconnectClient{Control: h.ctl, Retry: retry, MaxBackoffMs: 3000, Deadline: 5 * time.Second}
+	run, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.srv.Results()[0]
+	s, _ := res.Analysis.Primary()
+	if !run.Info.GetPassed() || len(res.Analysis.Removed) != 0 || s.Dst.Addr() != netip.IPv6Loopback() {
+		t.Fatalf("passed %t, removed %v, series to %v: want passed, nothing removed, attempts to ::1",
+			run.Info.GetPassed(), res.Analysis.Removed, s.Dst)
+	}
+}
+
+// TestReconnectTwoAddresses gives grpc-go both ::1 and 127.0.0.1 for the
+// retry port, as a resolver of "localhost" may: each address keeps its own
+// backoff, so the client passes per address and the analysis says the
+// addresses interleave.
+func TestReconnectTwoAddresses(t *testing.T) {
+	t.Parallel()
+	h := rcServe(t, ReconnectConfig{}, nil)
+	port := strconv.Itoa(h.srv.RetryPort())
+	r := manual.NewBuilderWithScheme("rctwo")
+	r.InitialState(resolver.State{Addresses: []resolver.Address{
+		{Addr: net.JoinHostPort("::1", port)}, {Addr: net.JoinHostPort("127.0.0.1", port)},
+	}})
+	c := ReconnectClient{Control: h.ctl, Retry: "rctwo:///retry", MaxBackoffMs: 3000, Deadline: 10 * time.Second,
+		RetryOptions: []grpc.DialOption{grpc.WithResolvers(r)}}
+	run, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", h.report.Bytes())
+	res := h.srv.Results()[0]
+	a := res.Analysis
+	if len(a.Series) != 2 {
+		t.Fatalf("%d series, want one per address", len(a.Series))
+	}
+	if !run.Info.GetPassed() || a.MergedReferencePassed || !a.Has(backoff.InterleavedAddresses) {
+		t.Fatalf("passed %t, merged %t, interleaved %t: want passed per address, failed merged, interleaved flagged",
+			run.Info.GetPassed(), a.MergedReferencePassed, a.Has(backoff.InterleavedAddresses))
+	}
+}
