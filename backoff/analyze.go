@@ -368,10 +368,10 @@ func judge(attempts []Attempt, start time.Time, p Policy, opt Options) Series {
 	return s
 }
 
-// addrString prints an address and port, or "?" when it is unknown.
+// addrString prints an address and port, or "address unknown" when it is (timestamps without addresses).
 func addrString(ap netip.AddrPort) string {
 	if !ap.IsValid() {
-		return "?"
+		return "address unknown"
 	}
 	return ap.String()
 }
