@@ -1,0 +1,261 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synhold/synhold/listener"
+)
+
+func TestHappyEyeballsUnknownBytes(t *testing.T) {
+	// No pair is asked for: delayed-listen, which needs no privilege, will do.
+	hs := heStart(t, &HappyEyeballs{Strategy: listener.DelayedListen})
+	for _, b := range []byte{0x00, 0x01, 0x05, 0x07, 0x15, 0x24, 0x41, 0xEF, 0xF1, 0xFE} {
+		t.Run(heHex(b), func(t *testing.T) {
+			if a := heAsk(t, hs.ctl4, b); !bytes.Equal(a.reply, []byte{heReplyFailure}) {
+				t.Errorf("reply % x, want 00", a.reply)
+			}
+			if a := heAsk(t, hs.ctl6, heReqPing); !bytes.Equal(a.reply, []byte{heReplyOK}) {
+				t.Errorf("ping after 0x%02x: reply % x, want 01: the server stopped serving", b, a.reply)
+			}
+		})
+	}
+	if n := len(hs.log.records("unknown control request; replied 0x00")); n != 10 {
+		t.Errorf("%d log lines for unknown requests, want one each (10)", n)
+	}
+}
+
+func TestHappyEyeballsIdleControlConnections(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	hs := heStart(t, &HappyEyeballs{IdleTimeout: idle, Strategy: listener.DelayedListen})
+	for _, tc := range []struct {
+		name  string
+		addr  string
+		idles int
+	}{
+		{"ipv4/one", hs.ctl4, 1},
+		{"ipv6/five", hs.ctl6, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			closed := make(chan time.Duration, tc.idles)
+			for range tc.idles {
+				c, err := net.Dial("tcp", tc.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				go func() {
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, err := io.Copy(io.Discard, c)
+					if err != nil || n != 0 {
+						t.Errorf("idle connection: read %d bytes, %v; want a clean close", n, err)
+					}
+					closed <- time.Since(start)
+				}()
+			}
+			a := heAsk(t, tc.addr, heReqPing)
+			if took := a.replied.Sub(a.sent); !bytes.Equal(a.reply, []byte{heReplyOK}) || took > idle/2 {
+				t.Errorf("ping beside idle connections: reply % x after %v, want 01 well within %v", a.reply, took, idle)
+			}
+			for range tc.idles {
+				if d := <-closed; d < idle-20*time.Millisecond || d > idle+heTestTol {
+					t.Errorf("idle connection closed after %v, want about %v", d, idle)
+				}
+			}
+		})
+	}
+}
+
+func TestHappyEyeballsStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(t *testing.T, hs *heServer)
+	}{
+		{"0xff", func(t *testing.T, hs *heServer) {
+			if a := heAsk(t, hs.ctl6, heReqShutdown); !bytes.Equal(a.reply, []byte{heReplyOK}) {
+				t.Errorf("0xff: reply % x, want 01", a.reply)
+			}
+		}},
+		{"Shutdown", func(t *testing.T, hs *heServer) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := hs.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := heStart(t, &HappyEyeballs{FastDelay: time.Hour, SlowDelay: 2 * time.Hour})
+			p := hs.pair(t, 0x04)
+			select {
+			case <-hs.Done():
+				t.Fatal("Done closed before the server was stopped")
+			default:
+			}
+			tc.stop(t, hs)
+			select {
+			case <-hs.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("Done not closed")
+			}
+			for _, addr := range []string{hs.ctl4, hs.ctl6, p.addr4, p.addr6} {
+				heWaitRefused(t, addr)
+			}
+		})
+	}
+}
+
+// heOpenFDs counts the process's open descriptors.
+func heOpenFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// heSettle waits until the descriptors and goroutines are back to at most
+// fds and gs, and reports what it last saw.
+func heSettle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
+	t.Helper()
+	var f, g int
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		f, g = heOpenFDs(t), runtime.NumGoroutine()
+		if f <= fds && g <= gs || time.Now().After(deadline) {
+			return f, g
+		}
+	}
+}
+
+func TestHappyEyeballsPairsNobodyConnectsToLeakNothing(t *testing.T) {
+	const (
+		pairs       = 1000
+		workers     = 16
+		pairTimeout = 1500 * time.Millisecond
+	)
+	hs := heStart(t, &HappyEyeballs{PairTimeout: pairTimeout, Logger: slog.New(slog.DiscardHandler)})
+	heAsk(t, hs.ctl4, heReqPing) // the poller and the Serve goroutines are up
+	fds, gs := heSettle(t, heOpenFDs(t), runtime.NumGoroutine(), 0)
+	start := time.Now()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		ports  [][]byte
+		failed []error
+	)
+	reqs := make(chan byte)
+	for range workers {
+		wg.Go(func() {
+			for b := range reqs {
+				reply, err := heTryAsk(hs.ctl4, b)
+				mu.Lock()
+				if err != nil || len(reply) < 3 || reply[0] != heReplyOK {
+					failed = append(failed, fmt.Errorf("0x%02x: reply % x, %v", b, reply, err))
+				} else {
+					ports = append(ports, reply)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range pairs {
+		reqs <- []byte{0x04, 0x06, 0x14, 0x16}[i%4]
+	}
+	close(reqs)
+	wg.Wait()
+	requested := time.Since(start)
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d pair requests failed, first: %v", len(failed), pairs, failed[0])
+	}
+	peakFDs := heOpenFDs(t)
+	f, g := heSettle(t, fds, gs, pairTimeout+10*time.Second)
+	t.Logf("%d pairs requested in %v; descriptors %d before, %d at the peak, %d after; goroutines %d before, %d after",
+		pairs, requested.Round(time.Millisecond), fds, peakFDs, f, gs, g)
+	if f > fds || g > gs {
+		t.Errorf("leak after every pair timed out: %d descriptors (was %d), %d goroutines (was %d)", f, fds, g, gs)
+	}
+	if peakFDs < fds+pairs/2 {
+		t.Errorf("only %d descriptors at the peak: pairs were not held open until their timeout", peakFDs)
+	}
+	hs.mu.Lock()
+	left := len(hs.pairs)
+	hs.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d pairs still registered", left)
+	}
+	p4 := int(binary.BigEndian.Uint16(ports[0][1:]))
+	heWaitRefused(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p4)))
+}
+
+// heTryAsk is heAsk for goroutines other than the test's: it returns
+// errors instead of failing the test.
+func heTryAsk(addr string, b byte) ([]byte, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte{b}); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(c)
+}
+
+func TestHappyEyeballsPairTimeout(t *testing.T) {
+	const pairTimeout = 300 * time.Millisecond
+	hs := heStart(t, &HappyEyeballs{PairTimeout: pairTimeout, FastDelay: 100 * time.Millisecond, SlowDelay: 200 * time.Millisecond})
+	p := hs.pair(t, 0x06)
+	time.Sleep(pairTimeout / 2)
+	start := time.Now()
+	c, err := net.DialTimeout("tcp4", p.addr4, time.Second)
+	if err != nil {
+		t.Fatalf("the pair closed before its timeout: %v", err)
+	}
+	c.Close() // connected: the pair closes now, and its log says why
+	if took := time.Since(start); took > heTestTol {
+		t.Errorf("a SYN after the instant took %v to complete, want at once", took)
+	}
+	q := hs.pair(t, 0x04)
+	time.Sleep(pairTimeout + 200*time.Millisecond)
+	heWaitRefused(t, q.addr4)
+	heWaitRefused(t, q.addr6)
+	var whys []any
+	for _, r := range hs.log.records("pair closed") {
+		whys = append(whys, r["why"])
+	}
+	want := []any{"connected over ipv4", "timeout: nobody connected"}
+	if len(whys) != 2 || whys[0] != want[0] || whys[1] != want[1] {
+		t.Errorf("pairs closed because %q, want %q", whys, want)
+	}
+}
+
+// TestHappyEyeballsServeAfterShutdown checks that a listener handed to a
+// stopped server is closed and Serve returns nil.
+func TestHappyEyeballsServeAfterShutdown(t *testing.T) {
+	s := &HappyEyeballs{Logger: slog.New(slog.DiscardHandler)}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln := heListen(t, "tcp4", "127.0.0.1:0")
+	if err := s.Serve(ln); err != nil {
+		t.Errorf("Serve after Shutdown: %v, want nil", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("listener still open after Serve returned: %v", err)
+	}
+}

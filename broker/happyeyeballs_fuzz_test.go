@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synhold/synhold/listener"
+)
+
+// heFakeListener stands in for a held listener in the fuzz target: it opens
+// no socket, accepts nothing, and counts itself open until closed.
+type heFakeListener struct {
+	addr   netip.AddrPort
+	open   *atomic.Int64
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *heFakeListener) Accept() (net.Conn, error) {
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *heFakeListener) Close() error {
+	l.once.Do(func() {
+		close(l.closed)
+		l.open.Add(-1)
+	})
+	return nil
+}
+
+func (l *heFakeListener) AddrPort() netip.AddrPort    { return l.addr }
+func (l *heFakeListener) ReleaseAt(time.Time)         {}
+func (l *heFakeListener) Strategy() listener.Strategy { return listener.Retransmit }
+func (l *heFakeListener) Handshake(netip.AddrPort) (listener.Handshake, bool) {
+	return listener.Handshake{}, false
+}
+
+// heFakeFactory makes fake listeners, on made-up ports, or fails every
+// listen with EADDRINUSE.
+type heFakeFactory struct {
+	open   atomic.Int64
+	next   atomic.Uint32
+	fail   bool
+	failV6 atomic.Int64 // how many more tcp6 listens fail
+	calls  atomic.Int64
+}
+
+func (f *heFakeFactory) listen(network, address string, _ listener.Config) (heListener, error) {
+	f.calls.Add(1)
+	if f.fail || network == "tcp6" && f.failV6.Add(-1) >= 0 {
+		return nil, fmt.Errorf("fake listen %s %s: %w", network, address, syscall.EADDRINUSE)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if ap.Port() == 0 {
+		ap = netip.AddrPortFrom(ap.Addr(), uint16(20000+f.next.Add(1)%40000))
+	}
+	f.open.Add(1)
+	return &heFakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}, nil
+}
+
+// heWantReply checks reply against the protocol, independently of
+// ParseHappyEyeballsRequest: what first asks for, given the server's
+// SamePort and whether listeners could be opened.
+func heWantReply(first byte, samePort, listenFails bool, reply []byte) error {
+	switch first {
+	case 0x04, 0x06, 0x14, 0x16:
+		return heWantPairReply(first, samePort || first&0x10 != 0, listenFails, reply)
+	case 0xF0, 0xFF:
+		if len(reply) != 1 || reply[0] != 0x01 {
+			return fmt.Errorf("0x%02x: reply % x, want 01", first, reply)
+		}
+	default:
+		if len(reply) != 1 || reply[0] != 0x00 {
+			return fmt.Errorf("0x%02x: reply % x, want 00", first, reply)
+		}
+	}
+	return nil
+}
+
+func heWantPairReply(first byte, same, listenFails bool, reply []byte) error {
+	n := 5
+	if same {
+		n = 3
+	}
+	switch {
+	case listenFails && (len(reply) != 1 || reply[0] != 0x00):
+		return fmt.Errorf("0x%02x with failing listeners: reply % x, want 00", first, reply)
+	case listenFails:
+		return nil
+	case len(reply) != n || reply[0] != 0x01:
+		return fmt.Errorf("0x%02x: reply % x, want 01 and %d port bytes", first, reply, n-1)
+	}
+	for i := 1; i < n; i += 2 {
+		if binary.BigEndian.Uint16(reply[i:]) == 0 {
+			return fmt.Errorf("0x%02x: reply % x has port 0", first, reply)
+		}
+	}
+	if !same && binary.BigEndian.Uint16(reply[1:]) == binary.BigEndian.Uint16(reply[3:]) {
+		return fmt.Errorf("0x%02x: reply % x gives one port to both families", first, reply)
+	}
+	return nil
+}
+
+// FuzzControl sends arbitrary byte streams down one control connection (a
+// net.Pipe, with fake listeners, so it is fast) and checks that the reply
+// is always a valid one for the first byte, nothing panics, 0xFF stops the
+// server, and after Shutdown no goroutine or listener is left. The second
+// byte, when there is one, also picks the server's SamePort (bit 7) and
+// makes every listen fail (a multiple of 5).
+func FuzzControl(f *testing.F) {
+	for _, seed := range []string{
+		"", "\x04", "\x06", "\x14", "\x16", "\xf0", "\xff", "\x00", "\x05", "\xfe",
+		"\x04\x80", "\x06\x05", "\x14\x0a", "\x16\x85", "\xff\xff\xff", "\xf0\x04\x06",
+		"\x04\x06\x14\x16\xf0\xff", "GET / HTTP/1.1\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		heFuzzOne(t, data)
+	})
+}
+
+func heFuzzOne(t *testing.T, data []byte) {
+	fac := &heFakeFactory{fail: len(data) > 1 && data[1]%5 == 0}
+	s := &HappyEyeballs{
+		SamePort:    len(data) > 1 && data[1]&0x80 != 0,
+		IdleTimeout: 5 * time.Second, // never reached: the client writes at once or hangs up
+		Logger:      slog.New(slog.DiscardHandler),
+		listen:      fac.listen,
+	}
+	s.init()
+	reply := heFuzzExchange(s, data)
+	if len(data) == 0 {
+		if len(reply) != 0 {
+			t.Errorf("no request, reply % x", reply)
+		}
+	} else if err := heWantReply(data[0], s.SamePort, fac.fail, reply); err != nil {
+		t.Error(err)
+	}
+	if len(data) > 0 && data[0] == 0xFF {
+		select {
+		case <-s.Done():
+		case <-time.After(5 * time.Second):
+			t.Error("0xff did not close Done")
+		}
+	}
+	heFuzzShutdown(t, s, fac)
+}
+
+// heFuzzExchange writes data to a control connection of s and returns all
+// the server sent back before closing.
+func heFuzzExchange(s *HappyEyeballs, data []byte) []byte {
+	srv, cli := net.Pipe()
+	s.startConn(srv)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		if len(data) == 0 {
+			cli.Close() // nothing to say: hang up
+			return
+		}
+		cli.Write(data) // returns once the server hangs up
+	}()
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, _ := io.ReadAll(cli)
+	cli.Close()
+	<-wrote
+	return reply
+}
+
+// heFuzzShutdown stops s and checks that nothing it opened is left.
+func heFuzzShutdown(t *testing.T, s *HappyEyeballs, fac *heFakeFactory) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	s.mu.Lock()
+	pairs, conns := len(s.pairs), len(s.conns)
+	s.mu.Unlock()
+	if n := fac.open.Load(); n != 0 || pairs != 0 || conns != 0 {
+		t.Errorf("after Shutdown: %d listeners open, %d pairs, %d control connections", n, pairs, conns)
+	}
+}
+
+// TestHappyEyeballsFuzzSeedsLeakNoGoroutines runs every single-byte input
+// and a few longer ones through the fuzz body, then checks that the
+// process has no more goroutines than before.
+func TestHappyEyeballsFuzzSeedsLeakNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := range 256 {
+		for _, tail := range []string{"", "\x80", "\x05", "\x01\x02\x03"} {
+			heFuzzOne(t, append([]byte{byte(i)}, tail...))
+		}
+	}
+	heFuzzOne(t, nil)
+	if _, g := heSettle(t, 1<<30, before, 5*time.Second); g > before {
+		t.Errorf("%d goroutines after the fuzz bodies, %d before", g, before)
+	}
+}
+
+func TestHappyEyeballsSamePortRetries(t *testing.T) {
+	for _, tc := range []struct {
+		taken     int64 // how many port numbers ::1 has taken
+		wantOK    bool
+		wantCalls int64
+	}{
+		{0, true, 2},
+		{3, true, 8},
+		{heSamePortTries - 1, true, 2 * heSamePortTries},
+		{heSamePortTries, false, 2 * heSamePortTries},
+	} {
+		t.Run(strconv.Itoa(int(tc.taken)), func(t *testing.T) {
+			fac := &heFakeFactory{}
+			fac.failV6.Store(tc.taken)
+			s := &HappyEyeballs{Logger: slog.New(slog.DiscardHandler), listen: fac.listen}
+			s.init()
+			reply := heFuzzExchange(s, []byte{0x16})
+			if ok := len(reply) == 3 && reply[0] == heReplyOK; ok != tc.wantOK || len(reply) == 0 {
+				t.Errorf("%d ports taken on ::1: reply % x, want success %v", tc.taken, reply, tc.wantOK)
+			}
+			if n := fac.calls.Load(); n != tc.wantCalls {
+				t.Errorf("%d listens, want %d", n, tc.wantCalls)
+			}
+			if n, want := fac.open.Load(), map[bool]int64{true: 2, false: 0}[tc.wantOK]; n != want {
+				t.Errorf("%d listeners open, want %d: the IPv4 side of a failed try was not closed", n, want)
+			}
+			heFuzzShutdown(t, s, fac)
+		})
+	}
+}

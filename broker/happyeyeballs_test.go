@@ -1,0 +1,318 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synhold/synhold/listener"
+)
+
+// Delays of the test pairs: short, so the suite stays quick, and far enough
+// apart that a loaded machine cannot blur them.
+const (
+	heTestFast = 400 * time.Millisecond
+	heTestSlow = 1300 * time.Millisecond
+	// heTestTol is how late a handshake may complete, as the client sees
+	// it, on a loaded 2-core machine with the race detector.
+	heTestTol = 250 * time.Millisecond
+)
+
+// heLog collects a server's JSON log lines, safe for concurrent writes.
+type heLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *heLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records returns the decoded log lines whose msg is msg.
+func (l *heLog) records(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// record returns the line msg of pair id, waiting a little for it: events
+// are logged from the listener's goroutines.
+func (l *heLog) record(t *testing.T, msg string, pair int) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, r := range l.records(msg) {
+			if r["pair"] == float64(pair) {
+				return r
+			}
+		}
+	}
+	t.Fatalf("no %q log line for pair %d", msg, pair)
+	return nil
+}
+
+// heServer is a HappyEyeballs under test, serving on 127.0.0.1 and ::1.
+type heServer struct {
+	*HappyEyeballs
+	ctl4, ctl6 string
+	log        *heLog
+	served     chan error
+}
+
+// heStart serves s on ephemeral control ports, logging JSON into a buffer,
+// and shuts it down when the test ends.
+func heStart(t *testing.T, s *HappyEyeballs) *heServer {
+	t.Helper()
+	if s.listen == nil {
+		s.Strategy = heHoldStrategy(t, s.Strategy)
+	}
+	hs := &heServer{HappyEyeballs: s, log: &heLog{}, served: make(chan error, 2)}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewJSONHandler(hs.log, nil))
+	}
+	ln4 := heListen(t, "tcp4", "127.0.0.1:0")
+	ln6 := heListen(t, "tcp6", "[::1]:0")
+	hs.ctl4, hs.ctl6 = ln4.Addr().String(), ln6.Addr().String()
+	for _, ln := range []net.Listener{ln4, ln6} {
+		go func() { hs.served <- s.Serve(ln) }()
+	}
+	t.Cleanup(func() { hs.shutdown(t) })
+	return hs
+}
+
+// shutdown stops the server and checks that both Serve calls returned nil.
+func (hs *heServer) shutdown(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	for range 2 {
+		select {
+		case err := <-hs.served:
+			if err != nil {
+				t.Errorf("Serve returned %v after shutdown, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return after Shutdown")
+		}
+	}
+}
+
+func heListen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatalf("listen %s %s: %v", network, addr, err)
+	}
+	return ln
+}
+
+// heAnswer is one control exchange as the client saw it.
+type heAnswer struct {
+	reply         []byte
+	sent, replied time.Time
+}
+
+// heAsk sends b on a new control connection to addr and reads the whole
+// reply, up to the server's close.
+func heAsk(t *testing.T, addr string, b byte) heAnswer {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial control %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	a := heAnswer{sent: time.Now()}
+	if _, err := c.Write([]byte{b}); err != nil {
+		t.Fatalf("send 0x%02x: %v", b, err)
+	}
+	a.reply, err = io.ReadAll(c)
+	a.replied = time.Now()
+	if err != nil {
+		t.Fatalf("read the reply to 0x%02x: %v (got % x)", b, err, a.reply)
+	}
+	return a
+}
+
+// hePair asks for a pair and returns its addresses and pair id (from the
+// log) along with the exchange.
+type heTestPair struct {
+	heAnswer
+	addr4, addr6 string
+	req          HappyEyeballsRequest
+}
+
+func (hs *heServer) pair(t *testing.T, b byte) heTestPair {
+	t.Helper()
+	req, err := ParseHappyEyeballsRequest(b)
+	if err != nil || req.Op != HappyEyeballsPair {
+		t.Fatalf("0x%02x is not a pair request", b)
+	}
+	req.SamePort = req.SamePort || hs.SamePort
+	a := heAsk(t, hs.ctl4, b)
+	want := 5
+	if req.SamePort {
+		want = 3
+	}
+	if len(a.reply) != want || a.reply[0] != heReplyOK {
+		t.Fatalf("0x%02x: reply % x, want 0x01 and %d port bytes", b, a.reply, want-1)
+	}
+	p4 := binary.BigEndian.Uint16(a.reply[1:])
+	p6 := p4
+	if !req.SamePort {
+		p6 = binary.BigEndian.Uint16(a.reply[3:])
+	}
+	return heTestPair{
+		heAnswer: a, req: req,
+		addr4: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p4))),
+		addr6: net.JoinHostPort("::1", strconv.Itoa(int(p6))),
+	}
+}
+
+// addr returns the pair's address of family.
+func (p heTestPair) addr(family int) string {
+	if family == 4 {
+		return p.addr4
+	}
+	return p.addr6
+}
+
+// heNeedReplay skips a test whose timing needs strategy Replay.
+func heNeedReplay(t *testing.T) {
+	t.Helper()
+	if s, err := listener.Probe(); s != listener.Replay {
+		t.Skipf("needs CAP_NET_RAW: strategy %v here (%v); handshakes would complete at SYN retransmissions", s, err)
+	}
+}
+
+// heHoldStrategy returns the strategy a test server uses when it asks for
+// none: Replay where it can, else Retransmit if this kernel lets the process
+// hold SYNs at all (some refuse the filter without CAP_NET_ADMIN); it skips
+// the test otherwise.
+func heHoldStrategy(t *testing.T, s listener.Strategy) listener.Strategy {
+	t.Helper()
+	if s == listener.Auto {
+		if p, _ := listener.Probe(); p == listener.Replay {
+			return p
+		}
+		s = listener.Retransmit
+	}
+	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: s})
+	if err != nil {
+		t.Skipf("cannot hold handshakes with strategy %v here (replay needs CAP_NET_RAW): %v", s, err)
+	}
+	h.Close()
+	return s
+}
+
+// heCheckTiming checks that a handshake completed at when, no earlier than
+// delay after the request was sent (the instant is after the bind, which is
+// after the request), and no later than delay+tol after the reply came.
+func heCheckTiming(t *testing.T, a heAnswer, when time.Time, delay, tol time.Duration) {
+	t.Helper()
+	early, late := when.Sub(a.sent)-delay, when.Sub(a.replied)-delay
+	t.Logf("completed %v after the request was sent, %v after the reply (asked %v)",
+		when.Sub(a.sent).Round(time.Microsecond), when.Sub(a.replied).Round(time.Microsecond), delay)
+	if early < 0 {
+		t.Errorf("handshake completed %v before the instant (%v after the request, want >= %v)", -early, when.Sub(a.sent), delay)
+	}
+	if late > tol {
+		t.Errorf("handshake completed %v after the reply, want <= %v", when.Sub(a.replied), delay+tol)
+	}
+}
+
+// heReadByte reads the one byte a pair's winner gets, and checks the close.
+func heReadByte(t *testing.T, c net.Conn) byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read the family byte: %v", err)
+	}
+	if len(b) != 1 {
+		t.Fatalf("the winner read % x, want one byte then EOF", b)
+	}
+	return b[0]
+}
+
+// heWaitRefused waits until connecting to addr is refused: the listener
+// behind it is closed.
+func heWaitRefused(t *testing.T, addr string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var c net.Conn
+		c, err = net.DialTimeout("tcp", addr, 500*time.Millisecond)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if err == nil {
+			c.Close()
+		}
+	}
+	t.Errorf("%s still open after the pair should have closed (last dial: %v)", addr, err)
+}
+
+func TestParseHappyEyeballsRequest(t *testing.T) {
+	valid := map[byte]HappyEyeballsRequest{
+		0x04: {Byte: 0x04, Op: HappyEyeballsPair, Slow: 4},
+		0x06: {Byte: 0x06, Op: HappyEyeballsPair, Slow: 6},
+		0x14: {Byte: 0x14, Op: HappyEyeballsPair, Slow: 4, SamePort: true},
+		0x16: {Byte: 0x16, Op: HappyEyeballsPair, Slow: 6, SamePort: true},
+		0xF0: {Byte: 0xF0, Op: HappyEyeballsPing},
+		0xFF: {Byte: 0xFF, Op: HappyEyeballsShutdown},
+	}
+	for i := range 256 {
+		b := byte(i)
+		got, err := ParseHappyEyeballsRequest(b)
+		want, ok := valid[b]
+		switch {
+		case ok && (err != nil || got != want):
+			t.Errorf("0x%02x: got %+v, %v; want %+v", b, got, err, want)
+		case !ok && !errors.Is(err, ErrUnknownHappyEyeballsRequest):
+			t.Errorf("0x%02x: got %+v, %v; want ErrUnknownHappyEyeballsRequest", b, got, err)
+		}
+	}
+}
+
+func TestHappyEyeballsReplyEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		b    byte
+		want []byte
+	}{
+		{0x04, []byte{1, 0x12, 0x34, 0xab, 0xcd}},
+		{0x06, []byte{1, 0x12, 0x34, 0xab, 0xcd}},
+		{0x14, []byte{1, 0x12, 0x34}},
+		{0x16, []byte{1, 0x12, 0x34}},
+		{0xF0, []byte{1}},
+		{0xFF, []byte{1}},
+	} {
+		r, _ := ParseHappyEyeballsRequest(tc.b)
+		if got := heReply(r, 0x1234, 0xabcd); !bytes.Equal(got, tc.want) {
+			t.Errorf("0x%02x: reply % x, want % x", tc.b, got, tc.want)
+		}
+	}
+}

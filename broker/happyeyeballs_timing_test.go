@@ -1,0 +1,288 @@
+package broker
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/synhold/synhold/listener"
+)
+
+// heDialed is one finished dial of a racing client.
+type heDialed struct {
+	family int
+	conn   net.Conn
+	err    error
+	at     time.Time
+}
+
+// heDriverDial dials a pair the way a driver's Happy Eyeballs does: IPv6
+// first, IPv4 stagger later (or as soon as IPv6 fails) unless IPv6 has
+// connected by then; stagger 0 dials both at once. The first to connect
+// wins and the other attempt is abandoned.
+func heDriverDial(t *testing.T, p heTestPair, stagger time.Duration) heDialed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	results := make(chan heDialed, 2)
+	dial := func(family int) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), p.addr(family))
+		results <- heDialed{family, c, err, time.Now()}
+	}
+	go dial(6)
+	started, done := 1, 0
+	next := time.After(stagger)
+	for {
+		select {
+		case <-next:
+			next = nil
+			go dial(4)
+			started++
+		case r := <-results:
+			done++
+			if r.err == nil {
+				go heCloseRest(results, started-done)
+				return r
+			}
+			t.Logf("IPv%d dial: %v", r.family, r.err)
+			if next != nil {
+				next = time.After(0)
+			} else if done == started {
+				t.Fatal("neither family connected")
+			}
+		}
+	}
+}
+
+// heCloseRest closes the connections of the n dials still running.
+func heCloseRest(results <-chan heDialed, n int) {
+	for range n {
+		if r := <-results; r.conn != nil {
+			r.conn.Close()
+		}
+	}
+}
+
+func TestHappyEyeballsDriverClient(t *testing.T) {
+	heNeedReplay(t)
+	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
+	t.Cleanup(func() { heLogHandshakeFigures(t, hs) })
+	for _, tc := range []struct {
+		name    string
+		req     byte
+		stagger time.Duration
+	}{
+		{"slow4/together", 0x04, 0},
+		{"slow6/together", 0x06, 0},
+		{"slow4/staggered", 0x04, 250 * time.Millisecond},
+		{"slow6/staggered", 0x06, 250 * time.Millisecond},
+		{"slow4/same-port", 0x14, 0},
+		{"slow6/same-port/staggered", 0x16, 250 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := hs.pair(t, tc.req)
+			win := heDriverDial(t, p, tc.stagger)
+			defer win.conn.Close()
+			fast := p.req.Fast()
+			if win.family != fast {
+				t.Errorf("connected over IPv%d, want the fast family IPv%d", win.family, fast)
+			}
+			if b := heReadByte(t, win.conn); b != heFamilyByte(fast) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(fast))
+			}
+			heCheckTiming(t, p.heAnswer, win.at, heTestFast, heTestTol)
+			heWaitRefused(t, p.addr(p.req.Slow))
+		})
+	}
+}
+
+func TestHappyEyeballsLoneConnect(t *testing.T) {
+	heNeedReplay(t)
+	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
+	t.Cleanup(func() { heLogHandshakeFigures(t, hs) })
+	for _, tc := range []struct {
+		name   string
+		req    byte
+		family int // the one dialed
+		delay  time.Duration
+	}{
+		{"slow4/dial-slow4", 0x04, 4, heTestSlow},
+		{"slow4/dial-fast6", 0x04, 6, heTestFast},
+		{"slow6/dial-slow6", 0x06, 6, heTestSlow},
+		{"slow6/dial-fast4", 0x06, 4, heTestFast},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := hs.pair(t, tc.req)
+			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
+			at := time.Now()
+			if err != nil {
+				t.Fatalf("dial IPv%d: %v", tc.family, err)
+			}
+			defer c.Close()
+			heCheckTiming(t, p.heAnswer, at, tc.delay, heTestTol)
+			if b := heReadByte(t, c); b != heFamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(tc.family))
+			}
+		})
+	}
+}
+
+// heLogHandshakeFigures reports how late the server saw the handshakes of
+// the connections it handed a byte to. Run it from t.Cleanup, after the
+// parallel subtests.
+func heLogHandshakeFigures(t *testing.T, hs *heServer) {
+	for _, r := range hs.log.records("connected") {
+		t.Logf("server: pair %v %v after_bind_ms=%v want_ms=%v handshake_late_us=%v",
+			r["pair"], r["family"], r["after_bind_ms"], r["want_ms"], r["handshake_late_us"])
+	}
+}
+
+// heServeDNS answers every A query with 127.0.0.1 and every AAAA query with
+// ::1, on 127.0.0.1 UDP, until the test ends. It returns its address.
+func heServeDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("dns: %v", err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp, err := heDNSAnswer(buf[:n]); err == nil {
+				pc.WriteTo(resp, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// heDNSAnswer builds the answer to the DNS query q.
+func heDNSAnswer(q []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(q)
+	if err != nil {
+		return nil, err
+	}
+	qs, err := p.AllQuestions()
+	if err != nil {
+		return nil, err
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
+	b.StartQuestions()
+	for _, q := range qs {
+		b.Question(q)
+	}
+	b.StartAnswers()
+	for _, q := range qs {
+		rh := dnsmessage.ResourceHeader{Name: q.Name, Type: q.Type, Class: dnsmessage.ClassINET, TTL: 60}
+		switch q.Type {
+		case dnsmessage.TypeA:
+			b.AResource(rh, dnsmessage.AResource{A: [4]byte{127, 0, 0, 1}})
+		case dnsmessage.TypeAAAA:
+			b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: [16]byte{15: 1}})
+		}
+	}
+	return b.Finish()
+}
+
+func TestHappyEyeballsGoDialer(t *testing.T) {
+	heNeedReplay(t)
+	dns := heServeDNS(t)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp4", dns)
+	}}
+	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
+	for _, req := range []byte{0x14, 0x16} {
+		t.Run(heHex(req), func(t *testing.T) {
+			t.Parallel()
+			ips, err := resolver.LookupIPAddr(context.Background(), "happyeyeballs.test")
+			if err != nil || len(ips) != 2 {
+				t.Fatalf("resolver: %v, %v; want ::1 and 127.0.0.1", ips, err)
+			}
+			p := hs.pair(t, req)
+			_, port, _ := net.SplitHostPort(p.addr4)
+			d := net.Dialer{Resolver: resolver, Timeout: 10 * time.Second}
+			c, err := d.Dial("tcp", net.JoinHostPort("happyeyeballs.test", port))
+			at := time.Now()
+			if err != nil {
+				t.Fatalf("net.Dialer: %v", err)
+			}
+			defer c.Close()
+			got := 6
+			if c.RemoteAddr().(*net.TCPAddr).IP.To4() != nil {
+				got = 4
+			}
+			if fast := p.req.Fast(); got != fast {
+				t.Errorf("net.Dialer connected over IPv%d (%v), want the fast family IPv%d", got, c.RemoteAddr(), fast)
+			}
+			if b := heReadByte(t, c); b != heFamilyByte(p.req.Fast()) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(p.req.Fast()))
+			}
+			heCheckTiming(t, p.heAnswer, at, heTestFast, heTestTol)
+		})
+	}
+}
+
+// heRetransmitSlack is how far past the instant a handshake may complete
+// with strategy Retransmit: up to the client's next SYN retransmission (1 s
+// apart at first on Linux with tcp_syn_linear_timeouts, 1 s then 2 s
+// without), plus the usual tolerance.
+const heRetransmitSlack = 2*time.Second + heTestTol
+
+func TestHappyEyeballsRetransmit(t *testing.T) {
+	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow, Strategy: listener.Retransmit})
+	cases := []struct {
+		name   string
+		req    byte
+		family int
+		delay  time.Duration
+	}{
+		{"slow4/dial-fast6", 0x04, 6, heTestFast},
+		{"slow4/dial-slow4", 0x04, 4, heTestSlow},
+		{"slow6/dial-fast4", 0x06, 4, heTestFast},
+	}
+	t.Cleanup(func() { heCheckStrategy(t, hs, "retransmit", len(cases)) })
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := hs.pair(t, tc.req)
+			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
+			at := time.Now()
+			if err != nil {
+				t.Fatalf("dial IPv%d: %v", tc.family, err)
+			}
+			defer c.Close()
+			heCheckTiming(t, p.heAnswer, at, tc.delay, heRetransmitSlack)
+			if b := heReadByte(t, c); b != heFamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(tc.family))
+			}
+		})
+	}
+}
+
+// heCheckStrategy checks that the server logged n pairs, all with strategy
+// want.
+func heCheckStrategy(t *testing.T, hs *heServer, want string, n int) {
+	rs := hs.log.records("pair requested")
+	if len(rs) != n {
+		t.Errorf("%d pairs logged, want %d", len(rs), n)
+	}
+	for _, r := range rs {
+		if r["strategy"] != want {
+			t.Errorf("pair %v logged strategy %v, want %s", r["pair"], r["strategy"], want)
+		}
+	}
+}

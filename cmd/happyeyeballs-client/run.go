@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+)
+
+// options are the parsed command line.
+type options struct {
+	port     int
+	slow     int
+	samePort bool
+	timeout  time.Duration
+}
+
+// pair is the server's answer: where each family listens.
+type pair struct {
+	addr4, addr6 string
+	repliedAt    time.Time
+}
+
+// dialResult is how one family's dial ended.
+type dialResult struct {
+	family int
+	conn   net.Conn
+	err    error
+	at     time.Time
+}
+
+// run is the whole program, callable in-process by tests. It returns the
+// exit status: 0 only if the fast family won and its byte matched.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	p, err := requestPair(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "pair: IPv4 %s, IPv6 %s; slow family IPv%d, fast IPv%d\n", p.addr4, p.addr6, o.slow, fast(o.slow))
+	if err := race(ctx, p, o.slow, stdout); err != nil {
+		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseArgs(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("happyeyeballs-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.port, "c", 10036, "control `port` of the server (on 127.0.0.1)")
+	fs.IntVar(&o.slow, "d", 4, "the slow `family`: 4 or 6")
+	fs.BoolVar(&o.samePort, "same-port", false, "ask for both families on one port number (0x14/0x16)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.slow != 4 && o.slow != 6:
+		return o, fmt.Errorf("-d %d: want 4 or 6", o.slow)
+	case o.port <= 0 || o.port > 65535:
+		return o, fmt.Errorf("-c %d: port out of range", o.port)
+	}
+	return o, nil
+}
+
+func fast(slow int) int { return 10 - slow }
+
+// requestByte is the control byte for o: 0x04/0x06, or 0x14/0x16.
+func requestByte(o options) byte {
+	if o.samePort {
+		return byte(0x10 | o.slow)
+	}
+	return byte(o.slow)
+}
+
+// requestPair asks the server for a pair and decodes its answer.
+func requestPair(ctx context.Context, o options) (pair, error) {
+	var d net.Dialer
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
+	c, err := d.DialContext(ctx, "tcp4", addr)
+	if err != nil {
+		return pair{}, fmt.Errorf("control: %w", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	b := requestByte(o)
+	if _, err := c.Write([]byte{b}); err != nil {
+		return pair{}, fmt.Errorf("control: send 0x%02x: %w", b, err)
+	}
+	return readPair(c, o.samePort)
+}
+
+// readPair reads 0x01 and the ports: two, or one for a same-port pair.
+func readPair(r io.Reader, samePort bool) (pair, error) {
+	n := 5
+	if samePort {
+		n = 3
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf[:1]); err != nil {
+		return pair{}, fmt.Errorf("control: read reply: %w", err)
+	}
+	if buf[0] != 0x01 {
+		return pair{}, fmt.Errorf("control: server answered 0x%02x, want 0x01", buf[0])
+	}
+	if _, err := io.ReadFull(r, buf[1:]); err != nil {
+		return pair{}, fmt.Errorf("control: read ports: %w", err)
+	}
+	p4 := binary.BigEndian.Uint16(buf[1:3])
+	p6 := p4
+	if !samePort {
+		p6 = binary.BigEndian.Uint16(buf[3:5])
+	}
+	return pair{
+		addr4:     net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p4))),
+		addr6:     net.JoinHostPort("::1", strconv.Itoa(int(p6))),
+		repliedAt: time.Now(),
+	}, nil
+}
+
+// race dials both families at once, keeps the first that connects, reads
+// its byte and reports. It fails unless the fast family won with its byte.
+func race(ctx context.Context, p pair, slow int, w io.Writer) error {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan dialResult, 2)
+	go dial(dctx, 4, p.addr4, results)
+	go dial(dctx, 6, p.addr6, results)
+	win, errs := first(results)
+	cancel()
+	go closeRest(results, len(errs))
+	if win.conn == nil {
+		return fmt.Errorf("neither family connected: %w", errors.Join(errs...))
+	}
+	defer win.conn.Close()
+	return report(w, p, win, fast(slow))
+}
+
+func dial(ctx context.Context, family int, addr string, out chan<- dialResult) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), addr)
+	out <- dialResult{family: family, conn: c, err: err, at: time.Now()}
+}
+
+// first returns the first successful dial, with the errors of those that
+// failed before it.
+func first(results <-chan dialResult) (dialResult, []error) {
+	var errs []error
+	for range 2 {
+		r := <-results
+		if r.err == nil {
+			return r, errs
+		}
+		errs = append(errs, fmt.Errorf("IPv%d: %w", r.family, r.err))
+	}
+	return dialResult{}, errs
+}
+
+// closeRest closes the losing connection, if the loser connected too.
+func closeRest(results <-chan dialResult, failed int) {
+	for range 2 - 1 - failed {
+		if r := <-results; r.conn != nil {
+			r.conn.Close()
+		}
+	}
+}
+
+// report reads the winner's byte and prints what happened.
+func report(w io.Writer, p pair, win dialResult, fastFamily int) error {
+	after := win.at.Sub(p.repliedAt)
+	fmt.Fprintf(w, "connected over IPv%d after %v (since the reply)\n", win.family, after.Round(time.Microsecond))
+	win.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(win.conn, b[:]); err != nil {
+		return fmt.Errorf("IPv%d connected but sent no byte: %w", win.family, err)
+	}
+	matched := int(b[0]) == fastFamily
+	fmt.Fprintf(w, "read 0x%02x; fast family IPv%d won: %v; byte matched: %v\n", b[0], fastFamily, win.family == fastFamily, matched)
+	if win.family != fastFamily || !matched {
+		return fmt.Errorf("the slow family won or the byte did not match (won IPv%d, read 0x%02x, want IPv%d and 0x%02x)",
+			win.family, b[0], fastFamily, fastFamily)
+	}
+	fmt.Fprintln(w, "ok")
+	return nil
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	binDir     string // world-readable directory for built binaries
+	binDirOnce sync.Once
+	binDirErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// sharedDir returns a directory every user can read and enter, so that a
+// binary in it can run as nobody.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	binDirOnce.Do(func() {
+		if binDir, binDirErr = os.MkdirTemp("", "happyeyeballs-test-"); binDirErr == nil {
+			binDirErr = os.Chmod(binDir, 0o755)
+		}
+	})
+	if binDirErr != nil {
+		t.Fatal(binDirErr)
+	}
+	return binDir
+}
+
+// goTool returns the go command that runs this test.
+func goTool(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go")); err == nil {
+		return p
+	}
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("needs the go command to build the binary: %v", err)
+	}
+	return p
+}
+
+// buildServer builds the server binary into path.
+func buildServer(t *testing.T, path string) {
+	t.Helper()
+	cmd := exec.Command(goTool(t), "build", "-o", path, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+}
+
+// needRoot skips a test that must change user.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs the server binary as user nobody (uid 65534) to take CAP_NET_RAW away")
+	}
+}
+
+// nobodyCase is one way of running the server binary without CAP_NET_RAW.
+type nobodyCase struct {
+	name    string
+	ambient []uintptr // capabilities nobody keeps
+	// mayRefuse allows the server to refuse to start, saying why: some
+	// kernels (this project's VMs among them) refuse SO_ATTACH_FILTER, and
+	// so any held listener, without CAP_NET_ADMIN.
+	mayRefuse bool
+}
+
+func TestBinaryAsNobodyFallsBackToRetransmit(t *testing.T) {
+	needRoot(t)
+	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-nobody")
+	buildServer(t, bin)
+	for _, tc := range []nobodyCase{
+		{name: "cap_net_admin", ambient: []uintptr{unix.CAP_NET_ADMIN}},
+		{name: "no-capabilities", mayRefuse: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testAsNobody(t, bin, tc) })
+	}
+}
+
+// startAsNobody starts bin as user nobody with tc's capabilities; the
+// channel yields its exit.
+func startAsNobody(t *testing.T, bin string, port int, tc nobodyCase, log *syncBuffer) chan error {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-c", strconv.Itoa(port), "--log-format", "json"}, testDelays...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
+		AmbientCaps: tc.ambient,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start as nobody: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	return exited
+}
+
+// readyOrExited waits until the server on port answers a ping (false) or
+// exits (true, with how), for up to 10 s.
+func readyOrExited(port int, exited chan error) (bool, error) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			return true, err
+		default:
+		}
+		if r := runNow("-c", strconv.Itoa(port), "--wait", "--timeout", "200ms"); r.code == 0 {
+			return false, nil
+		}
+	}
+	return true, errors.New("neither ready nor gone after 10s")
+}
+
+func testAsNobody(t *testing.T, bin string, tc nobodyCase) {
+	port := freePort(t)
+	log := &syncBuffer{}
+	exited := startAsNobody(t, bin, port, tc, log)
+	if gone, err := readyOrExited(port, exited); gone {
+		if !tc.mayRefuse || err == nil || !strings.Contains(log.String(), "cannot hold handshakes") || !strings.Contains(log.String(), "CAP_NET_ADMIN") {
+			t.Fatalf("the server exited (%v) before it was ready; log:\n%s", err, log)
+		}
+		t.Logf("the server refused to start (%v), and said why:\n%s", err, log)
+		return
+	}
+	line := startLine(t, log.String())
+	why, _ := line["why"].(string)
+	if line["strategy"] != "retransmit" || !strings.Contains(why, "CAP_NET_RAW") || !strings.Contains(why, "setcap cap_net_raw+ep") {
+		t.Errorf("as nobody the server says strategy %v, why %q; want retransmit because of CAP_NET_RAW", line["strategy"], why)
+	}
+	addr4, _, sent, replied := askPair(t, port, 0x06)
+	if b := connectNotEarly(t, "tcp4", addr4, sent, replied, 400*time.Millisecond, 2250*time.Millisecond); b != 0x04 {
+		t.Errorf("read 0x%02x, want 0x04", b)
+	}
+	if r := runNow("-c", strconv.Itoa(port), "--stop"); r.code != 0 {
+		t.Errorf("--stop: exit %d: %s", r.code, r.stderr)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("server exited with %v after --stop; log:\n%s", err, log)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("server did not exit after --stop")
+	}
+}
+
+// script runs one of the scripts from another directory, with the binary
+// and its log kept out of the repository.
+func script(t *testing.T, name string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot(t), "scripts", "happyeyeballs", name)}, args...)...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(wd, "..", "..")
+}
+
+func TestScripts(t *testing.T) {
+	goTool(t)
+	needHold(t, "auto") // the scripts start the server with its defaults
+	dir := t.TempDir()
+	port := strconv.Itoa(freePort(t))
+	logFile := filepath.Join(dir, "server.log")
+	env := []string{
+		"HAPPYEYEBALLS_BIN=" + filepath.Join(dir, "bin", "happyeyeballs-server"),
+		"HAPPYEYEBALLS_LOG=" + logFile,
+		"PATH=" + filepath.Dir(goTool(t)) + string(os.PathListSeparator) + os.Getenv("PATH"),
+	}
+	t.Cleanup(func() { runNow("-c", port, "--stop", "--timeout", "5s") })
+	out, err := script(t, "setup.sh", env, port)
+	if err != nil || !strings.Contains(out, "building") || !strings.Contains(out, "running on port "+port) {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	if r := runNow("-c", port, "--wait", "--timeout", "2s"); r.code != 0 {
+		t.Fatalf("server not answering after setup.sh: %s", r.stderr)
+	}
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "happy eyeballs server ready") {
+		t.Errorf("log %s lacks the start-up line:\n%s", logFile, b)
+	}
+	out, err = script(t, "teardown.sh", env, port)
+	if err != nil || strings.Contains(out, "building") || !strings.Contains(out, "stopped") {
+		t.Fatalf("teardown.sh (the binary is up to date, so no build): %v\n%s", err, out)
+	}
+	p, _ := strconv.Atoi(port)
+	if !refused(p) {
+		t.Error("control port still open after teardown.sh")
+	}
+	if out, err = script(t, "teardown.sh", env, port); err != nil || !strings.Contains(out, "no happy eyeballs server running") {
+		t.Errorf("teardown.sh with no server: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,29 @@
+// Command happyeyeballs-server is the Happy Eyeballs test server, a drop-in
+// for the original Python server.py used by driver tests.
+//
+// Usage:
+//
+//	happyeyeballs-server [-c|--control PORT] [--wait] [--stop] [--timeout D]
+//	    [--fast-delay D] [--slow-delay D] [--pair-timeout D] [--idle-timeout D]
+//	    [--same-port] [--strategy auto|replay|retransmit|delayed-listen]
+//	    [--log-format text|json]
+//
+// With no mode flag it serves the control port (default 10036) on
+// 127.0.0.1 and ::1 until SIGINT, SIGTERM or a 0xFF request. --wait pings
+// a server running elsewhere until it answers; --stop asks it to shut down
+// and waits until it has gone. See package broker for the protocol.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
