@@ -19,7 +19,8 @@ type Held struct {
 	cfg      Config
 	strategy Strategy
 	local    netip.AddrPort
-	dual     bool // IPv6 wildcard that also takes IPv4
+	dual     bool           // IPv6 wildcard that also takes IPv4
+	plugAddr netip.AddrPort // the connection that holds a full accept queue
 
 	ln        net.Listener
 	rc        syscall.RawConn // the listening socket, for its filter
@@ -99,12 +100,18 @@ func (h *Held) Accept() (net.Conn, error) {
 	case <-h.closed:
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
 	}
-	c, err := h.ln.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if h.plugAddr.IsValid() && clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort()) == h.plugAddr {
+			c.Close() // the connection that held the queue full
+			continue
+		}
+		detachChild(c)
+		return c, nil
 	}
-	detachChild(c)
-	return c, nil
 }
 
 // Close stops the listener. Handshakes still held are abandoned: their

@@ -4,20 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"syscall"
 	"time"
 
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/listener/capture"
 	"github.com/synhold/synhold/sockopt"
 )
 
 type sysState struct {
-	eng   *engine
-	bound bound // strategy DelayedListen, until it listens
+	eng       *engine
+	bound     bound    // strategy DelayedListen, until it listens
+	queueHold bool     // SYNs held by a full accept queue, not the filter
+	plug      *os.File // the connection that fills it
 }
 
 // Probe reports the strategy Auto would pick here, and why not Replay when
@@ -73,9 +77,12 @@ func (h *Held) startHeld() error {
 	return nil
 }
 
-// listenHeld opens the listening socket with the hold filter attached before
+// listenHeld opens the listening socket with the hold in place before
 // listen(2), so that no SYN is ever answered early, and registers it with the
-// engine before listen(2), so that none goes unseen.
+// engine before listen(2), so that none goes unseen. The hold is the BPF
+// filter; where the kernel refuses it (classic socket filters need
+// CAP_NET_ADMIN when kernel.unprivileged_bpf_disabled is set), it is a full
+// accept queue instead.
 func (h *Held) listenHeld() error {
 	f, err := socketFile(h.local, h.dual)
 	if err != nil {
@@ -86,29 +93,137 @@ func (h *Held) listenHeld() error {
 	if err != nil {
 		return err
 	}
-	if err := sockopt.AttachFilter(rc, holdFilter()); err != nil {
+	backlog := unix.SOMAXCONN
+	switch err := sockopt.AttachFilter(rc, holdFilter()); {
+	case err == nil:
+	case errors.Is(err, os.ErrPermission) && h.cfg.After == 0:
+		h.sys.queueHold, backlog = true, 0
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("listener: a per-connection delay needs the hold filter, and %w (CAP_NET_ADMIN)", err)
+	default:
 		return fmt.Errorf("listener: %w", err)
 	}
 	if h.local, err = bindRaw(rc, h.local); err != nil {
 		return err
 	}
+	if h.sys.queueHold {
+		if h.sys.plug, h.plugAddr, err = plugSocket(h.local); err != nil {
+			return err
+		}
+	}
 	if h.sys.eng != nil {
 		h.sys.eng.register(h)
 	}
-	ln, err := listenFile(f, rc)
+	ln, err := listenFile(f, rc, backlog)
+	if err == nil && h.sys.queueHold {
+		err = plugQueue(h.sys.plug, h.local)
+	}
+	if err == nil {
+		h.rc, err = ln.(*net.TCPListener).SyscallConn()
+	}
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		if h.sys.eng != nil {
 			h.sys.eng.unregister(h)
 		}
-		return err
-	}
-	if h.rc, err = ln.(*net.TCPListener).SyscallConn(); err != nil {
-		ln.Close()
+		h.closePlug()
 		return err
 	}
 	h.ln = ln
-	close(h.listening)
+	if !h.sys.queueHold { // else Accept waits for the release: it would take the plug
+		close(h.listening)
+	}
 	return nil
+}
+
+// Mechanism says how the listener holds SYNs: "bpf filter", "full accept
+// queue" (where the kernel refuses the filter), or "delayed listen".
+func (h *Held) Mechanism() string {
+	switch {
+	case h.strategy == DelayedListen:
+		return "delayed listen"
+	case h.sys.queueHold:
+		return "full accept queue"
+	}
+	return "bpf filter"
+}
+
+// plugSocket opens the connection that fills a backlog-0 listener's accept
+// queue, bound so that its address is known before its SYN is sent.
+func plugSocket(local netip.AddrPort) (*os.File, netip.AddrPort, error) {
+	a := local.Addr()
+	if a.IsUnspecified() {
+		a = netip.IPv6Loopback()
+		if local.Addr().Is4() {
+			a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
+	f, err := socketFile(netip.AddrPortFrom(a, 0), false)
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	rc, err := f.SyscallConn()
+	var got netip.AddrPort
+	if err == nil {
+		got, err = bindRaw(rc, netip.AddrPortFrom(a, 0))
+	}
+	if err != nil {
+		f.Close()
+		return nil, netip.AddrPort{}, err
+	}
+	return f, got, nil
+}
+
+// plugQueue connects the plug to the listener. With backlog 0 the accept
+// queue is then full, and Linux drops every further SYN without an answer
+// (tcp_abort_on_overflow is 0 by default) until the backlog is raised.
+func plugQueue(plug *os.File, local netip.AddrPort) error {
+	to := local
+	if to.Addr().IsUnspecified() {
+		to = netip.AddrPortFrom(netip.IPv6Loopback(), to.Port())
+		if local.Addr().Is4() {
+			to = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), to.Port())
+		}
+	}
+	rc, err := plug.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	err = rc.Write(func(fd uintptr) bool {
+		if cerr == nil {
+			cerr = unix.Connect(int(fd), sockaddr(to))
+			if cerr == unix.EINPROGRESS {
+				cerr = nil
+				return false // wait until writable: the handshake is done
+			}
+			return true
+		}
+		return true
+	})
+	if err == nil && cerr == nil {
+		var soerr int
+		soerr, err = unix.GetsockoptInt(int(plug.Fd()), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soerr != 0 {
+			err = unix.Errno(soerr)
+		}
+	}
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("listener: fill the accept queue: %w", os.NewSyscallError("connect", err))
+	}
+	return nil
+}
+
+func (h *Held) closePlug() {
+	if h.sys.plug != nil {
+		h.sys.plug.Close()
+		h.sys.plug = nil
+	}
 }
 
 // holdFilter drops pure SYNs (SYN set, ACK clear) unless they carry
@@ -134,6 +249,14 @@ func holdFilter() []bpf.RawInstruction {
 func (h *Held) open() error {
 	if h.strategy == DelayedListen {
 		return h.listenNow()
+	}
+	if h.sys.queueHold {
+		var lerr error
+		if err := h.rc.Control(func(fd uintptr) { lerr = listenFunc(int(fd), unix.SOMAXCONN) }); err != nil {
+			return err
+		}
+		close(h.listening)
+		return os.NewSyscallError("listen", lerr)
 	}
 	return sockopt.DetachFilter(h.rc)
 }
@@ -207,6 +330,9 @@ func (h *Held) releaseFlow(k flowKey, want time.Time) func() {
 // fate: held, replayed at once, or already through.
 func (h *Held) onSYN(p capture.Packet) {
 	k := flowKey{clientKey(p.Src), p.Seq}
+	if k.client == h.plugAddr {
+		return // the listener's own plug, not a client
+	}
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
 	h.mu.Lock()
@@ -270,6 +396,7 @@ func (h *Held) stop() error {
 	} else {
 		err = h.sys.bound.close()
 	}
+	h.closePlug()
 	if h.sys.eng != nil {
 		h.sys.eng.release()
 	}

@@ -58,3 +58,6 @@ func (h *Held) stop() error {
 	}
 	return err
 }
+
+// Mechanism says how the listener holds SYNs: here always "delayed listen".
+func (h *Held) Mechanism() string { return "delayed listen" }

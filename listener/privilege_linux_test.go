@@ -2,17 +2,20 @@ package listener
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// withoutNetRaw runs fn on a locked OS thread whose effective capabilities
-// lack CAP_NET_RAW. Capabilities are per thread on Linux, so the rest of
-// the process keeps its own.
-func withoutNetRaw(t *testing.T, fn func()) {
+// withoutCaps runs fn on a locked OS thread whose effective capabilities
+// lack caps. Capabilities are per thread on Linux, so the rest of the
+// process keeps its own.
+func withoutCaps(t *testing.T, caps []int, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -22,7 +25,9 @@ func withoutNetRaw(t *testing.T, fn func()) {
 		t.Fatal(err)
 	}
 	dropped = saved
-	dropped[0].Effective &^= 1 << unix.CAP_NET_RAW
+	for _, c := range caps {
+		dropped[0].Effective &^= 1 << c
+	}
 	if err := unix.Capset(&hdr, &dropped[0]); err != nil {
 		runtime.UnlockOSThread()
 		t.Fatal(err)
@@ -36,7 +41,7 @@ func withoutNetRaw(t *testing.T, fn func()) {
 // TestRealMissingPrivilege opens the engine, probes and listens without
 // CAP_NET_RAW for real, not through a seam.
 func TestRealMissingPrivilege(t *testing.T) {
-	withoutNetRaw(t, func() {
+	withoutCaps(t, []int{unix.CAP_NET_RAW}, func() {
 		if _, err := newEngine(); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("newEngine() error %v, want a permission error", err)
 		}
@@ -52,4 +57,59 @@ func TestRealMissingPrivilege(t *testing.T) {
 			t.Errorf("Auto picked %v without CAP_NET_RAW, want retransmit", h.Strategy())
 		}
 	})
+}
+
+// TestQueueHoldWhenTheFilterIsRefused: where attaching a socket filter needs
+// CAP_NET_ADMIN (kernel.unprivileged_bpf_disabled), SYNs are held by a full
+// accept queue instead, for both strategies, and still never answered early.
+func TestQueueHoldWhenTheFilterIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		strategy Strategy
+		caps     []int
+		slack    time.Duration
+	}{
+		{Replay, []int{unix.CAP_NET_ADMIN}, 150 * time.Millisecond},
+		{Retransmit, []int{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}, 1500 * time.Millisecond},
+	} {
+		t.Run(tc.strategy.String(), func(t *testing.T) {
+			at := time.Now().Add(400 * time.Millisecond)
+			var (
+				h   *Held
+				err error
+			)
+			withoutCaps(t, tc.caps, func() {
+				h, err = Listen("tcp4", "127.0.0.1:0", Config{Strategy: tc.strategy, At: at})
+			})
+			if errors.Is(err, os.ErrPermission) {
+				t.Skipf("strategy %v needs CAP_NET_RAW: %v", tc.strategy, err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if h.Mechanism() != "full accept queue" {
+				t.Skipf("this kernel lets the filter attach without CAP_NET_ADMIN (%s): nothing to fall back from", h.Mechanism())
+			}
+			accepted := make(chan netip.AddrPort, 2)
+			go func() {
+				for {
+					c, err := h.Accept()
+					if err != nil {
+						close(accepted)
+						return
+					}
+					accepted <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
+					c.Close()
+				}
+			}()
+			time.Sleep(50 * time.Millisecond) // Accept is waiting: it must not take the plug
+			done, client := dial(t, "tcp4", h.Addr(), 5*time.Second)
+			if late := done.Sub(at); late < 0 || late > tc.slack {
+				t.Fatalf("connect completed %v after the instant, want within [0, %v]", late, tc.slack)
+			}
+			if got := <-accepted; got != client {
+				t.Errorf("Accept returned %v, want the client %v (not the plug)", got, client)
+			}
+		})
+	}
 }

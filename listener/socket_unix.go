@@ -75,9 +75,9 @@ func bindRaw(rc syscall.RawConn, local netip.AddrPort) (netip.AddrPort, error) {
 }
 
 // listenFile calls listen(2) on f and returns it as a net.Listener.
-func listenFile(f *os.File, rc syscall.RawConn) (net.Listener, error) {
+func listenFile(f *os.File, rc syscall.RawConn, backlog int) (net.Listener, error) {
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = listenFunc(int(fd), unix.SOMAXCONN) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { serr = listenFunc(int(fd), backlog) }); err != nil {
 		return nil, fmt.Errorf("listener: listen: %w", err)
 	}
 	if serr != nil {
@@ -134,7 +134,7 @@ func (b *bound) listen() (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := listenFile(b.f, rc)
+	ln, err := listenFile(b.f, rc, unix.SOMAXCONN)
 	b.close()
 	return ln, err
 }

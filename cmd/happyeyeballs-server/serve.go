@@ -27,7 +27,8 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	if strategy == listener.Auto {
 		return perr
 	}
-	if err := checkHold(strategy); err != nil {
+	hold, err := checkHold(strategy)
+	if err != nil {
 		return err
 	}
 	lns, err := listenControl(o.port)
@@ -39,7 +40,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
 		SamePort: o.samePort, Strategy: strategy, Logger: logger,
 	}
-	logStart(logger, lns, o, strategy, why, perr)
+	logStart(logger, lns, o, strategy, hold, why, perr)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- srv.Serve(ln) }()
@@ -68,7 +69,7 @@ func waitStop(ctx context.Context, srv *broker.HappyEyeballs, errc <-chan error,
 
 // logStart writes the start-up line: where, how slow, and how handshakes
 // are held and why.
-func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Strategy, why string, perr error) {
+func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Strategy, hold, why string, perr error) {
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
@@ -76,7 +77,7 @@ func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Str
 	attrs := []any{
 		"control", addrs, "fast_delay", o.fast.String(), "slow_delay", o.slow.String(),
 		"pair_timeout", o.pairTimeout.String(), "idle_timeout", o.idleTimeout.String(),
-		"same_port", o.samePort, "strategy", s.String(), "why", why,
+		"same_port", o.samePort, "strategy", s.String(), "hold", hold, "why", why,
 	}
 	if perr != nil {
 		attrs = append(attrs, "probe", perr.Error())
@@ -141,13 +142,14 @@ func strategyWhy(s listener.Strategy, perr error, forced bool) string {
 
 // checkHold opens and closes one held listener with strategy s, so that a
 // server that cannot hold handshakes says so at start-up instead of
-// answering every pair request with 0x00.
-func checkHold(s listener.Strategy) error {
+// answering every pair request with 0x00. It returns how SYNs are held: a
+// BPF filter, or a full accept queue where the kernel refuses the filter.
+func checkHold(s listener.Strategy) (string, error) {
 	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: s})
 	if err != nil {
-		return fmt.Errorf("cannot hold handshakes with strategy %v: %w%s", s, err, holdHint(s, err))
+		return "", fmt.Errorf("cannot hold handshakes with strategy %v: %w%s", s, err, holdHint(s, err))
 	}
-	return h.Close()
+	return h.Mechanism(), h.Close()
 }
 
 // holdHint suggests a way out when the kernel refused to hold handshakes.
@@ -155,8 +157,7 @@ func holdHint(s listener.Strategy, err error) string {
 	if s == listener.DelayedListen || !errors.Is(err, os.ErrPermission) {
 		return ""
 	}
-	return " (holding SYNs attaches a BPF filter to the listening socket, and this kernel refuses that" +
-		" without CAP_NET_ADMIN: run as root or setcap cap_net_raw,cap_net_admin+ep on the binary;" +
+	return " (run as root, or setcap cap_net_raw+ep on the binary;" +
 		" or --strategy delayed-listen, the original's way, which Linux clients see as refused until the instant)"
 }
 

@@ -1,6 +1,3 @@
-// Package netnstest gives tests hosts of their own: network namespaces joined
-// by a veth pair, with addresses from the benchmarking range (198.18.0.0/15)
-// and a unique local IPv6 prefix, created for the test and removed after it.
 package netnstest
 
 import (
