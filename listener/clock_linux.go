@@ -18,6 +18,10 @@ type clock struct {
 	tfd  int
 	quit chan struct{}
 	exit chan struct{}
+	// stopping, guarded by the queue's lock like every arm, keeps the
+	// timer armed to fire at once after stop, so that the run loop cannot
+	// disarm it between its look at quit and its read.
+	stopping bool
 }
 
 func newClock() (scheduler, error) {
@@ -40,10 +44,13 @@ func (c *clock) schedule(at time.Time, fire func(now time.Time) func()) *job {
 	return j
 }
 
-// arm sets the timerfd to expire Spin before at; a zero at disarms it.
+// arm sets the timerfd to expire Spin before at; a zero at disarms it. It
+// is called with the queue's lock held.
 func (c *clock) arm(at time.Time) {
 	var spec unix.ItimerSpec
-	if !at.IsZero() {
+	if c.stopping {
+		spec.Value = unix.NsecToTimespec(1) // long past: expires at once
+	} else if !at.IsZero() {
 		ns := at.Add(-Spin).UnixNano()
 		if ns <= 0 {
 			ns = 1
@@ -82,9 +89,10 @@ func (c *clock) run() {
 // stop ends the clock thread; jobs not yet fired are dropped.
 func (c *clock) stop() {
 	close(c.quit)
-	var spec unix.ItimerSpec
-	spec.Value = unix.NsecToTimespec(1) // long past: expires at once
-	unix.TimerfdSettime(c.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	c.mu.Lock()
+	c.stopping = true
+	c.arm(time.Time{})
+	c.mu.Unlock()
 	<-c.exit
 	unix.Close(c.tfd)
 	c.queue.stop()

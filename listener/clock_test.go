@@ -58,3 +58,25 @@ func TestClockFiresInOrderAndOnTime(t *testing.T) {
 		})
 	}
 }
+
+// TestClockStopsRightAfterStart starts and stops clocks back to back, the
+// way a Listen that fails does; a lost wake-up would hang here.
+func TestClockStopsRightAfterStart(t *testing.T) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			c, err := newClock()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.stop()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a clock did not stop: its thread missed the wake-up")
+	}
+}
