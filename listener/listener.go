@@ -75,7 +75,8 @@ type Config struct {
 	After time.Duration
 	// OnEvent, if set, is called for every event, in order, from a goroutine
 	// that every listener of the process shares: a slow OnEvent delays other
-	// listeners' events, but never a release.
+	// listeners' events, but never a release. It must not call Close of the
+	// process's last open listener: Close waits for that goroutine to end.
 	OnEvent func(Event)
 }
 
