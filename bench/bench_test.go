@@ -1,0 +1,425 @@
+package main
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func durations(us ...float64) []time.Duration {
+	out := make([]time.Duration, len(us))
+	for i, u := range us {
+		out[i] = time.Duration(u * float64(time.Microsecond))
+	}
+	return out
+}
+
+func TestPercentileNearestRank(t *testing.T) {
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, time.Duration(i))
+	}
+	for _, tc := range []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", []time.Duration{7}, 99, 7},
+		{"p0 is the minimum", hundred, 0, 1},
+		{"p50 of 100", hundred, 50, 50},
+		{"p99 of 100", hundred, 99, 99},
+		{"p100 of 100", hundred, 100, 100},
+		{"p99 of 20 is the maximum", hundred[:20], 99, 20},
+		{"p50 of 4 is the lower middle", []time.Duration{1, 2, 3, 4}, 50, 2},
+		{"p50 of 5 is the middle", []time.Duration{1, 2, 3, 4, 5}, 50, 3},
+		{"above 100 clamps", hundred, 150, 100},
+	} {
+		if got := Percentile(tc.sorted, tc.p); got != tc.want {
+			t.Errorf("%s: Percentile(p%g) = %v, want %v", tc.name, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	if s := Summarize(nil); s != (Summary{}) {
+		t.Errorf("Summarize(nil) = %+v, want the zero Summary", s)
+	}
+	in := durations(30, 10, 20, 40, -5)
+	s := Summarize(in)
+	want := Summary{N: 5, MinUS: -5, MeanUS: 19, P50US: 20, P99US: 40, MaxUS: 40}
+	if s != want {
+		t.Errorf("Summarize = %+v, want %+v", s, want)
+	}
+	if in[0] != 30*time.Microsecond {
+		t.Error("Summarize reordered its input")
+	}
+	if got := Summarize(durations(1.2345)).P50US; got != 1.235 && got != 1.234 {
+		t.Errorf("P50US = %v, want microseconds to the nanosecond", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{4, 1, 3, 2}, 2}, {[]float64{5, 1, 3}, 3}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// parseSVG decodes every token of an SVG document and returns the names of
+// its elements, failing the test if it is not well-formed XML.
+func parseSVG(t *testing.T, doc string) map[string]int {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(doc))
+	d.Strict = true
+	elems := map[string]int{}
+	depth, root := 0, ""
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v\n%s", err, doc)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				root = e.Name.Local
+			}
+			depth++
+			elems[e.Name.Local]++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if root != "svg" || depth != 0 {
+		t.Fatalf("root element %q, depth at the end %d; want a closed <svg>", root, depth)
+	}
+	return elems
+}
+
+func TestWriteCDFIsWellFormedXML(t *testing.T) {
+	series := []Series{
+		{Name: "Replay <timerfd> & spin \"200 µs\"", Values: []float64{12, 50.5, 7, 480, 3000}},
+		{Name: "Retransmit", Values: []float64{990000, 1e6}},
+		{Name: "zeros, negatives and huge", Values: []float64{0, -3, 1e12}},
+		{Name: "empty", Values: nil},
+	}
+	for i := range 12 { // past the palette's end: dashed curves
+		series = append(series, Series{Name: "extra", Values: []float64{float64(i + 1)}})
+	}
+	var b strings.Builder
+	if err := WriteCDF(&b, "Release error <&>", "µs", series); err != nil {
+		t.Fatal(err)
+	}
+	elems := parseSVG(t, b.String())
+	if got, want := elems["polyline"], len(series)-1; got != want {
+		t.Errorf("%d curves, want %d (one per series with values)", got, want)
+	}
+	for _, want := range []string{"Replay &lt;timerfd&gt; &amp; spin", "(no data)", "1 s", "µs", "cumulative fraction"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plot lacks %q", want)
+		}
+	}
+}
+
+func TestWriteCDFWithNoSeries(t *testing.T) {
+	var b strings.Builder
+	if err := WriteCDF(&b, "nothing", "µs", nil); err != nil {
+		t.Fatal(err)
+	}
+	parseSVG(t, b.String())
+}
+
+func TestDecades(t *testing.T) {
+	for _, tc := range []struct {
+		values []float64
+		lo, hi int
+	}{
+		{nil, 0, 3},
+		{[]float64{5, 150}, 0, 3},
+		{[]float64{5, 600}, 0, 4},
+		{[]float64{0.5, 2e6}, -1, 7},
+		{[]float64{1e-9, 1e12}, minDecade, maxDecadeLn},
+		{[]float64{100}, 2, 3},
+	} {
+		lo, hi := decades([]Series{{Values: tc.values}})
+		if lo != tc.lo || hi != tc.hi {
+			t.Errorf("decades(%v) = %d, %d, want %d, %d", tc.values, lo, hi, tc.lo, tc.hi)
+		}
+	}
+}
+
+// sampleResults is a run with one row of every kind.
+func sampleResults() *Results {
+	sum := func(p50, p99 float64) Summary {
+		return Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
+	}
+	row := func(name, label string, p50, p99 float64) ReleaseRow {
+		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
+			Completed: 100, Error: sum(p50, p99), Opened: sum(5, 9), Replayed: sum(40, 90), SamplesUS: []float64{p50, p99}}
+	}
+	return &Results{
+		Machine: Machine{Kernel: "Linux 6.x", CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26", GOMAXPROCS: 2,
+			Date: "2026-01-01T00:00:00Z", Hogs: []string{"pid 1 `sh` 50%"}, IdlePct: 10},
+		Options: Options{Command: "go run ./bench -short"},
+		Release: []ReleaseRow{
+			row("replay/runtime", "Replay, runtime timer, no spin", 480, 1100),
+			row("replay/runtime+spin", "Replay, runtime timer + spin", 450, 950),
+			row("replay/timerfd", "Replay, timerfd, no spin", 115, 200),
+			row("replay/timerfd+spin", "Replay, timerfd + spin (default)", 40, 110),
+			{Name: "replay/batch", Label: "Replay, 50 listeners at one instant, one pass", Strategy: "replay", Batch: 50,
+				PerReleaseUS: 20, Trials: 50, Completed: 50, Error: sum(500, 1000)},
+			{Name: "retransmit", Label: "Retransmit (no privilege)", Strategy: "retransmit", Trials: 4, Completed: 4, Error: sum(970000, 999000)},
+			{Name: "delayed-listen", Label: "DelayedListen (the original's way)", Strategy: "delayed-listen", Trials: 4, Refused: 4,
+				Client: sum(25, 30)},
+		},
+		Experiments: []ReleaseRow{
+			row("exp/gc-off", "timerfd + spin, GC off during the trial", 45, 100),
+			{Name: "bare/detach-send", Label: "by hand: detach, then replay", Strategy: "replay", Clock: bareClockName,
+				Trials: 50, Completed: 50, Error: sum(30, 70), Opened: sum(4, 8)},
+			{Name: "bare/send-detach", Label: "by hand: replay, then detach", Strategy: "replay", Clock: bareClockName,
+				Trials: 50, Completed: 50, Error: sum(22, 60), Opened: sum(50, 80)},
+			{Name: "loaded/library", Label: "Library default, under load", Strategy: "replay", Clock: "timerfd", Note: "4 busy processes",
+				Trials: 50, Completed: 50, Error: sum(60, 6000)},
+			{Name: "loaded/bare", Label: "by hand, under load", Strategy: "replay", Clock: bareClockName, Trials: 50, Completed: 50, Error: sum(40, 5000)},
+			{Name: "loaded/bare-fifo", Label: "by hand: SCHED_FIFO, under load", Strategy: "replay", Clock: bareClockName, Trials: 50, Completed: 50,
+				Error: sum(38, 600)},
+		},
+		Wake: []WakeRow{
+			{Name: "wake/fifo/0", Label: "SCHED_FIFO 10, machine as is", Policy: "SCHED_FIFO 10", Load: "machine as is", Error: sum(0, 1)},
+			{Name: "wake/other/1", Label: "SCHED_OTHER, + 4 busy processes", Policy: "SCHED_OTHER", Load: "+ 4 busy processes", Error: sum(0, 4000)},
+			{Name: "wake/fifo/1", Label: "SCHED_FIFO 10, + 4 busy processes", Policy: "SCHED_FIFO 10", Load: "+ 4 busy processes", Error: sum(0, 1)},
+			{Name: "wake/fifo/2", Label: "SCHED_FIFO 10, + 2 busy goroutines", Policy: "SCHED_FIFO 10", Load: "+ 2 busy goroutines", Error: sum(0, 14000)},
+		},
+		Stamps: []StampRow{{Name: "syn-capture", Label: "SYN capture − client record", Delta: sum(5, 20)}, {Name: "accept", Label: "accept(2) − client record", Delta: sum(30, 90)}},
+		Scale: []ScaleRow{
+			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
+				BrokerLate: Summary{N: 30, P50US: 100, P99US: 150}},
+			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
+				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}},
+		},
+		ScaleExperiments: []ScaleRow{
+			{Pairs: 1, Variant: scaleKeepLabel, Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(700, 1500), Release: sum(100, 150)},
+			{Pairs: 500, Variant: "GC off", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Release: sum(40, 900)},
+		},
+		ListenCost: []CostRow{
+			{Name: "listen/warm", Label: "listener.Listen, others open", Cost: sum(35, 60)},
+			{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: sum(15, 30)},
+			{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: sum(5, 10)},
+			{Name: "close/last", Label: "Held.Close of the last listener", Cost: sum(10000, 20000)},
+			{Name: "capture/close", Label: "capture Socket.Close", Cost: sum(9000, 16000)},
+			{Name: "control-floor", Label: "500 control requests at once, minimal server (no listeners)", Cost: sum(17000, 20000)},
+		},
+		Descriptors: FDCheck{Start: 9, End: 9},
+	}
+}
+
+func TestClockStepsAreReported(t *testing.T) {
+	r := sampleResults()
+	r.Machine.ClockSteps = []ClockStep{{AtS: 12.5, StepUS: -472252.7}}
+	r.Stamps[0].Impossible = 1
+	r.Targets, r.Findings, r.Changes = judge(r)
+	var b strings.Builder
+	if err := WriteReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"-472.25 ms at 12.5 s", "1 sample(s) left out", "CLOCK_REALTIME jumped"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestClockWatchSeesNoStepOnASteadyClock(t *testing.T) {
+	w := watchClock(time.Millisecond, 100*time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	if steps := w.stop(); len(steps) != 0 {
+		t.Errorf("steps %v on a steady clock", steps)
+	}
+	if sk := w.skew(time.Now()); sk.Abs() > 100*time.Millisecond {
+		t.Errorf("skew %v", sk)
+	}
+}
+
+func TestReportIncludesEveryRow(t *testing.T) {
+	r := sampleResults()
+	r.Targets, r.Findings, r.Changes = judge(r)
+	var b strings.Builder
+	if err := WriteReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	var want []string
+	for _, rows := range [][]ReleaseRow{r.Release, r.Experiments} {
+		for _, row := range rows {
+			want = append(want, "| "+row.Label+" |")
+		}
+	}
+	for _, w := range r.Wake {
+		want = append(want, "| "+w.Label+" |")
+	}
+	for _, s := range r.Stamps {
+		want = append(want, "| "+s.Label+" |")
+	}
+	for _, c := range r.ListenCost {
+		want = append(want, "| "+c.Label+" |")
+	}
+	want = append(want, "| 1 | default |", "| 500 | default |", "| 500 | GC off |", "| 1 | "+scaleKeepLabel+" |", "refused 4/4")
+	if len(r.Changes) != 6 {
+		t.Errorf("%d changes, want 6 (every measurement is there):\n%s", len(r.Changes), strings.Join(r.Changes, "\n"))
+	}
+	for _, c := range r.Changes {
+		want = append(want, "- "+c)
+	}
+	want = append(want, "## What to change", "replay the held SYNs before", "SCHED_FIFO", "engineMu", "below this machine's floor", "GOGC")
+	for _, tg := range r.Targets {
+		want = append(want, "| "+tg.Name+" |")
+	}
+	want = append(want, "Linux 6.x", "Test CPU, 2 cores", "go1.26, GOMAXPROCS=2", "2026-01-01T00:00:00Z", "cdf.svg",
+		"## 1.", "## 2.", "## 3.", "## Targets", "## Findings", "## Descriptors")
+	for _, w := range want {
+		if !strings.Contains(md, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if !strings.HasPrefix(md, "# ") {
+		t.Error("report does not start with a title")
+	}
+}
+
+func TestTargetsMetAndMissed(t *testing.T) {
+	r := sampleResults()
+	got := map[string]bool{}
+	for _, tg := range targets(r) {
+		got[tg.Name] = tg.Met
+	}
+	for name, met := range map[string]bool{
+		"Replay, one pair, release error p50 (timerfd + spin)": true,  // 40 µs <= 50 µs
+		"Replay, one pair, release error p99 (timerfd + spin)": true,  // 110 µs <= 500 µs
+		"500 pairs, release error p99":                         false, // 2.5 ms > 2 ms
+		"500 pairs, control reply p99":                         false, // 120 ms > 10 ms
+		"SYN capture − client record, p99":                     true,  // 20 µs <= 100 µs
+		"descriptors after everything closed":                  true,
+	} {
+		if m, ok := got[name]; !ok || m != met {
+			t.Errorf("target %q: met %v (present %v), want %v", name, m, ok, met)
+		}
+	}
+	r.Descriptors = FDCheck{Start: 9, End: 11, Leaked: true}
+	r.Release = nil
+	for _, tg := range targets(r) {
+		if tg.Name == "descriptors after everything closed" && tg.Met {
+			t.Error("a leak is reported met")
+		}
+		if strings.HasPrefix(tg.Name, "Replay, one pair") && (tg.Met || tg.Got != "not measured") {
+			t.Errorf("target %q without figures: %+v", tg.Name, tg)
+		}
+	}
+}
+
+func TestFindingsNameTheIngredient(t *testing.T) {
+	fs := strings.Join(findings(sampleResults()), "\n")
+	for _, want := range []string{"timerfd thread instead of the runtime timer", "What made the difference", "refused 4/4",
+		"adds 20 µs", "by hand", "not idle"} {
+		if !strings.Contains(fs, want) {
+			t.Errorf("findings lack %q:\n%s", want, fs)
+		}
+	}
+}
+
+func TestFmtUS(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{{0, "0.0 µs"}, {5.25, "5.2 µs"}, {84.4, "84 µs"}, {-120, "-120 µs"}, {2500, "2.50 ms"}, {971260, "971.26 ms"}, {1.5e6, "1.500 s"}} {
+		if got := fmtUS(tc.in); got != tc.want {
+			t.Errorf("fmtUS(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-short"})
+	if err != nil || o.Trials != 20 || !o.Short || len(o.Pairs) != 3 {
+		t.Errorf("-short: %+v, %v; want 20 trials and the default pairs", o, err)
+	}
+	o, err = parseFlags([]string{"-short", "-trials", "7", "-pairs", "1, 5", "-out", "x"})
+	if err != nil || o.Trials != 7 || o.Out != "x" || len(o.Pairs) != 2 || o.Pairs[1] != 5 {
+		t.Errorf("explicit sizes: %+v, %v", o, err)
+	}
+	if o.Command != "go run ./bench -short -trials 7 -pairs 1, 5 -out x" {
+		t.Errorf("Command = %q", o.Command)
+	}
+	for _, bad := range [][]string{{"-pairs", "1,0"}, {"-pairs", "x"}, {"-trials", "1"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLogCollectorKeepsAttributes(t *testing.T) {
+	c := newLogCollector()
+	log := slog.New(c).With("pair", 7)
+	log.Debug("dropped")
+	log.Info("syn seen", "client", "127.0.0.1:1", "syn_ms", 1.5)
+	log.WithGroup("g").Warn("problem", "late_us", int64(3))
+	if !c.Enabled(context.Background(), slog.LevelInfo) || c.Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("Enabled: want Info and above only")
+	}
+	if n := c.count("syn seen"); n != 1 {
+		t.Errorf("count = %d, want 1", n)
+	}
+	recs := c.take()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 (debug dropped)", len(recs))
+	}
+	if r := recs[0]; r.Attrs["pair"].Int64() != 7 || r.Attrs["syn_ms"].Float64() != 1.5 || r.Attrs["client"].String() != "127.0.0.1:1" {
+		t.Errorf("record attributes %v", r.Attrs)
+	}
+	if recs[1].Level != slog.LevelWarn || recs[1].Attrs["late_us"].Int64() != 3 {
+		t.Errorf("second record %+v", recs[1])
+	}
+	if len(c.take()) != 0 {
+		t.Error("take did not forget the records")
+	}
+}
+
+func TestPlotSeriesLeavesOutRefusals(t *testing.T) {
+	r := sampleResults()
+	names := map[string]bool{}
+	for _, s := range plotSeries(r) {
+		names[s.Name] = true
+	}
+	if names["DelayedListen (the original's way)"] {
+		t.Error("the refused row is plotted")
+	}
+	for _, want := range []string{"Replay, timerfd + spin (default)", "Happy Eyeballs, 500 pairs at once (fast side)"} {
+		if !names[want] {
+			t.Errorf("plot lacks %q", want)
+		}
+	}
+	if names["timerfd + spin, GC off during the trial"] {
+		t.Error("an experiment is in the main plot")
+	}
+	exps := map[string]bool{}
+	for _, s := range experimentSeries(r) {
+		exps[s.Name] = true
+	}
+	for _, want := range []string{"Replay, timerfd + spin (default)", "timerfd + spin, GC off during the trial", "by hand, under load"} {
+		if !exps[want] {
+			t.Errorf("experiment plot lacks %q", want)
+		}
+	}
+}

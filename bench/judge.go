@@ -1,0 +1,493 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The targets, in microseconds.
+const (
+	targetOneP50    = 50
+	targetOneP99    = 500
+	targetScaleP99  = 2000
+	targetReplyP99  = 10000
+	targetCaptureUS = 100
+	targetPairs     = 500
+)
+
+// judge compares the figures with the targets, draws the findings and
+// says what they suggest changing.
+func judge(r *Results) ([]Target, []string, []string) {
+	return targets(r), findings(r), changes(r)
+}
+
+// releaseRow returns the row named name of rows.
+func releaseRow(rows []ReleaseRow, name string) (ReleaseRow, bool) {
+	for _, row := range rows {
+		if row.Name == name {
+			return row, true
+		}
+	}
+	return ReleaseRow{}, false
+}
+
+// scaleTarget returns the scale row the targets judge: 500 pairs, or the
+// largest count run.
+func scaleTarget(rows []ScaleRow) (ScaleRow, bool) {
+	var best ScaleRow
+	for _, s := range rows {
+		if s.Pairs == targetPairs {
+			return s, true
+		}
+		if s.Pairs > best.Pairs {
+			best = s
+		}
+	}
+	return best, best.Pairs > 0
+}
+
+func targets(r *Results) []Target {
+	var ts []Target
+	atMost := func(name string, got float64, n int, limit float64) {
+		t := Target{Name: name, Want: "≤ " + fmtUS(limit), Got: "not measured"}
+		if n > 0 {
+			t.Got, t.Met = fmtUS(got), got <= limit
+		}
+		ts = append(ts, t)
+	}
+	def, _ := releaseRow(r.Release, "replay/timerfd+spin")
+	atMost("Replay, one pair, release error p50 (timerfd + spin)", def.Error.P50US, def.Error.N, targetOneP50)
+	atMost("Replay, one pair, release error p99 (timerfd + spin)", def.Error.P99US, def.Error.N, targetOneP99)
+	s, _ := scaleTarget(r.Scale)
+	pairs := fmt.Sprintf("%d pairs", s.Pairs)
+	if s.Pairs != targetPairs {
+		pairs = fmt.Sprintf("%d pairs (500 not run)", s.Pairs)
+	}
+	atMost(pairs+", release error p99", s.Release.P99US, s.Release.N, targetScaleP99)
+	atMost(pairs+", control reply p99", s.Reply.P99US, s.Reply.N, targetReplyP99)
+	var syn StampRow
+	for _, st := range r.Stamps {
+		if st.Name == "syn-capture" {
+			syn = st
+		}
+	}
+	atMost("SYN capture − client record, p99", syn.Delta.P99US, syn.Delta.N, targetCaptureUS)
+	ts = append(ts, Target{Name: "descriptors after everything closed", Want: "back to the baseline",
+		Got: fmt.Sprintf("%d → %d", r.Descriptors.Start, r.Descriptors.End), Met: !r.Descriptors.Leaked})
+	return ts
+}
+
+// p50p99 formats a distribution's median and tail.
+func p50p99(s Summary) string {
+	return fmt.Sprintf("p50 %s / p99 %s", fmtUS(s.P50US), fmtUS(s.P99US))
+}
+
+func findings(r *Results) []string {
+	var fs []string
+	fs = append(fs, loadFinding(r.Machine)...)
+	fs = append(fs, clockStepFinding(r)...)
+	fs = append(fs, ingredientFindings(r.Release)...)
+	fs = append(fs, bareFindings(r)...)
+	fs = append(fs, loadedFindings(r.Experiments)...)
+	fs = append(fs, experimentFindings(r)...)
+	fs = append(fs, otherReleaseFindings(r.Release)...)
+	fs = append(fs, wakeFindings(r.Wake)...)
+	fs = append(fs, stampFindings(r.Stamps)...)
+	fs = append(fs, scaleFindings(r.Scale)...)
+	fs = append(fs, scaleExperimentFindings(r.ScaleExperiments)...)
+	fs = append(fs, costFindings(r.ListenCost)...)
+	return fs
+}
+
+// clockStepFinding reports jumps of the wall clock and what they did to
+// the figures.
+func clockStepFinding(r *Results) []string {
+	steps := r.Machine.ClockSteps
+	if len(steps) == 0 {
+		return nil
+	}
+	left := 0
+	for _, s := range r.Stamps {
+		left += s.Impossible
+	}
+	return []string{fmt.Sprintf("CLOCK_REALTIME jumped against CLOCK_MONOTONIC %d time(s) during the run (%s). Kernel packet "+
+		"timestamps are wall-clock times, so a figure that compares one with time.Now() is off by the jump when the two "+
+		"straddle it; %d timestamp sample(s) that came out impossible were left out. The listener's timerfd clock is "+
+		"CLOCK_REALTIME too, so a release pending across a jump fires off by it.", len(steps), clockSteps(steps), left)}
+}
+
+func loadFinding(m Machine) []string {
+	var out []string
+	if m.TimeWaitStart > 5000 {
+		out = append(out, fmt.Sprintf("%d TCP sockets were in TIME_WAIT at the start (an earlier run less than a minute "+
+			"before?): they crowd the ephemeral ports, and every bind to port 0, two per pair, slows down; the scale figures "+
+			"suffer. The benchmark's own clients close with a RST so as to leave none.", m.TimeWaitStart))
+	}
+	if len(m.Hogs) == 0 && m.IdlePct >= 50 {
+		return out
+	}
+	return append(out, fmt.Sprintf("The machine was not idle: CPU idle %.0f%% at the start, loadavg %s, %d other busy processes "+
+		"(not the benchmark's; left alone). Every figure below is under that load; tails are the scheduler's.",
+		m.IdlePct, m.LoadAvg, len(m.Hogs)))
+}
+
+// ingredientFindings say which ingredient of the release clock made the
+// difference: the timerfd thread, or the spin.
+func ingredientFindings(rows []ReleaseRow) []string {
+	rt, ok1 := releaseRow(rows, "replay/runtime")
+	rts, ok2 := releaseRow(rows, "replay/runtime+spin")
+	fd, ok3 := releaseRow(rows, "replay/timerfd")
+	fds, ok4 := releaseRow(rows, "replay/timerfd+spin")
+	if !ok1 || !ok2 || !ok3 || !ok4 || fds.Error.N == 0 {
+		return nil
+	}
+	steps := []struct {
+		what     string
+		from, to Summary
+	}{
+		{"timerfd thread instead of the runtime timer (no spin)", rt.Error, fd.Error},
+		{"spin on the timerfd thread", fd.Error, fds.Error},
+		{"spin on the runtime timer", rt.Error, rts.Error},
+	}
+	best, bestGain := "", 0.0
+	var parts []string
+	for _, s := range steps {
+		gain := s.from.P50US - s.to.P50US
+		parts = append(parts, fmt.Sprintf("%s: p50 %s → %s, p99 %s → %s", s.what,
+			fmtUS(s.from.P50US), fmtUS(s.to.P50US), fmtUS(s.from.P99US), fmtUS(s.to.P99US)))
+		if gain > bestGain {
+			best, bestGain = s.what, gain
+		}
+	}
+	out := []string{"Ingredients of the release clock, one at a time — " + strings.Join(parts, "; ") + "."}
+	if best != "" {
+		out = append(out, fmt.Sprintf("What made the difference for the median: the %s (p50 down by %s). "+
+			"Default path (timerfd + spin): %s, max %s.", best, fmtUS(bestGain), p50p99(fds.Error), fmtUS(fds.Error.MaxUS)))
+	}
+	return out
+}
+
+func otherReleaseFindings(rows []ReleaseRow) []string {
+	var out []string
+	if b, ok := releaseRow(rows, "replay/batch"); ok && b.Error.N > 0 {
+		out = append(out, fmt.Sprintf("%d releases sharing one instant, fired in one pass of the clock: %s, max %s; each further "+
+			"release adds %s (median), since each replay's sendto(2) carries the SYN through the stack before the next, so the last "+
+			"of %d lands about %s after the first.", b.Batch, p50p99(b.Error), fmtUS(b.Error.MaxUS), fmtUS(b.PerReleaseUS), b.Batch,
+			fmtUS(b.PerReleaseUS*float64(b.Batch-1))))
+	}
+	if rt, ok := releaseRow(rows, "retransmit"); ok && rt.Error.N > 0 {
+		out = append(out, fmt.Sprintf("Retransmit (no CAP_NET_RAW): %s — the handshake waits for the client's next SYN "+
+			"retransmission, about 1 s after its SYN, whatever the instant.", p50p99(rt.Error)))
+	}
+	if d, ok := releaseRow(rows, "delayed-listen"); ok {
+		out = append(out, fmt.Sprintf("DelayedListen (the original server's way) on Linux: refused %d/%d clients before the "+
+			"instant, %s after connect(2) (median); %d completed.", d.Refused, d.Trials, fmtUS(d.Client.P50US), d.Completed))
+	}
+	return out
+}
+
+func experimentFindings(r *Results) []string {
+	def, ok := releaseRow(r.Release, "replay/timerfd+spin")
+	if !ok || len(r.Experiments) == 0 {
+		return nil
+	}
+	parts := []string{fmt.Sprintf("default %s, max %s", p50p99(def.Error), fmtUS(def.Error.MaxUS))}
+	for _, e := range r.Experiments {
+		if !strings.HasPrefix(e.Name, "exp/") {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s, max %s", e.Label, p50p99(e.Error), fmtUS(e.Error.MaxUS)))
+	}
+	return []string{"Knobs on the library (interleaved with the main rows, half as many trials): " + strings.Join(parts, "; ") + "."}
+}
+
+// bareClockName is the clock column of the rows released by hand.
+const bareClockName = "timerfd (by hand)"
+
+// bareFindings compare the library's release with the same system calls
+// made by hand: what the library's code adds, and what reordering the
+// calls or SCHED_FIFO would give.
+func bareFindings(r *Results) []string {
+	def, ok1 := releaseRow(r.Release, "replay/timerfd+spin")
+	hand, ok2 := releaseRow(r.Experiments, "bare/detach-send")
+	if !ok1 || !ok2 || hand.Error.N == 0 || def.Error.N == 0 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("The same release made by hand (timerfd + spin on a fresh locked thread, detach, sendto; no listener "+
+		"code): %s, max %s, against the library's %s, max %s. Filter detached: by hand %s after the instant, library %s; "+
+		"so the library's own code adds about %s to the median.", p50p99(hand.Error), fmtUS(hand.Error.MaxUS),
+		p50p99(def.Error), fmtUS(def.Error.MaxUS), fmtUS(hand.Opened.P50US), fmtUS(def.Opened.P50US),
+		fmtUS(def.Error.P50US-hand.Error.P50US))}
+	if sf, ok := releaseRow(r.Experiments, "bare/send-detach"); ok && sf.Error.N > 0 {
+		out = append(out, fmt.Sprintf("Replaying before detaching (the replay carries the mark the hold filter lets through): %s "+
+			"against %s in the library's order.", p50p99(sf.Error), p50p99(hand.Error)))
+	}
+	if ff, ok := releaseRow(r.Experiments, "bare/fifo"); ok && ff.Error.N > 0 {
+		out = append(out, fmt.Sprintf("SCHED_FIFO on the clock thread, release by hand, machine as is: %s, max %s, against %s, max %s under "+
+			"SCHED_OTHER.", p50p99(ff.Error), fmtUS(ff.Error.MaxUS), p50p99(hand.Error), fmtUS(hand.Error.MaxUS)))
+	}
+	return out
+}
+
+// loadedFindings compare the release under load: library, by hand, and
+// by hand under SCHED_FIFO.
+func loadedFindings(rows []ReleaseRow) []string {
+	lib, ok1 := releaseRow(rows, "loaded/library")
+	hand, ok2 := releaseRow(rows, "loaded/bare")
+	fifo, ok3 := releaseRow(rows, "loaded/bare-fifo")
+	if !ok1 || !ok2 || !ok3 || fifo.Error.N == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("Under load (%s): library %s, max %s; by hand %s, max %s; by hand with the clock thread under "+
+		"SCHED_FIFO %s, max %s. The tail under load is the scheduler's: a SCHED_OTHER clock thread waits behind the busy "+
+		"processes when its timer fires.", lib.Note, p50p99(lib.Error), fmtUS(lib.Error.MaxUS), p50p99(hand.Error),
+		fmtUS(hand.Error.MaxUS), p50p99(fifo.Error), fmtUS(fifo.Error.MaxUS))}
+}
+
+func scaleExperimentFindings(rows []ScaleRow) []string {
+	if len(rows) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, s := range rows {
+		parts = append(parts, fmt.Sprintf("%s, %s: release %s, max %s, control reply p50 %s / p99 %s", pairs(s.Pairs), s.Variant,
+			p50p99(s.Release), fmtUS(s.Release.MaxUS), fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US)))
+	}
+	return []string{"With one knob turned — " + strings.Join(parts, "; ") + "."}
+}
+
+// pairs says "1 pair" or "n pairs".
+func pairs(n int) string {
+	if n == 1 {
+		return "1 pair"
+	}
+	return fmt.Sprintf("%d pairs", n)
+}
+
+// costRow returns the cost row named name.
+func costRow(rows []CostRow, name string) (CostRow, bool) {
+	for _, c := range rows {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return CostRow{}, false
+}
+
+func costFindings(rows []CostRow) []string {
+	warm, ok1 := costRow(rows, "listen/warm")
+	hand, ok2 := costRow(rows, "listen/by-hand")
+	stat, ok3 := costRow(rows, "netns-stat")
+	last, ok4 := costRow(rows, "close/last")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil
+	}
+	return []string{fmt.Sprintf("Opening a held listener costs %s (p50) with others open, against %s for its system calls by hand; "+
+		"the network-namespace lookup every Listen makes (stat of /proc/thread-self/ns/net on a locked thread) is %s of it. "+
+		"A pair opens two, so 500 pairs at once take at least 1000 × that on the control path. Closing the last listener "+
+		"takes %s (p50): it closes the capture engine while holding the engine lock, so a Listen that comes meanwhile waits.",
+		fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US), fmtUS(last.Cost.P50US))}
+}
+
+func wakeFindings(rows []WakeRow) []string {
+	if len(rows) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, w := range rows {
+		parts = append(parts, fmt.Sprintf("%s / %s: %s, max %s", w.Policy, w.Load, p50p99(w.Error), fmtUS(w.Error.MaxUS)))
+	}
+	return []string{"Standalone clock thread (timerfd + spin, no network): " + strings.Join(parts, "; ") + "."}
+}
+
+func stampFindings(rows []StampRow) []string {
+	var parts []string
+	for _, s := range rows {
+		part := fmt.Sprintf("%s %s, max %s", s.Label, p50p99(s.Delta), fmtUS(s.Delta.MaxUS))
+		if s.Impossible > 0 {
+			part += fmt.Sprintf(" (%d left out: clock step)", s.Impossible)
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []string{"Timestamps of an attempt against the client's record: " + strings.Join(parts, "; ") + "."}
+}
+
+func scaleFindings(rows []ScaleRow) []string {
+	var out []string
+	for _, s := range rows {
+		out = append(out, fmt.Sprintf("%s at once (%d rounds): control reply %s, %.0f requests/s; release %s, max %s "+
+			"(broker's own figure p99 %s); peak %d descriptors, Go heap %.1f MiB, RSS %.1f MiB; after shutdown %d descriptors "+
+			"(baseline %d).", pairs(s.Pairs), s.Rounds, p50p99(s.Reply), s.RequestsPerSec, p50p99(s.Release), fmtUS(s.Release.MaxUS),
+			fmtUS(s.BrokerLate.P99US), s.Peak.FDs, s.Peak.HeapMB, s.Peak.RSSMB, s.After.FDs, s.Baseline.FDs))
+	}
+	return out
+}
+
+// scaleRowOf returns the scale row of n pairs with variant v, from rows.
+func scaleRowOf(rows []ScaleRow, n int, v string) (ScaleRow, bool) {
+	for _, s := range rows {
+		if s.Pairs == n && s.Variant == v {
+			return s, true
+		}
+	}
+	return ScaleRow{}, false
+}
+
+// wakeRowOf returns the standalone clock row named name.
+func wakeRowOf(rows []WakeRow, name string) (WakeRow, bool) {
+	for _, w := range rows {
+		if w.Name == name {
+			return w, true
+		}
+	}
+	return WakeRow{}, false
+}
+
+// gain says how a figure moved, as "X → Y".
+func gain(from, to float64) string { return fmtUS(from) + " → " + fmtUS(to) }
+
+// changes are the library changes the figures suggest, each with its
+// measurement; a change whose measurement this run lacks is left out.
+func changes(r *Results) []string {
+	var out []string
+	for _, fn := range []func(*Results) (string, bool){changeReplayFirst, changeFIFO, changeEngineClose, changeListenPath,
+		changeScaleGC, changeLostSYNACK} {
+		if c, ok := fn(r); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func changeReplayFirst(r *Results) (string, bool) {
+	hand, ok1 := releaseRow(r.Experiments, "bare/detach-send")
+	first, ok2 := releaseRow(r.Experiments, "bare/send-detach")
+	def, ok3 := releaseRow(r.Release, "replay/timerfd+spin")
+	if !ok1 || !ok2 || !ok3 || hand.Error.N == 0 || first.Error.N == 0 {
+		return "", false
+	}
+	verdict := fmt.Sprintf("saves %s at the median", fmtUS(hand.Error.P50US-first.Error.P50US))
+	if first.Error.P50US >= hand.Error.P50US {
+		verdict = "gave nothing at the median in this run"
+	}
+	return fmt.Sprintf("**listener/hold_linux.go, `(*Held).release`: replay the held SYNs before `h.open()`**, then set "+
+		"`h.releasedAt`. The replayed SYN carries `replayMark`, which the hold filter already lets through, so the detach "+
+		"need not precede it; `onSYN` runs under `h.mu`, so a SYN dropped between the replay and the detach still has a time "+
+		"before `releasedAt` and is replayed. By hand, release error p50 %s (%s); p99 %s. The library's path from the "+
+		"instant to the detach is the other part to trim: %s after the instant against %s by hand with the same "+
+		"`sockopt.DetachFilter` (p50), the library's default being at %s overall.",
+		gain(hand.Error.P50US, first.Error.P50US), verdict, gain(hand.Error.P99US, first.Error.P99US),
+		fmtUS(def.Opened.P50US), fmtUS(hand.Opened.P50US), p50p99(def.Error)), true
+}
+
+func changeFIFO(r *Results) (string, bool) {
+	hand, ok1 := releaseRow(r.Experiments, "loaded/bare")
+	fifo, ok2 := releaseRow(r.Experiments, "loaded/bare-fifo")
+	lib, ok3 := releaseRow(r.Experiments, "loaded/library")
+	wo, ok4 := wakeRowOf(r.Wake, fmt.Sprintf("wake/other/%d", loadProcs))
+	wf, ok5 := wakeRowOf(r.Wake, fmt.Sprintf("wake/fifo/%d", loadProcs))
+	if !ok1 || !ok2 || !ok3 || fifo.Error.N == 0 {
+		return "", false
+	}
+	s := fmt.Sprintf("**listener/clock_linux.go, `(*clock).run`: put the clock thread under SCHED_FIFO** after "+
+		"`PR_SET_TIMERSLACK` (`unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}, 0)`, best effort: "+
+		"ignore EPERM). It is safe there because that thread is never handed back to the runtime. Under load (%s) the "+
+		"library's release is %s; the same release by hand %s, and with SCHED_FIFO %s (p99 %s).",
+		lib.Note, p50p99(lib.Error), p50p99(hand.Error), p50p99(fifo.Error), gain(hand.Error.P99US, fifo.Error.P99US))
+	if ok4 && ok5 && wf.Error.N > 0 {
+		s += fmt.Sprintf(" The clock thread alone, same load: wake-up error p99 %s.", gain(wo.Error.P99US, wf.Error.P99US))
+	}
+	if bo, ok := wakeRowOf(r.Wake, fmt.Sprintf("wake/fifo/%d", loadGoroutines)); ok && bo.Error.N > 0 {
+		s += fmt.Sprintf(" It cannot help when the process's own goroutines hold every P: the woken thread then waits for a P "+
+			"(standalone, SCHED_FIFO, busy goroutines: p99 %s).", fmtUS(bo.Error.P99US))
+	}
+	return s, true
+}
+
+func changeEngineClose(r *Results) (string, bool) {
+	last, ok1 := costRow(r.ListenCost, "close/last")
+	cclose, ok2 := costRow(r.ListenCost, "capture/close")
+	n := 0
+	if len(r.Scale) > 0 {
+		n = r.Scale[0].Pairs
+		for _, s := range r.Scale {
+			n = min(n, s.Pairs)
+		}
+	}
+	def, ok3 := scaleRowOf(r.Scale, n, "default")
+	kept, ok4 := scaleRowOf(r.ScaleExperiments, n, scaleKeepLabel)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return "", false
+	}
+	return fmt.Sprintf("**listener/engine_linux.go, `(*engine).release`: close the capture socket outside `engineMu`** "+
+		"(delete the engine from the map under the lock, then close), or keep the engine open a second after its last "+
+		"listener. Closing an AF_PACKET socket takes %s (p50; the kernel waits for a grace period), so closing the last "+
+		"listener takes %s, and the next `Listen` waits on the lock meanwhile. %s at once, one request after "+
+		"another as driver tests make them: control reply p50 / p99 %s / %s, against %s / %s when another listener "+
+		"keeps the engine open.", fmtUS(cclose.Cost.P50US), fmtUS(last.Cost.P50US), pairs(n), fmtUS(def.Reply.P50US),
+		fmtUS(def.Reply.P99US), fmtUS(kept.Reply.P50US), fmtUS(kept.Reply.P99US)), true
+}
+
+// scaleKeepLabel is the variant name of the scale run with the engine
+// kept open.
+const scaleKeepLabel = "engine kept open"
+
+func changeListenPath(r *Results) (string, bool) {
+	warm, ok1 := costRow(r.ListenCost, "listen/warm")
+	hand, ok2 := costRow(r.ListenCost, "listen/by-hand")
+	stat, ok3 := costRow(r.ListenCost, "netns-stat")
+	floor, ok4 := costRow(r.ListenCost, "control-floor")
+	big, ok5 := scaleTarget(r.Scale)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return "", false
+	}
+	return fmt.Sprintf("**The control reply target (p99 ≤ 10 ms at 500 pairs) is below this machine's floor**: %s "+
+		"to a server that opens nothing are answered in p99 %s; the broker answers %s in p99 %s. Each pair opens two "+
+		"listeners at %s each (p50; the same system calls by hand take %s; the network-namespace lookup, a stat of "+
+		"/proc/thread-self/ns/net on a locked thread, is %s of it). A faster `Listen` (e.g. skip the namespace lookup "+
+		"when the process never changes namespace) narrows the gap; reaching the floor needs the broker to open pairs "+
+		"ahead of requests (a small pool of held pairs, their instants set when handed out).",
+		strings.TrimSuffix(floor.Label, ", minimal server (no listeners)"), fmtUS(floor.Cost.P99US), pairs(big.Pairs),
+		fmtUS(big.Reply.P99US), fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US)), true
+}
+
+func changeScaleGC(r *Results) (string, bool) {
+	big, ok := scaleTarget(r.Scale)
+	if !ok || len(r.ScaleExperiments) == 0 {
+		return "", false
+	}
+	parts := []string{fmt.Sprintf("default %s", fmtUS(big.Release.P99US))}
+	for _, s := range r.ScaleExperiments {
+		if s.Pairs == big.Pairs {
+			parts = append(parts, fmt.Sprintf("%s %s", s.Variant, fmtUS(s.Release.P99US)))
+		}
+	}
+	return fmt.Sprintf("**At %s the release tail is the Go scheduler's**: each release wakes the clock thread, which "+
+		"must win back a P from the goroutines the previous releases woke (accepts, family bytes, pair closes, the "+
+		"clients) and from the GC. Release p99: %s. One round's stall delays every instant in it, so these move a lot "+
+		"from run to run. cmd/happyeyeballs-server can cut GC work cheaply (e.g. `debug.SetGCPercent(400)` unless GOGC is "+
+		"set: the heap at this scale is tens of MiB); SCHED_FIFO does not reach this (see above).",
+		pairs(big.Pairs), strings.Join(parts, ", ")), true
+}
+
+// changeLostSYNACK reports the winning handshakes whose SYN-ACK the
+// broker never logged.
+func changeLostSYNACK(r *Results) (string, bool) {
+	logged, won := 0, 0
+	for _, s := range r.Scale {
+		logged += s.BrokerLate.N
+		won += s.Connected
+	}
+	if won == 0 || logged == won {
+		return "", false
+	}
+	return fmt.Sprintf("**broker / listener: the SYN-ACK of a pair's winning connection is often never reported**: the broker "+
+		"logged a `syn-ack sent` line for %d of %d winning handshakes in the scale runs (the benchmark's own capture saw them "+
+		"all). The pair closes as soon as it accepts the winner, which unregisters its listeners before the engine's capture "+
+		"goroutine has handed them the SYN-ACK; the `connected` line's `handshake_late_us` then falls back to the release "+
+		"time (`synack_seen=false`). Letting `Held.Close` wait until the capture has read what is already queued (or "+
+		"looking the SYN-ACK up for a closed listener's flows) would make the broker's own figures complete.", logged, won), true
+}

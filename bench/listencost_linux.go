@@ -1,0 +1,242 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/listener"
+	"github.com/synhold/synhold/listener/capture"
+)
+
+// listenCost times what opening and closing one held listener costs, and
+// its parts done by hand: a pair of the Happy Eyeballs server opens two, so
+// this bounds how fast the control port can answer many requests at once.
+func listenCost(calls int) ([]CostRow, error) {
+	var rows []CostRow
+	for _, fn := range []func(int) ([]CostRow, error){coldListen, warmListen, byHandListen, netnsStat, attachOnly, captureOpenClose} {
+		rs, err := fn(calls)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, rs...)
+	}
+	for _, r := range rows {
+		progress("  %-62s p50 %9s  p99 %9s", r.Label, fmtUS(r.Cost.P50US), fmtUS(r.Cost.P99US))
+	}
+	return rows, nil
+}
+
+// timed returns how long fn took.
+func timed(fn func() error) (time.Duration, error) {
+	t := time.Now()
+	err := fn()
+	return time.Since(t), err
+}
+
+// coldListen opens and closes one listener with nothing else open, so each
+// Listen starts the capture engine and the clock, and each Close stops them.
+func coldListen(calls int) ([]CostRow, error) {
+	n := max(5, calls/10)
+	var opens, closes []time.Duration
+	for range n {
+		var h *listener.Held
+		d, err := timed(func() (err error) {
+			h, err = listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Replay})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		c, err := timed(h.Close)
+		if err != nil {
+			return nil, err
+		}
+		opens, closes = append(opens, d), append(closes, c)
+	}
+	return []CostRow{
+		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: Summarize(opens),
+			Note: "opens the capture engine (AF_PACKET socket, two raw sockets) and starts the clock thread"},
+		{Name: "close/last", Label: "Held.Close of the last listener", Cost: Summarize(closes),
+			Note: "closes the engine and stops the clock"},
+	}, nil
+}
+
+// warmListen opens calls listeners while another keeps the engine and the
+// clock running, then closes them.
+func warmListen(calls int) ([]CostRow, error) {
+	keep, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Replay})
+	if err != nil {
+		return nil, err
+	}
+	defer keep.Close()
+	hs := make([]*listener.Held, 0, calls)
+	defer func() {
+		for _, h := range hs {
+			h.Close()
+		}
+	}()
+	var opens, closes []time.Duration
+	for range calls {
+		var h *listener.Held
+		d, err := timed(func() (err error) {
+			h, err = listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Replay})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		hs, opens = append(hs, h), append(opens, d)
+	}
+	for _, h := range hs {
+		d, err := timed(h.Close)
+		if err != nil {
+			return nil, err
+		}
+		closes = append(closes, d)
+	}
+	hs = nil
+	return []CostRow{
+		{Name: "listen/warm", Label: "listener.Listen, others open", Cost: Summarize(opens), Note: fmt.Sprintf("%d listeners", calls)},
+		{Name: "close/warm", Label: "Held.Close, others open", Cost: Summarize(closes)},
+	}, nil
+}
+
+// byHandListen times the system calls of a held listener without the
+// library: socket, hold filter, bind, getsockname, listen; then close.
+func byHandListen(calls int) ([]CostRow, error) {
+	prog, err := holdSockFprog()
+	if err != nil {
+		return nil, err
+	}
+	var opens, closes []time.Duration
+	for range calls {
+		var fd int
+		d, err := timed(func() (err error) {
+			fd, err = heldSyscalls(prog)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		c, _ := timed(func() error { return unix.Close(fd) })
+		opens, closes = append(opens, d), append(closes, c)
+	}
+	return []CostRow{
+		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: Summarize(opens),
+			Note: "the system calls alone, no runtime poller"},
+		{Name: "close/by-hand", Label: "by hand: close", Cost: Summarize(closes)},
+	}, nil
+}
+
+// holdSockFprog is the hold filter as setsockopt takes it.
+func holdSockFprog() ([]unix.SockFilter, error) {
+	raw, err := holdProgram()
+	if err != nil {
+		return nil, err
+	}
+	f := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		f[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return f, nil
+}
+
+// heldSyscalls opens a held listening socket on 127.0.0.1 by hand.
+func heldSyscalls(prog []unix.SockFilter) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	}
+	if err == nil {
+		_, err = unix.Getsockname(fd)
+	}
+	if err == nil {
+		err = unix.Listen(fd, unix.SOMAXCONN)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// netnsStat times what each Listen does to find its network namespace:
+// lock the thread, stat /proc/thread-self/ns/net, unlock.
+func netnsStat(calls int) ([]CostRow, error) {
+	var ds []time.Duration
+	for range calls {
+		d, err := timed(func() error {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var st unix.Stat_t
+			return unix.Stat("/proc/thread-self/ns/net", &st)
+		})
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: Summarize(ds),
+		Note: "what acquireEngine does on every Listen"}}, nil
+}
+
+// attachOnly times SO_ATTACH_FILTER of the hold filter on fresh sockets:
+// the kernel checks and JIT-compiles a classic program per socket.
+func attachOnly(calls int) ([]CostRow, error) {
+	prog, err := holdSockFprog()
+	if err != nil {
+		return nil, err
+	}
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	var ds []time.Duration
+	for range calls {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, os.NewSyscallError("socket", err)
+		}
+		d, err := timed(func() error { return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp) })
+		unix.Close(fd)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: Summarize(ds),
+		Note: "classic BPF, checked and JIT-compiled per socket"}}, nil
+}
+
+// captureOpenClose times opening and closing an AF_PACKET capture socket,
+// what the first Listen and the last Close do besides the rest.
+func captureOpenClose(calls int) ([]CostRow, error) {
+	n := max(5, calls/10)
+	var opens, closes []time.Duration
+	for range n {
+		var sock *capture.Socket
+		d, err := timed(func() (err error) {
+			sock, err = capture.Open(capture.Config{})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		c, err := timed(sock.Close)
+		if err != nil {
+			return nil, err
+		}
+		opens, closes = append(opens, d), append(closes, c)
+	}
+	return []CostRow{
+		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: Summarize(opens)},
+		{Name: "capture/close", Label: "capture Socket.Close", Cost: Summarize(closes),
+			Note: "the kernel waits for a grace period (synchronize_net) before close(2) returns"},
+	}, nil
+}

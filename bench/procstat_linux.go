@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
+// pairs hold about 2,000 descriptors at once.
+func raiseNoFile() (Rlimit, error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return Rlimit{}, fmt.Errorf("getrlimit: %w", err)
+	}
+	r := Rlimit{SoftBefore: lim.Cur, Hard: lim.Max}
+	lim.Cur = lim.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return r, fmt.Errorf("setrlimit: %w", err)
+	}
+	r.Soft = lim.Cur
+	return r, nil
+}
+
+// fdCount counts the process's open descriptors (less the one reading the
+// directory).
+func fdCount() (int, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	return len(ents) - 1, nil
+}
+
+// memPoint samples descriptors, the Go heap (runtime/metrics, which does not
+// stop the world) and VmRSS/VmHWM.
+func memPoint() (MemPoint, error) {
+	fds, err := fdCount()
+	if err != nil {
+		return MemPoint{}, err
+	}
+	rss, hwm, err := vmStatus()
+	if err != nil {
+		return MemPoint{}, err
+	}
+	return MemPoint{FDs: fds, HeapMB: mb(heapBytes()), RSSMB: mb(rss), HWMMB: mb(hwm)}, nil
+}
+
+// heapBytes is the memory of the Go heap's objects, live or not yet swept.
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// vmStatus returns VmRSS and VmHWM of /proc/self/status, in bytes.
+func vmStatus() (rss, hwm uint64, err error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/self/status %s: %w", k, err)
+		}
+		if k == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm, sc.Err()
+}
+
+// settleFDs waits up to limit for the descriptor count to come back to
+// want, and returns the last count.
+func settleFDs(want int, limit time.Duration) (int, error) {
+	end := time.Now().Add(limit)
+	for {
+		n, err := fdCount()
+		if err != nil || n <= want || time.Now().After(end) {
+			return n, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

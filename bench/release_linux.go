@@ -1,0 +1,453 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/synhold/synhold/listener"
+)
+
+// variant is one timing path of strategy Replay: the listener's clock, its
+// spin, and the process settings around the release.
+type variant struct {
+	name, label string
+	clock       listener.ClockKind
+	spin        time.Duration
+	// gc is the GC percentage during the trial (debug.SetGCPercent; -1
+	// turns the collector off); 0 leaves it.
+	gc int
+	// procs is GOMAXPROCS during the trial; 0 leaves it.
+	procs int
+	// every runs the variant in one round out of every (1: all).
+	every int
+	// bare, if set, does the release by hand instead of with a listener.
+	bare *bareMode
+	// keep, for a scale run, keeps another listener open meanwhile, so
+	// that the capture engine never closes between pairs.
+	keep bool
+	note string
+}
+
+// defaultSpin is listener.Spin as the package ships it.
+var defaultSpin = listener.Spin
+
+// mainVariants are the rows of section 1 for strategy Replay: each
+// ingredient of the clock on and off.
+func mainVariants() []variant {
+	return []variant{
+		{name: "replay/runtime", label: "Replay, runtime timer, no spin", clock: listener.RuntimeTimer, every: 1},
+		{name: "replay/runtime+spin", label: "Replay, runtime timer + spin", clock: listener.RuntimeTimer, spin: defaultSpin, every: 1},
+		{name: "replay/timerfd", label: "Replay, timerfd, no spin", clock: listener.TimerFD, every: 1},
+		{name: "replay/timerfd+spin", label: "Replay, timerfd + spin (default)", clock: listener.TimerFD, spin: defaultSpin, every: 1},
+	}
+}
+
+// experimentVariants turn one knob of the default path each; they run in
+// every other round.
+func experimentVariants() []variant {
+	procs := runtime.GOMAXPROCS(0)
+	return []variant{
+		{name: "exp/gc-off", label: "timerfd + spin, GC off during the trial", clock: listener.TimerFD, spin: defaultSpin, gc: -1, every: 2,
+			note: "debug.SetGCPercent(-1)"},
+		{name: "exp/spin-1ms", label: "timerfd + spin 1 ms", clock: listener.TimerFD, spin: time.Millisecond, every: 2},
+		{name: "exp/spin-50us", label: "timerfd + spin 50 µs", clock: listener.TimerFD, spin: 50 * time.Microsecond, every: 2},
+		{name: "exp/procs-1", label: "timerfd + spin, GOMAXPROCS=1", clock: listener.TimerFD, spin: defaultSpin, procs: 1, every: 2},
+		{name: "exp/procs-x2", label: fmt.Sprintf("timerfd + spin, GOMAXPROCS=%d", 2*procs), clock: listener.TimerFD, spin: defaultSpin, procs: 2 * procs, every: 2},
+	}
+}
+
+// apply sets v's clock and process settings and returns what undoes them.
+// No listener may be open: the clock reads Clock and Spin when it starts.
+func (v variant) apply() (undo func()) {
+	clock, spin := listener.Clock, listener.Spin
+	listener.Clock, listener.Spin = v.clock, v.spin
+	gc, procs := 0, 0
+	if v.gc != 0 {
+		gc = debug.SetGCPercent(v.gc)
+	}
+	if v.procs > 0 {
+		procs = runtime.GOMAXPROCS(v.procs)
+	}
+	return func() {
+		listener.Clock, listener.Spin = clock, spin
+		if v.gc != 0 {
+			debug.SetGCPercent(gc)
+		}
+		if procs > 0 {
+			runtime.GOMAXPROCS(procs)
+		}
+	}
+}
+
+// clockName names a clock kind for the report.
+func clockName(k listener.ClockKind) string {
+	if k == listener.RuntimeTimer {
+		return "runtime timer"
+	}
+	return "timerfd"
+}
+
+// trial is what one held handshake gave.
+type trial struct {
+	err      time.Duration // SYN-ACK - instant
+	client   time.Duration // connect seen complete - instant
+	lib      time.Duration // |listener's SYN-ACK time - ours|
+	libOK    bool
+	synAfter bool // the SYN came after the instant: left out
+	refused  bool
+	synack   time.Time
+	// opened and replayed are, from the listener's own records, when it
+	// had detached its filter (its Released event) and when the replay's
+	// sendto(2) had returned, each minus the instant.
+	opened, replayed     time.Duration
+	openedOK, replayedOK bool
+}
+
+// releaseProbe keeps the time of a listener's listener-wide Released event.
+type releaseProbe struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (p *releaseProbe) onEvent(e listener.Event) {
+	if e.Kind == listener.Released && !e.Client.IsValid() {
+		p.mu.Lock()
+		p.at = e.Time
+		p.mu.Unlock()
+	}
+}
+
+func (p *releaseProbe) get() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.at
+}
+
+// instantOffset is how long after the SYN the instant is set: 20-50 ms.
+func instantOffset() time.Duration {
+	return 20*time.Millisecond + rand.N(30*time.Millisecond)
+}
+
+// familyOf alternates IPv4 and IPv6 by trial number.
+func familyOf(i int) (network, address string) {
+	if i%2 == 0 {
+		return "tcp4", "127.0.0.1:0"
+	}
+	return "tcp6", "[::1]:0"
+}
+
+// heldTrial opens one listener with strategy s, connects a client, sets the
+// instant 20-50 ms later and measures the SYN-ACK against it.
+func heldTrial(sn *sniffer, s listener.Strategy, i int) (trial, error) {
+	network, address := familyOf(i)
+	var probe releaseProbe
+	h, err := listener.Listen(network, address, listener.Config{Strategy: s, OnEvent: probe.onEvent})
+	if err != nil {
+		return trial{}, err
+	}
+	defer h.Close()
+	if h.Strategy() != s {
+		return trial{}, fmt.Errorf("listener picked strategy %v, want %v", h.Strategy(), s)
+	}
+	c, err := dialStart(h.AddrPort())
+	if err != nil {
+		return trial{}, err
+	}
+	defer c.Close()
+	defer sn.forget(c.Local)
+	want := time.Now().Add(instantOffset())
+	h.ReleaseAt(want)
+	t, err := measure(sn, h, c, want)
+	if err == nil && s == listener.Replay {
+		t.opened, t.openedOK = libTime(probe.get, want)
+	}
+	return t, err
+}
+
+// libTime waits briefly for the listener to report a time (its events and
+// records trail the handshake), and returns it minus want.
+func libTime(get func() time.Time, want time.Time) (time.Duration, bool) {
+	for end := time.Now().Add(100 * time.Millisecond); ; time.Sleep(time.Millisecond) {
+		if t := get(); !t.IsZero() {
+			return t.Sub(want), true
+		}
+		if time.Now().After(end) {
+			return 0, false
+		}
+	}
+}
+
+// measure waits for c's handshake and times its SYN-ACK against want; h,
+// if not nil, is asked for its own record of it.
+func measure(sn *sniffer, h *listener.Held, c *rawClient, want time.Time) (trial, error) {
+	f, err := sn.waitSYN(c.Local, want.Add(time.Second))
+	if err != nil {
+		return trial{}, err
+	}
+	done, err := c.wait(want.Add(3 * time.Second))
+	if err != nil {
+		return trial{}, err
+	}
+	if f, err = sn.waitSYNACK(c.Local, time.Now().Add(time.Second)); err != nil {
+		return trial{}, err
+	}
+	t := trial{err: f.synack.Sub(want), client: done.Sub(want), synAfter: !f.syn.Before(want), synack: f.synack}
+	if h == nil {
+		return t, nil
+	}
+	var hs listener.Handshake
+	if _, t.libOK = libTime(func() time.Time {
+		hs, _ = h.Handshake(c.Local)
+		return hs.SYNACK
+	}, want); t.libOK {
+		t.lib = hs.SYNACK.Sub(f.synack).Abs()
+	}
+	if !hs.Released.IsZero() && h.Strategy() == listener.Replay {
+		t.replayed, t.replayedOK = hs.Released.Sub(want), true
+	}
+	return t, nil
+}
+
+// runVariants runs trials rounds; in each, every variant due that round
+// runs one trial, so that all of them see the same background load, in an
+// order that rotates from round to round, so that none always follows the
+// same one.
+func runVariants(sn *sniffer, vs []variant, rounds int) (map[string][]trial, error) {
+	out := make(map[string][]trial)
+	for i := range rounds {
+		for k := range vs {
+			v := vs[(i+k)%len(vs)] // a different variant goes first each round
+			if i%v.every != 0 {
+				continue
+			}
+			undo := v.apply()
+			var t trial
+			var err error
+			if v.bare != nil {
+				t, err = bareTrial(sn, *v.bare, i/v.every)
+			} else {
+				t, err = heldTrial(sn, listener.Replay, i/v.every)
+			}
+			undo()
+			if err != nil {
+				return nil, fmt.Errorf("%s trial %d: %w", v.name, i, err)
+			}
+			out[v.name] = append(out[v.name], t)
+		}
+	}
+	return out, nil
+}
+
+// rowOf summarises the trials of one row.
+func rowOf(name, label, strategy, clock string, spin time.Duration, ts []trial) ReleaseRow {
+	r := ReleaseRow{Name: name, Label: label, Strategy: strategy, Clock: clock, SpinUS: us(spin), Trials: len(ts)}
+	var errs, clients []time.Duration
+	for _, t := range ts {
+		switch {
+		case t.refused:
+			r.Refused++
+			clients = append(clients, t.client)
+			continue
+		case t.synAfter:
+			r.SYNAfter++
+			continue
+		}
+		r.Completed++
+		errs = append(errs, t.err)
+		clients = append(clients, t.client)
+		if t.libOK {
+			r.LibCompared++
+			r.LibMaxDiffUS = max(r.LibMaxDiffUS, us(t.lib))
+		}
+	}
+	r.Error, r.Client, r.SamplesUS = Summarize(errs), Summarize(clients), samplesUS(errs)
+	r.Opened, r.Replayed = libSummaries(ts)
+	return r
+}
+
+// variantRows turns the trials of each variant into its row.
+func variantRows(vs []variant, got map[string][]trial) []ReleaseRow {
+	var rows []ReleaseRow
+	for _, v := range vs {
+		clock := clockName(v.clock)
+		if v.bare != nil {
+			clock = bareClockName
+		}
+		r := rowOf(v.name, v.label, "replay", clock, v.spin, got[v.name])
+		r.Note = v.note
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// batchRelease holds n listeners' clients and releases them all at one
+// instant, which the clock fires in one pass; it repeats that batches times.
+func batchRelease(sn *sniffer, n, batches int) (ReleaseRow, error) {
+	undo := variant{clock: listener.TimerFD, spin: defaultSpin}.apply()
+	defer undo()
+	var all []trial
+	var steps []time.Duration
+	for b := range batches {
+		ts, err := batchOnce(sn, n, b)
+		if err != nil {
+			return ReleaseRow{}, fmt.Errorf("batch %d: %w", b, err)
+		}
+		all = append(all, ts...)
+		steps = append(steps, perRelease(ts))
+	}
+	r := rowOf("replay/batch", fmt.Sprintf("Replay, %d listeners at one instant, one pass", n), "replay", "timerfd", defaultSpin, all)
+	r.Batch = n
+	r.PerReleaseUS = Summarize(steps).P50US
+	r.Note = fmt.Sprintf("%d batches; each further release in the pass adds %s (median)", batches, fmtUS(r.PerReleaseUS))
+	return r, nil
+}
+
+// batchOnce is one batch of batchRelease.
+func batchOnce(sn *sniffer, n, b int) ([]trial, error) {
+	hs := make([]*listener.Held, 0, n)
+	cs := make([]*rawClient, 0, n)
+	defer func() {
+		for _, c := range cs {
+			sn.forget(c.Local)
+			c.Close()
+		}
+		for _, h := range hs {
+			h.Close()
+		}
+	}()
+	for i := range n {
+		network, address := familyOf(b + i)
+		h, err := listener.Listen(network, address, listener.Config{Strategy: listener.Replay})
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, h)
+		c, err := dialStart(h.AddrPort())
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	want := time.Now().Add(instantOffset())
+	for _, h := range hs {
+		h.ReleaseAt(want)
+	}
+	ts := make([]trial, n)
+	for i := range n {
+		t, err := measure(sn, hs[i], cs[i], want)
+		if err != nil {
+			return nil, err
+		}
+		ts[i] = t
+	}
+	return ts, nil
+}
+
+// perRelease is how much each further SYN-ACK of a batch came after the
+// first: (last - first) / (n - 1).
+func perRelease(ts []trial) time.Duration {
+	if len(ts) < 2 {
+		return 0
+	}
+	first, last := ts[0].synack, ts[0].synack
+	for _, t := range ts[1:] {
+		if t.synack.Before(first) {
+			first = t.synack
+		}
+		if t.synack.After(last) {
+			last = t.synack
+		}
+	}
+	return last.Sub(first) / time.Duration(len(ts)-1)
+}
+
+// concurrentTrials runs n trials of fn at once and returns their results.
+func concurrentTrials(n int, fn func(i int) (trial, error)) ([]trial, error) {
+	ts := make([]trial, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { ts[i], errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return ts, errors.Join(errs...)
+}
+
+// retransmitRow holds n clients at once with strategy Retransmit: each
+// completes at its first SYN retransmission after the instant, about 1 s
+// after its SYN.
+func retransmitRow(sn *sniffer, n int) (ReleaseRow, error) {
+	ts, err := concurrentTrials(n, func(i int) (trial, error) { return heldTrial(sn, listener.Retransmit, i) })
+	if err != nil {
+		return ReleaseRow{}, fmt.Errorf("retransmit: %w", err)
+	}
+	r := rowOf("retransmit", "Retransmit (no privilege)", "retransmit", "", 0, ts)
+	r.Note = fmt.Sprintf("%d clients at once; completes at the client's SYN retransmission", n)
+	return r, nil
+}
+
+// delayedTrial binds a DelayedListen listener whose listen(2) comes at the
+// instant, and connects before it: on Linux the kernel refuses at once.
+func delayedTrial(sn *sniffer, i int) (trial, error) {
+	network, address := familyOf(i)
+	want := time.Now().Add(50 * time.Millisecond)
+	h, err := listener.Listen(network, address, listener.Config{Strategy: listener.DelayedListen, At: want})
+	if err != nil {
+		return trial{}, err
+	}
+	defer h.Close()
+	c, err := dialStart(h.AddrPort())
+	if err != nil {
+		return trial{}, err
+	}
+	defer c.Close()
+	defer sn.forget(c.Local)
+	done, err := c.wait(want.Add(3 * time.Second))
+	switch {
+	case errors.Is(err, errRefused):
+		return trial{refused: true, client: done.Sub(c.Started)}, nil
+	case err != nil:
+		return trial{}, err
+	}
+	f, err := sn.waitSYNACK(c.Local, time.Now().Add(time.Second))
+	if err != nil {
+		return trial{}, err
+	}
+	return trial{err: f.synack.Sub(want), client: done.Sub(want), synack: f.synack}, nil
+}
+
+// delayedRow is what the original server's way does on Linux.
+func delayedRow(sn *sniffer, n int) (ReleaseRow, error) {
+	ts, err := concurrentTrials(n, func(i int) (trial, error) { return delayedTrial(sn, i) })
+	if err != nil {
+		return ReleaseRow{}, fmt.Errorf("delayed-listen: %w", err)
+	}
+	r := rowOf("delayed-listen", "DelayedListen (the original's way)", "delayed-listen", "", 0, ts)
+	if r.Refused > 0 {
+		r.Note = fmt.Sprintf("refused %d/%d before the instant, %s after connect(2) (median): no handshake to time", r.Refused, r.Trials, fmtUS(r.Client.P50US))
+	}
+	return r, nil
+}
+
+// libSummaries summarises the listener's own times of the trials that
+// completed: filter detached, and replay returned, each minus the instant.
+func libSummaries(ts []trial) (opened, replayed Summary) {
+	var ops, rs []time.Duration
+	for _, t := range ts {
+		if t.refused || t.synAfter {
+			continue
+		}
+		if t.openedOK {
+			ops = append(ops, t.opened)
+		}
+		if t.replayedOK {
+			rs = append(rs, t.replayed)
+		}
+	}
+	return Summarize(ops), Summarize(rs)
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteReport writes the Markdown report of r to w.
+func WriteReport(w io.Writer, r *Results) error {
+	var b strings.Builder
+	reportMachine(&b, r)
+	reportTargets(&b, r)
+	reportList(&b, "What to change, with the measurement behind it", r.Changes)
+	reportList(&b, "Findings", r.Findings)
+	reportRelease(&b, r)
+	reportStamps(&b, r)
+	reportScale(&b, r)
+	reportDescriptors(&b, r)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// fmtUS formats a figure in microseconds with a unit that suits its size.
+func fmtUS(v float64) string {
+	a := v
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case a < 10:
+		return fmt.Sprintf("%.1f µs", v)
+	case a < 1000:
+		return fmt.Sprintf("%.0f µs", v)
+	case a < 1e6:
+		return fmt.Sprintf("%.2f ms", v/1e3)
+	default:
+		return fmt.Sprintf("%.3f s", v/1e6)
+	}
+}
+
+// dist formats a Summary as p50 | p99 | max | mean table cells, or dashes
+// when it holds nothing.
+func dist(s Summary) string {
+	if s.N == 0 {
+		return "– | – | – | –"
+	}
+	return fmt.Sprintf("%s | %s | %s | %s", fmtUS(s.P50US), fmtUS(s.P99US), fmtUS(s.MaxUS), fmtUS(s.MeanUS))
+}
+
+func reportMachine(b *strings.Builder, r *Results) {
+	m := r.Machine
+	fmt.Fprintf(b, "# synhold benchmark: TCP handshake release accuracy\n\n")
+	fmt.Fprintf(b, "| machine | |\n| --- | --- |\n")
+	rows := [][2]string{
+		{"kernel", m.Kernel},
+		{"CPU", fmt.Sprintf("%s, %d cores", m.CPUModel, m.Cores)},
+		{"Go", fmt.Sprintf("%s, GOMAXPROCS=%d", m.GoVersion, m.GOMAXPROCS)},
+		{"date", m.Date},
+		{"clocksource", m.Clocksource},
+		{"load at start", fmt.Sprintf("loadavg %s; CPU idle %.0f%% over 0.5 s", m.LoadAvg, m.IdlePct)},
+		{"other busy processes at start", orNone(strings.Join(m.Hogs, "; "))},
+		{"RLIMIT_NOFILE", fmt.Sprintf("soft %d raised to %d (hard %d)", m.NoFile.SoftBefore, m.NoFile.Soft, m.NoFile.Hard)},
+		{"privilege", m.Privilege},
+		{"CLOCK_REALTIME steps during the run", clockSteps(m.ClockSteps)},
+		{"TCP sockets in TIME_WAIT", fmt.Sprintf("%d at the start, %d at the end", m.TimeWaitStart, m.TimeWaitEnd)},
+		{"command", "`" + r.Options.Command + "`"},
+		{"run time", fmt.Sprintf("%.1f s", r.ElapsedS)},
+	}
+	for _, row := range rows {
+		fmt.Fprintf(b, "| %s | %s |\n", row[0], row[1])
+	}
+	b.WriteString("\n")
+}
+
+// clockSteps lists the wall clock's jumps.
+func clockSteps(steps []ClockStep) string {
+	if len(steps) == 0 {
+		return "none seen"
+	}
+	var parts []string
+	for _, s := range steps {
+		parts = append(parts, fmt.Sprintf("%s at %.1f s", fmtUS(s.StepUS), s.AtS))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func reportTargets(b *strings.Builder, r *Results) {
+	b.WriteString("## Targets\n\n| target | want | measured | |\n| --- | --- | --- | --- |\n")
+	for _, t := range r.Targets {
+		verdict := "**missed**"
+		if t.Met {
+			verdict = "met"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict)
+	}
+	b.WriteString("\n")
+}
+
+// reportList writes a section of bullets, or nothing for none.
+func reportList(b *strings.Builder, title string, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## %s\n\n", title)
+	for _, f := range items {
+		fmt.Fprintf(b, "- %s\n", f)
+	}
+	b.WriteString("\n")
+}
+
+func reportRelease(b *strings.Builder, r *Results) {
+	b.WriteString("## 1. Handshake release accuracy\n\n")
+	b.WriteString("Error of the SYN-ACK (its kernel timestamp on an AF_PACKET socket of the benchmark's own) against the " +
+		"requested instant. The client is a plain non-blocking `connect(2)` on loopback, IPv4 and IPv6 alternately; " +
+		"the instant is set 20-50 ms (uniform) after its SYN was sent. One listener per trial, trials one after another. " +
+		"\"filter detached\" (the listener's Released event) and \"replay returned\" (its `Handshake().Released`, after the " +
+		"replay's sendto(2)) are the listener's own clock readings against the instant: they split the error into wake-up and stack. " +
+		"\"client sees\" is when the runtime poller reported the connect complete, against the instant. " +
+		"\"library\" is the largest gap between the listener's own `Handshake().SYNACK` and the benchmark's capture.\n\n")
+	releaseTable(b, r.Release)
+	if len(r.Experiments) > 0 {
+		b.WriteString("### Experiments: pushing toward the targets\n\n")
+		b.WriteString("The same measurement (strategy Replay, timerfd clock unless named) with one knob turned.\n\n")
+		releaseTable(b, r.Experiments)
+	}
+	if len(r.Wake) > 0 {
+		reportWake(b, r.Wake)
+	}
+	b.WriteString("![CDF of the release error per strategy and timing path](cdf.svg)\n\n")
+	if len(r.Experiments) > 0 {
+		b.WriteString("![CDF of the release error in the experiments](cdf-experiments.svg)\n\n")
+	}
+}
+
+func releaseTable(b *strings.Builder, rows []ReleaseRow) {
+	b.WriteString("| row | strategy | clock | spin | done | p50 | p99 | max | mean | filter detached p50 | replay returned p50 | client sees p50 | library | note |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range rows {
+		done := fmt.Sprintf("%d/%d", row.Completed, row.Trials)
+		if row.Refused > 0 {
+			done = fmt.Sprintf("refused %d/%d", row.Refused, row.Trials)
+		}
+		client := p50Cell(row.Client)
+		lib := "–"
+		if row.LibCompared > 0 {
+			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, fmtUS(row.LibMaxDiffUS))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			row.Label, row.Strategy, orDash(row.Clock), spinCell(row), done, dist(row.Error),
+			p50Cell(row.Opened), p50Cell(row.Replayed), client, lib, row.Note)
+	}
+	b.WriteString("\n")
+}
+
+// p50Cell is a Summary's median, or a dash when it holds nothing.
+func p50Cell(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtUS(s.P50US)
+}
+
+func spinCell(row ReleaseRow) string {
+	if row.Strategy != "replay" {
+		return "–"
+	}
+	if row.SpinUS == 0 {
+		return "off"
+	}
+	return fmtUS(row.SpinUS)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func reportWake(b *strings.Builder, rows []WakeRow) {
+	b.WriteString("### Standalone clock: scheduling policy under load\n\n")
+	b.WriteString("A copy of the listener's clock loop (timerfd at an absolute CLOCK_REALTIME instant on a locked OS thread, " +
+		"timer slack 1 ns, then a spin), without the network: how late the thread resumes at the instant, by scheduling " +
+		"policy of that one thread and by load. Instants 2-6 ms apart.\n\n")
+	b.WriteString("| row | policy | load | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, w := range rows {
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s |\n", w.Label, w.Policy, w.Load, w.Error.N, dist(w.Error), w.Note)
+	}
+	b.WriteString("\n")
+}
+
+func reportStamps(b *strings.Builder, r *Results) {
+	b.WriteString("## 2. Timestamp accuracy for backoff measurement\n\n")
+	b.WriteString("The client records `time.Now()` right before a raw non-blocking `unix.Connect`; each server timestamp " +
+		"of the same attempt is compared against it (plain listener, loopback, IPv4 and IPv6 alternately).\n\n")
+	b.WriteString("| timestamp | n | p50 | p99 | max | mean | min |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range r.Stamps {
+		min := "–"
+		if s.Delta.N > 0 {
+			min = fmtUS(s.Delta.MinUS)
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, dist(s.Delta), min)
+	}
+	b.WriteString("\n")
+	for _, s := range r.Stamps {
+		if s.Impossible > 0 {
+			fmt.Fprintf(b, "%s: %d sample(s) left out, the SYN's kernel time being before the client's record: the wall "+
+				"clock stepped back in between (see the clock steps above).\n\n", s.Label, s.Impossible)
+		}
+	}
+}
+
+func reportScale(b *strings.Builder, r *Results) {
+	b.WriteString("## 3. Scale: Happy Eyeballs pairs requested at once\n\n")
+	b.WriteString("`broker.HappyEyeballs` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
+		"Each round sends every request at once (one control connection each), then dials both sides of every pair " +
+		"before its instants. Release error: the fast side's SYN-ACK (benchmark's capture) against the broker's bind " +
+		"plus 300 ms (the bind recovered from the broker's log and the SYN's kernel time); the slow side never completes, " +
+		"since the pair closes when the fast side wins. Rounds follow one another at once, as a driver's requests do. Peak is " +
+		"sampled with every pair open and every client dialed; \"after\" once the server shut down.\n\n")
+	scaleTable(b, r.Scale)
+	if len(r.ScaleExperiments) > 0 {
+		b.WriteString("### Experiments\n\n")
+		b.WriteString("The knobs at the largest count ran round by round in turn with its default (same server), so that " +
+			"all saw the same background; \"" + scaleKeepLabel + "\" ran on its own, with another listener open throughout.\n\n")
+		scaleTable(b, r.ScaleExperiments)
+	}
+	if len(r.ListenCost) > 0 {
+		reportCost(b, r.ListenCost)
+	}
+	for _, s := range append(r.Scale, r.ScaleExperiments...) {
+		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak != 0 {
+			fmt.Fprintf(b, "- %d pairs: %d SYNs after the instant, %d broker warnings, descriptor leak %d.\n",
+				s.Pairs, s.SYNAfter, s.LogProblems, s.FDLeak)
+		}
+	}
+}
+
+func scaleTable(b *strings.Builder, rows []ScaleRow) {
+	b.WriteString("| pairs | variant | rounds | replies | reply p50 | reply p99 | req/s | release p50 | release p99 | release max | broker's own p99 | won by fast family | FDs base / peak / after | Go heap peak / after | RSS peak / after / HWM |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range rows {
+		fmt.Fprintf(b, "| %d | %s | %d | %d/%d | %s | %s | %.0f | %s | %s | %s | %s | %d/%d | %d / %d / %d | %.1f / %.1f MiB | %.1f / %.1f / %.1f MiB |\n",
+			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US), s.RequestsPerSec,
+			fmtUS(s.Release.P50US), fmtUS(s.Release.P99US), fmtUS(s.Release.MaxUS), brokerCell(s),
+			s.Connected-s.WrongFamily, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
+			s.Peak.HeapMB, s.After.HeapMB, s.Peak.RSSMB, s.After.RSSMB, s.After.HWMMB)
+	}
+	b.WriteString("\n")
+}
+
+// brokerCell is the broker's own release p99, and how many fast sides it
+// logged a SYN-ACK for.
+func brokerCell(s ScaleRow) string {
+	if s.BrokerLate.N == 0 {
+		return fmt.Sprintf("– (0/%d logged)", s.Connected)
+	}
+	return fmt.Sprintf("%s (%d/%d logged)", fmtUS(s.BrokerLate.P99US), s.BrokerLate.N, s.Connected)
+}
+
+func reportCost(b *strings.Builder, rows []CostRow) {
+	b.WriteString("### What the control path costs\n\n")
+	b.WriteString("Wall time per call, one call at a time (IPv4), except the last row. A pair opens two listeners, so this " +
+		"bounds how fast the control port answers many requests at once.\n\n")
+	b.WriteString("| operation | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, c := range rows {
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", c.Label, c.Cost.N, dist(c.Cost), c.Note)
+	}
+	b.WriteString("\n")
+}
+
+func reportDescriptors(b *strings.Builder, r *Results) {
+	d := r.Descriptors
+	verdict := "back to the baseline"
+	if d.Leaked {
+		verdict = "**LEAKED**"
+	}
+	fmt.Fprintf(b, "\n## Descriptors\n\nOpen descriptors at the start %d, at the end %d: %s.\n", d.Start, d.End, verdict)
+}

@@ -1,0 +1,233 @@
+package main
+
+// Results is everything one run of the benchmark measured: what results.json
+// holds and what the report and the plot are made from.
+type Results struct {
+	Machine Machine `json:"machine"`
+	Options Options `json:"options"`
+	// Release is section 1: how close to the requested instant the SYN-ACK
+	// went out, per strategy and timing path.
+	Release []ReleaseRow `json:"release"`
+	// Stamps is section 2: the server's timestamps of a connection attempt
+	// against the client's own record of it.
+	Stamps []StampRow `json:"timestamps"`
+	// Scale is section 3: Happy Eyeballs pairs requested at once.
+	Scale []ScaleRow `json:"scale"`
+	// ScaleExperiments are the largest pair count again, one knob turned.
+	ScaleExperiments []ScaleRow `json:"scale_experiments"`
+	// ListenCost is what opening and closing one held listener costs, by
+	// part, which bounds the control reply latency at scale.
+	ListenCost []CostRow `json:"listen_cost"`
+	// Experiments are the rows run to push toward the targets: the same
+	// release measurement with one knob turned.
+	Experiments []ReleaseRow `json:"experiments"`
+	// Wake is the standalone clock experiment (SCHED_FIFO and load).
+	Wake []WakeRow `json:"wake"`
+	// Targets are the goals, each met or missed by the figures above.
+	Targets []Target `json:"targets"`
+	// Findings are the conclusions drawn from the figures, in words.
+	Findings []string `json:"findings"`
+	// Changes are what the figures suggest changing in the library, each
+	// with the measurement behind it.
+	Changes []string `json:"changes"`
+	// Descriptors compares the open descriptors at the start and the end.
+	Descriptors FDCheck `json:"descriptors"`
+	// ElapsedS is how long the whole run took, in seconds.
+	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// Machine describes where the figures come from.
+type Machine struct {
+	Kernel      string  `json:"kernel"`
+	CPUModel    string  `json:"cpu_model"`
+	Cores       int     `json:"cores"`
+	GoVersion   string  `json:"go_version"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	Date        string  `json:"date"`
+	Clocksource string  `json:"clocksource"`
+	LoadAvg     string  `json:"loadavg"`
+	IdlePct     float64 `json:"idle_pct_at_start"`
+	// Hogs are other processes found busy on the CPU at the start.
+	Hogs   []string `json:"busy_processes_at_start"`
+	NoFile Rlimit   `json:"rlimit_nofile"`
+	// TimeWait counts TCP sockets in TIME_WAIT at the start and the end:
+	// many of them crowd the ephemeral ports and slow every bind to port 0.
+	TimeWaitStart int    `json:"time_wait_start"`
+	TimeWaitEnd   int    `json:"time_wait_end"`
+	Privilege     string `json:"privilege"`
+	// ClockSteps are the jumps of CLOCK_REALTIME against CLOCK_MONOTONIC
+	// seen during the run: kernel packet timestamps are wall-clock times,
+	// so a step shows in any figure that compares them with time.Now().
+	ClockSteps []ClockStep `json:"clock_steps"`
+}
+
+// ClockStep is one jump of the wall clock.
+type ClockStep struct {
+	// AtS is when it was seen, in seconds from the start of the run.
+	AtS float64 `json:"at_s"`
+	// StepUS is how far the wall clock jumped against the monotonic clock;
+	// negative: back.
+	StepUS float64 `json:"step_us"`
+}
+
+// Rlimit is RLIMIT_NOFILE before and after the benchmark raised it.
+type Rlimit struct {
+	SoftBefore uint64 `json:"soft_before"`
+	Soft       uint64 `json:"soft"`
+	Hard       uint64 `json:"hard"`
+}
+
+// Options are the command-line options of the run.
+type Options struct {
+	Trials  int    `json:"trials"`
+	Pairs   []int  `json:"pairs"`
+	Short   bool   `json:"short"`
+	Out     string `json:"out"`
+	Extra   bool   `json:"experiments"`
+	Command string `json:"command"`
+}
+
+// ReleaseRow is one way of holding handshakes, measured over many trials:
+// the error of each SYN-ACK's kernel timestamp against its instant.
+type ReleaseRow struct {
+	// Name identifies the row in the JSON file and the plot.
+	Name string `json:"name"`
+	// Label names it for a person.
+	Label    string  `json:"label"`
+	Strategy string  `json:"strategy"`
+	Clock    string  `json:"clock,omitempty"`
+	SpinUS   float64 `json:"spin_us"`
+	// Trials is how many clients were held; Completed how many got a
+	// SYN-ACK; Refused how many were refused (DelayedListen).
+	Trials    int `json:"trials"`
+	Completed int `json:"completed"`
+	Refused   int `json:"refused"`
+	// SYNAfter counts trials left out because the SYN came after the
+	// instant (none expected).
+	SYNAfter int `json:"syn_after_instant"`
+	// Error is SYN-ACK kernel time minus the instant.
+	Error Summary `json:"error"`
+	// Client is when the client's connect(2) was seen complete, minus the
+	// instant (or, for refusals, the time to the refusal after connect).
+	Client Summary `json:"client"`
+	// Opened and Replayed are the listener's own records, minus the
+	// instant: when its clock had detached the hold filter (the Released
+	// event), and when the replay's sendto(2) returned. With Error they
+	// show where the time goes: wake-up, then the stack.
+	Opened   Summary `json:"filter_detached"`
+	Replayed Summary `json:"replay_returned"`
+	// LibCompared counts trials where the listener reported a SYN-ACK
+	// time too; LibMaxDiffUS is the largest gap between its time and the
+	// benchmark's own capture.
+	LibCompared  int     `json:"library_compared"`
+	LibMaxDiffUS float64 `json:"library_max_diff_us"`
+	// Batch is the number of listeners released at one instant (0: one).
+	Batch int `json:"batch,omitempty"`
+	// PerReleaseUS is, for a batch, the median extra delay each further
+	// release in the pass adds.
+	PerReleaseUS float64   `json:"per_release_us,omitempty"`
+	Note         string    `json:"note,omitempty"`
+	SamplesUS    []float64 `json:"samples_us"`
+}
+
+// StampRow is one server timestamp of connection attempts against the
+// client's time.Now() just before its connect(2).
+type StampRow struct {
+	Name  string  `json:"name"`
+	Label string  `json:"label"`
+	Delta Summary `json:"delta"`
+	// Impossible counts samples left out because the server's time came
+	// before the client's record: the wall clock stepped back in between.
+	Impossible int       `json:"impossible"`
+	SamplesUS  []float64 `json:"samples_us"`
+}
+
+// ScaleRow is Happy Eyeballs pairs requested at once, Rounds times over.
+type ScaleRow struct {
+	Pairs  int `json:"pairs"`
+	Rounds int `json:"rounds"`
+	// Variant names the settings: "default", or the knob turned.
+	Variant string `json:"variant"`
+	// Requests counts control requests sent, ReplyOK those answered with a
+	// pair.
+	Requests int `json:"requests"`
+	ReplyOK  int `json:"reply_ok"`
+	// Reply is the control reply latency: from before the dial to the last
+	// byte of the reply.
+	Reply Summary `json:"control_reply"`
+	// RequestsPerSec is pairs answered per second in a round, from the
+	// first request to the last reply, the median over rounds.
+	RequestsPerSec float64 `json:"requests_per_sec"`
+	// Release is the fast side's SYN-ACK kernel time minus its instant
+	// (the broker's bind plus FastDelay).
+	Release Summary `json:"release"`
+	// BrokerLate is the same as the broker's own log reported it.
+	BrokerLate Summary `json:"broker_late"`
+	// Connected counts fast sides whose connect completed, WrongFamily
+	// those whose byte named the other family, SYNAfter those whose SYN
+	// reached the server after the instant.
+	Connected   int `json:"connected"`
+	WrongFamily int `json:"wrong_family"`
+	SYNAfter    int `json:"syn_after_instant"`
+	// LogProblems counts the broker's log records at level Warn or above.
+	LogProblems int      `json:"log_problems"`
+	Baseline    MemPoint `json:"baseline"`
+	Peak        MemPoint `json:"peak"`
+	After       MemPoint `json:"after"`
+	// FDLeak is After.FDs - Baseline.FDs once the server shut down.
+	FDLeak    int       `json:"fd_leak"`
+	SamplesUS []float64 `json:"samples_us"`
+}
+
+// MemPoint is the process's memory and descriptors at one moment.
+type MemPoint struct {
+	FDs    int     `json:"fds"`
+	HeapMB float64 `json:"go_heap_mb"`
+	RSSMB  float64 `json:"rss_mb"`
+	HWMMB  float64 `json:"hwm_mb"`
+}
+
+// WakeRow is the standalone clock experiment: how late a timerfd-and-spin
+// clock thread wakes, by scheduling policy and load.
+type WakeRow struct {
+	Name      string    `json:"name"`
+	Label     string    `json:"label"`
+	Policy    string    `json:"policy"`
+	Load      string    `json:"load"`
+	Error     Summary   `json:"error"`
+	Note      string    `json:"note,omitempty"`
+	SamplesUS []float64 `json:"samples_us"`
+}
+
+// Target is one goal and whether the run met it.
+type Target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+// FDCheck is the descriptor count at the start and the end of the run.
+type FDCheck struct {
+	Start  int  `json:"start"`
+	End    int  `json:"end"`
+	Leaked bool `json:"leaked"`
+}
+
+// CostRow is the wall time of one operation, over many calls.
+type CostRow struct {
+	Name  string  `json:"name"`
+	Label string  `json:"label"`
+	Cost  Summary `json:"cost"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// wakeLoad is what else runs while the standalone clock waits; it is part
+// of a WakeRow's name.
+type wakeLoad int
+
+const (
+	loadNone       wakeLoad = iota // the machine as it is
+	loadProcs                      // busy processes on every core
+	loadGoroutines                 // busy goroutines on every P of this process
+)

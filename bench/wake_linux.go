@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// wakeSpin is the standalone clock's spin, the listener's default.
+var wakeSpin = defaultSpin
+
+// wakeRows runs the standalone clock experiment: the listener's wait loop
+// (timerfd at an absolute instant on a locked thread, timer slack 1 ns, then
+// a spin), its thread under SCHED_OTHER or SCHED_FIFO, on the machine as it
+// is and with every P of the process kept busy by goroutines.
+func wakeRows(samples int) ([]WakeRow, error) {
+	var rows []WakeRow
+	for _, load := range []wakeLoad{loadNone, loadProcs, loadGoroutines} {
+		for _, fifo := range []bool{false, true} {
+			row, err := wakeRow(samples, fifo, load)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+			progress("  %-52s p50 %9s  p99 %9s  max %9s", row.Label, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US), fmtUS(row.Error.MaxUS))
+		}
+	}
+	return rows, nil
+}
+
+// start starts the load and returns its description and what stops it.
+func (l wakeLoad) start() (string, func() error, error) {
+	switch l {
+	case loadProcs:
+		h, err := startHogs(loadHogs())
+		if err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("+ %d busy processes", loadHogs()), h.stop, nil
+	case loadGoroutines:
+		n := runtime.GOMAXPROCS(0)
+		stop := busyGoroutines(n)
+		return fmt.Sprintf("+ %d busy goroutines (every P)", n), func() error { stop(); return nil }, nil
+	}
+	return "machine as is", func() error { return nil }, nil
+}
+
+// wakeRow measures one policy under one load.
+func wakeRow(samples int, fifo bool, load wakeLoad) (WakeRow, error) {
+	desc, stop, err := load.start()
+	if err != nil {
+		return WakeRow{}, err
+	}
+	w := WakeRow{Policy: "SCHED_OTHER", Load: desc}
+	if fifo {
+		w.Policy = "SCHED_FIFO 10"
+	}
+	w.Name = fmt.Sprintf("wake/%s/%d", map[bool]string{false: "other", true: "fifo"}[fifo], load)
+	w.Label = w.Policy + ", " + w.Load
+	lates, werr := wakeLoop(samples, fifo)
+	if err := stop(); err != nil {
+		return w, err
+	}
+	if werr != nil {
+		w.Note = werr.Error()
+		return w, nil
+	}
+	w.Error, w.SamplesUS = Summarize(lates), samplesUS(lates)
+	return w, nil
+}
+
+// busyGoroutines starts n goroutines that spin until the returned function
+// is called.
+func busyGoroutines(n int) (stop func()) {
+	var quit atomic.Bool
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for !quit.Load() {
+			}
+		})
+	}
+	return func() {
+		quit.Store(true)
+		wg.Wait()
+	}
+}
+
+// wakeLoop runs the clock loop on a thread of its own, which it ends (the
+// goroutine exits locked), so that a real-time policy never leaks into the
+// runtime's threads. It returns how late each instant was met.
+func wakeLoop(samples int, fifo bool) ([]time.Duration, error) {
+	type result struct {
+		lates []time.Duration
+		err   error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		lates, err := wakeThread(samples, fifo)
+		ch <- result{lates, err}
+	}()
+	r := <-ch
+	return r.lates, r.err
+}
+
+// wakeThread is the body of wakeLoop, on the locked thread.
+func wakeThread(samples int, fifo bool) ([]time.Duration, error) {
+	if fifo {
+		attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			return nil, fmt.Errorf("SCHED_FIFO refused: %w", err)
+		}
+	}
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("timerfd_create: %w", err)
+	}
+	defer unix.Close(tfd)
+	lates := make([]time.Duration, 0, samples)
+	var buf [8]byte
+	for range samples {
+		at := time.Now().Add(2*time.Millisecond + rand.N(4*time.Millisecond))
+		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(at.Add(-wakeSpin).UnixNano())}
+		if err := unix.TimerfdSettime(tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+			return nil, fmt.Errorf("timerfd_settime: %w", err)
+		}
+		if _, err := unix.Read(tfd, buf[:]); err != nil && err != unix.EINTR {
+			return nil, fmt.Errorf("read timerfd: %w", err)
+		}
+		lates = append(lates, spinTo(at).Sub(at))
+	}
+	return lates, nil
+}
+
+// spinTo returns at t, or at once if t has passed, with the time it
+// returned.
+func spinTo(t time.Time) time.Time {
+	for {
+		if now := time.Now(); !now.Before(t) {
+			return now
+		}
+	}
+}
