@@ -27,6 +27,8 @@ type engine struct {
 	raw4, raw6 int
 	netns      uint64
 
+	reading bool // the read goroutine was started; done closes when it ends
+
 	mu    sync.Mutex
 	ports map[uint16][]*Held
 	refs  int
@@ -86,20 +88,16 @@ func (e *engine) release() {
 		delete(engines, e.netns)
 	}
 	engineMu.Unlock()
-	if !last {
-		return
+	if last {
+		e.close()
 	}
-	e.cap.Close()
-	<-e.done
-	unix.Close(e.raw4)
-	unix.Close(e.raw6)
 }
 
 func newEngine() (_ *engine, err error) {
 	e := &engine{raw4: -1, raw6: -1, ports: make(map[uint16][]*Held), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			e.closeAll() // e, not the named result, which is nil by now
+			e.close() // e, not the named result, which is nil by now
 		}
 	}()
 	if e.raw4, err = rawSocket(unix.AF_INET); err != nil {
@@ -111,13 +109,19 @@ func newEngine() (_ *engine, err error) {
 	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replayMark}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
+	e.reading = true
 	go e.read()
 	return e, nil
 }
 
-func (e *engine) closeAll() {
+// close closes the capture, waits for its reader if it was started (the
+// reader may be replaying), then closes the raw sockets it replays through.
+func (e *engine) close() {
 	if e.cap != nil {
 		e.cap.Close()
+		if e.reading {
+			<-e.done
+		}
 	}
 	for _, fd := range []int{e.raw4, e.raw6} {
 		if fd >= 0 {

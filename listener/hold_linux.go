@@ -153,21 +153,15 @@ func (h *Held) Mechanism() string {
 // plugSocket opens the connection that fills a backlog-0 listener's accept
 // queue, bound so that its address is known before its SYN is sent.
 func plugSocket(local netip.AddrPort) (*os.File, netip.AddrPort, error) {
-	a := local.Addr()
-	if a.IsUnspecified() {
-		a = netip.IPv6Loopback()
-		if local.Addr().Is4() {
-			a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-	}
-	f, err := socketFile(netip.AddrPortFrom(a, 0), false)
+	from := netip.AddrPortFrom(reachable(local).Addr(), 0)
+	f, err := socketFile(from, false)
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
 	rc, err := f.SyscallConn()
 	var got netip.AddrPort
 	if err == nil {
-		got, err = bindRaw(rc, netip.AddrPortFrom(a, 0))
+		got, err = bindRaw(rc, from)
 	}
 	if err != nil {
 		f.Close()
@@ -176,40 +170,40 @@ func plugSocket(local netip.AddrPort) (*os.File, netip.AddrPort, error) {
 	return f, got, nil
 }
 
+// reachable is local, or the loopback address of its family if local is a
+// wildcard: where this host can connect to the listener.
+func reachable(local netip.AddrPort) netip.AddrPort {
+	switch a := local.Addr(); {
+	case !a.IsUnspecified():
+		return local
+	case a.Is4():
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), local.Port())
+	default:
+		return netip.AddrPortFrom(netip.IPv6Loopback(), local.Port())
+	}
+}
+
 // plugQueue connects the plug to the listener. With backlog 0 the accept
 // queue is then full, and Linux drops every further SYN without an answer
 // (tcp_abort_on_overflow is 0 by default) until the backlog is raised.
 func plugQueue(plug *os.File, local netip.AddrPort) error {
-	to := local
-	if to.Addr().IsUnspecified() {
-		to = netip.AddrPortFrom(netip.IPv6Loopback(), to.Port())
-		if local.Addr().Is4() {
-			to = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), to.Port())
-		}
-	}
 	rc, err := plug.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var cerr error
+	var (
+		cerr    error
+		started bool
+	)
 	err = rc.Write(func(fd uintptr) bool {
-		if cerr == nil {
-			cerr = unix.Connect(int(fd), sockaddr(to))
-			if cerr == unix.EINPROGRESS {
-				cerr = nil
-				return false // wait until writable: the handshake is done
-			}
-			return true
+		if !started {
+			started = true
+			cerr = unix.Connect(int(fd), sockaddr(reachable(local)))
+			return cerr != unix.EINPROGRESS // else wait until writable
 		}
+		cerr = socketError(int(fd)) // the handshake's outcome
 		return true
 	})
-	if err == nil && cerr == nil {
-		var soerr int
-		soerr, err = unix.GetsockoptInt(int(plug.Fd()), unix.SOL_SOCKET, unix.SO_ERROR)
-		if err == nil && soerr != 0 {
-			err = unix.Errno(soerr)
-		}
-	}
 	if err == nil {
 		err = cerr
 	}
@@ -217,6 +211,15 @@ func plugQueue(plug *os.File, local netip.AddrPort) error {
 		return fmt.Errorf("listener: fill the accept queue: %w", os.NewSyscallError("connect", err))
 	}
 	return nil
+}
+
+// socketError returns the pending error of a socket (SO_ERROR), nil if none.
+func socketError(fd int) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil || v == 0 {
+		return err
+	}
+	return unix.Errno(v)
 }
 
 func (h *Held) closePlug() {

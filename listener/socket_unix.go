@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/sockopt"
 )
 
 // Seams for fault injection in tests.
@@ -29,21 +31,19 @@ func socketFile(local netip.AddrPort, dual bool) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", os.NewSyscallError("socket", err))
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("listener: set SO_REUSEADDR: %w", os.NewSyscallError("setsockopt", err))
+	f := os.NewFile(uintptr(fd), "tcp:"+local.String())
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = sockopt.SetReuseAddr(rc, true)
 	}
-	if family == unix.AF_INET6 {
-		v6only := 1
-		if dual {
-			v6only = 0
-		}
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("listener: set IPV6_V6ONLY: %w", os.NewSyscallError("setsockopt", err))
-		}
+	if err == nil && family == unix.AF_INET6 {
+		err = sockopt.SetV6Only(rc, !dual)
 	}
-	return os.NewFile(uintptr(fd), "tcp:"+local.String()), nil
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("listener: %w", err)
+	}
+	return f, nil
 }
 
 // bindRaw binds the socket behind rc to local and returns the address it got

@@ -15,13 +15,6 @@ func AttachFilter(c syscall.RawConn, prog []bpf.RawInstruction) error { return E
 // DetachFilter is not implemented on this GOOS.
 func DetachFilter(c syscall.RawConn) error { return ErrNotImplemented }
 
-// SetV6Only is not implemented on this GOOS; the net package sets
-// IPV6_V6ONLY itself for "tcp6" listeners.
-func SetV6Only(c syscall.RawConn, on bool) error { return ErrNotImplemented }
-
-// SetReuseAddr is not implemented on this GOOS.
-func SetReuseAddr(c syscall.RawConn, on bool) error { return ErrNotImplemented }
-
 // SetTimestampNS is not implemented on this GOOS.
 func SetTimestampNS(c syscall.RawConn, on bool) error { return ErrNotImplemented }
 
