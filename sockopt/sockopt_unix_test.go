@@ -49,8 +49,19 @@ func TestErrorsKeepTheErrno(t *testing.T) {
 	}
 }
 
+// TestSetV6OnlySticks sets the option both ways on an unbound socket (the
+// kernel refuses to change it after bind) and reads it back.
 func TestSetV6OnlySticks(t *testing.T) {
-	rc := rawConn(t)
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Skipf("no IPv6: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "v6")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, on := range []bool{false, true} {
 		if err := SetV6Only(rc, on); err != nil {
 			t.Fatal(err)
