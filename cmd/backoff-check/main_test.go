@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/synhold/synhold/backoff"
 	"github.com/synhold/synhold/listener/capture"

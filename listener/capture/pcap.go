@@ -8,9 +8,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // Writer writes IP packets to a pcap file (link type RAW), for Wireshark or
@@ -80,11 +80,6 @@ func ReadAll(r io.Reader, fn func(Packet) error) error {
 	}
 }
 
-// linkTypeLinuxSLL2 is LINKTYPE_LINUX_SLL2 (276, "tcpdump -i any" on recent
-// systems) as gopacket sees it: its LinkType is a uint8, so pcapgo's readers
-// truncate 276 to 20, a number no other link type uses.
-const linkTypeLinuxSLL2 = layers.LinkType(276 & 0xff)
-
 // fromLink strips the link-layer header of one captured frame and decodes
 // the TCP segment behind it.
 func fromLink(lt layers.LinkType, data []byte) (Packet, bool) {
@@ -108,7 +103,7 @@ func fromLink(lt layers.LinkType, data []byte) (Packet, bool) {
 			return Packet{}, false
 		}
 		ip, outgoing = data[16:], data[0] == 0 && data[1] == 4
-	case linkTypeLinuxSLL2:
+	case layers.LinkTypeLinuxSLL2: // "tcpdump -i any" on recent systems
 		if len(data) < 20 {
 			return Packet{}, false
 		}

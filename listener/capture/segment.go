@@ -15,8 +15,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // Flags are the TCP header's flag bits.

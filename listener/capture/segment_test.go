@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // synPacket builds a SYN from src to dst with gopacket, checksums included.
@@ -132,5 +133,80 @@ func FuzzDecode(f *testing.F) {
 		}
 		_, _ = fromLink(layers.LinkTypeEthernet, b)
 		_, _ = fromLink(layers.LinkTypeLinuxSLL, b)
+		_, _ = fromLink(layers.LinkTypeLinuxSLL2, b)
 	})
+}
+
+// TestReadAllLinkTypes reads one SYN framed as each link type tcpdump writes,
+// in pcap and pcapng, and checks the packet and its direction come back.
+func TestReadAllLinkTypes(t *testing.T) {
+	src := netip.MustParseAddrPort("127.0.0.1:5000")
+	ip := synPacket(t, src, netip.MustParseAddrPort("127.0.0.1:8081"), 42)
+	sll := func(pktType byte) []byte { // LINKTYPE_LINUX_SLL: 16 bytes
+		h := make([]byte, 16)
+		h[1] = pktType
+		binary.BigEndian.PutUint16(h[14:], 0x0800)
+		return append(h, ip...)
+	}
+	sll2 := func(pktType byte) []byte { // LINKTYPE_LINUX_SLL2: 20 bytes
+		h := make([]byte, 20)
+		binary.BigEndian.PutUint16(h[0:], 0x0800)
+		binary.BigEndian.PutUint32(h[4:], 1) // ifindex
+		h[10] = pktType
+		return append(h, ip...)
+	}
+	eth := append([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
+	for _, tc := range []struct {
+		name     string
+		lt       layers.LinkType
+		frame    []byte
+		outgoing bool
+	}{
+		{"raw", layers.LinkTypeRaw, ip, false},
+		{"ethernet", layers.LinkTypeEthernet, eth, false},
+		{"null", layers.LinkTypeNull, append([]byte{2, 0, 0, 0}, ip...), false},
+		{"cooked v1 incoming", layers.LinkTypeLinuxSLL, sll(0), false},
+		{"cooked v1 outgoing", layers.LinkTypeLinuxSLL, sll(4), true},
+		{"cooked v2 incoming", layers.LinkTypeLinuxSLL2, sll2(0), false},
+		{"cooked v2 outgoing", layers.LinkTypeLinuxSLL2, sll2(4), true},
+	} {
+		for _, ng := range []bool{false, true} {
+			name := tc.name + map[bool]string{false: " pcap", true: " pcapng"}[ng]
+			t.Run(name, func(t *testing.T) {
+				var buf bytes.Buffer
+				ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, 5), CaptureLength: len(tc.frame), Length: len(tc.frame)}
+				if ng {
+					w, err := pcapgo.NewNgWriter(&buf, tc.lt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := w.WritePacket(ci, tc.frame); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					w := pcapgo.NewWriterNanos(&buf)
+					if err := w.WriteFileHeader(65535, tc.lt); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.WritePacket(ci, tc.frame); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var got []Packet
+				if err := ReadAll(&buf, func(p Packet) error { got = append(got, p); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 {
+					t.Fatalf("read %d packets, want 1", len(got))
+				}
+				p := got[0]
+				if p.Src != src || p.Seq != 42 || !p.Time.Equal(ci.Timestamp) || p.Outgoing != tc.outgoing {
+					t.Errorf("got %v at %v outgoing=%v, want from %v seq 42 at %v outgoing=%v", p.Segment, p.Time, p.Outgoing, src, ci.Timestamp, tc.outgoing)
+				}
+			})
+		}
+	}
 }
