@@ -394,11 +394,10 @@ func waitCount(log *logCollector, msg string, want int, limit time.Duration) {
 
 // heLogged is what the broker logged of one client's handshake.
 type heLogged struct {
-	synMS    float64 // its first SYN, ms after the pair's bind
-	hasSyn   bool
-	lateUS   int64 // the SYN-ACK's lateness
-	hasLate  bool
-	problems int
+	synMS   float64 // its first SYN, ms after the pair's bind
+	hasSyn  bool
+	lateUS  int64 // the SYN-ACK's lateness
+	hasLate bool
 }
 
 // brokerFigures reads the records of one round, by client address.

@@ -154,17 +154,6 @@ func (s *sniffer) waitSYNACK(client netip.AddrPort, deadline time.Time) (sniffed
 	return s.wait(client, deadline, "SYN-ACK", func(f *sniffed) bool { return !f.synack.IsZero() })
 }
 
-// lookup returns what was seen of client's connection so far.
-func (s *sniffer) lookup(client netip.AddrPort) (sniffed, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.flows[clientAddr(client)]
-	if !ok {
-		return sniffed{}, false
-	}
-	return *f, true
-}
-
 // forget drops what was seen of client, once a trial is done with it.
 func (s *sniffer) forget(client netip.AddrPort) {
 	s.mu.Lock()

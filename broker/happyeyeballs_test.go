@@ -56,21 +56,6 @@ func (l *heLog) records(msg string) []map[string]any {
 	return out
 }
 
-// record returns the line msg of pair id, waiting a little for it: events
-// are logged from the listener's goroutines.
-func (l *heLog) record(t *testing.T, msg string, pair int) map[string]any {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, r := range l.records(msg) {
-			if r["pair"] == float64(pair) {
-				return r
-			}
-		}
-	}
-	t.Fatalf("no %q log line for pair %d", msg, pair)
-	return nil
-}
-
 // heServer is a HappyEyeballs under test, serving on 127.0.0.1 and ::1.
 type heServer struct {
 	*HappyEyeballs

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,8 +47,10 @@ func sharedDir(t *testing.T) string {
 // goTool returns the go command that runs this test.
 func goTool(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go")); err == nil {
-		return p
+	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		if p, err := exec.LookPath(filepath.Join(strings.TrimSpace(string(out)), "bin", "go")); err == nil {
+			return p
+		}
 	}
 	p, err := exec.LookPath("go")
 	if err != nil {
