@@ -12,7 +12,8 @@
 // The flags are toxiproxy-server's: the API listens on HOST:PORT (default
 // localhost:8474); FILE is a JSON array of proxies created at start. The
 // handshake toxics need Linux; handshake_delay and handshake_refuse also
-// need CAP_NET_RAW. See package broker/proxy.
+// need CAP_NET_RAW. LOG_LEVEL (debug, info, warn, error) sets the log level,
+// as for toxiproxy-server. See package broker/proxy.
 package main
 
 import (

@@ -41,7 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 		fmt.Fprintf(stdout, "handshake-proxy, toxiproxy API version %s\n", proxy.Version)
 		return 0
 	}
-	log := newLogger(o.logFormat, stderr)
+	log, err := newLogger(o.logFormat, os.Getenv("LOG_LEVEL"), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "handshake-proxy: %v\n", err)
+		return 2
+	}
 	if err := serve(ctx, o, log, started); err != nil {
 		log.Error("handshake-proxy failed", "err", err)
 		return 1
@@ -82,12 +86,21 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// newLogger returns a logger writing format ("text" or "json") to w.
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+// newLogger returns a logger writing format ("text" or "json") to w, from
+// level on (toxiproxy-server's LOG_LEVEL: debug, info, warn or error; debug
+// adds a line per connection).
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
+		}
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 // serve runs the API until ctx ends, then stops every proxy.

@@ -161,6 +161,21 @@ func TestRunBadConfig(t *testing.T) {
 	<-done
 }
 
+func TestLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger("json", "DEBUG", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("x")
+	if !strings.Contains(buf.String(), `"level":"DEBUG"`) {
+		t.Fatalf("LOG_LEVEL=DEBUG: %q", buf.String())
+	}
+	if _, err := newLogger("text", "loud", io.Discard); err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Fatalf("LOG_LEVEL=loud: %v", err)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"-version"}, &out, io.Discard, nil); code != 0 || !strings.Contains(out.String(), "2.5.0") {
