@@ -83,6 +83,11 @@ func (f *forwarder) onEvent(e listener.Event) {
 		}
 		return
 	}
+	if e.Want.IsZero() && !f.holding.Load() && e.Err == nil {
+		// A handshake no toxic touched.
+		f.log.Debug(e.Kind.String(), attrs...)
+		return
+	}
 	if !e.Want.IsZero() {
 		attrs = append(attrs, "want", e.Want, "late_us", e.Late().Microseconds())
 	}
