@@ -9,15 +9,19 @@ package main
 // they are, and proxyReport(rows) is the section of report.md.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"github.com/synhold/synhold/listener/capture"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +45,9 @@ type ProxyRow struct {
 	// Connect is how long the client's connect took (its own clock around
 	// net.Dialer.Dial), minus WantUS when a delay was asked for.
 	Connect Summary `json:"connect"`
+	// Wire is, from tcpdump on lo, each handshake's SYN to its SYN-ACK (or
+	// RST), minus WantUS: what the proxy did, seen from outside it.
+	Wire Summary `json:"wire"`
 	// Refused counts connects that ended in ECONNREFUSED.
 	Refused int `json:"refused,omitempty"`
 	// RTT is a 1-byte ping-pong's round trip through an echo upstream.
@@ -146,7 +153,7 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 		{"reset_peer", toxiclient.Attributes{"timeout": 1000}},
 	} {
 		progress("proxy: toxiproxy's handshake with %s", tx.typ)
-		row, err := toxicConnects(theirsAPI, "toxiproxy", echo.Addr().String(), tx.typ, tx.attrs, 0, sz.connects)
+		row, err := toxicConnects(dir, theirsAPI, "toxiproxy", echo.Addr().String(), tx.typ, tx.attrs, 0, sz.connects)
 		if err != nil {
 			return rows, err
 		}
@@ -157,7 +164,7 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 	// Handshake toxics, from the client's clock.
 	for _, d := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
 		progress("proxy: handshake_delay %v", d)
-		row, err := toxicConnects(oursAPI, "handshake-proxy", echo.Addr().String(), "handshake_delay",
+		row, err := toxicConnects(dir, oursAPI, "handshake-proxy", echo.Addr().String(), "handshake_delay",
 			toxiclient.Attributes{"delay": d.Milliseconds()}, d, sz.connects)
 		if err != nil {
 			return rows, err
@@ -165,7 +172,7 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 		rows = append(rows, row)
 	}
 	progress("proxy: handshake_refuse 100ms")
-	row, err := toxicConnects(oursAPI, "handshake-proxy", echo.Addr().String(), "handshake_refuse",
+	row, err := toxicConnects(dir, oursAPI, "handshake-proxy", echo.Addr().String(), "handshake_refuse",
 		toxiclient.Attributes{"delay": 100}, 100*time.Millisecond, sz.connects)
 	if err != nil {
 		return rows, err
@@ -230,7 +237,7 @@ func newProxy(api *toxiclient.Client, name, upstream string) (*toxiclient.Proxy,
 }
 
 // toxicConnects times connects through a proxy with one toxic set.
-func toxicConnects(api *toxiclient.Client, via, upstream, typ string, attrs toxiclient.Attributes, want time.Duration, n int) (ProxyRow, error) {
+func toxicConnects(dir string, api *toxiclient.Client, via, upstream, typ string, attrs toxiclient.Attributes, want time.Duration, n int) (ProxyRow, error) {
 	row := ProxyRow{Name: typ + "_" + strings.ReplaceAll(via, "-", "_"), Via: via, Toxic: toxicString(typ, attrs), WantUS: us(want)}
 	row.Label = fmt.Sprintf("%s through %s", row.Toxic, via)
 	if want > 0 {
@@ -245,8 +252,125 @@ func toxicConnects(api *toxiclient.Client, via, upstream, typ string, attrs toxi
 		row.Note = "toxic refused: " + err.Error()
 		return row, nil
 	}
+	_, port, _ := net.SplitHostPort(p.Listen)
+	dump, err := startProxyDump(filepath.Join(dir, row.Name+".pcap"), port)
+	if err != nil {
+		row.Note = "no tcpdump figures: " + err.Error()
+	}
 	row.Connect, row.Refused, err = connects(p.Listen, n, want)
+	if dump != nil {
+		if derr := dump.stop(); derr != nil {
+			row.Note = "no tcpdump figures: " + derr.Error()
+		} else if ds, derr := dump.handshakes(want); derr != nil {
+			row.Note = "no tcpdump figures: " + derr.Error()
+		} else {
+			row.Wire = Summarize(ds)
+		}
+	}
 	return row, err
+}
+
+// proxyDump is tcpdump on lo recording the SYNs, SYN-ACKs and RSTs of one
+// port to a pcap file with nanosecond times. On lo it records each packet
+// once, as it arrives.
+type proxyDump struct {
+	cmd  *exec.Cmd
+	file string
+	port uint16
+	out  chan string // stderr lines
+}
+
+// startProxyDump starts tcpdump and returns once it listens.
+func startProxyDump(file, port string) (*proxyDump, error) {
+	path, err := exec.LookPath("tcpdump")
+	if err != nil {
+		return nil, fmt.Errorf("tcpdump (apt-get install tcpdump): %w", err)
+	}
+	p, _ := strconv.Atoi(port)
+	cmd := exec.Command(path, "-i", "lo", "-w", file, "--time-stamp-precision=nano", "--immediate-mode", "-U", "-Z", "root",
+		fmt.Sprintf("tcp port %d and tcp[13] & 6 != 0", p))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	d := &proxyDump{cmd: cmd, file: file, port: uint16(p), out: make(chan string, 64)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case d.out <- sc.Text():
+			default:
+			}
+		}
+		close(d.out)
+	}()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.out:
+			if !ok {
+				cmd.Wait()
+				return nil, errors.New("tcpdump exited before listening")
+			}
+			if strings.Contains(l, "listening on") {
+				return d, nil
+			}
+		case <-timeout:
+			d.stop()
+			return nil, errors.New("tcpdump did not start listening in 10 s")
+		}
+	}
+}
+
+// stop stops tcpdump; it writes what it holds on SIGINT.
+func (d *proxyDump) stop() error {
+	d.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		return errors.Join(<-done, errors.New("tcpdump did not stop on SIGINT"))
+	}
+}
+
+// handshakes returns, per connection to the port, the time from its first
+// SYN to the SYN-ACK or RST answering it, minus want.
+func (d *proxyDump) handshakes(want time.Duration) ([]time.Duration, error) {
+	f, err := os.Open(d.file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	type conn struct {
+		isn uint32
+		syn time.Time
+	}
+	open := map[netip.AddrPort]conn{}
+	var out []time.Duration
+	err = capture.ReadAll(f, func(p capture.Packet) error {
+		switch {
+		case p.IsSYN() && p.Dst.Port() == d.port:
+			if c, ok := open[p.Src]; !ok || c.isn != p.Seq {
+				open[p.Src] = conn{isn: p.Seq, syn: p.Time}
+			}
+		case p.Src.Port() == d.port && (p.IsSYNACK() || p.Flags.Has(capture.RST)):
+			if c, ok := open[p.Dst]; ok && p.Ack == c.isn+1 {
+				out = append(out, p.Time.Sub(c.syn)-want)
+				delete(open, p.Dst)
+			}
+		}
+		return nil
+	})
+	if err == nil && len(out) == 0 {
+		err = errors.New("tcpdump saw no handshake")
+	}
+	return out, err
 }
 
 // toxicString is a toxic as one would type it: type k=v ...
@@ -382,11 +506,12 @@ func proxyReport(rows []ProxyRow) string {
 	b.WriteString("## Proxy: handshake-proxy against a direct connection and toxiproxy-server\n\n")
 	b.WriteString("Separate processes on loopback; the client's own clock around connect() and 1-byte round trips.\n")
 	b.WriteString("For a handshake toxic, connect is the time to connect minus the requested delay (its error).\n\n")
-	b.WriteString("| row | via | toxic | connect p50 µs | connect p99 µs | refused | RTT p50 µs | RTT p99 µs | MiB/s | note |\n")
-	b.WriteString("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("\"wire\" is tcpdump's SYN to SYN-ACK (or RST) on lo, minus the requested delay.\n\n")
+	b.WriteString("| row | via | toxic | connect p50 µs | connect p99 µs | wire p50 µs | wire p99 µs | wire min µs | refused | RTT p50 µs | RTT p99 µs | MiB/s | note |\n")
+	b.WriteString("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.1f | %.1f | %d | %.1f | %.1f | %.1f | %s |\n", r.Name, r.Via, r.Toxic,
-			r.Connect.P50US, r.Connect.P99US, r.Refused, r.RTT.P50US, r.RTT.P99US, r.MBps, r.Note)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %.1f | %.1f | %.1f | %s |\n", r.Name, r.Via, r.Toxic,
+			r.Connect.P50US, r.Connect.P99US, r.Wire.P50US, r.Wire.P99US, r.Wire.MinUS, r.Refused, r.RTT.P50US, r.RTT.P99US, r.MBps, r.Note)
 	}
 	return b.String()
 }
