@@ -102,7 +102,6 @@ func encodeReply(r Request, port4, port6 uint16) []byte {
 	return b
 }
 
-
 // familyName names a family in logs.
 func familyName(family int) string {
 	if family == 4 {
