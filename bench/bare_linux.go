@@ -10,7 +10,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/listener"
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener/capture"
 	"github.com/synhold/synhold/sockopt"
 )
@@ -36,11 +36,11 @@ type bareMode struct {
 func bareVariants() []variant {
 	return []variant{
 		{name: "bare/detach-send", label: "by hand: detach, then replay (the library's order)", bare: &bareMode{}, every: 2,
-			note: "same system calls, no listener code", clock: listener.TimerFD, spin: defaultSpin},
+			note: "same system calls, no listener code", clock: releaseclock.TimerFD, spin: defaultSpin},
 		{name: "bare/send-detach", label: "by hand: replay, then detach", bare: &bareMode{sendFirst: true}, every: 2,
-			note: "the detach moved after the replay", clock: listener.TimerFD, spin: defaultSpin},
+			note: "the detach moved after the replay", clock: releaseclock.TimerFD, spin: defaultSpin},
 		{name: "bare/fifo", label: "by hand: detach, replay, clock thread SCHED_FIFO", bare: &bareMode{fifo: true}, every: 2,
-			note: "sched_setattr(SCHED_FIFO, 10) on the clock thread", clock: listener.TimerFD, spin: defaultSpin},
+			note: "sched_setattr(SCHED_FIFO, 10) on the clock thread", clock: releaseclock.TimerFD, spin: defaultSpin},
 	}
 }
 
@@ -48,10 +48,10 @@ func bareVariants() []variant {
 // SCHED_FIFO, on a machine kept busy by other processes.
 func loadedVariants() []variant {
 	return []variant{
-		{name: "loaded/library", label: "Library default (timerfd + spin), under load", clock: listener.TimerFD, spin: defaultSpin, every: 1},
-		{name: "loaded/bare", label: "by hand: detach, replay, under load", bare: &bareMode{}, every: 1, clock: listener.TimerFD, spin: defaultSpin},
+		{name: "loaded/library", label: "Library default (timerfd + spin), under load", clock: releaseclock.TimerFD, spin: defaultSpin, every: 1},
+		{name: "loaded/bare", label: "by hand: detach, replay, under load", bare: &bareMode{}, every: 1, clock: releaseclock.TimerFD, spin: defaultSpin},
 		{name: "loaded/bare-fifo", label: "by hand: SCHED_FIFO clock thread, under load", bare: &bareMode{fifo: true}, every: 1,
-			clock: listener.TimerFD, spin: defaultSpin},
+			clock: releaseclock.TimerFD, spin: defaultSpin},
 	}
 }
 
