@@ -32,7 +32,7 @@ type sniffed struct {
 	syn    time.Time // the first SYN
 	syns   int       // SYNs seen, replays and retransmissions included
 	ip     []byte    // the first SYN, from its IP header on
-	synack time.Time // the first SYN-ACK answering it
+	synack time.Time // the first SYN-ACK answering it, as it was sent
 }
 
 // openSniffer opens the capture socket on the loopback interface.
@@ -152,6 +152,18 @@ func (s *sniffer) waitSYN(client netip.AddrPort, deadline time.Time) (sniffed, e
 // waitSYNACK returns the connection from client once a SYN-ACK answered it.
 func (s *sniffer) waitSYNACK(client netip.AddrPort, deadline time.Time) (sniffed, error) {
 	return s.wait(client, deadline, "SYN-ACK", func(f *sniffed) bool { return !f.synack.IsZero() })
+}
+
+// snapshot returns a copy of what was seen of every connection not
+// forgotten, by client address.
+func (s *sniffer) snapshot() map[netip.AddrPort]sniffed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.AddrPort]sniffed, len(s.flows))
+	for c, f := range s.flows {
+		out[c] = *f
+	}
+	return out
 }
 
 // forget drops what was seen of client, once a trial is done with it.
