@@ -316,7 +316,7 @@ func reportStamps(b *strings.Builder, r *Results) {
 
 func reportScale(b *strings.Builder, r *Results) {
 	b.WriteString("## 3. Scale: Happy Eyeballs pairs requested at once\n\n")
-	b.WriteString("`broker.HappyEyeballs` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
+	b.WriteString("`happyeyeballs.Server` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
 		"Each round sends every request at once (one control connection each), then dials both sides of every pair " +
 		"before its instants. Release error: the fast side's SYN-ACK (benchmark's capture) against the broker's bind " +
 		"plus 300 ms (the bind recovered from the broker's log and the SYN's kernel time); the slow side never completes, " +

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -36,10 +36,10 @@ type pairRun struct {
 	wrongFamily    bool
 }
 
-// heServer is a broker.HappyEyeballs serving a control listener on
+// heServer is a happyeyeballs.Server serving a control listener on
 // 127.0.0.1:0, its log collected.
 type heServer struct {
-	he    *broker.HappyEyeballs
+	he    *happyeyeballs.Server
 	log   *logCollector
 	ctrl  string
 	serve chan error
@@ -51,8 +51,13 @@ func startHE() (*heServer, error) {
 		return nil, err
 	}
 	log := newLogCollector()
+	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay, Logger: slog.New(log)})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s := &heServer{
-		he:    &broker.HappyEyeballs{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay, Logger: slog.New(log)},
+		he:    he,
 		log:   log,
 		ctrl:  ln.Addr().String(),
 		serve: make(chan error, 1),

@@ -1,5 +1,7 @@
 package listener
 
+import "github.com/synhold/synhold/internal/releaseclock"
+
 // startDelayed binds the listener now; it listens when released.
 func (h *Held) startDelayed() error {
 	if h.cfg.After > 0 {
@@ -10,7 +12,7 @@ func (h *Held) startDelayed() error {
 	if err != nil {
 		return err
 	}
-	clk, err := acquireClock()
+	clk, err := releaseclock.Acquire()
 	if err != nil {
 		b.close()
 		return err

@@ -11,12 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 )
-
-// replayMark is the SO_MARK of replayed SYNs ("SYNH"): the hold filter lets
-// them through, and the capture filter does not see them again.
-const replayMark = 0x53594e48
 
 // engine is the machinery of strategy Replay for one network namespace: one
 // capture socket for every held listener in it, and raw sockets to replay
@@ -100,13 +97,13 @@ func newEngine() (_ *engine, err error) {
 			e.close() // e, not the named result, which is nil by now
 		}
 	}()
-	if e.raw4, err = rawSocket(unix.AF_INET); err != nil {
+	if e.raw4, err = replay.Socket(unix.AF_INET); err != nil {
 		return nil, err
 	}
-	if e.raw6, err = rawSocket(unix.AF_INET6); err != nil {
+	if e.raw6, err = replay.Socket(unix.AF_INET6); err != nil {
 		return nil, err
 	}
-	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replayMark}); err != nil {
+	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
 	e.reading = true
@@ -128,21 +125,6 @@ func (e *engine) close() {
 			unix.Close(fd)
 		}
 	}
-}
-
-// rawSocket opens the socket that replays SYNs of one family: IPPROTO_RAW, so
-// the packet is sent with the IP header it was captured with, and marked so
-// that the hold filter lets it through.
-func rawSocket(family int) (int, error) {
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		return -1, fmt.Errorf("listener: replay: %w", os.NewSyscallError("socket", err))
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, replayMark); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listener: replay: set SO_MARK: %w", os.NewSyscallError("setsockopt", err))
-	}
-	return fd, nil
 }
 
 func (e *engine) register(h *Held) {
@@ -210,16 +192,11 @@ func (e *engine) read() {
 // replay sends the captured SYN ip (checksum already fixed) back into the
 // stack, addressed to dst, the listener's local address.
 func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
-	var (
-		fd int
-		sa unix.Sockaddr
-	)
+	fd := e.raw6
 	if dst.Is4() {
-		fd, sa = e.raw4, &unix.SockaddrInet4{Addr: dst.As4()}
-	} else {
-		fd, sa = e.raw6, &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(ifindex)}
+		fd = e.raw4
 	}
-	if err := sendto(fd, ip, 0, sa); err != nil {
+	if err := sendto(fd, ip, 0, replay.To(dst, ifindex)); err != nil {
 		return fmt.Errorf("listener: replay SYN to %v: %w", dst, os.NewSyscallError("sendto", err))
 	}
 	return nil

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/internal/releaseclock"
 )
 
 // maxFlows bounds the handshakes a listener remembers; the oldest are
@@ -25,7 +28,7 @@ type Held struct {
 	ln        net.Listener
 	rc        syscall.RawConn // the listening socket, for its filter
 	sys       sysState        // per-OS state
-	clk       scheduler
+	clk       releaseclock.Clock
 	listening chan struct{} // closed once ln accepts connections
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -33,7 +36,7 @@ type Held struct {
 
 	mu         sync.Mutex
 	want       time.Time // the instant held handshakes complete
-	job        *job
+	job        *releaseclock.Job
 	released   bool
 	releasedAt time.Time
 	flows      map[flowKey]*flow
@@ -52,7 +55,7 @@ type flow struct {
 	ip       []byte // the latest SYN, checksum fixed, ready to replay
 	dst      netip.Addr
 	ifindex  int
-	job      *job
+	job      *releaseclock.Job
 	released bool
 }
 
@@ -121,11 +124,11 @@ func (h *Held) Close() error {
 		close(h.closed)
 		h.mu.Lock()
 		if h.job != nil {
-			h.clk.cancel(h.job)
+			h.clk.Cancel(h.job)
 		}
 		for _, f := range h.flows {
 			if f.job != nil {
-				h.clk.cancel(f.job)
+				h.clk.Cancel(f.job)
 			}
 		}
 		h.mu.Unlock()
@@ -147,12 +150,12 @@ func (h *Held) ReleaseAt(t time.Time) {
 		return
 	}
 	if h.job != nil {
-		h.clk.cancel(h.job)
+		h.clk.Cancel(h.job)
 		h.job = nil
 	}
 	h.want = t
 	if t.After(time.Now()) {
-		h.job = h.clk.schedule(t, func(time.Time) func() { return h.release(t) })
+		h.job = h.clk.Schedule(t, func(time.Time) func() { return h.release(t) })
 		h.mu.Unlock()
 		return
 	}
@@ -198,9 +201,7 @@ func (h *Held) Handshakes() []Handshake {
 
 // clientKey is a client address as the capture decodes it: no zone, and an
 // IPv4-mapped address as IPv4.
-func clientKey(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
-}
+func clientKey(a netip.AddrPort) netip.AddrPort { return netaddr.Canonical(a) }
 
 func (f *flow) copy() Handshake {
 	hs := f.hs
@@ -233,7 +234,7 @@ func (h *Held) emit(e Event) {
 	if !e.Local.IsValid() {
 		e.Local = h.local
 	}
-	h.clk.later(func() { h.cfg.OnEvent(e) })
+	h.clk.Later(func() { h.cfg.OnEvent(e) })
 }
 
 // owns reports whether a captured packet to address a is for this listener.

@@ -10,9 +10,11 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 	"github.com/synhold/synhold/sockopt"
 )
@@ -65,13 +67,13 @@ func (h *Held) startHeld() error {
 	if h.cfg.After > 0 && h.strategy != Replay {
 		return ErrNeedsReplay
 	}
-	clk, err := acquireClock()
+	clk, err := releaseclock.Acquire()
 	if err != nil {
 		return err
 	}
 	h.clk = clk
 	if err := h.listenHeld(); err != nil {
-		releaseClock()
+		releaseclock.Release()
 		return err
 	}
 	return nil
@@ -94,7 +96,7 @@ func (h *Held) listenHeld() error {
 		return err
 	}
 	backlog := unix.SOMAXCONN
-	switch err := sockopt.AttachFilter(rc, holdFilter()); {
+	switch err := sockopt.AttachFilter(rc, replay.HoldFilter()); {
 	case err == nil:
 	case errors.Is(err, os.ErrPermission) && h.cfg.After == 0:
 		h.sys.queueHold, backlog = true, 0
@@ -198,7 +200,7 @@ func plugQueue(plug *os.File, local netip.AddrPort) error {
 	err = rc.Write(func(fd uintptr) bool {
 		if !started {
 			started = true
-			cerr = unix.Connect(int(fd), sockaddr(reachable(local)))
+			cerr = unix.Connect(int(fd), netaddr.Sockaddr(reachable(local)))
 			return cerr != unix.EINPROGRESS // else wait until writable
 		}
 		cerr = socketError(int(fd)) // the handshake's outcome
@@ -227,25 +229,6 @@ func (h *Held) closePlug() {
 		h.sys.plug.Close()
 		h.sys.plug = nil
 	}
-}
-
-// holdFilter drops pure SYNs (SYN set, ACK clear) unless they carry
-// replayMark; everything else passes. Connections accepted from the listener
-// inherit the filter, and pass all their segments through it.
-func holdFilter() []bpf.RawInstruction {
-	prog, err := bpf.Assemble([]bpf.Instruction{
-		/* 0 */ bpf.LoadAbsolute{Off: 13, Size: 1}, // TCP flags
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(capture.ACK), SkipTrue: 4},
-		/* 2 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(capture.SYN), SkipTrue: 3},
-		/* 3 */ bpf.LoadExtension{Num: bpf.ExtMark},
-		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: replayMark, SkipTrue: 1},
-		/* 5 */ bpf.RetConstant{Val: 0},
-		/* 6 */ bpf.RetConstant{Val: 0xffffffff},
-	})
-	if err != nil {
-		panic(err) // a constant program
-	}
-	return prog
 }
 
 // open stops holding: the filter goes, or listen(2) is called.
@@ -302,7 +285,7 @@ func (h *Held) release(want time.Time) func() {
 // replay sends f's SYN back into the stack; h.mu is held.
 func (h *Held) replay(f *flow, want time.Time) error {
 	if f.job != nil {
-		h.clk.cancel(f.job)
+		h.clk.Cancel(f.job)
 		f.job = nil
 	}
 	f.released, f.hs.Want = true, want
@@ -361,7 +344,7 @@ func (h *Held) onSYN(p capture.Packet) {
 		if !retransmit { // a retransmission keeps its first SYN's instant
 			want := p.Time.Add(h.cfg.After)
 			f.hs.Want = want
-			f.job = h.clk.schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+			f.job = h.clk.Schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
 		}
 	default:
 		f.hs.Want = h.want
@@ -404,7 +387,7 @@ func (h *Held) stop() error {
 		h.sys.eng.release()
 	}
 	if h.clk != nil {
-		releaseClock()
+		releaseclock.Release()
 	}
 	return err
 }

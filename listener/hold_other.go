@@ -7,6 +7,8 @@ import (
 	"net"
 	"runtime"
 	"time"
+
+	"github.com/synhold/synhold/internal/releaseclock"
 )
 
 type sysState struct {
@@ -54,7 +56,7 @@ func (h *Held) stop() error {
 		err = h.sys.bound.close()
 	}
 	if h.clk != nil {
-		releaseClock()
+		releaseclock.Release()
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/sockopt"
 )
 
@@ -54,7 +55,7 @@ func bindRaw(rc syscall.RawConn, local netip.AddrPort) (netip.AddrPort, error) {
 		serr error
 	)
 	err := rc.Control(func(fd uintptr) {
-		if serr = bindFunc(int(fd), sockaddr(local)); serr != nil {
+		if serr = bindFunc(int(fd), netaddr.Sockaddr(local)); serr != nil {
 			serr = os.NewSyscallError("bind", serr)
 			return
 		}
@@ -63,7 +64,7 @@ func bindRaw(rc syscall.RawConn, local netip.AddrPort) (netip.AddrPort, error) {
 			serr = os.NewSyscallError("getsockname", serr)
 			return
 		}
-		got = netip.AddrPortFrom(local.Addr(), sockaddrPort(sa))
+		got = netip.AddrPortFrom(local.Addr(), netaddr.Port(sa))
 	})
 	if err == nil {
 		err = serr
@@ -88,23 +89,6 @@ func listenFile(f *os.File, rc syscall.RawConn, backlog int) (net.Listener, erro
 		return nil, fmt.Errorf("listener: %w", err)
 	}
 	return ln, nil
-}
-
-func sockaddr(a netip.AddrPort) unix.Sockaddr {
-	if a.Addr().Is4() {
-		return &unix.SockaddrInet4{Addr: a.Addr().As4(), Port: int(a.Port())}
-	}
-	return &unix.SockaddrInet6{Addr: a.Addr().As16(), Port: int(a.Port())}
-}
-
-func sockaddrPort(sa unix.Sockaddr) uint16 {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return uint16(sa.Port)
-	case *unix.SockaddrInet6:
-		return uint16(sa.Port)
-	}
-	return 0
 }
 
 // bound is a socket bound but not yet listening (strategy DelayedListen).

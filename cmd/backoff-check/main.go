@@ -38,7 +38,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/backoff"
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -122,7 +122,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	p.Max = o.maxBackoff
 	a := backoff.Analyze(attempts, p, backoff.Options{Clients: o.clients})
 	r := report{Analysis: a, Duplicates: dups}
-	r.Passed, r.BackoffMs = broker.ReconnectVerdict(a)
+	r.Passed, r.BackoffMs = reconnect.Verdict(a)
 	if err := write(stdout, r, o.json); err != nil {
 		fmt.Fprintln(stderr, "backoff-check:", err)
 		return 2

@@ -35,7 +35,7 @@ import (
 	"google.golang.org/grpc"
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 )
 
 // gracePeriod is how long a graceful stop waits for RPCs in flight.
@@ -51,7 +51,7 @@ func main() {
 type options struct {
 	controlPort int
 	retryPort   int
-	timestamps  broker.ReconnectTimestamps
+	timestamps  reconnect.Timestamps
 	pcap        string
 	stall       time.Duration
 	logFormat   string
@@ -75,7 +75,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
-	if o.timestamps, err = broker.ParseReconnectTimestamps(*ts); err != nil {
+	if o.timestamps, err = reconnect.ParseTimestamps(*ts); err != nil {
 		return o, err
 	}
 	for _, p := range []struct {
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // until ctx is done. It prints the control port's address on stdout, for
 // scripts that pass port 0, and each test's report on report.
 func serve(ctx context.Context, o options, log *slog.Logger, stdout, report io.Writer) (err error) {
-	cfg := broker.ReconnectConfig{
+	cfg := reconnect.Config{
 		RetryPort:  o.retryPort,
 		Timestamps: o.timestamps,
 		Stall:      o.stall,
@@ -139,7 +139,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, stdout, report io.W
 		}()
 		cfg.Pcap = f
 	}
-	srv, err := broker.NewReconnect(cfg)
+	srv, err := reconnect.NewServer(cfg)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 	pb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -152,7 +152,7 @@ func TestStopWithoutStart(t *testing.T) {
 // TestServe runs a conformant grpc-go client against the command, with
 // text and JSON logs, and the pcap file when SYNs can be captured.
 func TestServe(t *testing.T) {
-	probe, err := broker.NewReconnect(broker.ReconnectConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	probe, err := reconnect.NewServer(reconnect.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestServe(t *testing.T) {
 				args = append(args, "--pcap", pcap, "--timestamps", "syn")
 			}
 			s := start(t, args...)
-			c := broker.ReconnectClient{Control: s.ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
+			c := reconnect.Client{Control: s.ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
 				MaxBackoffMs: 3000, Deadline: 6 * time.Second}
 			r, err := c.Run(context.Background())
 			if err != nil {

@@ -1,4 +1,4 @@
-package broker
+package reconnect
 
 import (
 	"encoding/json"
@@ -12,9 +12,9 @@ import (
 	"github.com/synhold/synhold/backoff"
 )
 
-// ReconnectResult is what a test found: the verdict and gaps Stop returned,
+// Result is what a test found: the verdict and gaps Stop returned,
 // and the analyses they came from.
-type ReconnectResult struct {
+type Result struct {
 	// Test numbers the tests of a server from 1.
 	Test int `json:"test"`
 	// Client is the address that called Start.
@@ -23,9 +23,9 @@ type ReconnectResult struct {
 	// 120 s when it was 0.
 	MaxBackoff time.Duration `json:"-"`
 	// Timestamps says which times the verdict used.
-	Timestamps       ReconnectTimestamps `json:"timestamps"`
-	Started, Stopped time.Time           `json:"-"`
-	// Passed and BackoffMs are what Stop returned; see ReconnectVerdict.
+	Timestamps       Timestamps `json:"timestamps"`
+	Started, Stopped time.Time  `json:"-"`
+	// Passed and BackoffMs are what Stop returned; see Verdict.
 	Passed    bool    `json:"passed"`
 	BackoffMs []int32 `json:"backoff_ms"`
 	// Analysis is the analysis the verdict came from: *SYN or *Accept.
@@ -35,15 +35,15 @@ type ReconnectResult struct {
 	SYN    *backoff.Analysis `json:"syn,omitempty"`
 	Accept *backoff.Analysis `json:"accept,omitempty"`
 	// Skew is the time from each attempt's first SYN to its accept.
-	Skew ReconnectSkew `json:"syn_to_accept"`
+	Skew Skew `json:"syn_to_accept"`
 	// Dropped counts attempts not kept (past 65536 in one test).
 	Dropped int `json:"dropped,omitempty"`
 }
 
 // MarshalJSON writes r with its durations in milliseconds and its times in
 // RFC 3339.
-func (r ReconnectResult) MarshalJSON() ([]byte, error) {
-	type plain ReconnectResult
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
 	return json.Marshal(struct {
 		plain
 		MaxBackoffMs int64  `json:"max_backoff_ms"`
@@ -54,7 +54,7 @@ func (r ReconnectResult) MarshalJSON() ([]byte, error) {
 
 // Foreign returns the attempts of the verdict's analysis that came from
 // hosts other than the client under test.
-func (r ReconnectResult) Foreign() []backoff.Removed {
+func (r Result) Foreign() []backoff.Removed {
 	var out []backoff.Removed
 	for _, rm := range r.Analysis.Removed {
 		if rm.Reason == backoff.ForeignSource {
@@ -64,7 +64,7 @@ func (r ReconnectResult) Foreign() []backoff.Removed {
 	return out
 }
 
-// ReconnectVerdict returns what a server following the reference rule per
+// Verdict returns what a server following the reference rule per
 // address answers for analysis a: passed when the client made at least one
 // attempt and every destination's series passes the reference rule, and the
 // gaps, in milliseconds as the reference server reports them, of the first
@@ -72,7 +72,7 @@ func (r ReconnectResult) Foreign() []backoff.Removed {
 //
 // Unlike the reference server, a client that never connected fails: it
 // showed no backoff at all.
-func ReconnectVerdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
+func Verdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
 	passed = len(a.Series) > 0
 	for _, s := range a.Series {
 		passed = passed && s.ReferencePassed
@@ -86,8 +86,8 @@ func ReconnectVerdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
 
 // result judges the test, stopped at stopped. synRecorded says whether SYN
 // times were recorded.
-func (t *rcTest) result(stopped time.Time, synRecorded bool) ReconnectResult {
-	r := ReconnectResult{
+func (t *session) result(stopped time.Time, synRecorded bool) Result {
+	r := Result{
 		Test:       t.n,
 		Client:     t.client,
 		MaxBackoff: t.policy.Max,
@@ -97,40 +97,40 @@ func (t *rcTest) result(stopped time.Time, synRecorded bool) ReconnectResult {
 		Skew:       t.skew(),
 		Dropped:    t.dropped,
 	}
-	acc := t.analyze(ReconnectAccept)
+	acc := t.analyze(Accept)
 	r.Accept = &acc
 	r.Analysis = acc
 	if synRecorded {
-		syn := t.analyze(ReconnectSYN)
+		syn := t.analyze(SYN)
 		r.SYN = &syn
-		if t.ts == ReconnectSYN {
+		if t.ts == SYN {
 			r.Analysis = syn
 		}
 	}
-	r.Passed, r.BackoffMs = ReconnectVerdict(r.Analysis)
+	r.Passed, r.BackoffMs = Verdict(r.Analysis)
 	return r
 }
 
 // WriteText writes the result for a person: the test, the analysis of the
 // times that decided it, how SYN and accept times differed, the other
 // times' verdict, and what Stop returned.
-func (r ReconnectResult) WriteText(w io.Writer) error {
+func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "reconnect test %d: client %s, max backoff %d ms, %s times, %.1f s\n",
-		r.Test, rcClientString(r.Client), r.MaxBackoff.Milliseconds(), r.Timestamps, r.Stopped.Sub(r.Started).Seconds())
+		r.Test, clientString(r.Client), r.MaxBackoff.Milliseconds(), r.Timestamps, r.Stopped.Sub(r.Started).Seconds())
 	if err := r.Analysis.WriteText(&b); err != nil {
 		return err
 	}
 	if r.Skew.Attempts > 0 {
 		fmt.Fprintf(&b, "\nSYN to accept: %s\n  per attempt, ms:", r.Skew)
 		for _, d := range r.Skew.Each {
-			fmt.Fprintf(&b, " %.3f", rcMs(d))
+			fmt.Fprintf(&b, " %.3f", millis(d))
 		}
 		b.WriteString("\n")
 	}
 	if other, name := r.other(); other != nil {
-		op, oms := ReconnectVerdict(*other)
-		fmt.Fprintf(&b, "with %s times instead: %s, backoff_ms %v\n", name, rcPassFail(op), oms)
+		op, oms := Verdict(*other)
+		fmt.Fprintf(&b, "with %s times instead: %s, backoff_ms %v\n", name, passFail(op), oms)
 	}
 	if r.Dropped > 0 {
 		fmt.Fprintf(&b, "attempts not kept (too many): %d\n", r.Dropped)
@@ -142,24 +142,24 @@ func (r ReconnectResult) WriteText(w io.Writer) error {
 
 // other returns the analysis of the times that did not decide the verdict,
 // if they were recorded, and their name.
-func (r ReconnectResult) other() (*backoff.Analysis, ReconnectTimestamps) {
-	if r.Timestamps == ReconnectSYN {
-		return r.Accept, ReconnectAccept
+func (r Result) other() (*backoff.Analysis, Timestamps) {
+	if r.Timestamps == SYN {
+		return r.Accept, Accept
 	}
-	return r.SYN, ReconnectSYN
+	return r.SYN, SYN
 }
 
 // report logs the end of a test: its key figures, and its whole result as
 // text to Config.Report or as JSON in the record.
-func (r *Reconnect) report(res ReconnectResult, stopper netip.AddrPort) {
+func (r *Server) report(res Result, stopper netip.AddrPort) {
 	attrs := []any{"test", res.Test, "client", res.Client, "passed", res.Passed, "backoff_ms", res.BackoffMs,
 		"timestamps", res.Timestamps, "duration_s", res.Stopped.Sub(res.Started).Seconds(),
 		"series", len(res.Analysis.Series), "foreign", len(res.Foreign()), "removed", len(res.Analysis.Removed)}
 	if res.Skew.Attempts > 0 {
-		attrs = append(attrs, "syn_to_accept_p50_ms", rcMs(res.Skew.P50), "syn_to_accept_max_ms", rcMs(res.Skew.Max))
+		attrs = append(attrs, "syn_to_accept_p50_ms", millis(res.Skew.P50), "syn_to_accept_max_ms", millis(res.Skew.Max))
 	}
 	if other, name := res.other(); other != nil {
-		op, _ := ReconnectVerdict(*other)
+		op, _ := Verdict(*other)
 		attrs = append(attrs, name.String()+"_passed", op)
 	}
 	if stopper != res.Client && stopper.IsValid() {
@@ -176,10 +176,10 @@ func (r *Reconnect) report(res ReconnectResult, stopper netip.AddrPort) {
 	}
 }
 
-// ReconnectSkew summarises how much later accept returned an attempt than
+// Skew summarises how much later accept returned an attempt than
 // its first SYN arrived: the difference between the reference server's
 // timestamps and the client's own.
-type ReconnectSkew struct {
+type Skew struct {
 	Attempts      int
 	Min, P50, Max time.Duration
 	// Each is the difference of every attempt that has both times, in the
@@ -187,29 +187,29 @@ type ReconnectSkew struct {
 	Each []time.Duration
 }
 
-// newReconnectSkew summarises the differences d, in attempt order.
-func newReconnectSkew(d []time.Duration) ReconnectSkew {
+// newSkew summarises the differences d, in attempt order.
+func newSkew(d []time.Duration) Skew {
 	if len(d) == 0 {
-		return ReconnectSkew{}
+		return Skew{}
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return ReconnectSkew{Attempts: len(s), Min: s[0], P50: s[(len(s)-1)/2], Max: s[len(s)-1], Each: d}
+	return Skew{Attempts: len(s), Min: s[0], P50: s[(len(s)-1)/2], Max: s[len(s)-1], Each: d}
 }
 
 // String prints the summary in milliseconds.
-func (s ReconnectSkew) String() string {
+func (s Skew) String() string {
 	if s.Attempts == 0 {
 		return "no attempt with both times"
 	}
-	return fmt.Sprintf("%d attempts, min %.3f ms, p50 %.3f ms, max %.3f ms", s.Attempts, rcMs(s.Min), rcMs(s.P50), rcMs(s.Max))
+	return fmt.Sprintf("%d attempts, min %.3f ms, p50 %.3f ms, max %.3f ms", s.Attempts, millis(s.Min), millis(s.P50), millis(s.Max))
 }
 
 // MarshalJSON writes s with its durations in milliseconds.
-func (s ReconnectSkew) MarshalJSON() ([]byte, error) {
+func (s Skew) MarshalJSON() ([]byte, error) {
 	each := make([]float64, len(s.Each))
 	for i, d := range s.Each {
-		each[i] = rcMs(d)
+		each[i] = millis(d)
 	}
 	return json.Marshal(struct {
 		Attempts int       `json:"attempts"`
@@ -217,19 +217,19 @@ func (s ReconnectSkew) MarshalJSON() ([]byte, error) {
 		P50Ms    float64   `json:"p50_ms"`
 		MaxMs    float64   `json:"max_ms"`
 		EachMs   []float64 `json:"each_ms"`
-	}{s.Attempts, rcMs(s.Min), rcMs(s.P50), rcMs(s.Max), each})
+	}{s.Attempts, millis(s.Min), millis(s.P50), millis(s.Max), each})
 }
 
-// rcClientString prints a client address, or "unknown".
-func rcClientString(ap netip.AddrPort) string {
+// clientString prints a client address, or "unknown".
+func clientString(ap netip.AddrPort) string {
 	if !ap.IsValid() {
 		return "unknown"
 	}
 	return ap.String()
 }
 
-// rcPassFail prints a verdict.
-func rcPassFail(ok bool) string {
+// passFail prints a verdict.
+func passFail(ok bool) string {
 	if ok {
 		return "passed"
 	}

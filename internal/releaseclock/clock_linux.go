@@ -1,4 +1,4 @@
-package listener
+package releaseclock
 
 import (
 	"fmt"
@@ -24,22 +24,23 @@ type clock struct {
 	stopping bool
 }
 
-func newClock() (scheduler, error) {
-	if Clock == RuntimeTimer {
+// New starts a clock of kind Use, apart from the process-wide one.
+func New() (Clock, error) {
+	if Use == RuntimeTimer {
 		return newGoClock(), nil
 	}
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("listener: clock: %w", os.NewSyscallError("timerfd_create", err))
+		return nil, fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_create", err))
 	}
 	c := &clock{queue: newQueue(), tfd: tfd, quit: make(chan struct{}), exit: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
 
-// schedule runs fire at instant at, on the clock's thread.
-func (c *clock) schedule(at time.Time, fire func(now time.Time) func()) *job {
-	j := &job{at: at, fire: fire}
+// Schedule runs fire at instant at, on the clock's thread.
+func (c *clock) Schedule(at time.Time, fire func(now time.Time) func()) *Job {
+	j := &Job{at: at, fire: fire}
 	c.push(j, c.arm)
 	return j
 }
@@ -86,8 +87,8 @@ func (c *clock) run() {
 	}
 }
 
-// stop ends the clock thread; jobs not yet fired are dropped.
-func (c *clock) stop() {
+// Stop ends the clock thread; jobs not yet fired are dropped.
+func (c *clock) Stop() {
 	close(c.quit)
 	c.mu.Lock()
 	c.stopping = true
@@ -97,3 +98,48 @@ func (c *clock) stop() {
 	unix.Close(c.tfd)
 	c.queue.stop()
 }
+
+// Sleeper puts the calling thread to sleep until absolute CLOCK_REALTIME
+// instants on a timerfd of its own, the way the clock thread waits; the
+// benchmarks use it to measure that wait without a listener.
+type Sleeper struct{ tfd int }
+
+// NewSleeper opens a Sleeper's timerfd.
+func NewSleeper() (*Sleeper, error) {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_create", err))
+	}
+	return &Sleeper{tfd: tfd}, nil
+}
+
+// Sleep returns once t has passed (at once if it has already).
+func (s *Sleeper) Sleep(t time.Time) error {
+	ns := t.UnixNano()
+	if ns <= 0 {
+		ns = 1
+	}
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(ns)}
+	if err := unix.TimerfdSettime(s.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+		return fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_settime", err))
+	}
+	var buf [8]byte
+	for {
+		_, err := unix.Read(s.tfd, buf[:])
+		if err != unix.EINTR {
+			return os.NewSyscallError("read timerfd", err)
+		}
+	}
+}
+
+// Wait is the clock's wait for one instant: Sleep until Spin before t, then
+// SpinUntil t. It returns the time it returned at.
+func (s *Sleeper) Wait(t time.Time) (time.Time, error) {
+	if err := s.Sleep(t.Add(-Spin)); err != nil {
+		return time.Now(), err
+	}
+	return SpinUntil(t), nil
+}
+
+// Close closes the timerfd.
+func (s *Sleeper) Close() error { return unix.Close(s.tfd) }

@@ -1,4 +1,9 @@
-package listener
+// Package releaseclock fires a process's releases at their instants: one
+// clock thread for every listener of the process, sleeping on a timerfd armed
+// at the absolute instant (Linux) or on a runtime timer, then spinning for
+// the last stretch. It also holds the clock's knobs, which only this module's
+// packages (the listener and the benchmarks) may turn.
+package releaseclock
 
 import (
 	"container/heap"
@@ -6,50 +11,55 @@ import (
 	"time"
 )
 
-// ClockKind selects how the release clock waits for an instant.
-type ClockKind int
+// Kind selects how the release clock waits for an instant.
+type Kind int
 
 const (
 	// TimerFD sleeps in read(2) on a timerfd armed at the absolute instant,
 	// on an OS thread of its own with timer slack 1 ns (Linux; elsewhere it
 	// is RuntimeTimer).
-	TimerFD ClockKind = iota
+	TimerFD Kind = iota
 	// RuntimeTimer waits on a Go runtime timer, from an ordinary goroutine.
 	RuntimeTimer
 )
 
-// Clock is the clock the process-wide release clock uses. It is read when
-// the clock starts (with the first open listener), so set it before then;
-// the benchmarks use it to compare the two.
-var Clock = TimerFD
+// Use is the kind of clock Acquire starts. It is read when the clock starts
+// (with the first open listener), so set it before then; the benchmarks use
+// it to compare the two.
+var Use = TimerFD
 
 // Spin is how long before a release instant the clock stops sleeping and
 // spins on the time, on its own OS thread: it buys the last few hundred
 // microseconds of precision for up to Spin of one core's time per release.
-// 0 turns spinning off. Like Clock, set it before opening listeners.
+// 0 turns spinning off. Like Use, set it before opening listeners.
 var Spin = 200 * time.Microsecond
 
-// scheduler fires jobs at their instants.
-type scheduler interface {
-	schedule(at time.Time, fire func(now time.Time) (after func())) *job
-	cancel(j *job)
-	// later runs f on the event goroutine, after what is already queued.
-	later(f func())
-	stop()
+// Clock fires jobs at their instants.
+type Clock interface {
+	// Schedule runs fire at instant at, on the clock's thread; what fire
+	// returns runs after every job of the same pass has fired.
+	Schedule(at time.Time, fire func(now time.Time) (after func())) *Job
+	// Cancel removes j if it has not fired yet.
+	Cancel(j *Job)
+	// Later runs f on the event goroutine, after what is already queued.
+	Later(f func())
+	// Stop ends the clock; jobs not yet fired are dropped.
+	Stop()
 }
 
 var (
 	clockMu   sync.Mutex
-	theClock  scheduler
+	theClock  Clock
 	clockRefs int
 )
 
-// acquireClock returns the process-wide clock, starting it if needed.
-func acquireClock() (scheduler, error) {
+// Acquire returns the process-wide clock, starting it if needed. Every
+// Acquire is paired with a Release.
+func Acquire() (Clock, error) {
 	clockMu.Lock()
 	defer clockMu.Unlock()
 	if theClock == nil {
-		c, err := newClock()
+		c, err := New()
 		if err != nil {
 			return nil, err
 		}
@@ -59,29 +69,30 @@ func acquireClock() (scheduler, error) {
 	return theClock, nil
 }
 
-// releaseClock drops a reference to the clock and stops it with the last.
-func releaseClock() {
+// Release drops a reference to the process-wide clock and stops it with the
+// last.
+func Release() {
 	clockMu.Lock()
 	defer clockMu.Unlock()
 	if clockRefs--; clockRefs == 0 {
-		theClock.stop()
+		theClock.Stop()
 		theClock = nil
 	}
 }
 
-// job is one release waiting on the clock.
-type job struct {
+// Job is one release waiting on the clock.
+type Job struct {
 	at    time.Time
 	fire  func(now time.Time) (after func())
 	index int // in the heap; -1 once fired or cancelled
 }
 
-type jobHeap []*job
+type jobHeap []*Job
 
 func (q jobHeap) Len() int           { return len(q) }
 func (q jobHeap) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
 func (q jobHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
-func (q *jobHeap) Push(x any)        { j := x.(*job); j.index = len(*q); *q = append(*q, j) }
+func (q *jobHeap) Push(x any)        { j := x.(*Job); j.index = len(*q); *q = append(*q, j) }
 func (q *jobHeap) Pop() any {
 	old := *q
 	j := old[len(old)-1]
@@ -117,7 +128,7 @@ func (q *queue) runAfter() {
 // push adds j and, if it is now the earliest job, calls arm with its
 // instant while still holding the lock, so that arming never races with
 // armNext.
-func (q *queue) push(j *job, arm func(time.Time)) {
+func (q *queue) push(j *Job, arm func(time.Time)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	heap.Push(&q.jobs, j)
@@ -139,8 +150,8 @@ func (q *queue) armNext(arm func(time.Time)) time.Time {
 	return at
 }
 
-// cancel removes j if it has not fired yet.
-func (q *queue) cancel(j *job) {
+// Cancel removes j if it has not fired yet.
+func (q *queue) Cancel(j *Job) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if j.index >= 0 {
@@ -149,22 +160,22 @@ func (q *queue) cancel(j *job) {
 }
 
 // due pops the jobs whose instant is before limit, earliest first.
-func (q *queue) due(limit time.Time) []*job {
+func (q *queue) due(limit time.Time) []*Job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var js []*job
+	var js []*Job
 	for len(q.jobs) > 0 && q.jobs[0].at.Before(limit) {
-		js = append(js, heap.Pop(&q.jobs).(*job))
+		js = append(js, heap.Pop(&q.jobs).(*Job))
 	}
 	return js
 }
 
 // fire runs the due jobs in one pass, spinning up to each one's instant,
 // then runs their follow-ups.
-func (q *queue) fire(js []*job) {
+func (q *queue) fire(js []*Job) {
 	var afters []func()
 	for _, j := range js {
-		now := spinUntil(j.at)
+		now := SpinUntil(j.at)
 		if f := j.fire(now); f != nil {
 			afters = append(afters, f)
 		}
@@ -174,9 +185,9 @@ func (q *queue) fire(js []*job) {
 	}
 }
 
-// later queues f for the event goroutine. It blocks while the queue is full:
+// Later queues f for the event goroutine. It blocks while the queue is full:
 // events are never dropped, and a release never comes through here.
-func (q *queue) later(f func()) { q.after <- f }
+func (q *queue) Later(f func()) { q.after <- f }
 
 // stop ends the follow-up goroutine once it has run what is queued.
 func (q *queue) stop() {
@@ -184,9 +195,9 @@ func (q *queue) stop() {
 	<-q.done
 }
 
-// spinUntil returns at t, or at once if t has passed, with the time it
-// returned.
-func spinUntil(t time.Time) time.Time {
+// SpinUntil returns at t, or at once if t has passed, with the time it
+// returned. It keeps the calling thread busy meanwhile.
+func SpinUntil(t time.Time) time.Time {
 	for {
 		now := time.Now()
 		if !now.Before(t) {
@@ -210,8 +221,8 @@ func newGoClock() *goClock {
 	return c
 }
 
-func (c *goClock) schedule(at time.Time, fire func(now time.Time) func()) *job {
-	j := &job{at: at, fire: fire}
+func (c *goClock) Schedule(at time.Time, fire func(now time.Time) func()) *Job {
+	j := &Job{at: at, fire: fire}
 	c.push(j, func(time.Time) {
 		select {
 		case c.wake <- struct{}{}:
@@ -246,7 +257,7 @@ func (c *goClock) run() {
 	}
 }
 
-func (c *goClock) stop() {
+func (c *goClock) Stop() {
 	close(c.quit)
 	<-c.exit
 	c.queue.stop()

@@ -1,4 +1,4 @@
-package listener
+package releaseclock
 
 import (
 	"sort"
@@ -11,16 +11,16 @@ import (
 // kind, cancels one, and checks that the others fire once, in order, never
 // early, and within a tolerance a loaded machine keeps.
 func TestClockFiresInOrderAndOnTime(t *testing.T) {
-	for _, kind := range []ClockKind{TimerFD, RuntimeTimer} {
-		t.Run(map[ClockKind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
-			old := Clock
-			Clock = kind
-			defer func() { Clock = old }()
-			c, err := newClock()
+	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
+		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
+			old := Use
+			Use = kind
+			defer func() { Use = old }()
+			c, err := New()
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.stop()
+			defer c.Stop()
 			var (
 				mu    sync.Mutex
 				fired []time.Duration
@@ -28,10 +28,10 @@ func TestClockFiresInOrderAndOnTime(t *testing.T) {
 			)
 			base := time.Now().Add(50 * time.Millisecond)
 			offsets := []time.Duration{40, 10, 30, 0, 20, 20}
-			var cancelMe *job
+			var cancelMe *Job
 			for i, o := range offsets {
 				at := base.Add(o * time.Millisecond)
-				j := c.schedule(at, func(now time.Time) func() {
+				j := c.Schedule(at, func(now time.Time) func() {
 					mu.Lock()
 					fired = append(fired, o)
 					late = append(late, now.Sub(at))
@@ -42,7 +42,7 @@ func TestClockFiresInOrderAndOnTime(t *testing.T) {
 					cancelMe = j
 				}
 			}
-			c.cancel(cancelMe)
+			c.Cancel(cancelMe)
 			time.Sleep(time.Until(base) + 200*time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
@@ -66,12 +66,12 @@ func TestClockStopsRightAfterStart(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 2000 {
-			c, err := newClock()
+			c, err := New()
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			c.stop()
+			c.Stop()
 		}
 	}()
 	select {

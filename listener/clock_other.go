@@ -1,5 +1,0 @@
-//go:build !linux
-
-package listener
-
-func newClock() (scheduler, error) { return newGoClock(), nil }
