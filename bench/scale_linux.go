@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -75,21 +76,21 @@ func (s *heServer) stop() error {
 }
 
 // scaleDefault is the library's default timing path, for the scale runs.
-var scaleDefault = variant{label: "default", clock: listener.TimerFD, spin: defaultSpin}
+var scaleDefault = variant{label: "default", clock: releaseclock.TimerFD, spin: defaultSpin}
 
 // scaleKeepEngine is the default with another listener open throughout,
 // tried on the smallest pair count: each pair then finds the capture engine
 // open, instead of opening it, and closing it when the pair closes.
-var scaleKeepEngine = variant{label: scaleKeepLabel, clock: listener.TimerFD, spin: defaultSpin, keep: true}
+var scaleKeepEngine = variant{label: scaleKeepLabel, clock: releaseclock.TimerFD, spin: defaultSpin, keep: true}
 
 // scaleVariants are the knobs tried on the largest pair count.
 func scaleVariants() []variant {
 	procs := runtime.GOMAXPROCS(0)
 	return []variant{
-		{label: "spin 1 ms", clock: listener.TimerFD, spin: time.Millisecond},
-		{label: fmt.Sprintf("GOMAXPROCS=%d", 2*procs), clock: listener.TimerFD, spin: defaultSpin, procs: 2 * procs},
-		{label: "GOGC=400", clock: listener.TimerFD, spin: defaultSpin, gc: 400},
-		{label: "GC off", clock: listener.TimerFD, spin: defaultSpin, gc: -1},
+		{label: "spin 1 ms", clock: releaseclock.TimerFD, spin: time.Millisecond},
+		{label: fmt.Sprintf("GOMAXPROCS=%d", 2*procs), clock: releaseclock.TimerFD, spin: defaultSpin, procs: 2 * procs},
+		{label: "GOGC=400", clock: releaseclock.TimerFD, spin: defaultSpin, gc: 400},
+		{label: "GC off", clock: releaseclock.TimerFD, spin: defaultSpin, gc: -1},
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
 )
 
 // serverLine is one line of happyeyeballs-server's JSON log, with the fields
@@ -76,7 +78,7 @@ func (l serverLine) clientKey() (netip.AddrPort, bool) {
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
-	return clientAddr(a), true
+	return netaddr.Canonical(a), true
 }
 
 // serverView is what the server logged of one winning connection.

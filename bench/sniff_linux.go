@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -44,7 +46,7 @@ func openSniffer() (*sniffer, error) {
 	// Replayed SYNs are left out: they are not needed, and delivering them
 	// to this socket would wake its reader in the middle of the release
 	// being measured (the listener's own capture ignores them too).
-	sock, err := capture.Open(capture.Config{Ifindex: lo, IgnoreMark: bareMark})
+	sock, err := capture.Open(capture.Config{Ifindex: lo, IgnoreMark: replay.Mark})
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +91,7 @@ func (s *sniffer) record(p capture.Packet) {
 	defer s.mu.Unlock()
 	switch {
 	case p.IsSYN() && !p.Outgoing:
-		c := clientAddr(p.Src)
+		c := netaddr.Canonical(p.Src)
 		f := s.flows[c]
 		if f == nil || f.isn != p.Seq {
 			f = &sniffed{isn: p.Seq, syn: p.Time}
@@ -100,7 +102,7 @@ func (s *sniffer) record(p capture.Packet) {
 		}
 		f.syns++
 	case p.IsSYNACK() && p.Outgoing:
-		f := s.flows[clientAddr(p.Dst)]
+		f := s.flows[netaddr.Canonical(p.Dst)]
 		if f == nil || p.Ack != f.isn+1 || !f.synack.IsZero() {
 			return
 		}
@@ -112,15 +114,9 @@ func (s *sniffer) record(p capture.Packet) {
 	s.changed = make(chan struct{})
 }
 
-// clientAddr is a client address as the benchmark keys it: unmapped, no
-// zone.
-func clientAddr(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
-}
-
 // wait waits until cond holds for client's connection, or deadline.
 func (s *sniffer) wait(client netip.AddrPort, deadline time.Time, what string, cond func(*sniffed) bool) (sniffed, error) {
-	client = clientAddr(client)
+	client = netaddr.Canonical(client)
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {
@@ -169,7 +165,7 @@ func (s *sniffer) snapshot() map[netip.AddrPort]sniffed {
 // forget drops what was seen of client, once a trial is done with it.
 func (s *sniffer) forget(client netip.AddrPort) {
 	s.mu.Lock()
-	delete(s.flows, clientAddr(client))
+	delete(s.flows, netaddr.Canonical(client))
 	s.mu.Unlock()
 }
 

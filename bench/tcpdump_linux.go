@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -99,7 +100,7 @@ func readObserved(file string) (map[netip.AddrPort]*observed, error) {
 	err = capture.ReadAll(f, func(p capture.Packet) error {
 		switch {
 		case p.IsSYN():
-			c := clientAddr(p.Src)
+			c := netaddr.Canonical(p.Src)
 			o := flows[c]
 			if o == nil || o.isn != p.Seq {
 				o = &observed{isn: p.Seq, syn: p.Time}
@@ -107,7 +108,7 @@ func readObserved(file string) (map[netip.AddrPort]*observed, error) {
 			}
 			o.syns++
 		case p.IsSYNACK():
-			if o := flows[clientAddr(p.Dst)]; o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
+			if o := flows[netaddr.Canonical(p.Dst)]; o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
 				o.synack = p.Time
 			}
 		}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -230,7 +230,11 @@ func TestClientAgainstTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	he := &broker.HappyEyeballs{FastDelay: 400 * time.Millisecond, SlowDelay: 800 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: 400 * time.Millisecond, SlowDelay: 800 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- he.Serve(ln) }()
 	t.Cleanup(func() {

@@ -3,6 +3,8 @@ package main
 import (
 	"net/netip"
 	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
 )
 
 // usedInput is everything one case of the "as it is used" scenario
@@ -66,7 +68,7 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.Unmatched++
 			continue
 		}
-		local = clientAddr(local)
+		local = netaddr.Canonical(local)
 		o, v := in.obs[local], views[local]
 		if o == nil || o.synack.IsZero() || v == nil || v.want.IsZero() {
 			r.Unmatched++
