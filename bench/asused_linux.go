@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,6 +139,7 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	}
 	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
 	rows := []UsedRow{usedRow(c, "", in)}
+	rows[0].ServerStart = startFields(srv.ready)
 	for _, m := range []string{modeBoth, modeV6First} {
 		rows = append(rows, usedRow(c, m, in))
 	}
@@ -173,10 +175,27 @@ func (u usedRun) client(control string, pairs int) ([]clientPair, error) {
 	return got, nil
 }
 
+// startFields are the start-up line's fields that say how the server holds
+// handshakes and times them, as "key=value" pairs.
+func startFields(ready map[string]any) []string {
+	var out []string
+	for k, v := range ready {
+		switch k {
+		case "time", "level", "msg", "control", "fast_delay", "slow_delay", "pair_timeout", "idle_timeout", "same_port":
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%v", k, v))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // heProcess is a happyeyeballs-server process, its JSON log (stderr) kept.
 type heProcess struct {
 	*child
 	control string // its control address on 127.0.0.1
+	// ready is its start-up line's fields.
+	ready map[string]any
 }
 
 // startServer starts the server on a free control port and returns once it
@@ -195,6 +214,7 @@ func startServer(bin string, c usedCase) (*heProcess, error) {
 		for _, a := range l.Control {
 			if ap, err := netip.ParseAddrPort(a); err == nil && ap.Addr().Is4() {
 				p.control = a
+				_ = json.Unmarshal(line, &p.ready)
 				return true
 			}
 		}

@@ -67,6 +67,11 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"command", "`" + r.Options.Command + "`"},
 		{"run time", fmt.Sprintf("%.1f s", r.ElapsedS)},
 	}
+	for _, u := range r.AsUsed {
+		if len(u.ServerStart) > 0 {
+			rows = append(rows, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
+		}
+	}
 	for _, row := range rows {
 		fmt.Fprintf(b, "| %s | %s |\n", row[0], row[1])
 	}

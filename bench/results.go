@@ -188,6 +188,9 @@ type UsedRow struct {
 	Problems      int      `json:"server_warnings"`
 	ProblemSample []string `json:"server_warning_sample,omitempty"`
 	Other         int      `json:"server_other_output"`
+	// ServerStart is what the server's start-up line said about how it
+	// holds handshakes (on the row of all pairs).
+	ServerStart []string `json:"server_start,omitempty"`
 	// Dropped is what the kernel dropped before tcpdump read it.
 	Dropped   int       `json:"tcpdump_dropped"`
 	SamplesUS []float64 `json:"samples_us"`

@@ -46,7 +46,8 @@ func tcpdumpFilter() (string, error) {
 func startTCPDump(file string) (*tcpdump, error) {
 	path, err := exec.LookPath("tcpdump")
 	if err != nil {
-		return nil, fmt.Errorf("the observer needs tcpdump (apt-get install tcpdump): %w", err)
+		return nil, fmt.Errorf("the \"as it is used\" scenario needs tcpdump as its observer (apt-get install tcpdump), "+
+			"or leave it out with -only: %w", err)
 	}
 	filter, err := tcpdumpFilter()
 	if err != nil {
