@@ -156,6 +156,7 @@ func p50p99(s Summary) string {
 func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
+	fs = append(fs, usedFindings(r)...)
 	fs = append(fs, clockStepFinding(r)...)
 	fs = append(fs, ingredientFindings(r.Release)...)
 	fs = append(fs, bareFindings(r)...)
@@ -168,6 +169,53 @@ func findings(r *Results) []string {
 	fs = append(fs, scaleExperimentFindings(r.ScaleExperiments)...)
 	fs = append(fs, costFindings(r.ListenCost)...)
 	return fs
+}
+
+// usedFindings state what the "as it is used" rows show: the release and
+// the control reply per case, how it compares with the warm loop, how
+// complete and true the server's own figures are.
+func usedFindings(r *Results) []string {
+	var out []string
+	def, hasDef := releaseRow(r.Release, "replay/timerfd+spin")
+	for _, u := range r.AsUsed {
+		if u.Mode != "" || u.Release.N == 0 {
+			continue
+		}
+		f := fmt.Sprintf("As used, %s (%d pairs, the fast family won %d of %d): release error %s, max %s; control reply %s.",
+			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), fmtUS(u.Release.MaxUS), p50p99(u.Reply))
+		var modes []string
+		for _, m := range r.AsUsed {
+			if m.Name != u.Name && strings.HasPrefix(m.Name, u.Name+"/") && m.Release.N > 0 {
+				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), fmtUS(m.Release.MaxUS)))
+			}
+		}
+		if len(modes) > 0 {
+			f += " By dial mode: " + strings.Join(modes, "; ") + "."
+		}
+		if hasDef && def.Error.N > 0 && u.Hogs == 0 {
+			f += fmt.Sprintf(" The warm loop in this process (section 1): %s, max %s.", p50p99(def.Error), fmtUS(def.Error.MaxUS))
+		}
+		if u.SYNAfter > 0 {
+			f += fmt.Sprintf(" %d winners' SYNs reached the server at or after the instant and are left out.", u.SYNAfter)
+		}
+		if u.Early > 0 {
+			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, fmtUS(u.Release.MinUS))
+		}
+		out = append(out, f)
+		g := fmt.Sprintf("The server reported the winner's SYN-ACK for %d of %d pairs (%s).", u.ServerReported, u.Winners, u.Label)
+		if u.ServerGap.N > 0 {
+			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+		}
+		if u.Own.N > 0 {
+			g += fmt.Sprintf(" The benchmark's own capture sees the same SYN-ACK as it is sent %s (p50; min %s) before tcpdump "+
+				"stamps its arrival.", fmtUS(-u.Own.P50US), fmtUS(-u.Own.MaxUS))
+		}
+		if u.Winners > 0 {
+			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // clockStepFinding reports jumps of the wall clock and what they did to
