@@ -18,14 +18,6 @@ import (
 	"time"
 )
 
-// The pair delays of the "as it is used" scenario: the fast family's
-// handshakes complete 400 ms after the bind, so that a client dialling IPv6
-// first has started IPv4 (250 ms later) well before the instant.
-const (
-	usedFast = 400 * time.Millisecond
-	usedSlow = 800 * time.Millisecond
-)
-
 // usedCase is one run of the scenario: a fresh server, its observer and
 // one client process asking for pairs one after another.
 type usedCase struct {

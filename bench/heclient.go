@@ -32,6 +32,14 @@ const (
 // clientStagger is the delay before the second family in modeV6First.
 const clientStagger = 250 * time.Millisecond
 
+// The pair delays of the "as it is used" scenario: the fast family's
+// handshakes complete 400 ms after the bind, so that a client dialling IPv6
+// first has started IPv4 (250 ms later) well before the instant.
+const (
+	usedFast = 400 * time.Millisecond
+	usedSlow = 800 * time.Millisecond
+)
+
 // clientPair is what the client process saw of one pair, by its own clock;
 // it writes one per line, as JSON, on stdout.
 type clientPair struct {
