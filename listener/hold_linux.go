@@ -258,11 +258,11 @@ func detachChild(c net.Conn) {
 
 // release stops holding the listener at the instant want: it opens the
 // listener, then replays every SYN held so far. It runs on the clock.
-func (h *Held) release(want time.Time) func() {
+func (h *Held) release(want time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.released || h.isClosed() {
-		h.mu.Unlock()
-		return nil
+		return
 	}
 	h.released, h.job = true, nil
 	err := h.open()
@@ -278,8 +278,7 @@ func (h *Held) release(want time.Time) func() {
 		}
 		n++
 	}
-	h.mu.Unlock()
-	return func() { h.emit(Event{Kind: Released, Time: at, Want: want, Replayed: n, Err: err}) }
+	h.emit(Event{Kind: Released, Time: at, Want: want, Replayed: n, Err: err})
 }
 
 // replay sends f's SYN back into the stack; h.mu is held.
@@ -298,18 +297,16 @@ func (h *Held) replay(f *flow, want time.Time) error {
 }
 
 // releaseFlow replays one held SYN at its own instant. It runs on the clock.
-func (h *Held) releaseFlow(k flowKey, want time.Time) func() {
+func (h *Held) releaseFlow(k flowKey, want time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f := h.flows[k]
 	if f == nil || f.released || h.isClosed() {
-		h.mu.Unlock()
-		return nil
+		return
 	}
 	f.job = nil
 	err := h.replay(f, want)
-	e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: want, Replayed: 1, Err: err}
-	h.mu.Unlock()
-	return func() { h.emit(e) }
+	h.emit(Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: want, Replayed: 1, Err: err})
 }
 
 // onSYN records a SYN the capture saw for this listener, and decides its
@@ -322,6 +319,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f, retransmit := h.flows[k]
 	if !retransmit {
 		f = &flow{hs: Handshake{Client: k.client, ISN: k.isn}}
@@ -329,7 +327,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	}
 	f.hs.SYNs = append(f.hs.SYNs, p.Time)
 	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
-	var after func()
+	var late *Event // a replay, logged after the SYN
 	switch {
 	case f.released || h.isClosed() || ferr != nil:
 	case h.released && p.Time.After(h.releasedAt):
@@ -338,37 +336,60 @@ func (h *Held) onSYN(p capture.Packet) {
 	case h.released:
 		// Dropped just before the filter went: replay it now.
 		err := h.replay(f, h.want)
-		e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
-		after = func() { h.emit(e) }
+		late = &Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
 	case h.cfg.After > 0:
 		if !retransmit { // a retransmission keeps its first SYN's instant
 			want := p.Time.Add(h.cfg.After)
 			f.hs.Want = want
-			f.job = h.clk.Schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+			f.job = h.clk.Schedule(want, func(time.Time) { h.releaseFlow(k, want) })
 		}
 	default:
 		f.hs.Want = h.want
 	}
-	e := Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip}
-	h.mu.Unlock()
-	h.emit(e)
-	if after != nil {
-		after()
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
+	if late != nil {
+		h.emit(*late)
 	}
 }
 
-// onSYNACK records the kernel's answer to a SYN of this listener's.
+// onSYNACK records the kernel's answer to a SYN of this listener's. On
+// loopback it comes twice, sent then received: the time it reports is the
+// one received, which tcpdump records and the client gets.
 func (h *Held) onSYNACK(p capture.Packet) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f := h.byClient[clientKey(p.Dst)]
 	if f == nil || p.Ack != f.hs.ISN+1 || !f.hs.SYNACK.IsZero() {
-		h.mu.Unlock()
 		return
 	}
+	if p.Outgoing && f.hs.SYNACKSent.IsZero() {
+		f.hs.SYNACKSent = p.Time
+	}
+	if p.Outgoing && p.Loopback {
+		return // the received copy follows
+	}
 	f.hs.SYNACK = p.Time
-	e := Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)}
-	h.mu.Unlock()
-	h.emit(e)
+	h.emit(Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)})
+}
+
+// onFault is told that the capture failed: SYNs from now on go unseen.
+func (h *Held) onFault(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return
+	}
+	h.degraded = true
+	h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf(
+		"listener: %w; SYNs from now on complete at their client's retransmission after the release, as with strategy retransmit", err)})
+}
+
+// syncCapture waits, briefly, until the capture has handed over every
+// packet it held when syncCapture was called.
+func (h *Held) syncCapture() {
+	if h.sys.eng != nil {
+		h.sys.eng.sync()
+	}
 }
 
 // stop closes the listener and lets go of the engine and the clock.

@@ -73,10 +73,12 @@ type Config struct {
 	// After, if positive, completes each handshake After its own first SYN
 	// arrived, instead of at one instant. It needs strategy Replay.
 	After time.Duration
-	// OnEvent, if set, is called for every event, in order, from a goroutine
-	// that every listener of the process shares: a slow OnEvent delays other
-	// listeners' events, but never a release. It must not call Close of the
-	// process's last open listener: Close waits for that goroutine to end.
+	// OnEvent, if set, is called for every event of the listener, in the
+	// order they happened, from a goroutine of the listener's own. Events
+	// are queued without bound and never dropped: a slow OnEvent delays
+	// only this listener's later events, never a release or the capture.
+	// Close delivers every event still queued before it returns, and
+	// OnEvent is not called after that. OnEvent may call Close.
 	OnEvent func(Event)
 }
 
@@ -88,11 +90,20 @@ const (
 	SYNSeen EventKind = iota + 1
 	// Released: the listener stopped holding, or replayed one held SYN.
 	Released
-	// SYNACKSent: the kernel answered a SYN (Time is its transmit time).
+	// SYNACKSent: the kernel answered a SYN. Time is when the SYN-ACK was
+	// on the wire as an observer on the interface records it: on loopback
+	// the copy received, which is what tcpdump records and the client gets
+	// (the copy sent is stamped 5-20 µs earlier, hundreds under load);
+	// elsewhere the copy sent.
 	SYNACKSent
+	// Fault: the capture or the release clock failed (Err says how, and what
+	// the listener does now: a failed capture leaves held SYNs to complete
+	// at their client's retransmission after the release, as strategy
+	// Retransmit does).
+	Fault
 )
 
-var kindNames = [...]string{"", "syn", "released", "synack"}
+var kindNames = [...]string{"", "syn", "released", "synack", "fault"}
 
 func (k EventKind) String() string {
 	if k <= 0 || int(k) >= len(kindNames) {
@@ -123,7 +134,8 @@ type Event struct {
 	Retransmit bool
 	// Replayed counts the SYNs a Released event sent back into the stack.
 	Replayed int
-	// Err, on a Released event, is why the release did not go as planned.
+	// Err, on a Released event, is why the release did not go as planned;
+	// on a Fault event, what failed.
 	Err error
 	// IP is the captured packet of a SYNSeen or SYNACKSent event, from its IP
 	// header on (for a pcap file). The receiver may keep it.
@@ -150,8 +162,13 @@ type Handshake struct {
 	// Released is when the listener let it through: the replay, or the
 	// release of the whole listener, or the SYN itself if nothing held it.
 	Released time.Time
-	// SYNACK is the kernel time of the first SYN-ACK, if it was seen.
+	// SYNACK is the kernel time of the first SYN-ACK, if it was seen, as an
+	// observer on the interface records it (see SYNACKSent): on loopback
+	// when it was received, the time tcpdump gives it.
 	SYNACK time.Time
+	// SYNACKSent is the kernel time the first SYN-ACK was sent; off
+	// loopback the same as SYNACK.
+	SYNACKSent time.Time
 }
 
 // Late is how long after Want the SYN-ACK went out (or, if it was not seen,
