@@ -284,6 +284,19 @@ func (e *engine) sync() {
 	_ = e.cap.Sync(time.Now().Add(syncTimeout))
 }
 
+// refuse sends the RST|ACK that refuses client's SYN (initial sequence
+// number isn) to local, seen on interface ifindex.
+func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) error {
+	fd := e.raw6
+	if local.Addr().Is4() {
+		fd = e.raw4
+	}
+	if err := sendto(fd, replay.RST(local, client, isn), 0, replay.To(client.Addr(), ifindex)); err != nil {
+		return fmt.Errorf("listener: refuse %v: %w", client, os.NewSyscallError("sendto", err))
+	}
+	return nil
+}
+
 // replay sends the captured SYN ip (checksum already fixed) back into the
 // stack, addressed to dst, the listener's local address.
 func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {

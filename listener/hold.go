@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -44,7 +45,8 @@ type Held struct {
 	job        *releaseclock.Job
 	released   bool
 	releasedAt time.Time
-	degraded   bool // the capture failed: SYNs go unseen (Linux)
+	holdSince  time.Time // the latest Hold that re-armed the listener
+	degraded   bool      // the capture failed: SYNs go unseen (Linux)
 	flows      map[flowKey]*flow
 	order      []flowKey
 	byClient   map[netip.AddrPort]*flow
@@ -63,6 +65,7 @@ type flow struct {
 	ifindex  int
 	job      *releaseclock.Job
 	released bool
+	refuse   bool // its Verdict says Refuse
 }
 
 // Listen announces on a local TCP address, with handshakes held as cfg says.
@@ -73,6 +76,13 @@ func Listen(network, address string, cfg Config) (*Held, error) {
 	local, err := splitNetwork(network, address)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.After > 0 && cfg.Decide != nil {
+		return nil, errors.New("listener: set After or Decide, not both")
+	}
+	if cfg.After > 0 {
+		after := cfg.After
+		cfg.Decide = func(s SYN) Verdict { return Verdict{At: s.Time.Add(after)} }
 	}
 	h := &Held{
 		cfg:       cfg,
@@ -180,8 +190,52 @@ func (h *Held) Close() error {
 	return h.closeErr
 }
 
-// Release completes every held handshake now, and every later one at once.
+// Release completes every held handshake now (or refuses it, as its Verdict
+// says), and every later one at once, until Hold.
 func (h *Held) Release() { h.ReleaseAt(time.Now()) }
+
+// Hold makes a released listener hold again: SYNs that arrive from now on
+// are held (and, with Decide, decided) until the next Release, ReleaseAt or
+// ReleaseHeld. Handshakes already let through stay so. It does nothing on a
+// listener that holds; it returns an error, and changes nothing, if the
+// hold cannot be put back (strategy DelayedListen, a closed listener).
+func (h *Held) Hold() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return &net.OpError{Op: "hold", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
+	}
+	if !h.released {
+		return nil
+	}
+	if err := h.rehold(); err != nil {
+		return err
+	}
+	h.released, h.want, h.holdSince = false, time.Time{}, time.Now()
+	return nil
+}
+
+// ReleaseHeld completes now the handshakes held without an instant (a
+// Verdict with a zero At, or the listener-wide hold when no instant is set),
+// refusing those whose Verdict says so, and keeps holding: later SYNs are
+// still held or decided, and timed verdicts keep their instants. It needs
+// strategy Replay to let single handshakes through; with Retransmit it
+// does nothing.
+func (h *Held) ReleaseHeld() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() || h.released {
+		return
+	}
+	if h.cfg.Decide == nil && !h.want.IsZero() {
+		return // the listener-wide hold has an instant
+	}
+	for _, f := range h.flows {
+		if !f.released && f.job == nil && f.hs.Want.IsZero() {
+			h.settle(f, time.Now())
+		}
+	}
+}
 
 // ReleaseAt sets the instant at which held handshakes complete, replacing
 // the one in Config.At. An instant already past releases before ReleaseAt

@@ -3,6 +3,7 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -44,6 +45,14 @@ func (h *Held) release(want time.Time) {
 	err := h.open()
 	h.releasedAt = time.Now()
 	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Err: err})
+}
+
+// settle does nothing here: there are no single held SYNs.
+func (h *Held) settle(*flow, time.Time) {}
+
+// rehold cannot put a hold back: delayed listen has listened.
+func (h *Held) rehold() error {
+	return fmt.Errorf("listener: strategy delayed-listen cannot hold again once it listens: %w", errors.ErrUnsupported)
 }
 
 // syncCapture does nothing: there is no capture here.

@@ -71,8 +71,15 @@ type Config struct {
 	// it is answered at once. Zero holds them until Release or ReleaseAt.
 	At time.Time
 	// After, if positive, completes each handshake After its own first SYN
-	// arrived, instead of at one instant. It needs strategy Replay.
+	// arrived, instead of at one instant. It needs strategy Replay. It is
+	// the Decide that returns Verdict{At: s.Time.Add(After)}.
 	After time.Duration
+	// Decide, if set, is called once per new connection, on its first SYN,
+	// while the listener holds; its Verdict replaces the listener-wide
+	// instant for that connection. It needs strategy Replay (Listen returns
+	// ErrNeedsReplay otherwise). Decide runs on the capture's goroutine: it
+	// must be quick, and must not call the listener.
+	Decide func(SYN) Verdict
 	// OnEvent, if set, is called for every event of the listener, in the
 	// order they happened, from a goroutine of the listener's own. Events
 	// are queued without bound and never dropped: a slow OnEvent delays
@@ -96,6 +103,9 @@ const (
 	// (the copy sent is stamped 5-20 µs earlier, hundreds under load);
 	// elsewhere the copy sent.
 	SYNACKSent
+	// Refused: a held SYN was answered with a RST|ACK, as its Verdict
+	// said (Time is when the RST was sent; Want is Verdict.At).
+	Refused
 	// Fault: the capture or the release clock failed (Err says how, and what
 	// the listener does now: a failed capture leaves held SYNs to complete
 	// at their client's retransmission after the release, as strategy
@@ -103,7 +113,7 @@ const (
 	Fault
 )
 
-var kindNames = [...]string{"", "syn", "released", "synack", "fault"}
+var kindNames = [...]string{"", "syn", "released", "synack", "refused", "fault"}
 
 func (k EventKind) String() string {
 	if k <= 0 || int(k) >= len(kindNames) {
@@ -151,6 +161,25 @@ func (e Event) Late() time.Duration {
 	return e.Time.Sub(e.Want)
 }
 
+// SYN is the first SYN of a new connection, as the capture saw it.
+type SYN struct {
+	Client netip.AddrPort // the client's address (unmapped, no zone)
+	Local  netip.AddrPort // the SYN's destination
+	ISN    uint32
+	Time   time.Time // kernel receive time
+}
+
+// Verdict says what becomes of one held connection.
+type Verdict struct {
+	// At is when the handshake completes (or, with Refuse, is refused).
+	// Zero holds it until Release, ReleaseAt or ReleaseHeld; an instant
+	// already past settles it at once.
+	At time.Time
+	// Refuse answers the SYN at At with a RST|ACK (ack = ISN+1), so that
+	// the client's connect(2) fails with ECONNREFUSED.
+	Refuse bool
+}
+
 // Handshake is what a listener saw of one connection's handshake.
 type Handshake struct {
 	Client netip.AddrPort
@@ -169,6 +198,9 @@ type Handshake struct {
 	// SYNACKSent is the kernel time the first SYN-ACK was sent; off
 	// loopback the same as SYNACK.
 	SYNACKSent time.Time
+	// Refused is when the listener answered the SYN with a RST (its
+	// Verdict said Refuse); zero otherwise.
+	Refused time.Time
 }
 
 // Late is how long after Want the SYN-ACK went out (or, if it was not seen,
@@ -184,9 +216,9 @@ func (h Handshake) Late() time.Duration {
 	return t.Sub(h.Want)
 }
 
-// ErrNeedsReplay is returned for a Config whose After needs strategy Replay
-// on a listener that cannot replay.
-var ErrNeedsReplay = errors.New("listener: a per-connection delay (After) needs strategy replay (Linux, CAP_NET_RAW)")
+// ErrNeedsReplay is returned for a Config whose After or Decide needs
+// strategy Replay on a listener that cannot replay.
+var ErrNeedsReplay = errors.New("listener: a per-connection verdict (After, Decide) needs strategy replay (Linux, CAP_NET_RAW)")
 
 // splitNetwork resolves network and address to a TCP address and its family.
 func splitNetwork(network, address string) (netip.AddrPort, error) {
