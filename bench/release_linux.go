@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -16,7 +17,7 @@ import (
 // spin, and the process settings around the release.
 type variant struct {
 	name, label string
-	clock       listener.ClockKind
+	clock       releaseclock.Kind
 	spin        time.Duration
 	// gc is the GC percentage during the trial (debug.SetGCPercent; -1
 	// turns the collector off); 0 leaves it.
@@ -33,17 +34,17 @@ type variant struct {
 	note string
 }
 
-// defaultSpin is listener.Spin as the package ships it.
-var defaultSpin = listener.Spin
+// defaultSpin is the release clock's spin as the module ships it.
+var defaultSpin = releaseclock.Spin
 
 // mainVariants are the rows of section 1 for strategy Replay: each
 // ingredient of the clock on and off.
 func mainVariants() []variant {
 	return []variant{
-		{name: "replay/runtime", label: "Replay, runtime timer, no spin", clock: listener.RuntimeTimer, every: 1},
-		{name: "replay/runtime+spin", label: "Replay, runtime timer + spin", clock: listener.RuntimeTimer, spin: defaultSpin, every: 1},
-		{name: "replay/timerfd", label: "Replay, timerfd, no spin", clock: listener.TimerFD, every: 1},
-		{name: "replay/timerfd+spin", label: "Replay, timerfd + spin (default)", clock: listener.TimerFD, spin: defaultSpin, every: 1},
+		{name: "replay/runtime", label: "Replay, runtime timer, no spin", clock: releaseclock.RuntimeTimer, every: 1},
+		{name: "replay/runtime+spin", label: "Replay, runtime timer + spin", clock: releaseclock.RuntimeTimer, spin: defaultSpin, every: 1},
+		{name: "replay/timerfd", label: "Replay, timerfd, no spin", clock: releaseclock.TimerFD, every: 1},
+		{name: "replay/timerfd+spin", label: "Replay, timerfd + spin (default)", clock: releaseclock.TimerFD, spin: defaultSpin, every: 1},
 	}
 }
 
@@ -52,20 +53,20 @@ func mainVariants() []variant {
 func experimentVariants() []variant {
 	procs := runtime.GOMAXPROCS(0)
 	return []variant{
-		{name: "exp/gc-off", label: "timerfd + spin, GC off during the trial", clock: listener.TimerFD, spin: defaultSpin, gc: -1, every: 2,
+		{name: "exp/gc-off", label: "timerfd + spin, GC off during the trial", clock: releaseclock.TimerFD, spin: defaultSpin, gc: -1, every: 2,
 			note: "debug.SetGCPercent(-1)"},
-		{name: "exp/spin-1ms", label: "timerfd + spin 1 ms", clock: listener.TimerFD, spin: time.Millisecond, every: 2},
-		{name: "exp/spin-50us", label: "timerfd + spin 50 µs", clock: listener.TimerFD, spin: 50 * time.Microsecond, every: 2},
-		{name: "exp/procs-1", label: "timerfd + spin, GOMAXPROCS=1", clock: listener.TimerFD, spin: defaultSpin, procs: 1, every: 2},
-		{name: "exp/procs-x2", label: fmt.Sprintf("timerfd + spin, GOMAXPROCS=%d", 2*procs), clock: listener.TimerFD, spin: defaultSpin, procs: 2 * procs, every: 2},
+		{name: "exp/spin-1ms", label: "timerfd + spin 1 ms", clock: releaseclock.TimerFD, spin: time.Millisecond, every: 2},
+		{name: "exp/spin-50us", label: "timerfd + spin 50 µs", clock: releaseclock.TimerFD, spin: 50 * time.Microsecond, every: 2},
+		{name: "exp/procs-1", label: "timerfd + spin, GOMAXPROCS=1", clock: releaseclock.TimerFD, spin: defaultSpin, procs: 1, every: 2},
+		{name: "exp/procs-x2", label: fmt.Sprintf("timerfd + spin, GOMAXPROCS=%d", 2*procs), clock: releaseclock.TimerFD, spin: defaultSpin, procs: 2 * procs, every: 2},
 	}
 }
 
 // apply sets v's clock and process settings and returns what undoes them.
 // No listener may be open: the clock reads Clock and Spin when it starts.
 func (v variant) apply() (undo func()) {
-	clock, spin := listener.Clock, listener.Spin
-	listener.Clock, listener.Spin = v.clock, v.spin
+	clock, spin := releaseclock.Use, releaseclock.Spin
+	releaseclock.Use, releaseclock.Spin = v.clock, v.spin
 	gc, procs := 0, 0
 	if v.gc != 0 {
 		gc = debug.SetGCPercent(v.gc)
@@ -74,7 +75,7 @@ func (v variant) apply() (undo func()) {
 		procs = runtime.GOMAXPROCS(v.procs)
 	}
 	return func() {
-		listener.Clock, listener.Spin = clock, spin
+		releaseclock.Use, releaseclock.Spin = clock, spin
 		if v.gc != 0 {
 			debug.SetGCPercent(gc)
 		}
@@ -85,8 +86,8 @@ func (v variant) apply() (undo func()) {
 }
 
 // clockName names a clock kind for the report.
-func clockName(k listener.ClockKind) string {
-	if k == listener.RuntimeTimer {
+func clockName(k releaseclock.Kind) string {
+	if k == releaseclock.RuntimeTimer {
 		return "runtime timer"
 	}
 	return "timerfd"
@@ -288,7 +289,7 @@ func variantRows(vs []variant, got map[string][]trial) []ReleaseRow {
 // batchRelease holds n listeners' clients and releases them all at one
 // instant, which the clock fires in one pass; it repeats that batches times.
 func batchRelease(sn *sniffer, n, batches int) (ReleaseRow, error) {
-	undo := variant{clock: listener.TimerFD, spin: defaultSpin}.apply()
+	undo := variant{clock: releaseclock.TimerFD, spin: defaultSpin}.apply()
 	defer undo()
 	var all []trial
 	var steps []time.Duration

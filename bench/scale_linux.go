@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -37,10 +37,10 @@ type pairRun struct {
 	wrongFamily    bool
 }
 
-// heServer is a broker.HappyEyeballs serving a control listener on
+// heServer is a happyeyeballs.Server serving a control listener on
 // 127.0.0.1:0, its log collected.
 type heServer struct {
-	he    *broker.HappyEyeballs
+	he    *happyeyeballs.Server
 	log   *logCollector
 	ctrl  string
 	serve chan error
@@ -52,8 +52,13 @@ func startHE() (*heServer, error) {
 		return nil, err
 	}
 	log := newLogCollector()
+	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay, Logger: slog.New(log)})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s := &heServer{
-		he:    &broker.HappyEyeballs{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay, Logger: slog.New(log)},
+		he:    he,
 		log:   log,
 		ctrl:  ln.Addr().String(),
 		serve: make(chan error, 1),
@@ -71,21 +76,21 @@ func (s *heServer) stop() error {
 }
 
 // scaleDefault is the library's default timing path, for the scale runs.
-var scaleDefault = variant{label: "default", clock: listener.TimerFD, spin: defaultSpin}
+var scaleDefault = variant{label: "default", clock: releaseclock.TimerFD, spin: defaultSpin}
 
 // scaleKeepEngine is the default with another listener open throughout,
 // tried on the smallest pair count: each pair then finds the capture engine
 // open, instead of opening it, and closing it when the pair closes.
-var scaleKeepEngine = variant{label: scaleKeepLabel, clock: listener.TimerFD, spin: defaultSpin, keep: true}
+var scaleKeepEngine = variant{label: scaleKeepLabel, clock: releaseclock.TimerFD, spin: defaultSpin, keep: true}
 
 // scaleVariants are the knobs tried on the largest pair count.
 func scaleVariants() []variant {
 	procs := runtime.GOMAXPROCS(0)
 	return []variant{
-		{label: "spin 1 ms", clock: listener.TimerFD, spin: time.Millisecond},
-		{label: fmt.Sprintf("GOMAXPROCS=%d", 2*procs), clock: listener.TimerFD, spin: defaultSpin, procs: 2 * procs},
-		{label: "GOGC=400", clock: listener.TimerFD, spin: defaultSpin, gc: 400},
-		{label: "GC off", clock: listener.TimerFD, spin: defaultSpin, gc: -1},
+		{label: "spin 1 ms", clock: releaseclock.TimerFD, spin: time.Millisecond},
+		{label: fmt.Sprintf("GOMAXPROCS=%d", 2*procs), clock: releaseclock.TimerFD, spin: defaultSpin, procs: 2 * procs},
+		{label: "GOGC=400", clock: releaseclock.TimerFD, spin: defaultSpin, gc: 400},
+		{label: "GC off", clock: releaseclock.TimerFD, spin: defaultSpin, gc: -1},
 	}
 }
 
@@ -349,31 +354,6 @@ func finishPair(sn *sniffer, run *pairRun, c *rawClient) error {
 	}
 	run.syn, run.synack = f.syn, f.synack
 	return nil
-}
-
-// request asks the control port for a pair whose family slow is slow, and
-// returns its ports.
-func request(ctrl string, slow byte) (port4, port6 uint16, err error) {
-	c, err := net.DialTimeout("tcp4", ctrl, 5*time.Second)
-	if err != nil {
-		return 0, 0, fmt.Errorf("control: %w", err)
-	}
-	defer c.Close()
-	defer c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT: see rawClient.Close
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		return 0, 0, err
-	}
-	if _, err := c.Write([]byte{slow}); err != nil {
-		return 0, 0, fmt.Errorf("control: write: %w", err)
-	}
-	var reply [5]byte
-	if _, err := io.ReadFull(c, reply[:]); err != nil {
-		return 0, 0, fmt.Errorf("control: read reply: %w", err)
-	}
-	if reply[0] != 0x01 {
-		return 0, 0, fmt.Errorf("control: reply 0x%02x, want 0x01", reply[0])
-	}
-	return binary.BigEndian.Uint16(reply[1:3]), binary.BigEndian.Uint16(reply[3:5]), nil
 }
 
 // waitLogs waits until the broker logged the SYNs of both sides of n

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -27,9 +27,12 @@ func runNow(args ...string) (int, string, string) {
 // its control port.
 func startServer(t *testing.T) string {
 	t.Helper()
-	s := &broker.HappyEyeballs{
+	s, err := happyeyeballs.NewServer(happyeyeballs.Config{
 		FastDelay: 300 * time.Millisecond, SlowDelay: 1200 * time.Millisecond,
 		Strategy: holdStrategy(t), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

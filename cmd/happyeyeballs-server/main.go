@@ -11,7 +11,7 @@
 // With no mode flag it serves the control port (default 10036) on
 // 127.0.0.1 and ::1 until SIGINT, SIGTERM or a 0xFF request. --wait pings
 // a server running elsewhere until it answers; --stop asks it to shut down
-// and waits until it has gone. See package broker for the protocol.
+// and waits until it has gone. See package broker/happyeyeballs for the protocol.
 package main
 
 import (

@@ -9,12 +9,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/listener"
 )
-
-// DefaultControlPort is the control port of the original server.
-const DefaultControlPort = 10036
 
 // options are the parsed command line.
 type options struct {
@@ -63,15 +60,15 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("happyeyeballs-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.port, "c", DefaultControlPort, "control `port` (shorthand for --control)")
-	fs.IntVar(&o.port, "control", DefaultControlPort, "control `port`, on 127.0.0.1 and ::1")
+	fs.IntVar(&o.port, "c", happyeyeballs.DefaultControlPort, "control `port` (shorthand for --control)")
+	fs.IntVar(&o.port, "control", happyeyeballs.DefaultControlPort, "control `port`, on 127.0.0.1 and ::1")
 	fs.BoolVar(&o.wait, "wait", false, "wait until a server on the control port answers, then exit")
 	fs.BoolVar(&o.stop, "stop", false, "ask the server on the control port to shut down, and wait until it has gone")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait and --stop wait")
-	fs.DurationVar(&o.fast, "fast-delay", broker.DefaultHappyEyeballsFastDelay, "when the fast family's handshakes complete, after the bind")
-	fs.DurationVar(&o.slow, "slow-delay", broker.DefaultHappyEyeballsSlowDelay, "when the slow family's handshakes complete, after the bind")
-	fs.DurationVar(&o.pairTimeout, "pair-timeout", broker.DefaultHappyEyeballsPairTimeout, "close a pair nobody connected to after this")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", broker.DefaultHappyEyeballsIdleTimeout, "close a control connection that sends nothing after this")
+	fs.DurationVar(&o.fast, "fast-delay", happyeyeballs.DefaultFastDelay, "when the fast family's handshakes complete, after the bind")
+	fs.DurationVar(&o.slow, "slow-delay", happyeyeballs.DefaultSlowDelay, "when the slow family's handshakes complete, after the bind")
+	fs.DurationVar(&o.pairTimeout, "pair-timeout", happyeyeballs.DefaultPairTimeout, "close a pair nobody connected to after this")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", happyeyeballs.DefaultIdleTimeout, "close a control connection that sends nothing after this")
 	fs.BoolVar(&o.samePort, "same-port", false, "answer 0x04 and 0x06 like 0x14 and 0x16: both families on one port number")
 	fs.StringVar(&o.strategy, "strategy", "auto", "how handshakes are held: auto, replay, retransmit or delayed-listen")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")

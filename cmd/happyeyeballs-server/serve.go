@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -31,14 +31,17 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	lns, err := listenControl(o.port)
-	if err != nil {
-		return err
-	}
-	srv := &broker.HappyEyeballs{
+	srv, err := happyeyeballs.NewServer(happyeyeballs.Config{
 		FastDelay: o.fast, SlowDelay: o.slow,
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
 		SamePort: o.samePort, Strategy: strategy, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	lns, err := listenControl(o.port)
+	if err != nil {
+		return err
 	}
 	logStart(logger, lns, o, strategy, hold, why, perr)
 	errc := make(chan error, len(lns))
@@ -52,7 +55,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 }
 
 // waitStop blocks until the server should stop, and says why in the log.
-func waitStop(ctx context.Context, srv *broker.HappyEyeballs, errc <-chan error, logger *slog.Logger) error {
+func waitStop(ctx context.Context, srv *happyeyeballs.Server, errc <-chan error, logger *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("signal received; shutting down")

@@ -35,13 +35,19 @@ import (
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/synhold/synhold/backoff"
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 )
 
 func main() {
+	os.Exit(runMain())
+}
+
+// runMain is main's body, with its defers, which run before main exits
+// (os.Exit skips the defers of the function that calls it).
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // options are the command line's settings.
@@ -90,13 +96,13 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 }
 
 // client returns the test client the options describe.
-func (o options) client() broker.ReconnectClient {
+func (o options) client() reconnect.Client {
 	p := backoff.Policy{Initial: o.initial, Multiplier: o.multiplier, Jitter: o.jitter,
 		Max: time.Duration(o.maxBackoffMs) * time.Millisecond, MinConnectTimeout: backoff.Default().MinConnectTimeout}
 	if p.Max == 0 {
 		p.Max = backoff.Default().Max
 	}
-	return broker.ReconnectClient{
+	return reconnect.Client{
 		Control:      net.JoinHostPort(o.host, strconv.Itoa(o.controlPort)),
 		Retry:        net.JoinHostPort(o.host, strconv.Itoa(o.retryPort)),
 		MaxBackoffMs: int32(o.maxBackoffMs),

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 )
 
 // freePort returns a port free on both 0.0.0.0 and [::].
@@ -40,7 +40,7 @@ func freePort(t *testing.T) int {
 func serve(t *testing.T) (control, retry int) {
 	t.Helper()
 	retry = freePort(t)
-	srv, err := broker.NewReconnect(broker.ReconnectConfig{RetryPort: retry, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := reconnect.NewServer(reconnect.Config{RetryPort: retry, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

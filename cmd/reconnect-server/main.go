@@ -10,12 +10,13 @@
 // Usage:
 //
 //	reconnect-server --control_port 8080 --retry_port 8081 [--timestamps syn|accept]
-//	    [--pcap FILE] [--stall DURATION] [--log-format text|json]
+//	    [--pcap FILE] [--stall DURATION] [--log-format text|json] [--report DIR]
 //
 // Attempts are timed by their SYN (the kernel's receive time, seen with
 // CAP_NET_RAW) when the capture works, and at accept(2), as the reference
 // server does, otherwise; which and why is logged at start. SIGINT and
-// SIGTERM stop the server gracefully.
+// SIGTERM stop the server gracefully. With --report, each test's result is
+// written to DIR as JSON, with an SVG picture of its attempts.
 package main
 
 import (
@@ -35,26 +36,33 @@ import (
 	"google.golang.org/grpc"
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 )
 
 // gracePeriod is how long a graceful stop waits for RPCs in flight.
 const gracePeriod = 5 * time.Second
 
 func main() {
+	os.Exit(runMain())
+}
+
+// runMain is main's body, with its defers, which run before main exits
+// (os.Exit skips the defers of the function that calls it).
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // options are the command line's settings.
 type options struct {
 	controlPort int
 	retryPort   int
-	timestamps  broker.ReconnectTimestamps
+	timestamps  reconnect.Timestamps
 	pcap        string
 	stall       time.Duration
 	logFormat   string
+	reportDir   string
 }
 
 // parseArgs parses the command line.
@@ -68,6 +76,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pcap, "pcap", "", "write the retry port's handshake packets (SYNs, SYN-ACKs) to this pcap file; needs CAP_NET_RAW")
 	fs.DurationVar(&o.stall, "stall", 0, "hold each attempt's handshake this long before accepting and closing it; needs CAP_NET_RAW")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.reportDir, "report", "", "write each test's result (test-N-TIME.json) and picture (test-N-TIME.svg) to this directory, created if needed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -75,7 +84,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
-	if o.timestamps, err = broker.ParseReconnectTimestamps(*ts); err != nil {
+	if o.timestamps, err = reconnect.ParseTimestamps(*ts); err != nil {
 		return o, err
 	}
 	for _, p := range []struct {
@@ -119,13 +128,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // until ctx is done. It prints the control port's address on stdout, for
 // scripts that pass port 0, and each test's report on report.
 func serve(ctx context.Context, o options, log *slog.Logger, stdout, report io.Writer) (err error) {
-	cfg := broker.ReconnectConfig{
+	cfg := reconnect.Config{
 		RetryPort:  o.retryPort,
 		Timestamps: o.timestamps,
 		Stall:      o.stall,
 		Logger:     log,
 		Report:     report,
 		ReportJSON: o.logFormat == "json",
+		ReportDir:  o.reportDir,
+	}
+	if o.reportDir != "" {
+		if err := os.MkdirAll(o.reportDir, 0o755); err != nil {
+			return fmt.Errorf("report directory: %w", err)
+		}
 	}
 	if o.pcap != "" {
 		f, err := os.Create(o.pcap)
@@ -139,7 +154,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, stdout, report io.W
 		}()
 		cfg.Pcap = f
 	}
-	srv, err := broker.NewReconnect(cfg)
+	srv, err := reconnect.NewServer(cfg)
 	if err != nil {
 		return err
 	}

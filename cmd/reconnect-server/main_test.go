@@ -22,7 +22,7 @@ import (
 	pb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
-	"github.com/synhold/synhold/broker"
+	"github.com/synhold/synhold/broker/reconnect"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -152,7 +152,7 @@ func TestStopWithoutStart(t *testing.T) {
 // TestServe runs a conformant grpc-go client against the command, with
 // text and JSON logs, and the pcap file when SYNs can be captured.
 func TestServe(t *testing.T) {
-	probe, err := broker.NewReconnect(broker.ReconnectConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	probe, err := reconnect.NewServer(reconnect.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,13 +162,14 @@ func TestServe(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			t.Parallel()
 			retry := freePort(t)
-			args := []string{"--retry_port", strconv.Itoa(retry), "--log-format", format}
+			reports := filepath.Join(t.TempDir(), "reports")
+			args := []string{"--retry_port", strconv.Itoa(retry), "--log-format", format, "--report", reports}
 			pcap := filepath.Join(t.TempDir(), "retry.pcap")
 			if canCapture {
 				args = append(args, "--pcap", pcap, "--timestamps", "syn")
 			}
 			s := start(t, args...)
-			c := broker.ReconnectClient{Control: s.ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
+			c := reconnect.Client{Control: s.ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
 				MaxBackoffMs: 3000, Deadline: 6 * time.Second}
 			r, err := c.Run(context.Background())
 			if err != nil {
@@ -188,6 +189,20 @@ func TestServe(t *testing.T) {
 			}
 			if canCapture {
 				checkPcap(t, pcap, retry, len(r.Info.GetBackoffMs())+1)
+			}
+			// --report: the test's result as JSON and its picture.
+			for _, pattern := range []string{"test-1-*.json", "test-1-*.svg"} {
+				m, _ := filepath.Glob(filepath.Join(reports, pattern))
+				if len(m) != 1 {
+					t.Fatalf("--report %s: %v, want one %s", reports, m, pattern)
+				}
+				b, err := os.ReadFile(m[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := len(r.Info.GetBackoffMs()) + 1; strings.HasSuffix(m[0], ".svg") && strings.Count(string(b), `class="attempt`) != want {
+					t.Errorf("%s: %d attempt marks, want %d", m[0], strings.Count(string(b), `class="attempt`), want)
+				}
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package broker
+package reconnect
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"github.com/synhold/synhold/backoff"
 )
 
-// ReconnectClient is a client of the connection-backoff interop test as the
+// Client is a client of the connection-backoff interop test as the
 // reference client runs it: Start on the control port, a wait-for-ready call
 // on the retry port until its deadline, while grpc-go reconnects with its
 // backoff, then Stop.
-type ReconnectClient struct {
+type Client struct {
 	// Control and Retry are the server's control and retry addresses,
 	// host:port.
 	Control, Retry string
@@ -43,8 +43,8 @@ type ReconnectClient struct {
 	RetryOptions []grpc.DialOption
 }
 
-// ReconnectRun is what a ReconnectClient saw.
-type ReconnectRun struct {
+// Run is what a Client saw.
+type Run struct {
 	// Info is the server's answer to Stop.
 	Info *pb.ReconnectInfo
 	// Retry is the status of the retry call; DeadlineExceeded is expected.
@@ -55,11 +55,11 @@ type ReconnectRun struct {
 
 // RetryOK reports whether the retry call ended as the test expects, with
 // DeadlineExceeded.
-func (r ReconnectRun) RetryOK() bool { return r.Retry.Code() == codes.DeadlineExceeded }
+func (r Run) RetryOK() bool { return r.Retry.Code() == codes.DeadlineExceeded }
 
 // Policy returns the backoff the client uses: Backoff, or gRPC's default
 // capped at MaxBackoffMs (120 s when 0).
-func (c ReconnectClient) Policy() backoff.Policy {
+func (c Client) Policy() backoff.Policy {
 	if c.Backoff != (backoff.Policy{}) {
 		return c.Backoff
 	}
@@ -71,19 +71,19 @@ func (c ReconnectClient) Policy() backoff.Policy {
 }
 
 // Run runs the test. It fails when Start or Stop fails; a retry call that
-// does not end with DeadlineExceeded is reported in ReconnectRun. Once Start
+// does not end with DeadlineExceeded is reported in Run. Once Start
 // succeeded, Stop is always called, so that the server can test the next
 // client.
-func (c ReconnectClient) Run(ctx context.Context) (ReconnectRun, error) {
+func (c Client) Run(ctx context.Context) (Run, error) {
 	ctl, err := grpc.NewClient(c.Control, c.dialOptions(insecure.NewCredentials())...)
 	if err != nil {
-		return ReconnectRun{}, fmt.Errorf("reconnect client: dial control %s: %w", c.Control, err)
+		return Run{}, fmt.Errorf("reconnect client: dial control %s: %w", c.Control, err)
 	}
 	defer ctl.Close()
 	control := pb.NewReconnectServiceClient(ctl)
 	params := &pb.ReconnectParams{MaxReconnectBackoffMs: c.MaxBackoffMs}
 	if _, err := control.Start(ctx, params); err != nil {
-		return ReconnectRun{}, fmt.Errorf("reconnect client: Start: %w", err)
+		return Run{}, fmt.Errorf("reconnect client: Start: %w", err)
 	}
 	run, rerr := c.retry(ctx, params)
 	// Stop even when the caller's ctx is done: the server waits for it.
@@ -99,7 +99,7 @@ func (c ReconnectClient) Run(ctx context.Context) (ReconnectRun, error) {
 
 // retry makes the call on the retry port that keeps the channel
 // reconnecting until the deadline.
-func (c ReconnectClient) retry(ctx context.Context, params *pb.ReconnectParams) (ReconnectRun, error) {
+func (c Client) retry(ctx context.Context, params *pb.ReconnectParams) (Run, error) {
 	// The retry port closes every connection before the TLS handshake can
 	// finish, so no certificate is ever seen: the reference client's server
 	// name is kept, and verification is off because there is nothing to
@@ -108,7 +108,7 @@ func (c ReconnectClient) retry(ctx context.Context, params *pb.ReconnectParams) 
 	p := c.Policy()
 	maxDelay := p.Max
 	if maxDelay <= 0 {
-		maxDelay = rcDefaultMaxMs * time.Millisecond
+		maxDelay = defaultMaxMs * time.Millisecond
 	}
 	minConnect := p.MinConnectTimeout
 	if minConnect <= 0 {
@@ -126,7 +126,7 @@ func (c ReconnectClient) retry(ctx context.Context, params *pb.ReconnectParams) 
 	opts = append(opts, c.RetryOptions...)
 	conn, err := grpc.NewClient(c.Retry, opts...)
 	if err != nil {
-		return ReconnectRun{}, fmt.Errorf("reconnect client: dial retry %s: %w", c.Retry, err)
+		return Run{}, fmt.Errorf("reconnect client: dial retry %s: %w", c.Retry, err)
 	}
 	defer conn.Close()
 	deadline := c.Deadline
@@ -137,11 +137,11 @@ func (c ReconnectClient) retry(ctx context.Context, params *pb.ReconnectParams) 
 	defer cancel()
 	start := time.Now()
 	_, err = pb.NewReconnectServiceClient(conn).Start(rctx, params, grpc.WaitForReady(true))
-	return ReconnectRun{Retry: status.Convert(err), Elapsed: time.Since(start)}, nil
+	return Run{Retry: status.Convert(err), Elapsed: time.Since(start)}, nil
 }
 
 // dialOptions returns the options every channel of the client uses.
-func (c ReconnectClient) dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
+func (c Client) dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if c.Dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(c.Dialer))

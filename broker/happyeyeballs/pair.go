@@ -1,4 +1,4 @@
-package broker
+package happyeyeballs
 
 import (
 	"errors"
@@ -16,20 +16,20 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// heSamePortTries is how many port numbers a same-port pair tries before it
+// samePortTries is how many port numbers a same-port pair tries before it
 // gives up: a port free on 127.0.0.1 may be taken on ::1.
-const heSamePortTries = 8
+const samePortTries = 8
 
-// hePair is one port pair: an IPv4 and an IPv6 held listener, each released
+// pair is one port pair: an IPv4 and an IPv6 held listener, each released
 // at its own instant, the first connection on either winning.
-type hePair struct {
-	s   *HappyEyeballs
+type pair struct {
+	s   *Server
 	id  uint64
-	req HappyEyeballsRequest
+	req Request
 	log *slog.Logger
 
-	sides   [2]*heSide // IPv4, IPv6
-	boundAt time.Time  // when both were bound; set before the pair starts
+	sides   [2]*side  // IPv4, IPv6
+	boundAt time.Time // when both were bound; set before the pair starts
 	bound   atomic.Int64
 	won     atomic.Bool
 	timer   *time.Timer // PairTimeout; guarded by s.mu
@@ -37,18 +37,18 @@ type hePair struct {
 	closeOnce sync.Once
 }
 
-// heSide is one family of a pair.
-type heSide struct {
+// side is one family of a pair.
+type side struct {
 	family int
-	ln     heListener
+	ln     heldListener
 	want   time.Time // when its handshakes complete
 }
 
-func (sd *heSide) port() uint16 { return sd.ln.AddrPort().Port() }
+func (sd *side) port() uint16 { return sd.ln.AddrPort().Port() }
 
 // openPair binds a pair for req, schedules its releases from the bind, and
 // starts serving it. The caller replies with its ports.
-func (s *HappyEyeballs) openPair(req HappyEyeballsRequest, from string) (*hePair, error) {
+func (s *Server) openPair(req Request, from string) (*pair, error) {
 	p := s.newPair(req)
 	if err := p.bind(); err != nil {
 		return nil, fmt.Errorf("open pair %d: %w", p.id, err)
@@ -56,7 +56,7 @@ func (s *HappyEyeballs) openPair(req HappyEyeballsRequest, from string) (*hePair
 	p.schedule()
 	if !s.addPair(p) {
 		p.closeListeners()
-		return nil, errHEClosed
+		return nil, errClosed
 	}
 	p.logRequested(from)
 	for _, sd := range p.sides {
@@ -65,17 +65,17 @@ func (s *HappyEyeballs) openPair(req HappyEyeballsRequest, from string) (*hePair
 	return p, nil
 }
 
-func (s *HappyEyeballs) newPair(req HappyEyeballsRequest) *hePair {
+func (s *Server) newPair(req Request) *pair {
 	s.mu.Lock()
 	s.lastID++
 	id := s.lastID
 	s.mu.Unlock()
-	return &hePair{s: s, id: id, req: req, log: s.logger().With("pair", id)}
+	return &pair{s: s, id: id, req: req, log: s.log.With("pair", id)}
 }
 
 // addPair registers p and arms its timeout; false once the server is
 // stopping.
-func (s *HappyEyeballs) addPair(p *hePair) bool {
+func (s *Server) addPair(p *pair) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -83,12 +83,12 @@ func (s *HappyEyeballs) addPair(p *hePair) bool {
 	}
 	s.pairs[p] = struct{}{}
 	s.wg.Add(len(p.sides))
-	p.timer = time.AfterFunc(s.pairTimeout(), func() { p.close("timeout: nobody connected") })
+	p.timer = time.AfterFunc(s.cfg.PairTimeout, func() { p.close("timeout: nobody connected") })
 	return true
 }
 
 // removePair forgets p and returns its timer.
-func (s *HappyEyeballs) removePair(p *hePair) *time.Timer {
+func (s *Server) removePair(p *pair) *time.Timer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pairs, p)
@@ -97,22 +97,22 @@ func (s *HappyEyeballs) removePair(p *hePair) *time.Timer {
 
 // bind opens both listeners: on two ports, or on one port number for both
 // families, retrying with another number while ::1 has it taken.
-func (p *hePair) bind() error {
+func (p *pair) bind() error {
 	if !p.req.SamePort {
 		return p.bindPorts(false)
 	}
 	var err error
-	for range heSamePortTries {
+	for range samePortTries {
 		if err = p.bindPorts(true); !errors.Is(err, syscall.EADDRINUSE) {
 			return err
 		}
 	}
-	return fmt.Errorf("one port for both families, %d tries: %w", heSamePortTries, err)
+	return fmt.Errorf("one port for both families, %d tries: %w", samePortTries, err)
 }
 
 // bindPorts opens the IPv4 listener on 127.0.0.1, then the IPv6 one on ::1,
 // on the same port number if same.
-func (p *hePair) bindPorts(same bool) error {
+func (p *pair) bindPorts(same bool) error {
 	v4, err := p.listen(4, "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -126,16 +126,16 @@ func (p *hePair) bindPorts(same bool) error {
 		v4.Close()
 		return err
 	}
-	p.sides = [2]*heSide{{family: 4, ln: v4}, {family: 6, ln: v6}}
+	p.sides = [2]*side{{family: 4, ln: v4}, {family: 6, ln: v6}}
 	return nil
 }
 
 // listen opens one held listener of family on address; it holds every
 // handshake until schedule says when.
-func (p *hePair) listen(family int, address string) (heListener, error) {
+func (p *pair) listen(family int, address string) (heldListener, error) {
 	network := "tcp" + strconv.Itoa(family)
-	cfg := listener.Config{Strategy: p.s.Strategy, OnEvent: p.onEvent(family)}
-	ln, err := p.s.listenFunc()(network, address, cfg)
+	cfg := listener.Config{Strategy: p.s.cfg.Strategy, OnEvent: p.onEvent(family)}
+	ln, err := p.s.listen(network, address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", network, address, err)
 	}
@@ -144,7 +144,7 @@ func (p *hePair) listen(family int, address string) (heListener, error) {
 
 // schedule sets each side's release instant from now, the time both are
 // bound: the fast side FastDelay after it, the slow side SlowDelay after.
-func (p *hePair) schedule() {
+func (p *pair) schedule() {
 	now := time.Now()
 	p.boundAt = now
 	p.bound.Store(now.UnixNano())
@@ -155,20 +155,20 @@ func (p *hePair) schedule() {
 }
 
 // delay is how long after the bind family's handshakes complete.
-func (p *hePair) delay(family int) time.Duration {
+func (p *pair) delay(family int) time.Duration {
 	if family == p.req.Slow {
-		return p.s.slowDelay()
+		return p.s.cfg.SlowDelay
 	}
-	return p.s.fastDelay()
+	return p.s.cfg.FastDelay
 }
 
 // serveSide accepts connections on one side until the pair closes.
-func (p *hePair) serveSide(sd *heSide) {
+func (p *pair) serveSide(sd *side) {
 	defer p.s.wg.Done()
 	for {
 		c, err := sd.ln.Accept()
 		if err != nil {
-			p.close(fmt.Sprintf("accept on %s: %v", heFamilyName(sd.family), err))
+			p.close(fmt.Sprintf("accept on %s: %v", familyName(sd.family), err))
 			return
 		}
 		p.connected(sd, c)
@@ -177,55 +177,55 @@ func (p *hePair) serveSide(sd *heSide) {
 
 // connected hands the first connection of the pair its family byte and
 // closes the pair; any later connection is closed at once.
-func (p *hePair) connected(sd *heSide, c net.Conn) {
+func (p *pair) connected(sd *side, c net.Conn) {
 	at := time.Now()
 	if !p.won.CompareAndSwap(false, true) {
-		p.log.Info("extra connection closed", "family", heFamilyName(sd.family), "client", c.RemoteAddr().String())
+		p.log.Info("extra connection closed", "family", familyName(sd.family), "client", c.RemoteAddr().String())
 		c.Close()
 		return
 	}
 	p.logConnected(sd, c, at)
-	if err := heWrite(c, []byte{heFamilyByte(sd.family)}, time.Second); err != nil {
-		p.log.Warn("family byte not sent", "family", heFamilyName(sd.family), "err", err)
+	if err := writeReply(c, []byte{FamilyByte(sd.family)}, time.Second); err != nil {
+		p.log.Warn("family byte not sent", "family", familyName(sd.family), "err", err)
 	}
-	p.close("connected over " + heFamilyName(sd.family))
-	heLinger(c, heLingerMax)
+	p.close("connected over " + familyName(sd.family))
+	linger(c, lingerMax)
 }
 
 // close closes both listeners, once; why goes to the log.
-func (p *hePair) close(why string) {
+func (p *pair) close(why string) {
 	p.closeOnce.Do(func() {
 		if t := p.s.removePair(p); t != nil {
 			t.Stop()
 		}
 		p.closeListeners()
-		p.log.Info("pair closed", "why", why, "after_ms", heMS(time.Since(p.boundAt)))
+		p.log.Info("pair closed", "why", why, "after_ms", millis(time.Since(p.boundAt)))
 	})
 }
 
-func (p *hePair) closeListeners() {
+func (p *pair) closeListeners() {
 	for _, sd := range p.sides {
 		sd.ln.Close()
 	}
 }
 
-func (p *hePair) logRequested(from string) {
+func (p *pair) logRequested(from string) {
 	p.log.Info("pair requested",
-		"request", heHex(p.req.Byte), "from", from,
+		"request", hexByte(p.req.Byte), "from", from,
 		"strategy", p.sides[0].ln.Strategy().String(),
 		"ipv4_port", p.sides[0].port(), "ipv6_port", p.sides[1].port(),
-		"slow", heFamilyName(p.req.Slow),
-		"fast_ms", heMS(p.s.fastDelay()), "slow_ms", heMS(p.s.slowDelay()))
+		"slow", familyName(p.req.Slow),
+		"fast_ms", millis(p.s.cfg.FastDelay), "slow_ms", millis(p.s.cfg.SlowDelay))
 }
 
 // logConnected logs the winning connection, with how late its handshake
 // was against the instant asked for, when the listener saw it.
-func (p *hePair) logConnected(sd *heSide, c net.Conn, at time.Time) {
+func (p *pair) logConnected(sd *side, c net.Conn, at time.Time) {
 	attrs := []any{
-		"family", heFamilyName(sd.family), "client", c.RemoteAddr().String(),
-		"after_bind_ms", heMS(at.Sub(p.boundAt)), "want_ms", heMS(p.delay(sd.family)),
+		"family", familyName(sd.family), "client", c.RemoteAddr().String(),
+		"after_bind_ms", millis(at.Sub(p.boundAt)), "want_ms", millis(p.delay(sd.family)),
 	}
-	if hs, ok := sd.ln.Handshake(heRemote(c)); ok {
+	if hs, ok := sd.ln.Handshake(remoteAddrPort(c)); ok {
 		attrs = append(attrs, "handshake_late_us", hs.Late().Microseconds(),
 			"syns", len(hs.SYNs), "synack_seen", !hs.SYNACK.IsZero())
 	} else {
@@ -237,8 +237,8 @@ func (p *hePair) logConnected(sd *heSide, c net.Conn, at time.Time) {
 // onEvent returns the listener callback of one side: one log line per
 // event. It runs on the listener's goroutines, so it only logs: it must
 // never close a listener.
-func (p *hePair) onEvent(family int) func(listener.Event) {
-	fam := heFamilyName(family)
+func (p *pair) onEvent(family int) func(listener.Event) {
+	fam := familyName(family)
 	return func(e listener.Event) {
 		switch e.Kind {
 		case listener.SYNSeen:
@@ -253,7 +253,7 @@ func (p *hePair) onEvent(family int) func(listener.Event) {
 	}
 }
 
-func (p *hePair) logReleased(fam string, e listener.Event) {
+func (p *pair) logReleased(fam string, e listener.Event) {
 	attrs := []any{"family", fam, "late_us", e.Late().Microseconds(), "replayed", e.Replayed}
 	if e.Client.IsValid() {
 		attrs = append(attrs, "client", e.Client.String())
@@ -266,19 +266,19 @@ func (p *hePair) logReleased(fam string, e listener.Event) {
 }
 
 // sinceBind is t as milliseconds after the pair was bound.
-func (p *hePair) sinceBind(t time.Time) float64 {
-	return heMS(t.Sub(time.Unix(0, p.bound.Load())))
+func (p *pair) sinceBind(t time.Time) float64 {
+	return millis(t.Sub(time.Unix(0, p.bound.Load())))
 }
 
-// heRemote is c's peer address, zero if it is not TCP.
-func heRemote(c net.Conn) netip.AddrPort {
+// remoteAddrPort is c's peer address, zero if it is not TCP.
+func remoteAddrPort(c net.Conn) netip.AddrPort {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		return a.AddrPort()
 	}
 	return netip.AddrPort{}
 }
 
-// heMS is d in milliseconds, to the microsecond.
-func heMS(d time.Duration) float64 {
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }

@@ -1,4 +1,4 @@
-package broker
+package reconnect
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// TestReconnectForeignSource runs the server in a namespace of its own, on
+// TestForeignSource runs the server in a namespace of its own, on
 // its loopback and its veth address, the client under test on that
 // loopback, and another host, across the veth pair, that connects to the
 // retry port during the test: its attempts are left out of the verdict and
 // reported.
-func TestReconnectForeignSource(t *testing.T) {
+func TestForeignSource(t *testing.T) {
 	t.Parallel()
 	pair := netnstest.New(t)
 	server, other := pair.Server, pair.Client
-	cfg := ReconnectConfig{
+	cfg := Config{
 		Listen: func(network, address string, c listener.Config) (h *listener.Held, err error) {
 			err = server.Do(func() error {
 				h, err = listener.Listen(network, address, c)
@@ -31,7 +31,7 @@ func TestReconnectForeignSource(t *testing.T) {
 			return h, err
 		},
 	}
-	h := rcServe(t, cfg, func(network, address string) (ln net.Listener, err error) {
+	h := startServer(t, cfg, func(network, address string) (ln net.Listener, err error) {
 		err = server.Do(func() error {
 			ln, err = net.Listen(network, address)
 			return err
@@ -51,7 +51,7 @@ func TestReconnectForeignSource(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				srcs = append(srcs, rcAddrPort(c.LocalAddr()))
+				srcs = append(srcs, addrPortOf(c.LocalAddr()))
 				return c.Close()
 			})
 			if err != nil {
@@ -61,9 +61,9 @@ func TestReconnectForeignSource(t *testing.T) {
 		foreign <- srcs
 	}()
 
-	c := ReconnectClient{
+	c := Client{
 		Control: h.ctl, Retry: h.retry(), MaxBackoffMs: 3000, Deadline: 8 * time.Second,
-		Backoff: rcPolicy(1.6, 0.2, 3*time.Second),
+		Backoff: testPolicy(1.6, 0.2, 3*time.Second),
 		Dialer: func(ctx context.Context, addr string) (conn net.Conn, err error) {
 			err = server.Do(func() error {
 				conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
@@ -110,5 +110,5 @@ func TestReconnectForeignSource(t *testing.T) {
 		attempts = append(attempts, rm.Attempt)
 	}
 	ref := backoff.Analyze(attempts, all.Policy, backoff.Options{})
-	t.Logf("%d foreign attempts left out; counting them, as the reference server does: %s", len(srcs), rcPassFail(ref.MergedReferencePassed))
+	t.Logf("%d foreign attempts left out; counting them, as the reference server does: %s", len(srcs), passFail(ref.MergedReferencePassed))
 }

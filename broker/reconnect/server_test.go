@@ -1,13 +1,16 @@
-package broker
+package reconnect
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,41 +31,41 @@ import (
 	"github.com/synhold/synhold/listener/capture"
 )
 
-// rcBuffer is a bytes.Buffer safe for concurrent writers.
-type rcBuffer struct {
+// logBuffer is a bytes.Buffer safe for concurrent writers.
+type logBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *rcBuffer) Write(p []byte) (int, error) {
+func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
 // Bytes returns a copy of what was written.
-func (b *rcBuffer) Bytes() []byte {
+func (b *logBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.b.Bytes())
 }
 
-// rcHarness is a Reconnect server with its control port on 127.0.0.1.
-type rcHarness struct {
-	srv    *Reconnect
+// harness is a Server with its control port on 127.0.0.1.
+type harness struct {
+	srv    *Server
 	ctl    string
-	log    *rcBuffer // JSON log records
-	report *rcBuffer
+	log    *logBuffer // JSON log records
+	report *logBuffer
 }
 
-// rcServe starts a server with cfg; the log and the text reports go to
+// startServer starts a server with cfg; the log and the text reports go to
 // buffers, the retry port opens at once so that its port is known.
-func rcServe(t *testing.T, cfg ReconnectConfig, listen func(string, string) (net.Listener, error)) *rcHarness {
+func startServer(t *testing.T, cfg Config, listen func(string, string) (net.Listener, error)) *harness {
 	t.Helper()
-	h := &rcHarness{log: &rcBuffer{}, report: &rcBuffer{}}
+	h := &harness{log: &logBuffer{}, report: &logBuffer{}}
 	cfg.Logger = slog.New(slog.NewJSONHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Report = h.report
-	srv, err := NewReconnect(cfg)
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ func rcServe(t *testing.T, cfg ReconnectConfig, listen func(string, string) (net
 }
 
 // control returns a client of the control port on a connection of its own.
-func (h *rcHarness) control(t *testing.T) pb.ReconnectServiceClient {
+func (h *harness) control(t *testing.T) pb.ReconnectServiceClient {
 	t.Helper()
 	cc, err := grpc.NewClient(h.ctl, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -105,15 +108,15 @@ func (h *rcHarness) control(t *testing.T) pb.ReconnectServiceClient {
 }
 
 // retry returns the retry address on 127.0.0.1.
-func (h *rcHarness) retry() string {
+func (h *harness) retry() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(h.srv.RetryPort()))
 }
 
 // run runs a grpc-go client with policy p for d and returns what it saw and
 // the server's result.
-func (h *rcHarness) run(t *testing.T, p backoff.Policy, d time.Duration) (ReconnectRun, ReconnectResult) {
+func (h *harness) run(t *testing.T, p backoff.Policy, d time.Duration) (Run, Result) {
 	t.Helper()
-	c := ReconnectClient{Control: h.ctl, Retry: h.retry(), MaxBackoffMs: int32(p.Max.Milliseconds()), Backoff: p, Deadline: d}
+	c := Client{Control: h.ctl, Retry: h.retry(), MaxBackoffMs: int32(p.Max.Milliseconds()), Backoff: p, Deadline: d}
 	run, err := c.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +136,7 @@ func (h *rcHarness) run(t *testing.T, p backoff.Policy, d time.Duration) (Reconn
 }
 
 // records returns the log records with message msg.
-func (h *rcHarness) records(t *testing.T, msg string) []map[string]any {
+func (h *harness) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(h.log.Bytes()))
@@ -150,36 +153,53 @@ func (h *rcHarness) records(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
-// rcCanCapture reports whether SYNs can be captured here, and why not.
-func rcCanCapture() (bool, error) {
+// waitRecords waits until the log holds n records of msg (a goroutine
+// logged that it reached a state), for up to 10 s.
+func (h *harness) waitRecords(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records(t, msg)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %q log records after 10 s, want %d", len(h.records(t, msg)), msg, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitingStart is what a Start that waits for the test in progress logs
+// just before it blocks.
+const waitingStart = "reconnect: Start waits for the test in progress to end"
+
+// canCapture reports whether SYNs can be captured here, and why not.
+func canCapture() (bool, error) {
 	s, err := listener.Probe()
 	return s == listener.Replay, err
 }
 
-// rcNeedCapture skips t unless SYNs can be captured.
-func rcNeedCapture(t *testing.T) {
+// needCapture skips t unless SYNs can be captured.
+func needCapture(t *testing.T) {
 	t.Helper()
-	if ok, err := rcCanCapture(); !ok {
+	if ok, err := canCapture(); !ok {
 		t.Skipf("needs CAP_NET_RAW: %v", err)
 	}
 }
 
-// rcPolicy is a client policy with max as both the client's cap and the
+// testPolicy is a client policy with max as both the client's cap and the
 // server's.
-func rcPolicy(multiplier, jitter float64, max time.Duration) backoff.Policy {
+func testPolicy(multiplier, jitter float64, max time.Duration) backoff.Policy {
 	return backoff.Policy{Initial: time.Second, Multiplier: multiplier, Jitter: jitter, Max: max}
 }
 
-func TestReconnectStopWithoutStart(t *testing.T) {
-	h := rcServe(t, ReconnectConfig{}, nil)
+func TestStopWithoutStart(t *testing.T) {
+	h := startServer(t, Config{}, nil)
 	_, err := h.control(t).Stop(context.Background(), &pb.Empty{})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no test in progress") {
 		t.Fatalf("Stop without Start: %v, want FailedPrecondition saying no test is in progress", err)
 	}
 }
 
-func TestReconnectStartRejectsNegativeMax(t *testing.T) {
-	h := rcServe(t, ReconnectConfig{}, nil)
+func TestStartRejectsNegativeMax(t *testing.T) {
+	h := startServer(t, Config{}, nil)
 	_, err := h.control(t).Start(context.Background(), &pb.ReconnectParams{MaxReconnectBackoffMs: -1})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("Start with a negative max: %v, want InvalidArgument", err)
@@ -192,8 +212,8 @@ func TestReconnectStartRejectsNegativeMax(t *testing.T) {
 	}
 }
 
-func TestReconnectSecondStartWaits(t *testing.T) {
-	h := rcServe(t, ReconnectConfig{}, nil)
+func TestSecondStartWaits(t *testing.T) {
+	h := startServer(t, Config{}, nil)
 	ctx := context.Background()
 	first, waiter, second := h.control(t), h.control(t), h.control(t)
 	if _, err := first.Start(ctx, &pb.ReconnectParams{}); err != nil {
@@ -215,10 +235,11 @@ func TestReconnectSecondStartWaits(t *testing.T) {
 		_, err := second.Start(ctx, &pb.ReconnectParams{})
 		done <- err
 	}()
+	h.waitRecords(t, waitingStart, 2) // the waiter's, then the second's
 	select {
 	case err := <-done:
 		t.Fatalf("second Start returned (%v) while the first test is in progress", err)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(200 * time.Millisecond):
 	}
 	if _, err := first.Stop(ctx, &pb.Empty{}); err != nil {
 		t.Fatal(err)
@@ -251,8 +272,8 @@ func TestReconnectSecondStartWaits(t *testing.T) {
 	}
 }
 
-func TestReconnectCloseWakesWaiters(t *testing.T) {
-	h := rcServe(t, ReconnectConfig{}, nil)
+func TestCloseWakesWaiters(t *testing.T) {
+	h := startServer(t, Config{}, nil)
 	ctx := context.Background()
 	if _, err := h.control(t).Start(ctx, &pb.ReconnectParams{}); err != nil {
 		t.Fatal(err)
@@ -262,7 +283,7 @@ func TestReconnectCloseWakesWaiters(t *testing.T) {
 		_, err := h.control(t).Start(ctx, &pb.ReconnectParams{})
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	h.waitRecords(t, waitingStart, 1)
 	if err := h.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -276,21 +297,21 @@ func TestReconnectCloseWakesWaiters(t *testing.T) {
 	}
 }
 
-// TestReconnectSpecClient runs grpc-go with the spec's backoff: it passes,
+// TestSpecClient runs grpc-go with the spec's backoff: it passes,
 // backoff_ms are the gaps of its SYNs in the pcap file (when SYNs can be
 // captured), and SYN and accept times, both recorded, differ little.
-func TestReconnectSpecClient(t *testing.T) {
+func TestSpecClient(t *testing.T) {
 	t.Parallel()
-	capture, why := rcCanCapture()
-	cfg := ReconnectConfig{}
-	pcap := &rcBuffer{}
+	capture, why := canCapture()
+	cfg := Config{}
+	pcap := &logBuffer{}
 	if capture {
 		cfg.Pcap = pcap
 	} else {
 		t.Logf("SYN capture unavailable (%v): checking accept times only", why)
 	}
-	h := rcServe(t, cfg, nil)
-	_, res := h.run(t, rcPolicy(1.6, 0.2, 3*time.Second), 18*time.Second)
+	h := startServer(t, cfg, nil)
+	_, res := h.run(t, testPolicy(1.6, 0.2, 3*time.Second), 18*time.Second)
 	if !res.Passed {
 		t.Fatal("a client with the spec's backoff failed")
 	}
@@ -307,7 +328,7 @@ func TestReconnectSpecClient(t *testing.T) {
 	if !capture {
 		return
 	}
-	if res.Timestamps != ReconnectSYN || res.SYN == nil || res.Accept == nil {
+	if res.Timestamps != SYN || res.SYN == nil || res.Accept == nil {
 		t.Fatalf("timestamps %v, SYN analysis %t, accept analysis %t: want SYN times and both analyses",
 			res.Timestamps, res.SYN != nil, res.Accept != nil)
 	}
@@ -315,18 +336,18 @@ func TestReconnectSpecClient(t *testing.T) {
 	if res.Skew.Attempts != len(primary.Attempts) || res.Skew.Max >= 50*time.Millisecond || res.Skew.Min < 0 {
 		t.Errorf("SYN to accept %s over %d attempts; want every attempt, within [0, 50 ms)", res.Skew, len(primary.Attempts))
 	}
-	if p, _ := ReconnectVerdict(*res.Accept); !p {
+	if p, _ := Verdict(*res.Accept); !p {
 		t.Errorf("the accept times fail the client the SYN times pass")
 	}
-	gaps := rcPcapGaps(t, pcap.Bytes(), uint16(h.srv.RetryPort()))
+	gaps := pcapGaps(t, pcap.Bytes(), uint16(h.srv.RetryPort()))
 	if !slices.Equal(gaps, res.BackoffMs) {
 		t.Fatalf("backoff_ms %v, but the SYNs in the pcap file are %v apart", res.BackoffMs, gaps)
 	}
 }
 
-// rcPcapGaps returns the gaps, in whole ms, between the first SYNs of the
+// pcapGaps returns the gaps, in whole ms, between the first SYNs of the
 // connections to port in a pcap file.
-func rcPcapGaps(t *testing.T, file []byte, port uint16) []int32 {
+func pcapGaps(t *testing.T, file []byte, port uint16) []int32 {
 	t.Helper()
 	type key struct {
 		src netip.AddrPort
@@ -352,9 +373,9 @@ func rcPcapGaps(t *testing.T, file []byte, port uint16) []int32 {
 	return gaps
 }
 
-// TestReconnectSpecBreakingClients runs grpc-go clients whose backoff breaks
+// TestSpecBreakingClients runs grpc-go clients whose backoff breaks
 // the spec in ways the reference rule catches, and one it does not.
-func TestReconnectSpecBreakingClients(t *testing.T) {
+func TestSpecBreakingClients(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
@@ -364,7 +385,7 @@ func TestReconnectSpecBreakingClients(t *testing.T) {
 		check  func(t *testing.T, a backoff.Analysis)
 	}{{
 		// 1, 2, 4 s: the third gap, 3.2 s or more, is past 3.172 s.
-		name: "multiplier 2", policy: rcPolicy(2, 0.2, 10*time.Second), run: 17 * time.Second,
+		name: "multiplier 2", policy: testPolicy(2, 0.2, 10*time.Second), run: 17 * time.Second,
 		check: func(t *testing.T, a backoff.Analysis) {
 			s, _ := a.Primary()
 			if len(s.Gaps) < 3 || s.Gaps[2].Verdict != backoff.Late {
@@ -375,7 +396,7 @@ func TestReconnectSpecBreakingClients(t *testing.T) {
 	}, {
 		// Gaps of 1 s ± 20%: the second, at most 1.2 s, is barely in range,
 		// the third never is.
-		name: "constant gaps", policy: rcPolicy(1, 0.2, 3*time.Second), run: 10 * time.Second,
+		name: "constant gaps", policy: testPolicy(1, 0.2, 3*time.Second), run: 10 * time.Second,
 		check: func(t *testing.T, a backoff.Analysis) {
 			s, _ := a.Primary()
 			if len(s.Gaps) < 5 || s.Gaps[2].Verdict != backoff.Early {
@@ -383,7 +404,7 @@ func TestReconnectSpecBreakingClients(t *testing.T) {
 			}
 		},
 	}, {
-		name: "no jitter", policy: rcPolicy(1.6, 0, 3*time.Second), run: 16 * time.Second, passed: true,
+		name: "no jitter", policy: testPolicy(1.6, 0, 3*time.Second), run: 16 * time.Second, passed: true,
 		check: func(t *testing.T, a backoff.Analysis) {
 			if !a.Has(backoff.NoJitter) {
 				t.Errorf("a client without jitter not flagged NoJitter: %+v", a.Series)
@@ -392,7 +413,7 @@ func TestReconnectSpecBreakingClients(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := rcServe(t, ReconnectConfig{}, nil)
+			h := startServer(t, Config{}, nil)
 			_, res := h.run(t, tc.policy, tc.run)
 			if res.Passed != tc.passed {
 				t.Fatalf("passed = %t, want %t", res.Passed, tc.passed)
@@ -402,14 +423,14 @@ func TestReconnectSpecBreakingClients(t *testing.T) {
 	}
 }
 
-// TestReconnectStallRetransmittedSYN holds each handshake 1.5 s, so that
+// TestStallRetransmittedSYN holds each handshake 1.5 s, so that
 // the client's kernel sends its SYN again after 1 s: one attempt each.
-func TestReconnectStallRetransmittedSYN(t *testing.T) {
-	rcNeedCapture(t)
+func TestStallRetransmittedSYN(t *testing.T) {
+	needCapture(t)
 	t.Parallel()
 	const stall = 1500 * time.Millisecond
-	h := rcServe(t, ReconnectConfig{Stall: stall, Timestamps: ReconnectSYN}, nil)
-	_, res := h.run(t, rcPolicy(1.6, 0.2, 3*time.Second), 9*time.Second)
+	h := startServer(t, Config{Stall: stall, Timestamps: SYN}, nil)
+	_, res := h.run(t, testPolicy(1.6, 0.2, 3*time.Second), 9*time.Second)
 	a := res.Analysis
 	s, ok := a.Primary()
 	if !ok || len(s.Attempts) < 2 {
@@ -450,13 +471,13 @@ func TestReconnectStallRetransmittedSYN(t *testing.T) {
 	}
 }
 
-// TestReconnectCrossFamily reaches the control port over IPv4 and the retry
+// TestCrossFamily reaches the control port over IPv4 and the retry
 // port over IPv6: a loopback client is every loopback address.
-func TestReconnectCrossFamily(t *testing.T) {
+func TestCrossFamily(t *testing.T) {
 	t.Parallel()
-	h := rcServe(t, ReconnectConfig{}, nil)
+	h := startServer(t, Config{}, nil)
 	retry := net.JoinHostPort("::1", strconv.Itoa(h.srv.RetryPort()))
-	c := ReconnectClient{Control: h.ctl, Retry: retry, MaxBackoffMs: 3000, Deadline: 5 * time.Second}
+	c := Client{Control: h.ctl, Retry: retry, MaxBackoffMs: 3000, Deadline: 5 * time.Second}
 	run, err := c.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -469,19 +490,19 @@ func TestReconnectCrossFamily(t *testing.T) {
 	}
 }
 
-// TestReconnectTwoAddresses gives grpc-go both ::1 and 127.0.0.1 for the
+// TestTwoAddresses gives grpc-go both ::1 and 127.0.0.1 for the
 // retry port, as a resolver of "localhost" may: each address keeps its own
 // backoff, so the client passes per address and the analysis says the
 // addresses interleave.
-func TestReconnectTwoAddresses(t *testing.T) {
+func TestTwoAddresses(t *testing.T) {
 	t.Parallel()
-	h := rcServe(t, ReconnectConfig{}, nil)
+	h := startServer(t, Config{}, nil)
 	port := strconv.Itoa(h.srv.RetryPort())
 	r := manual.NewBuilderWithScheme("rctwo")
 	r.InitialState(resolver.State{Addresses: []resolver.Address{
 		{Addr: net.JoinHostPort("::1", port)}, {Addr: net.JoinHostPort("127.0.0.1", port)},
 	}})
-	c := ReconnectClient{Control: h.ctl, Retry: "rctwo:///retry", MaxBackoffMs: 3000, Deadline: 10 * time.Second,
+	c := Client{Control: h.ctl, Retry: "rctwo:///retry", MaxBackoffMs: 3000, Deadline: 10 * time.Second,
 		RetryOptions: []grpc.DialOption{grpc.WithResolvers(r)}}
 	run, err := c.Run(context.Background())
 	if err != nil {
@@ -496,5 +517,109 @@ func TestReconnectTwoAddresses(t *testing.T) {
 	if !run.Info.GetPassed() || a.MergedReferencePassed || !a.Has(backoff.InterleavedAddresses) {
 		t.Fatalf("passed %t, merged %t, interleaved %t: want passed per address, failed merged, interleaved flagged",
 			run.Info.GetPassed(), a.MergedReferencePassed, a.Has(backoff.InterleavedAddresses))
+	}
+}
+
+// TestTooFewAttempts stops a test after one connection to the retry port,
+// as gRPC's unmodified C++ client does when its first retry fails: Stop
+// answers passed=false, with TooFewAttempts as the reason and the reference
+// server's own verdict (passed, no gaps) beside it, in the result, the log
+// and the report files.
+func TestTooFewAttempts(t *testing.T) {
+	dir := t.TempDir()
+	h := startServer(t, Config{ReportDir: dir}, nil)
+	ctl := h.control(t)
+	ctx := context.Background()
+	if _, err := ctl.Start(ctx, &pb.ReconnectParams{MaxReconnectBackoffMs: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", h.retry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Wait until the attempt is recorded, by SYN or accept.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records(t, "reconnect: attempt")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt was not recorded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	info, err := ctl.Stop(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.srv.Results()[0]
+	if info.GetPassed() || len(info.GetBackoffMs()) != 0 {
+		t.Errorf("Stop returned %v, want passed=false and no gaps", info)
+	}
+	if res.Reason == nil || res.Reason.Kind != backoff.TooFewAttempts ||
+		!strings.HasPrefix(res.Reason.Detail, "the client made 1 attempt in ") || !strings.Contains(res.Reason.Detail, "it stopped retrying or never started") {
+		t.Errorf("reason %+v, want TooFewAttempts: the client made 1 attempt in D; it stopped retrying or never started", res.Reason)
+	}
+	if !res.ReferencePassed || res.ReferenceBackoffMs == nil || len(res.ReferenceBackoffMs) != 0 {
+		t.Errorf("reference verdict %t %v, want passed with no gaps, as the reference server answers", res.ReferencePassed, res.ReferenceBackoffMs)
+	}
+	recs := h.records(t, "reconnect: test finished")
+	if len(recs) != 1 || recs[0]["passed"] != false || recs[0]["reason"] != "TooFewAttempts" || recs[0]["reference_passed"] != true {
+		t.Errorf("log record %v, want passed false, reason TooFewAttempts, reference_passed true", recs)
+	}
+	for _, want := range []string{"ReconnectInfo: passed=false backoff_ms=[]",
+		"the reference server's ReconnectInfo on the same attempts: passed=true backoff_ms=[]", "why: TooFewAttempts: the client made 1 attempt"} {
+		if !strings.Contains(string(h.report.Bytes()), want) {
+			t.Errorf("report lacks %q:\n%s", want, h.report.Bytes())
+		}
+	}
+	files, _ := recs[0]["report_files"].([]any)
+	if len(files) != 2 {
+		t.Fatalf("report files %v, want a JSON and an SVG", recs[0]["report_files"])
+	}
+	js, err := os.ReadFile(files[0].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Passed          bool `json:"passed"`
+		ReferencePassed bool `json:"reference_passed"`
+		Reason          struct {
+			Kind string `json:"kind"`
+		} `json:"reason"`
+	}
+	if err := json.Unmarshal(js, &v); err != nil || v.Passed || !v.ReferencePassed || v.Reason.Kind != "TooFewAttempts" {
+		t.Errorf("report JSON %s: %v, %+v", files[0], err, v)
+	}
+	svg, err := os.ReadFile(files[1].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(files[1].(string), ".svg") || strings.Count(string(svg), `class="attempt`) != 1 {
+		t.Errorf("SVG %s has %d attempt marks, want 1", files[1], strings.Count(string(svg), `class="attempt`))
+	}
+	if err := xml.Unmarshal(svg, new(struct{})); err != nil {
+		t.Errorf("SVG is not well-formed: %v", err)
+	}
+}
+
+// TestReportDirUnwritable checks that a report directory that cannot be
+// written is logged and the server goes on.
+func TestReportDirUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startServer(t, Config{ReportDir: file}, nil)
+	ctl := h.control(t)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := ctl.Start(ctx, &pb.ReconnectParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctl.Stop(ctx, &pb.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.records(t, "reconnect: writing the report files failed; the server goes on")); n != 2 {
+		t.Errorf("%d failures logged, want 2", n)
 	}
 }

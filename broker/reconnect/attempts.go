@@ -1,4 +1,4 @@
-package broker
+package reconnect
 
 import (
 	"log/slog"
@@ -8,21 +8,21 @@ import (
 	"github.com/synhold/synhold/backoff"
 )
 
-// rcDefaultMaxMs is the cap a client gets when it asks for
+// defaultMaxMs is the cap a client gets when it asks for
 // max_reconnect_backoff_ms = 0, as on the reference server.
-const rcDefaultMaxMs = 120 * 1000
+const defaultMaxMs = 120 * 1000
 
 // Limits that keep a flood of foreign connections from costing memory and
-// time: attempts beyond rcMaxAttempts are counted, not kept, and the
-// per-attempt verdict is not computed past rcLiveMax attempts.
+// time: attempts beyond maxAttempts are counted, not kept, and the
+// per-attempt verdict is not computed past liveMax attempts.
 const (
-	rcMaxAttempts = 1 << 16
-	rcLiveMax     = 1024
+	maxAttempts = 1 << 16
+	liveMax     = 1024
 )
 
-// rcAttempt is one connection attempt on the retry port: its first SYN, the
+// attempt is one connection attempt on the retry port: its first SYN, the
 // SYN's retransmissions and when accept returned it, each when known.
-type rcAttempt struct {
+type attempt struct {
 	src, dst    netip.AddrPort
 	isn         uint32
 	synAt       time.Time // zero when the SYN was not seen
@@ -30,29 +30,29 @@ type rcAttempt struct {
 	acceptAt    time.Time // zero until accepted
 }
 
-// rcTest is a test in progress: the client under test, its policy and its
-// attempts. Its methods are not safe for concurrent use; Reconnect.mu
+// session is a test in progress: the client under test, its policy and its
+// attempts. Its methods are not safe for concurrent use; Server.mu
 // guards it.
-type rcTest struct {
+type session struct {
 	n        int
 	client   netip.AddrPort
 	policy   backoff.Policy
 	opts     backoff.Options
-	ts       ReconnectTimestamps
+	ts       Timestamps
 	started  time.Time
-	attempts []*rcAttempt
-	dropped  int // attempts past rcMaxAttempts
+	attempts []*attempt
+	dropped  int // attempts past maxAttempts
 }
 
-// newRcTest starts a test of client with the reference policy capped at
+// newSession starts a test of client with the reference policy capped at
 // maxMs (0: 120 s) and attempts timed by ts.
-func newRcTest(client netip.AddrPort, maxMs int32, ts ReconnectTimestamps) *rcTest {
+func newSession(client netip.AddrPort, maxMs int32, ts Timestamps) *session {
 	if maxMs == 0 {
-		maxMs = rcDefaultMaxMs
+		maxMs = defaultMaxMs
 	}
 	p := backoff.Default()
 	p.Max = time.Duration(maxMs) * time.Millisecond
-	t := &rcTest{client: client, policy: p, ts: ts, started: time.Now()}
+	t := &session{client: client, policy: p, ts: ts, started: time.Now()}
 	switch {
 	case !client.IsValid():
 		// Unknown client: every source counts, as on the reference server.
@@ -67,13 +67,13 @@ func newRcTest(client netip.AddrPort, maxMs int32, ts ReconnectTimestamps) *rcTe
 }
 
 // loopback reports whether the client under test is every loopback address.
-func (t *rcTest) loopback() bool { return t.client.IsValid() && t.client.Addr().IsLoopback() }
+func (t *session) loopback() bool { return t.client.IsValid() && t.client.Addr().IsLoopback() }
 
 // syn records a SYN. It returns the attempt it belongs to and whether the
 // SYN began it; a retransmission (flagged by the listener, or with the
 // source and ISN of an attempt seen before) only adds its time, and one of
 // an attempt begun before the test returns nil.
-func (t *rcTest) syn(src, dst netip.AddrPort, isn uint32, at time.Time, retransmit bool) (*rcAttempt, bool) {
+func (t *session) syn(src, dst netip.AddrPort, isn uint32, at time.Time, retransmit bool) (*attempt, bool) {
 	for i := len(t.attempts) - 1; i >= 0; i-- {
 		a := t.attempts[i]
 		if a.src == src && !a.synAt.IsZero() && a.isn == isn {
@@ -92,7 +92,7 @@ func (t *rcTest) syn(src, dst netip.AddrPort, isn uint32, at time.Time, retransm
 			return a, true
 		}
 	}
-	a := &rcAttempt{src: src, dst: dst, isn: isn, synAt: at}
+	a := &attempt{src: src, dst: dst, isn: isn, synAt: at}
 	t.add(a)
 	return a, true
 }
@@ -100,7 +100,7 @@ func (t *rcTest) syn(src, dst netip.AddrPort, isn uint32, at time.Time, retransm
 // accept records an accepted connection and returns its attempt: the latest
 // attempt from src whose SYN came before at and that was not accepted yet,
 // or a new one.
-func (t *rcTest) accept(src, dst netip.AddrPort, at time.Time) *rcAttempt {
+func (t *session) accept(src, dst netip.AddrPort, at time.Time) *attempt {
 	for i := len(t.attempts) - 1; i >= 0; i-- {
 		a := t.attempts[i]
 		if a.src == src && a.acceptAt.IsZero() && !a.synAt.IsZero() && !a.synAt.After(at) {
@@ -111,14 +111,14 @@ func (t *rcTest) accept(src, dst netip.AddrPort, at time.Time) *rcAttempt {
 			return a
 		}
 	}
-	a := &rcAttempt{src: src, dst: dst, acceptAt: at}
+	a := &attempt{src: src, dst: dst, acceptAt: at}
 	t.add(a)
 	return a
 }
 
-// add keeps a, or counts it past rcMaxAttempts.
-func (t *rcTest) add(a *rcAttempt) {
-	if len(t.attempts) >= rcMaxAttempts {
+// add keeps a, or counts it past maxAttempts.
+func (t *session) add(a *attempt) {
+	if len(t.attempts) >= maxAttempts {
 		t.dropped++
 		return
 	}
@@ -129,13 +129,13 @@ func (t *rcTest) add(a *rcAttempt) {
 // With SYN times every retransmitted SYN is included as well, so that the
 // analysis reports it as removed; an attempt whose SYN was not seen keeps its
 // accept time. With accept times, attempts not accepted yet are left out.
-func (t *rcTest) backoffAttempts(ts ReconnectTimestamps) []backoff.Attempt {
+func (t *session) backoffAttempts(ts Timestamps) []backoff.Attempt {
 	var out []backoff.Attempt
 	for _, a := range t.attempts {
 		hasSYN := !a.synAt.IsZero()
 		ba := backoff.Attempt{Src: a.src, Dst: a.dst, ISN: a.isn, HasISN: hasSYN}
 		switch {
-		case ts == ReconnectSYN && hasSYN:
+		case ts == SYN && hasSYN:
 			ba.Time = a.synAt
 			out = append(out, ba)
 			for _, rt := range a.retransmits {
@@ -151,24 +151,24 @@ func (t *rcTest) backoffAttempts(ts ReconnectTimestamps) []backoff.Attempt {
 }
 
 // analyze judges the attempts timed by ts.
-func (t *rcTest) analyze(ts ReconnectTimestamps) backoff.Analysis {
+func (t *session) analyze(ts Timestamps) backoff.Analysis {
 	return backoff.Analyze(t.backoffAttempts(ts), t.policy, t.opts)
 }
 
 // skew returns the time from SYN to accept over the attempts that have both.
-func (t *rcTest) skew() ReconnectSkew {
+func (t *session) skew() Skew {
 	var d []time.Duration
 	for _, a := range t.attempts {
 		if !a.synAt.IsZero() && !a.acceptAt.IsZero() {
 			d = append(d, a.acceptAt.Sub(a.synAt))
 		}
 	}
-	return newReconnectSkew(d)
+	return newSkew(d)
 }
 
-// rcLine is the log line of one attempt: where it stands in its series and
+// attemptLine is the log line of one attempt: where it stands in its series and
 // the reference rule's verdict on the gap before it.
-type rcLine struct {
+type attemptLine struct {
 	test     int
 	at       backoff.Attempt
 	sinceRun time.Duration
@@ -180,13 +180,13 @@ type rcLine struct {
 }
 
 // live judges a, just recorded, against the test's attempts so far.
-func (t *rcTest) live(a *rcAttempt) rcLine {
+func (t *session) live(a *attempt) attemptLine {
 	at := backoff.Attempt{Src: a.src, Dst: a.dst, ISN: a.isn, HasISN: !a.synAt.IsZero(), Time: a.synAt}
-	if t.ts == ReconnectAccept || at.Time.IsZero() {
+	if t.ts == Accept || at.Time.IsZero() {
 		at.Time = a.acceptAt
 	}
-	l := rcLine{test: t.n, at: at, sinceRun: at.Time.Sub(t.started)}
-	if len(t.attempts) > rcLiveMax {
+	l := attemptLine{test: t.n, at: at, sinceRun: at.Time.Sub(t.started)}
+	if len(t.attempts) > liveMax {
 		l.skipped = true
 		return l
 	}
@@ -213,8 +213,8 @@ func (t *rcTest) live(a *rcAttempt) rcLine {
 
 // log writes the line: at Error for an attempt from another host (the
 // reference server logs an error for it too), at Info otherwise.
-func (l rcLine) log(log *slog.Logger) {
-	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "time", l.at.Time, "since_start_ms", rcMs(l.sinceRun)}
+func (l attemptLine) log(log *slog.Logger) {
+	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "time", l.at.Time, "since_start_ms", millis(l.sinceRun)}
 	switch {
 	case l.removed != nil && l.removed.Reason == backoff.ForeignSource:
 		log.Error("reconnect: attempt from a host other than the client under test; left out of the verdict",
@@ -228,12 +228,12 @@ func (l rcLine) log(log *slog.Logger) {
 	default:
 		g := l.gap
 		log.Info("reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
-			"gap_ms", rcMs(g.Got), "expected_ms", rcMs(g.Expected), "lo_ms", rcMs(g.Lo), "hi_ms", rcMs(g.Hi),
+			"gap_ms", millis(g.Got), "expected_ms", millis(g.Expected), "lo_ms", millis(g.Lo), "hi_ms", millis(g.Hi),
 			"verdict", string(g.Verdict))...)
 	}
 }
 
-// rcMs converts d to milliseconds with microsecond resolution, for logs.
-func rcMs(d time.Duration) float64 {
+// millis converts d to milliseconds with microsecond resolution, for logs.
+func millis(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
 }

@@ -1,4 +1,4 @@
-package broker
+package reconnect
 
 import (
 	"errors"
@@ -16,13 +16,13 @@ import (
 	"github.com/synhold/synhold/listener/capture"
 )
 
-// rcPortTries is how often a free retry port is looked for when port 0 is
+// portTries is how often a free retry port is looked for when port 0 is
 // free on IPv4 but taken on IPv6.
-const rcPortTries = 8
+const portTries = 8
 
 // openRetry opens the retry port on both families, once; a failed attempt
 // is tried again by the next Start.
-func (r *Reconnect) openRetry() error {
+func (r *Server) openRetry() error {
 	r.listenMu.Lock()
 	defer r.listenMu.Unlock()
 	if len(r.lns) > 0 {
@@ -56,9 +56,9 @@ func (r *Reconnect) openRetry() error {
 
 // listenBoth opens the retry listeners on 0.0.0.0 and [::] with one port
 // number. Without IPv6 it makes do with IPv4.
-func (r *Reconnect) listenBoth(port int) ([]*listener.Held, error) {
+func (r *Server) listenBoth(port int) ([]*listener.Held, error) {
 	cfg := listener.Config{Strategy: r.strategy, After: r.cfg.Stall, OnEvent: r.onEvent}
-	for range rcPortTries {
+	for range portTries {
 		v4, err := r.cfg.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("listen on 0.0.0.0:%d: %w", port, err)
@@ -68,7 +68,7 @@ func (r *Reconnect) listenBoth(port int) ([]*listener.Held, error) {
 		switch {
 		case err == nil:
 			return []*listener.Held{v4, v6}, nil
-		case rcNoIPv6(err):
+		case noIPv6(err):
 			r.log.Warn("reconnect: no IPv6; the retry port listens on IPv4 only", "err", err)
 			return []*listener.Held{v4}, nil
 		case port == 0 && errors.Is(err, syscall.EADDRINUSE):
@@ -78,18 +78,18 @@ func (r *Reconnect) listenBoth(port int) ([]*listener.Held, error) {
 			return nil, fmt.Errorf("listen on [::]:%s: %w", p, err)
 		}
 	}
-	return nil, fmt.Errorf("no port free on both 0.0.0.0 and [::] after %d tries", rcPortTries)
+	return nil, fmt.Errorf("no port free on both 0.0.0.0 and [::] after %d tries", portTries)
 }
 
-// rcNoIPv6 reports whether err says the host has no IPv6.
-func rcNoIPv6(err error) bool {
+// noIPv6 reports whether err says the host has no IPv6.
+func noIPv6(err error) bool {
 	return errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) ||
 		errors.Is(err, syscall.EPROTONOSUPPORT)
 }
 
 // serveRetry accepts connections on ln and closes each at once, recording
 // when accept returned it.
-func (r *Reconnect) serveRetry(ln *listener.Held) {
+func (r *Server) serveRetry(ln *listener.Held) {
 	defer r.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -102,7 +102,7 @@ func (r *Reconnect) serveRetry(ln *listener.Held) {
 			time.Sleep(10 * time.Millisecond) // do not spin on EMFILE
 			continue
 		}
-		src, dst := rcAddrPort(c.RemoteAddr()), rcAddrPort(c.LocalAddr())
+		src, dst := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
 		c.Close()
 		r.onAccept(src, dst, at)
 	}
@@ -110,7 +110,7 @@ func (r *Reconnect) serveRetry(ln *listener.Held) {
 
 // onEvent takes the retry listeners' events: SYNs are attempts, and SYNs and
 // SYN-ACKs go to the pcap file.
-func (r *Reconnect) onEvent(e listener.Event) {
+func (r *Server) onEvent(e listener.Event) {
 	switch e.Kind {
 	case listener.SYNSeen:
 		r.pcap.write(e.Time, e.IP)
@@ -125,12 +125,12 @@ func (r *Reconnect) onEvent(e listener.Event) {
 }
 
 // onSYN records a SYN of the retry port in the test in progress.
-func (r *Reconnect) onSYN(e listener.Event) {
+func (r *Server) onSYN(e listener.Event) {
 	dst := e.Local
 	if seg, err := capture.Decode(e.IP); err == nil {
 		dst = seg.Dst // Local is the listener's wildcard address
 	}
-	src := rcUnmap(e.Client)
+	src := unmap(e.Client)
 	r.mu.Lock()
 	t := r.test
 	if t == nil {
@@ -138,13 +138,13 @@ func (r *Reconnect) onSYN(e listener.Event) {
 		r.log.Debug("reconnect: SYN outside a test, ignored", "src", src, "dst", dst)
 		return
 	}
-	a, fresh := t.syn(src, rcUnmap(dst), e.ISN, e.Time, e.Retransmit)
+	a, fresh := t.syn(src, unmap(dst), e.ISN, e.Time, e.Retransmit)
 	var (
-		line  rcLine
+		line  attemptLine
 		after time.Duration
 	)
 	switch {
-	case fresh && r.ts == ReconnectSYN:
+	case fresh && r.ts == SYN:
 		line = t.live(a)
 	case a != nil:
 		after = e.Time.Sub(a.synAt)
@@ -155,15 +155,15 @@ func (r *Reconnect) onSYN(e listener.Event) {
 		r.log.Debug("reconnect: retransmitted SYN of a connection begun before the test, ignored", "src", src, "isn", e.ISN)
 	case !fresh:
 		r.log.Info("reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
-			"time", e.Time, "after_ms", rcMs(after))
-	case r.ts == ReconnectSYN:
+			"time", e.Time, "after_ms", millis(after))
+	case r.ts == SYN:
 		line.log(r.log)
 	}
 }
 
 // onAccept records an accepted connection of the retry port in the test in
 // progress.
-func (r *Reconnect) onAccept(src, dst netip.AddrPort, at time.Time) {
+func (r *Server) onAccept(src, dst netip.AddrPort, at time.Time) {
 	r.mu.Lock()
 	t := r.test
 	if t == nil {
@@ -172,49 +172,49 @@ func (r *Reconnect) onAccept(src, dst netip.AddrPort, at time.Time) {
 		return
 	}
 	a := t.accept(src, dst, at)
-	var line rcLine
-	if r.ts == ReconnectAccept {
+	var line attemptLine
+	if r.ts == Accept {
 		line = t.live(a)
 	}
 	synAt := a.synAt
 	r.mu.Unlock()
-	if r.ts == ReconnectAccept {
+	if r.ts == Accept {
 		line.log(r.log)
 		return
 	}
 	if !synAt.IsZero() {
-		r.log.Debug("reconnect: accepted", "test", t.n, "src", src, "syn_to_accept_ms", rcMs(at.Sub(synAt)))
+		r.log.Debug("reconnect: accepted", "test", t.n, "src", src, "syn_to_accept_ms", millis(at.Sub(synAt)))
 	}
 }
 
-// rcUnmap removes the IPv4-mapped form and the zone from ap.
-func rcUnmap(ap netip.AddrPort) netip.AddrPort {
+// unmap removes the IPv4-mapped form and the zone from ap.
+func unmap(ap netip.AddrPort) netip.AddrPort {
 	if !ap.IsValid() {
 		return ap
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
-// rcPcap writes handshake packets to a pcap file from several goroutines,
+// pcapWriter writes handshake packets to a pcap file from several goroutines,
 // and gives up, once logged, on the first write error.
-type rcPcap struct {
+type pcapWriter struct {
 	mu  sync.Mutex
 	w   *capture.Writer
 	err error
 	log *slog.Logger
 }
 
-// newRcPcap writes the pcap header to w.
-func newRcPcap(w io.Writer, log *slog.Logger) (*rcPcap, error) {
+// newPcapWriter writes the pcap header to w.
+func newPcapWriter(w io.Writer, log *slog.Logger) (*pcapWriter, error) {
 	cw, err := capture.NewWriter(w)
 	if err != nil {
 		return nil, fmt.Errorf("reconnect: pcap: %w", err)
 	}
-	return &rcPcap{w: cw, log: log}, nil
+	return &pcapWriter{w: cw, log: log}, nil
 }
 
 // write adds one packet; a nil p or packet does nothing.
-func (p *rcPcap) write(t time.Time, ip []byte) {
+func (p *pcapWriter) write(t time.Time, ip []byte) {
 	if p == nil || len(ip) == 0 {
 		return
 	}

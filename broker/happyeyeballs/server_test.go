@@ -1,4 +1,4 @@
-package broker
+package happyeyeballs
 
 import (
 	"bufio"
@@ -22,27 +22,27 @@ import (
 // Delays of the test pairs: short, so the suite stays quick, and far enough
 // apart that a loaded machine cannot blur them.
 const (
-	heTestFast = 400 * time.Millisecond
-	heTestSlow = 1300 * time.Millisecond
-	// heTestTol is how late a handshake may complete, as the client sees
+	testFast = 400 * time.Millisecond
+	testSlow = 1300 * time.Millisecond
+	// testTol is how late a handshake may complete, as the client sees
 	// it, on a loaded 2-core machine with the race detector.
-	heTestTol = 250 * time.Millisecond
+	testTol = 250 * time.Millisecond
 )
 
-// heLog collects a server's JSON log lines, safe for concurrent writes.
-type heLog struct {
+// logBuffer collects a server's JSON log lines, safe for concurrent writes.
+type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *heLog) Write(p []byte) (int, error) {
+func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
 // records returns the decoded log lines whose msg is msg.
-func (l *heLog) records(msg string) []map[string]any {
+func (l *logBuffer) records(msg string) []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []map[string]any
@@ -56,27 +56,27 @@ func (l *heLog) records(msg string) []map[string]any {
 	return out
 }
 
-// heServer is a HappyEyeballs under test, serving on 127.0.0.1 and ::1.
-type heServer struct {
-	*HappyEyeballs
+// testServer is a Server under test, serving on 127.0.0.1 and ::1.
+type testServer struct {
+	*Server
 	ctl4, ctl6 string
-	log        *heLog
+	log        *logBuffer
 	served     chan error
 }
 
-// heStart serves s on ephemeral control ports, logging JSON into a buffer,
-// and shuts it down when the test ends.
-func heStart(t *testing.T, s *HappyEyeballs) *heServer {
+// startServer serves a Server of cfg on ephemeral control ports, logging
+// JSON into a buffer, and shuts it down when the test ends.
+func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	if s.listen == nil {
-		s.Strategy = heHoldStrategy(t, s.Strategy)
+	cfg.Strategy = holdStrategy(t, cfg.Strategy)
+	hs := &testServer{log: &logBuffer{}, served: make(chan error, 2)}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(hs.log, nil))
 	}
-	hs := &heServer{HappyEyeballs: s, log: &heLog{}, served: make(chan error, 2)}
-	if s.Logger == nil {
-		s.Logger = slog.New(slog.NewJSONHandler(hs.log, nil))
-	}
-	ln4 := heListen(t, "tcp4", "127.0.0.1:0")
-	ln6 := heListen(t, "tcp6", "[::1]:0")
+	s := newServer(t, cfg)
+	hs.Server = s
+	ln4 := mustListen(t, "tcp4", "127.0.0.1:0")
+	ln6 := mustListen(t, "tcp6", "[::1]:0")
 	hs.ctl4, hs.ctl6 = ln4.Addr().String(), ln6.Addr().String()
 	for _, ln := range []net.Listener{ln4, ln6} {
 		go func() { hs.served <- s.Serve(ln) }()
@@ -86,7 +86,7 @@ func heStart(t *testing.T, s *HappyEyeballs) *heServer {
 }
 
 // shutdown stops the server and checks that both Serve calls returned nil.
-func (hs *heServer) shutdown(t *testing.T) {
+func (hs *testServer) shutdown(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -105,7 +105,17 @@ func (hs *heServer) shutdown(t *testing.T) {
 	}
 }
 
-func heListen(t *testing.T, network, addr string) net.Listener {
+// newServer is NewServer for a cfg the test knows to be valid.
+func newServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	return s
+}
+
+func mustListen(t *testing.T, network, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -114,15 +124,15 @@ func heListen(t *testing.T, network, addr string) net.Listener {
 	return ln
 }
 
-// heAnswer is one control exchange as the client saw it.
-type heAnswer struct {
+// exchange is one control exchange as the client saw it.
+type exchange struct {
 	reply         []byte
 	sent, replied time.Time
 }
 
-// heAsk sends b on a new control connection to addr and reads the whole
+// ask sends b on a new control connection to addr and reads the whole
 // reply, up to the server's close.
-func heAsk(t *testing.T, addr string, b byte) heAnswer {
+func ask(t *testing.T, addr string, b byte) exchange {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -130,7 +140,7 @@ func heAsk(t *testing.T, addr string, b byte) heAnswer {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	a := heAnswer{sent: time.Now()}
+	a := exchange{sent: time.Now()}
 	if _, err := c.Write([]byte{b}); err != nil {
 		t.Fatalf("send 0x%02x: %v", b, err)
 	}
@@ -142,27 +152,27 @@ func heAsk(t *testing.T, addr string, b byte) heAnswer {
 	return a
 }
 
-// hePair asks for a pair and returns its addresses and pair id (from the
+// pair asks for a pair and returns its addresses and pair id (from the
 // log) along with the exchange.
-type heTestPair struct {
-	heAnswer
+type testPair struct {
+	exchange
 	addr4, addr6 string
-	req          HappyEyeballsRequest
+	req          Request
 }
 
-func (hs *heServer) pair(t *testing.T, b byte) heTestPair {
+func (hs *testServer) pair(t *testing.T, b byte) testPair {
 	t.Helper()
-	req, err := ParseHappyEyeballsRequest(b)
-	if err != nil || req.Op != HappyEyeballsPair {
+	req, err := ParseRequest(b)
+	if err != nil || req.Op != OpPair {
 		t.Fatalf("0x%02x is not a pair request", b)
 	}
-	req.SamePort = req.SamePort || hs.SamePort
-	a := heAsk(t, hs.ctl4, b)
+	req.SamePort = req.SamePort || hs.cfg.SamePort
+	a := ask(t, hs.ctl4, b)
 	want := 5
 	if req.SamePort {
 		want = 3
 	}
-	if len(a.reply) != want || a.reply[0] != heReplyOK {
+	if len(a.reply) != want || a.reply[0] != replyOK {
 		t.Fatalf("0x%02x: reply % x, want 0x01 and %d port bytes", b, a.reply, want-1)
 	}
 	p4 := binary.BigEndian.Uint16(a.reply[1:])
@@ -170,34 +180,34 @@ func (hs *heServer) pair(t *testing.T, b byte) heTestPair {
 	if !req.SamePort {
 		p6 = binary.BigEndian.Uint16(a.reply[3:])
 	}
-	return heTestPair{
-		heAnswer: a, req: req,
+	return testPair{
+		exchange: a, req: req,
 		addr4: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p4))),
 		addr6: net.JoinHostPort("::1", strconv.Itoa(int(p6))),
 	}
 }
 
 // addr returns the pair's address of family.
-func (p heTestPair) addr(family int) string {
+func (p testPair) addr(family int) string {
 	if family == 4 {
 		return p.addr4
 	}
 	return p.addr6
 }
 
-// heNeedReplay skips a test whose timing needs strategy Replay.
-func heNeedReplay(t *testing.T) {
+// needReplay skips a test whose timing needs strategy Replay.
+func needReplay(t *testing.T) {
 	t.Helper()
 	if s, err := listener.Probe(); s != listener.Replay {
 		t.Skipf("needs CAP_NET_RAW: strategy %v here (%v); handshakes would complete at SYN retransmissions", s, err)
 	}
 }
 
-// heHoldStrategy returns the strategy a test server uses when it asks for
+// holdStrategy returns the strategy a test server uses when it asks for
 // none: Replay where it can, else Retransmit if this kernel lets the process
 // hold SYNs at all (some refuse the filter without CAP_NET_ADMIN); it skips
 // the test otherwise.
-func heHoldStrategy(t *testing.T, s listener.Strategy) listener.Strategy {
+func holdStrategy(t *testing.T, s listener.Strategy) listener.Strategy {
 	t.Helper()
 	if s == listener.Auto {
 		if p, _ := listener.Probe(); p == listener.Replay {
@@ -213,10 +223,10 @@ func heHoldStrategy(t *testing.T, s listener.Strategy) listener.Strategy {
 	return s
 }
 
-// heCheckTiming checks that a handshake completed at when, no earlier than
+// checkTiming checks that a handshake completed at when, no earlier than
 // delay after the request was sent (the instant is after the bind, which is
 // after the request), and no later than delay+tol after the reply came.
-func heCheckTiming(t *testing.T, a heAnswer, when time.Time, delay, tol time.Duration) {
+func checkTiming(t *testing.T, a exchange, when time.Time, delay, tol time.Duration) {
 	t.Helper()
 	early, late := when.Sub(a.sent)-delay, when.Sub(a.replied)-delay
 	t.Logf("completed %v after the request was sent, %v after the reply (asked %v)",
@@ -229,8 +239,8 @@ func heCheckTiming(t *testing.T, a heAnswer, when time.Time, delay, tol time.Dur
 	}
 }
 
-// heReadByte reads the one byte a pair's winner gets, and checks the close.
-func heReadByte(t *testing.T, c net.Conn) byte {
+// readByte reads the one byte a pair's winner gets, and checks the close.
+func readByte(t *testing.T, c net.Conn) byte {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c)
@@ -243,9 +253,9 @@ func heReadByte(t *testing.T, c net.Conn) byte {
 	return b[0]
 }
 
-// heWaitRefused waits until connecting to addr is refused: the listener
+// waitRefused waits until connecting to addr is refused: the listener
 // behind it is closed.
-func heWaitRefused(t *testing.T, addr string) {
+func waitRefused(t *testing.T, addr string) {
 	t.Helper()
 	var err error
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -261,29 +271,29 @@ func heWaitRefused(t *testing.T, addr string) {
 	t.Errorf("%s still open after the pair should have closed (last dial: %v)", addr, err)
 }
 
-func TestParseHappyEyeballsRequest(t *testing.T) {
-	valid := map[byte]HappyEyeballsRequest{
-		0x04: {Byte: 0x04, Op: HappyEyeballsPair, Slow: 4},
-		0x06: {Byte: 0x06, Op: HappyEyeballsPair, Slow: 6},
-		0x14: {Byte: 0x14, Op: HappyEyeballsPair, Slow: 4, SamePort: true},
-		0x16: {Byte: 0x16, Op: HappyEyeballsPair, Slow: 6, SamePort: true},
-		0xF0: {Byte: 0xF0, Op: HappyEyeballsPing},
-		0xFF: {Byte: 0xFF, Op: HappyEyeballsShutdown},
+func TestParseRequest(t *testing.T) {
+	valid := map[byte]Request{
+		0x04: {Byte: 0x04, Op: OpPair, Slow: 4},
+		0x06: {Byte: 0x06, Op: OpPair, Slow: 6},
+		0x14: {Byte: 0x14, Op: OpPair, Slow: 4, SamePort: true},
+		0x16: {Byte: 0x16, Op: OpPair, Slow: 6, SamePort: true},
+		0xF0: {Byte: 0xF0, Op: OpPing},
+		0xFF: {Byte: 0xFF, Op: OpShutdown},
 	}
 	for i := range 256 {
 		b := byte(i)
-		got, err := ParseHappyEyeballsRequest(b)
+		got, err := ParseRequest(b)
 		want, ok := valid[b]
 		switch {
 		case ok && (err != nil || got != want):
 			t.Errorf("0x%02x: got %+v, %v; want %+v", b, got, err, want)
-		case !ok && !errors.Is(err, ErrUnknownHappyEyeballsRequest):
-			t.Errorf("0x%02x: got %+v, %v; want ErrUnknownHappyEyeballsRequest", b, got, err)
+		case !ok && !errors.Is(err, ErrUnknownRequest):
+			t.Errorf("0x%02x: got %+v, %v; want ErrUnknownRequest", b, got, err)
 		}
 	}
 }
 
-func TestHappyEyeballsReplyEncoding(t *testing.T) {
+func TestReplyEncoding(t *testing.T) {
 	for _, tc := range []struct {
 		b    byte
 		want []byte
@@ -295,8 +305,8 @@ func TestHappyEyeballsReplyEncoding(t *testing.T) {
 		{0xF0, []byte{1}},
 		{0xFF, []byte{1}},
 	} {
-		r, _ := ParseHappyEyeballsRequest(tc.b)
-		if got := heReply(r, 0x1234, 0xabcd); !bytes.Equal(got, tc.want) {
+		r, _ := ParseRequest(tc.b)
+		if got := encodeReply(r, 0x1234, 0xabcd); !bytes.Equal(got, tc.want) {
 			t.Errorf("0x%02x: reply % x, want % x", tc.b, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package broker
+package happyeyeballs
 
 import (
 	"bytes"
@@ -19,15 +19,15 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-func TestHappyEyeballsUnknownBytes(t *testing.T) {
+func TestUnknownBytes(t *testing.T) {
 	// No pair is asked for: delayed-listen, which needs no privilege, will do.
-	hs := heStart(t, &HappyEyeballs{Strategy: listener.DelayedListen})
+	hs := startServer(t, Config{Strategy: listener.DelayedListen})
 	for _, b := range []byte{0x00, 0x01, 0x05, 0x07, 0x15, 0x24, 0x41, 0xEF, 0xF1, 0xFE} {
-		t.Run(heHex(b), func(t *testing.T) {
-			if a := heAsk(t, hs.ctl4, b); !bytes.Equal(a.reply, []byte{heReplyFailure}) {
+		t.Run(hexByte(b), func(t *testing.T) {
+			if a := ask(t, hs.ctl4, b); !bytes.Equal(a.reply, []byte{replyFailure}) {
 				t.Errorf("reply % x, want 00", a.reply)
 			}
-			if a := heAsk(t, hs.ctl6, heReqPing); !bytes.Equal(a.reply, []byte{heReplyOK}) {
+			if a := ask(t, hs.ctl6, reqPing); !bytes.Equal(a.reply, []byte{replyOK}) {
 				t.Errorf("ping after 0x%02x: reply % x, want 01: the server stopped serving", b, a.reply)
 			}
 		})
@@ -37,9 +37,9 @@ func TestHappyEyeballsUnknownBytes(t *testing.T) {
 	}
 }
 
-func TestHappyEyeballsIdleControlConnections(t *testing.T) {
+func TestIdleControlConnections(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	hs := heStart(t, &HappyEyeballs{IdleTimeout: idle, Strategy: listener.DelayedListen})
+	hs := startServer(t, Config{IdleTimeout: idle, Strategy: listener.DelayedListen})
 	for _, tc := range []struct {
 		name  string
 		addr  string
@@ -66,12 +66,12 @@ func TestHappyEyeballsIdleControlConnections(t *testing.T) {
 					closed <- time.Since(start)
 				}()
 			}
-			a := heAsk(t, tc.addr, heReqPing)
-			if took := a.replied.Sub(a.sent); !bytes.Equal(a.reply, []byte{heReplyOK}) || took > idle/2 {
+			a := ask(t, tc.addr, reqPing)
+			if took := a.replied.Sub(a.sent); !bytes.Equal(a.reply, []byte{replyOK}) || took > idle/2 {
 				t.Errorf("ping beside idle connections: reply % x after %v, want 01 well within %v", a.reply, took, idle)
 			}
 			for range tc.idles {
-				if d := <-closed; d < idle-20*time.Millisecond || d > idle+heTestTol {
+				if d := <-closed; d < idle-20*time.Millisecond || d > idle+testTol {
 					t.Errorf("idle connection closed after %v, want about %v", d, idle)
 				}
 			}
@@ -79,17 +79,17 @@ func TestHappyEyeballsIdleControlConnections(t *testing.T) {
 	}
 }
 
-func TestHappyEyeballsStop(t *testing.T) {
+func TestStop(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		stop func(t *testing.T, hs *heServer)
+		stop func(t *testing.T, hs *testServer)
 	}{
-		{"0xff", func(t *testing.T, hs *heServer) {
-			if a := heAsk(t, hs.ctl6, heReqShutdown); !bytes.Equal(a.reply, []byte{heReplyOK}) {
+		{"0xff", func(t *testing.T, hs *testServer) {
+			if a := ask(t, hs.ctl6, reqShutdown); !bytes.Equal(a.reply, []byte{replyOK}) {
 				t.Errorf("0xff: reply % x, want 01", a.reply)
 			}
 		}},
-		{"Shutdown", func(t *testing.T, hs *heServer) {
+		{"Shutdown", func(t *testing.T, hs *testServer) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := hs.Shutdown(ctx); err != nil {
@@ -98,7 +98,7 @@ func TestHappyEyeballsStop(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := heStart(t, &HappyEyeballs{FastDelay: time.Hour, SlowDelay: 2 * time.Hour})
+			hs := startServer(t, Config{FastDelay: time.Hour, SlowDelay: 2 * time.Hour})
 			p := hs.pair(t, 0x04)
 			select {
 			case <-hs.Done():
@@ -112,14 +112,14 @@ func TestHappyEyeballsStop(t *testing.T) {
 				t.Fatal("Done not closed")
 			}
 			for _, addr := range []string{hs.ctl4, hs.ctl6, p.addr4, p.addr6} {
-				heWaitRefused(t, addr)
+				waitRefused(t, addr)
 			}
 		})
 	}
 }
 
-// heOpenFDs counts the process's open descriptors.
-func heOpenFDs(t *testing.T) int {
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -128,28 +128,28 @@ func heOpenFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// heSettle waits until the descriptors and goroutines are back to at most
+// settle waits until the descriptors and goroutines are back to at most
 // fds and gs, and reports what it last saw.
-func heSettle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
+func settle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
 	t.Helper()
 	var f, g int
 	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
-		f, g = heOpenFDs(t), runtime.NumGoroutine()
+		f, g = openFDs(t), runtime.NumGoroutine()
 		if f <= fds && g <= gs || time.Now().After(deadline) {
 			return f, g
 		}
 	}
 }
 
-func TestHappyEyeballsPairsNobodyConnectsToLeakNothing(t *testing.T) {
+func TestPairsNobodyConnectsToLeakNothing(t *testing.T) {
 	const (
 		pairs       = 1000
 		workers     = 16
 		pairTimeout = 1500 * time.Millisecond
 	)
-	hs := heStart(t, &HappyEyeballs{PairTimeout: pairTimeout, Logger: slog.New(slog.DiscardHandler)})
-	heAsk(t, hs.ctl4, heReqPing) // the poller and the Serve goroutines are up
-	fds, gs := heSettle(t, heOpenFDs(t), runtime.NumGoroutine(), 0)
+	hs := startServer(t, Config{PairTimeout: pairTimeout, Logger: slog.New(slog.DiscardHandler)})
+	ask(t, hs.ctl4, reqPing) // the poller and the Serve goroutines are up
+	fds, gs := settle(t, openFDs(t), runtime.NumGoroutine(), 0)
 	start := time.Now()
 	var (
 		wg     sync.WaitGroup
@@ -161,9 +161,9 @@ func TestHappyEyeballsPairsNobodyConnectsToLeakNothing(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for b := range reqs {
-				reply, err := heTryAsk(hs.ctl4, b)
+				reply, err := tryAsk(hs.ctl4, b)
 				mu.Lock()
-				if err != nil || len(reply) < 3 || reply[0] != heReplyOK {
+				if err != nil || len(reply) < 3 || reply[0] != replyOK {
 					failed = append(failed, fmt.Errorf("0x%02x: reply % x, %v", b, reply, err))
 				} else {
 					ports = append(ports, reply)
@@ -181,8 +181,8 @@ func TestHappyEyeballsPairsNobodyConnectsToLeakNothing(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d pair requests failed, first: %v", len(failed), pairs, failed[0])
 	}
-	peakFDs := heOpenFDs(t)
-	f, g := heSettle(t, fds, gs, pairTimeout+10*time.Second)
+	peakFDs := openFDs(t)
+	f, g := settle(t, fds, gs, pairTimeout+10*time.Second)
 	t.Logf("%d pairs requested in %v; descriptors %d before, %d at the peak, %d after; goroutines %d before, %d after",
 		pairs, requested.Round(time.Millisecond), fds, peakFDs, f, gs, g)
 	if f > fds || g > gs {
@@ -198,12 +198,12 @@ func TestHappyEyeballsPairsNobodyConnectsToLeakNothing(t *testing.T) {
 		t.Errorf("%d pairs still registered", left)
 	}
 	p4 := int(binary.BigEndian.Uint16(ports[0][1:]))
-	heWaitRefused(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p4)))
+	waitRefused(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p4)))
 }
 
-// heTryAsk is heAsk for goroutines other than the test's: it returns
+// tryAsk is ask for goroutines other than the test's: it returns
 // errors instead of failing the test.
-func heTryAsk(addr string, b byte) ([]byte, error) {
+func tryAsk(addr string, b byte) ([]byte, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -216,9 +216,9 @@ func heTryAsk(addr string, b byte) ([]byte, error) {
 	return io.ReadAll(c)
 }
 
-func TestHappyEyeballsPairTimeout(t *testing.T) {
+func TestPairTimeout(t *testing.T) {
 	const pairTimeout = 300 * time.Millisecond
-	hs := heStart(t, &HappyEyeballs{PairTimeout: pairTimeout, FastDelay: 100 * time.Millisecond, SlowDelay: 200 * time.Millisecond})
+	hs := startServer(t, Config{PairTimeout: pairTimeout, FastDelay: 100 * time.Millisecond, SlowDelay: 200 * time.Millisecond})
 	p := hs.pair(t, 0x06)
 	time.Sleep(pairTimeout / 2)
 	start := time.Now()
@@ -227,13 +227,13 @@ func TestHappyEyeballsPairTimeout(t *testing.T) {
 		t.Fatalf("the pair closed before its timeout: %v", err)
 	}
 	c.Close() // connected: the pair closes now, and its log says why
-	if took := time.Since(start); took > heTestTol {
+	if took := time.Since(start); took > testTol {
 		t.Errorf("a SYN after the instant took %v to complete, want at once", took)
 	}
 	q := hs.pair(t, 0x04)
 	time.Sleep(pairTimeout + 200*time.Millisecond)
-	heWaitRefused(t, q.addr4)
-	heWaitRefused(t, q.addr6)
+	waitRefused(t, q.addr4)
+	waitRefused(t, q.addr6)
 	var whys []any
 	for _, r := range hs.log.records("pair closed") {
 		whys = append(whys, r["why"])
@@ -244,14 +244,14 @@ func TestHappyEyeballsPairTimeout(t *testing.T) {
 	}
 }
 
-// TestHappyEyeballsServeAfterShutdown checks that a listener handed to a
+// TestServeAfterShutdown checks that a listener handed to a
 // stopped server is closed and Serve returns nil.
-func TestHappyEyeballsServeAfterShutdown(t *testing.T) {
-	s := &HappyEyeballs{Logger: slog.New(slog.DiscardHandler)}
+func TestServeAfterShutdown(t *testing.T) {
+	s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler)})
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ln := heListen(t, "tcp4", "127.0.0.1:0")
+	ln := mustListen(t, "tcp4", "127.0.0.1:0")
 	if err := s.Serve(ln); err != nil {
 		t.Errorf("Serve after Shutdown: %v, want nil", err)
 	}

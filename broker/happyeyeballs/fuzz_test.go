@@ -1,4 +1,4 @@
-package broker
+package happyeyeballs
 
 import (
 	"context"
@@ -19,21 +19,21 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// heFakeListener stands in for a held listener in the fuzz target: it opens
+// fakeListener stands in for a held listener in the fuzz target: it opens
 // no socket, accepts nothing, and counts itself open until closed.
-type heFakeListener struct {
+type fakeListener struct {
 	addr   netip.AddrPort
 	open   *atomic.Int64
 	closed chan struct{}
 	once   sync.Once
 }
 
-func (l *heFakeListener) Accept() (net.Conn, error) {
+func (l *fakeListener) Accept() (net.Conn, error) {
 	<-l.closed
 	return nil, net.ErrClosed
 }
 
-func (l *heFakeListener) Close() error {
+func (l *fakeListener) Close() error {
 	l.once.Do(func() {
 		close(l.closed)
 		l.open.Add(-1)
@@ -41,16 +41,16 @@ func (l *heFakeListener) Close() error {
 	return nil
 }
 
-func (l *heFakeListener) AddrPort() netip.AddrPort    { return l.addr }
-func (l *heFakeListener) ReleaseAt(time.Time)         {}
-func (l *heFakeListener) Strategy() listener.Strategy { return listener.Retransmit }
-func (l *heFakeListener) Handshake(netip.AddrPort) (listener.Handshake, bool) {
+func (l *fakeListener) AddrPort() netip.AddrPort    { return l.addr }
+func (l *fakeListener) ReleaseAt(time.Time)         {}
+func (l *fakeListener) Strategy() listener.Strategy { return listener.Retransmit }
+func (l *fakeListener) Handshake(netip.AddrPort) (listener.Handshake, bool) {
 	return listener.Handshake{}, false
 }
 
-// heFakeFactory makes fake listeners, on made-up ports, or fails every
+// fakeFactory makes fake listeners, on made-up ports, or fails every
 // listen with EADDRINUSE.
-type heFakeFactory struct {
+type fakeFactory struct {
 	open   atomic.Int64
 	next   atomic.Uint32
 	fail   bool
@@ -58,7 +58,7 @@ type heFakeFactory struct {
 	calls  atomic.Int64
 }
 
-func (f *heFakeFactory) listen(network, address string, _ listener.Config) (heListener, error) {
+func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldListener, error) {
 	f.calls.Add(1)
 	if f.fail || network == "tcp6" && f.failV6.Add(-1) >= 0 {
 		return nil, fmt.Errorf("fake listen %s %s: %w", network, address, syscall.EADDRINUSE)
@@ -71,16 +71,16 @@ func (f *heFakeFactory) listen(network, address string, _ listener.Config) (heLi
 		ap = netip.AddrPortFrom(ap.Addr(), uint16(20000+f.next.Add(1)%40000))
 	}
 	f.open.Add(1)
-	return &heFakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}, nil
+	return &fakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}, nil
 }
 
-// heWantReply checks reply against the protocol, independently of
-// ParseHappyEyeballsRequest: what first asks for, given the server's
+// wantReply checks reply against the protocol, independently of
+// ParseRequest: what first asks for, given the server's
 // SamePort and whether listeners could be opened.
-func heWantReply(first byte, samePort, listenFails bool, reply []byte) error {
+func wantReply(first byte, samePort, listenFails bool, reply []byte) error {
 	switch first {
 	case 0x04, 0x06, 0x14, 0x16:
-		return heWantPairReply(first, samePort || first&0x10 != 0, listenFails, reply)
+		return wantPairReply(first, samePort || first&0x10 != 0, listenFails, reply)
 	case 0xF0, 0xFF:
 		if len(reply) != 1 || reply[0] != 0x01 {
 			return fmt.Errorf("0x%02x: reply % x, want 01", first, reply)
@@ -93,7 +93,7 @@ func heWantReply(first byte, samePort, listenFails bool, reply []byte) error {
 	return nil
 }
 
-func heWantPairReply(first byte, same, listenFails bool, reply []byte) error {
+func wantPairReply(first byte, same, listenFails bool, reply []byte) error {
 	n := 5
 	if same {
 		n = 3
@@ -132,25 +132,24 @@ func FuzzControl(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		heFuzzOne(t, data)
+		fuzzOne(t, data)
 	})
 }
 
-func heFuzzOne(t *testing.T, data []byte) {
-	fac := &heFakeFactory{fail: len(data) > 1 && data[1]%5 == 0}
-	s := &HappyEyeballs{
+func fuzzOne(t *testing.T, data []byte) {
+	fac := &fakeFactory{fail: len(data) > 1 && data[1]%5 == 0}
+	s := newServer(t, Config{
 		SamePort:    len(data) > 1 && data[1]&0x80 != 0,
 		IdleTimeout: 5 * time.Second, // never reached: the client writes at once or hangs up
 		Logger:      slog.New(slog.DiscardHandler),
-		listen:      fac.listen,
-	}
-	s.init()
-	reply := heFuzzExchange(s, data)
+	})
+	s.listen = fac.listen
+	reply := fuzzExchange(s, data)
 	if len(data) == 0 {
 		if len(reply) != 0 {
 			t.Errorf("no request, reply % x", reply)
 		}
-	} else if err := heWantReply(data[0], s.SamePort, fac.fail, reply); err != nil {
+	} else if err := wantReply(data[0], s.cfg.SamePort, fac.fail, reply); err != nil {
 		t.Error(err)
 	}
 	if len(data) > 0 && data[0] == 0xFF {
@@ -160,12 +159,12 @@ func heFuzzOne(t *testing.T, data []byte) {
 			t.Error("0xff did not close Done")
 		}
 	}
-	heFuzzShutdown(t, s, fac)
+	fuzzShutdown(t, s, fac)
 }
 
-// heFuzzExchange writes data to a control connection of s and returns all
+// fuzzExchange writes data to a control connection of s and returns all
 // the server sent back before closing.
-func heFuzzExchange(s *HappyEyeballs, data []byte) []byte {
+func fuzzExchange(s *Server, data []byte) []byte {
 	srv, cli := net.Pipe()
 	s.startConn(srv)
 	wrote := make(chan struct{})
@@ -184,8 +183,8 @@ func heFuzzExchange(s *HappyEyeballs, data []byte) []byte {
 	return reply
 }
 
-// heFuzzShutdown stops s and checks that nothing it opened is left.
-func heFuzzShutdown(t *testing.T, s *HappyEyeballs, fac *heFakeFactory) {
+// fuzzShutdown stops s and checks that nothing it opened is left.
+func fuzzShutdown(t *testing.T, s *Server, fac *fakeFactory) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
@@ -199,23 +198,23 @@ func heFuzzShutdown(t *testing.T, s *HappyEyeballs, fac *heFakeFactory) {
 	}
 }
 
-// TestHappyEyeballsFuzzSeedsLeakNoGoroutines runs every single-byte input
+// TestFuzzSeedsLeakNoGoroutines runs every single-byte input
 // and a few longer ones through the fuzz body, then checks that the
 // process has no more goroutines than before.
-func TestHappyEyeballsFuzzSeedsLeakNoGoroutines(t *testing.T) {
+func TestFuzzSeedsLeakNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := range 256 {
 		for _, tail := range []string{"", "\x80", "\x05", "\x01\x02\x03"} {
-			heFuzzOne(t, append([]byte{byte(i)}, tail...))
+			fuzzOne(t, append([]byte{byte(i)}, tail...))
 		}
 	}
-	heFuzzOne(t, nil)
-	if _, g := heSettle(t, 1<<30, before, 5*time.Second); g > before {
+	fuzzOne(t, nil)
+	if _, g := settle(t, 1<<30, before, 5*time.Second); g > before {
 		t.Errorf("%d goroutines after the fuzz bodies, %d before", g, before)
 	}
 }
 
-func TestHappyEyeballsSamePortRetries(t *testing.T) {
+func TestSamePortRetries(t *testing.T) {
 	for _, tc := range []struct {
 		taken     int64 // how many port numbers ::1 has taken
 		wantOK    bool
@@ -223,16 +222,16 @@ func TestHappyEyeballsSamePortRetries(t *testing.T) {
 	}{
 		{0, true, 2},
 		{3, true, 8},
-		{heSamePortTries - 1, true, 2 * heSamePortTries},
-		{heSamePortTries, false, 2 * heSamePortTries},
+		{samePortTries - 1, true, 2 * samePortTries},
+		{samePortTries, false, 2 * samePortTries},
 	} {
 		t.Run(strconv.Itoa(int(tc.taken)), func(t *testing.T) {
-			fac := &heFakeFactory{}
+			fac := &fakeFactory{}
 			fac.failV6.Store(tc.taken)
-			s := &HappyEyeballs{Logger: slog.New(slog.DiscardHandler), listen: fac.listen}
-			s.init()
-			reply := heFuzzExchange(s, []byte{0x16})
-			if ok := len(reply) == 3 && reply[0] == heReplyOK; ok != tc.wantOK || len(reply) == 0 {
+			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler)})
+			s.listen = fac.listen
+			reply := fuzzExchange(s, []byte{0x16})
+			if ok := len(reply) == 3 && reply[0] == replyOK; ok != tc.wantOK || len(reply) == 0 {
 				t.Errorf("%d ports taken on ::1: reply % x, want success %v", tc.taken, reply, tc.wantOK)
 			}
 			if n := fac.calls.Load(); n != tc.wantCalls {
@@ -241,7 +240,7 @@ func TestHappyEyeballsSamePortRetries(t *testing.T) {
 			if n, want := fac.open.Load(), map[bool]int64{true: 2, false: 0}[tc.wantOK]; n != want {
 				t.Errorf("%d listeners open, want %d: the IPv4 side of a failed try was not closed", n, want)
 			}
-			heFuzzShutdown(t, s, fac)
+			fuzzShutdown(t, s, fac)
 		})
 	}
 }

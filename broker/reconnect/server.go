@@ -1,4 +1,9 @@
-package broker
+// Package reconnect implements both ends of gRPC's connection-backoff
+// interop test: Server serves grpc.testing.ReconnectService on the control
+// port and records every connection attempt on the retry port, and Client
+// is the reference client's flow. The analysis of the attempts is package
+// backoff's.
+package reconnect
 
 import (
 	"context"
@@ -20,55 +25,55 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// ReconnectTimestamps says which instant of a connection attempt times it.
-type ReconnectTimestamps int
+// Timestamps says which instant of a connection attempt times it.
+type Timestamps int
 
 const (
-	// ReconnectAuto picks ReconnectSYN where the SYNs can be captured
-	// (Linux, CAP_NET_RAW) and ReconnectAccept elsewhere.
-	ReconnectAuto ReconnectTimestamps = iota
-	// ReconnectSYN times an attempt by the kernel's receive time of its
+	// Auto picks SYN where the SYNs can be captured
+	// (Linux, CAP_NET_RAW) and Accept elsewhere.
+	Auto Timestamps = iota
+	// SYN times an attempt by the kernel's receive time of its
 	// first SYN: what the client did, free of the server's scheduling, and
 	// unaffected by a stalled handshake.
-	ReconnectSYN
-	// ReconnectAccept times an attempt when accept(2) returns it, as the
+	SYN
+	// Accept times an attempt when accept(2) returns it, as the
 	// reference C++ server does.
-	ReconnectAccept
+	Accept
 )
 
-var rcTimestampNames = [...]string{"auto", "syn", "accept"}
+var timestampNames = [...]string{"auto", "syn", "accept"}
 
 // String returns "auto", "syn" or "accept".
-func (ts ReconnectTimestamps) String() string {
-	if ts < 0 || int(ts) >= len(rcTimestampNames) {
-		return fmt.Sprintf("ReconnectTimestamps(%d)", int(ts))
+func (ts Timestamps) String() string {
+	if ts < 0 || int(ts) >= len(timestampNames) {
+		return fmt.Sprintf("Timestamps(%d)", int(ts))
 	}
-	return rcTimestampNames[ts]
+	return timestampNames[ts]
 }
 
 // MarshalText implements encoding.TextMarshaler, for JSON logs.
-func (ts ReconnectTimestamps) MarshalText() ([]byte, error) { return []byte(ts.String()), nil }
+func (ts Timestamps) MarshalText() ([]byte, error) { return []byte(ts.String()), nil }
 
-// ParseReconnectTimestamps parses the names String returns; "" is auto.
-func ParseReconnectTimestamps(name string) (ReconnectTimestamps, error) {
+// ParseTimestamps parses the names String returns; "" is auto.
+func ParseTimestamps(name string) (Timestamps, error) {
 	if name == "" {
-		return ReconnectAuto, nil
+		return Auto, nil
 	}
-	for i, n := range rcTimestampNames {
+	for i, n := range timestampNames {
 		if strings.EqualFold(name, n) {
-			return ReconnectTimestamps(i), nil
+			return Timestamps(i), nil
 		}
 	}
-	return ReconnectAuto, fmt.Errorf("reconnect: unknown timestamps %q (want syn, accept or auto)", name)
+	return Auto, fmt.Errorf("reconnect: unknown timestamps %q (want syn, accept or auto)", name)
 }
 
-// ReconnectConfig configures a Reconnect server.
-type ReconnectConfig struct {
+// Config configures a Server.
+type Config struct {
 	// RetryPort is the port that closes every connection, on 0.0.0.0 and
 	// [::]. 0 picks a free port at the first Start; RetryPort tells which.
 	RetryPort int
-	// Timestamps says how attempts are timed; see ReconnectTimestamps.
-	Timestamps ReconnectTimestamps
+	// Timestamps says how attempts are timed; see Timestamps.
+	Timestamps Timestamps
 	// Stall, if positive, holds each attempt's handshake this long after its
 	// first SYN before it is accepted and closed. It shows whether a client
 	// times its backoff from the start or the failure of an attempt, and
@@ -86,12 +91,16 @@ type ReconnectConfig struct {
 	// ReportJSON puts each test's whole result in the log record that ends
 	// the test (for a JSON log) instead of only its key figures.
 	ReportJSON bool
+	// ReportDir, if set, is a directory that receives each test's result
+	// as JSON and its picture as SVG (see Result.WriteFiles). A failure to
+	// write them is logged; the server goes on.
+	ReportDir string
 	// Listen opens a retry listener; listener.Listen when nil. Tests use it
 	// to open the retry port in another network namespace.
 	Listen func(network, address string, cfg listener.Config) (*listener.Held, error)
 }
 
-// Reconnect is the server of gRPC's connection-backoff interop test
+// Server is the server of gRPC's connection-backoff interop test
 // (doc/connection-backoff-interop-test-description.md in grpc/grpc): a
 // grpc_testing.ReconnectServiceServer for the control port, and the retry
 // port, which closes every connection at once and records when each attempt
@@ -99,20 +108,20 @@ type ReconnectConfig struct {
 //
 // As the reference server does, it opens the retry port at the first Start
 // and keeps it open; attempts count only between a Start and its Stop; a
-// second Start waits until the test in progress ends. Unlike it, Reconnect
+// second Start waits until the test in progress ends. Unlike it, Server
 // judges each destination address the client tried on its own, leaves out
 // attempts from hosts other than the client under test (those of a loopback
 // client are every loopback address), times attempts by their SYN where it
 // can, and refuses a Stop with no test in progress.
-type Reconnect struct {
+type Server struct {
 	pb.UnimplementedReconnectServiceServer
 
-	cfg      ReconnectConfig
+	cfg      Config
 	log      *slog.Logger
-	ts       ReconnectTimestamps // resolved: SYN or Accept
-	syn      bool                // SYN times are recorded (capture works)
-	strategy listener.Strategy   // for the retry listeners
-	pcap     *rcPcap
+	ts       Timestamps        // resolved: SYN or Accept
+	syn      bool              // SYN times are recorded (capture works)
+	strategy listener.Strategy // for the retry listeners
+	pcap     *pcapWriter
 
 	slot      chan struct{} // holds a token while a test is in progress
 	done      chan struct{}
@@ -125,24 +134,24 @@ type Reconnect struct {
 
 	mu      sync.Mutex
 	port    int
-	test    *rcTest
+	test    *session
 	tests   int
-	results []ReconnectResult
+	results []Result
 }
 
-// rcMaxResults bounds the results a Reconnect keeps for Results.
-const rcMaxResults = 64
+// maxResults bounds the results a Server keeps for Results.
+const maxResults = 64
 
-// NewReconnect checks cfg, decides how attempts are timed and logs which and
+// NewServer checks cfg, decides how attempts are timed and logs which and
 // why. The retry port opens at the first Start, as on the reference server.
-func NewReconnect(cfg ReconnectConfig) (*Reconnect, error) {
+func NewServer(cfg Config) (*Server, error) {
 	if cfg.RetryPort < 0 || cfg.RetryPort > 65535 {
 		return nil, fmt.Errorf("reconnect: retry port %d out of range", cfg.RetryPort)
 	}
 	if cfg.Stall < 0 {
 		return nil, fmt.Errorf("reconnect: negative stall %v", cfg.Stall)
 	}
-	r := &Reconnect{
+	r := &Server{
 		cfg:  cfg,
 		log:  cfg.Logger,
 		port: cfg.RetryPort,
@@ -160,7 +169,7 @@ func NewReconnect(cfg ReconnectConfig) (*Reconnect, error) {
 		return nil, err
 	}
 	if cfg.Pcap != nil {
-		if r.pcap, err = newRcPcap(cfg.Pcap, r.log); err != nil {
+		if r.pcap, err = newPcapWriter(cfg.Pcap, r.log); err != nil {
 			return nil, err
 		}
 	}
@@ -170,10 +179,10 @@ func NewReconnect(cfg ReconnectConfig) (*Reconnect, error) {
 
 // resolve decides the timestamps and the listener strategy from the
 // configuration and what listener.Probe says this process can do.
-func (r *Reconnect) resolve() (why string, err error) {
+func (r *Server) resolve() (why string, err error) {
 	probe, perr := listener.Probe()
 	canSYN := probe == listener.Replay
-	needSYN := r.cfg.Timestamps == ReconnectSYN || r.cfg.Stall > 0 || r.cfg.Pcap != nil
+	needSYN := r.cfg.Timestamps == SYN || r.cfg.Stall > 0 || r.cfg.Pcap != nil
 	if needSYN && !canSYN {
 		return "", fmt.Errorf("reconnect: timestamps syn, --stall and --pcap need SYN capture (strategy replay: Linux, CAP_NET_RAW): %v", perr)
 	}
@@ -182,42 +191,42 @@ func (r *Reconnect) resolve() (why string, err error) {
 	// at, opening the capture again for every listener.
 	r.strategy = probe
 	switch {
-	case r.cfg.Timestamps == ReconnectAccept && canSYN:
-		r.ts, why = ReconnectAccept, "asked for accept times (the reference server's way); SYN times are recorded too, for comparison"
-	case r.cfg.Timestamps == ReconnectAccept:
-		r.ts, why = ReconnectAccept, "asked for accept times (the reference server's way)"
+	case r.cfg.Timestamps == Accept && canSYN:
+		r.ts, why = Accept, "asked for accept times (the reference server's way); SYN times are recorded too, for comparison"
+	case r.cfg.Timestamps == Accept:
+		r.ts, why = Accept, "asked for accept times (the reference server's way)"
 	case canSYN:
-		r.ts, why = ReconnectSYN, "SYNs can be captured (CAP_NET_RAW): attempts are timed by the kernel's receive time of their first SYN; accept times are recorded too, for comparison"
+		r.ts, why = SYN, "SYNs can be captured (CAP_NET_RAW): attempts are timed by the kernel's receive time of their first SYN; accept times are recorded too, for comparison"
 	default:
-		r.ts, why = ReconnectAccept, fmt.Sprintf("SYNs cannot be captured (%v): attempts are timed at accept(2), as the reference server does", perr)
+		r.ts, why = Accept, fmt.Sprintf("SYNs cannot be captured (%v): attempts are timed at accept(2), as the reference server does", perr)
 	}
 	return why, nil
 }
 
 // Timestamps returns how attempts are timed, and whether SYN times are
-// recorded as well (so that both kinds are, when it says ReconnectAccept).
-func (r *Reconnect) Timestamps() (ts ReconnectTimestamps, synRecorded bool) { return r.ts, r.syn }
+// recorded as well (so that both kinds are, when it says Accept).
+func (r *Server) Timestamps() (ts Timestamps, synRecorded bool) { return r.ts, r.syn }
 
 // RetryPort returns the retry port: the configured one, or the one picked at
 // the first Start when it was 0 (0 until then).
-func (r *Reconnect) RetryPort() int {
+func (r *Server) RetryPort() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.port
 }
 
 // Results returns the results of the latest finished tests, oldest first.
-func (r *Reconnect) Results() []ReconnectResult {
+func (r *Server) Results() []Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]ReconnectResult(nil), r.results...)
+	return append([]Result(nil), r.results...)
 }
 
 // Start begins a test of the client that calls it, known by its address. It
 // waits while another test is in progress, and returns when the retry port
 // takes connections.
-func (r *Reconnect) Start(ctx context.Context, req *pb.ReconnectParams) (*pb.Empty, error) {
-	client := rcPeer(ctx)
+func (r *Server) Start(ctx context.Context, req *pb.ReconnectParams) (*pb.Empty, error) {
+	client := peerOf(ctx)
 	maxMs := req.GetMaxReconnectBackoffMs()
 	if maxMs < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "reconnect: Start: max_reconnect_backoff_ms %d is negative", maxMs)
@@ -236,7 +245,7 @@ func (r *Reconnect) Start(ctx context.Context, req *pb.ReconnectParams) (*pb.Emp
 
 // acquire takes the test slot, waiting for the test in progress to end; a
 // caller that goes away or a server that closes gives up waiting.
-func (r *Reconnect) acquire(ctx context.Context, client netip.AddrPort) error {
+func (r *Server) acquire(ctx context.Context, client netip.AddrPort) error {
 	select {
 	case r.slot <- struct{}{}:
 	default:
@@ -260,7 +269,7 @@ func (r *Reconnect) acquire(ctx context.Context, client netip.AddrPort) error {
 }
 
 // current returns the client of the test in progress, for logs.
-func (r *Reconnect) current() string {
+func (r *Server) current() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.test == nil {
@@ -270,8 +279,8 @@ func (r *Reconnect) current() string {
 }
 
 // begin records that a test of client is in progress.
-func (r *Reconnect) begin(client netip.AddrPort, maxMs int32) {
-	t := newRcTest(client, maxMs, r.ts)
+func (r *Server) begin(client netip.AddrPort, maxMs int32) {
+	t := newSession(client, maxMs, r.ts)
 	r.mu.Lock()
 	r.tests++
 	t.n = r.tests
@@ -285,7 +294,7 @@ func (r *Reconnect) begin(client netip.AddrPort, maxMs int32) {
 // Stop ends the test in progress and returns the verdict on the attempts of
 // the client under test and the gaps of the first address it tried. Without
 // a test in progress it fails with FailedPrecondition.
-func (r *Reconnect) Stop(ctx context.Context, _ *pb.Empty) (*pb.ReconnectInfo, error) {
+func (r *Server) Stop(ctx context.Context, _ *pb.Empty) (*pb.ReconnectInfo, error) {
 	r.mu.Lock()
 	t := r.test
 	r.test = nil
@@ -297,11 +306,11 @@ func (r *Reconnect) Stop(ctx context.Context, _ *pb.Empty) (*pb.ReconnectInfo, e
 	res := t.result(time.Now(), r.syn)
 	r.mu.Lock()
 	r.results = append(r.results, res)
-	if len(r.results) > rcMaxResults {
-		r.results = r.results[len(r.results)-rcMaxResults:]
+	if len(r.results) > maxResults {
+		r.results = r.results[len(r.results)-maxResults:]
 	}
 	r.mu.Unlock()
-	r.report(res, rcPeer(ctx))
+	r.report(res, peerOf(ctx))
 	<-r.slot
 	return &pb.ReconnectInfo{Passed: res.Passed, BackoffMs: res.BackoffMs}, nil
 }
@@ -309,7 +318,7 @@ func (r *Reconnect) Stop(ctx context.Context, _ *pb.Empty) (*pb.ReconnectInfo, e
 // Close closes the retry port and wakes every waiting Start, which fails with
 // Unavailable. A test in progress is abandoned. The control port's gRPC
 // server is the caller's to stop.
-func (r *Reconnect) Close() error {
+func (r *Server) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
 		r.listenMu.Lock()
@@ -336,7 +345,7 @@ func (r *Reconnect) Close() error {
 }
 
 // closed reports whether Close was called.
-func (r *Reconnect) closed() bool {
+func (r *Server) closed() bool {
 	select {
 	case <-r.done:
 		return true
@@ -345,19 +354,19 @@ func (r *Reconnect) closed() bool {
 	}
 }
 
-// rcPeer returns the address of the gRPC peer of ctx, unmapped, or the zero
+// peerOf returns the address of the gRPC peer of ctx, unmapped, or the zero
 // AddrPort when it is unknown.
-func rcPeer(ctx context.Context) netip.AddrPort {
+func peerOf(ctx context.Context) netip.AddrPort {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.AddrPort{}
 	}
-	return rcAddrPort(p.Addr)
+	return addrPortOf(p.Addr)
 }
 
-// rcAddrPort converts a net.Addr of TCP to an AddrPort with the IPv4-mapped
+// addrPortOf converts a net.Addr of TCP to an AddrPort with the IPv4-mapped
 // form and the zone removed, or the zero AddrPort.
-func rcAddrPort(a net.Addr) netip.AddrPort {
+func addrPortOf(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ap = ta.AddrPort()

@@ -1,4 +1,4 @@
-package broker
+package happyeyeballs
 
 import (
 	"context"
@@ -12,27 +12,27 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// heDialed is one finished dial of a racing client.
-type heDialed struct {
+// dialed is one finished dial of a racing client.
+type dialed struct {
 	family int
 	conn   net.Conn
 	err    error
 	at     time.Time
 }
 
-// heDriverDial dials a pair the way a driver's Happy Eyeballs does: IPv6
+// driverDial dials a pair the way a driver's Happy Eyeballs does: IPv6
 // first, IPv4 stagger later (or as soon as IPv6 fails) unless IPv6 has
 // connected by then; stagger 0 dials both at once. The first to connect
 // wins and the other attempt is abandoned.
-func heDriverDial(t *testing.T, p heTestPair, stagger time.Duration) heDialed {
+func driverDial(t *testing.T, p testPair, stagger time.Duration) dialed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	results := make(chan heDialed, 2)
+	results := make(chan dialed, 2)
 	dial := func(family int) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), p.addr(family))
-		results <- heDialed{family, c, err, time.Now()}
+		results <- dialed{family, c, err, time.Now()}
 	}
 	go dial(6)
 	started, done := 1, 0
@@ -46,7 +46,7 @@ func heDriverDial(t *testing.T, p heTestPair, stagger time.Duration) heDialed {
 		case r := <-results:
 			done++
 			if r.err == nil {
-				go heCloseRest(results, started-done)
+				go closeRest(results, started-done)
 				return r
 			}
 			t.Logf("IPv%d dial: %v", r.family, r.err)
@@ -59,8 +59,8 @@ func heDriverDial(t *testing.T, p heTestPair, stagger time.Duration) heDialed {
 	}
 }
 
-// heCloseRest closes the connections of the n dials still running.
-func heCloseRest(results <-chan heDialed, n int) {
+// closeRest closes the connections of the n dials still running.
+func closeRest(results <-chan dialed, n int) {
 	for range n {
 		if r := <-results; r.conn != nil {
 			r.conn.Close()
@@ -68,10 +68,10 @@ func heCloseRest(results <-chan heDialed, n int) {
 	}
 }
 
-func TestHappyEyeballsDriverClient(t *testing.T) {
-	heNeedReplay(t)
-	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
-	t.Cleanup(func() { heLogHandshakeFigures(t, hs) })
+func TestDriverClient(t *testing.T) {
+	needReplay(t)
+	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
+	t.Cleanup(func() { logHandshakeFigures(t, hs) })
 	for _, tc := range []struct {
 		name    string
 		req     byte
@@ -87,35 +87,35 @@ func TestHappyEyeballsDriverClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := hs.pair(t, tc.req)
-			win := heDriverDial(t, p, tc.stagger)
+			win := driverDial(t, p, tc.stagger)
 			defer win.conn.Close()
 			fast := p.req.Fast()
 			if win.family != fast {
 				t.Errorf("connected over IPv%d, want the fast family IPv%d", win.family, fast)
 			}
-			if b := heReadByte(t, win.conn); b != heFamilyByte(fast) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(fast))
+			if b := readByte(t, win.conn); b != FamilyByte(fast) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(fast))
 			}
-			heCheckTiming(t, p.heAnswer, win.at, heTestFast, heTestTol)
-			heWaitRefused(t, p.addr(p.req.Slow))
+			checkTiming(t, p.exchange, win.at, testFast, testTol)
+			waitRefused(t, p.addr(p.req.Slow))
 		})
 	}
 }
 
-func TestHappyEyeballsLoneConnect(t *testing.T) {
-	heNeedReplay(t)
-	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
-	t.Cleanup(func() { heLogHandshakeFigures(t, hs) })
+func TestLoneConnect(t *testing.T) {
+	needReplay(t)
+	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
+	t.Cleanup(func() { logHandshakeFigures(t, hs) })
 	for _, tc := range []struct {
 		name   string
 		req    byte
 		family int // the one dialed
 		delay  time.Duration
 	}{
-		{"slow4/dial-slow4", 0x04, 4, heTestSlow},
-		{"slow4/dial-fast6", 0x04, 6, heTestFast},
-		{"slow6/dial-slow6", 0x06, 6, heTestSlow},
-		{"slow6/dial-fast4", 0x06, 4, heTestFast},
+		{"slow4/dial-slow4", 0x04, 4, testSlow},
+		{"slow4/dial-fast6", 0x04, 6, testFast},
+		{"slow6/dial-slow6", 0x06, 6, testSlow},
+		{"slow6/dial-fast4", 0x06, 4, testFast},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -126,27 +126,27 @@ func TestHappyEyeballsLoneConnect(t *testing.T) {
 				t.Fatalf("dial IPv%d: %v", tc.family, err)
 			}
 			defer c.Close()
-			heCheckTiming(t, p.heAnswer, at, tc.delay, heTestTol)
-			if b := heReadByte(t, c); b != heFamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(tc.family))
+			checkTiming(t, p.exchange, at, tc.delay, testTol)
+			if b := readByte(t, c); b != FamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
 			}
 		})
 	}
 }
 
-// heLogHandshakeFigures reports how late the server saw the handshakes of
+// logHandshakeFigures reports how late the server saw the handshakes of
 // the connections it handed a byte to. Run it from t.Cleanup, after the
 // parallel subtests.
-func heLogHandshakeFigures(t *testing.T, hs *heServer) {
+func logHandshakeFigures(t *testing.T, hs *testServer) {
 	for _, r := range hs.log.records("connected") {
 		t.Logf("server: pair %v %v after_bind_ms=%v want_ms=%v handshake_late_us=%v",
 			r["pair"], r["family"], r["after_bind_ms"], r["want_ms"], r["handshake_late_us"])
 	}
 }
 
-// heServeDNS answers every A query with 127.0.0.1 and every AAAA query with
+// serveDNS answers every A query with 127.0.0.1 and every AAAA query with
 // ::1, on 127.0.0.1 UDP, until the test ends. It returns its address.
-func heServeDNS(t *testing.T) string {
+func serveDNS(t *testing.T) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +160,7 @@ func heServeDNS(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			if resp, err := heDNSAnswer(buf[:n]); err == nil {
+			if resp, err := dNSAnswer(buf[:n]); err == nil {
 				pc.WriteTo(resp, from)
 			}
 		}
@@ -168,8 +168,8 @@ func heServeDNS(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// heDNSAnswer builds the answer to the DNS query q.
-func heDNSAnswer(q []byte) ([]byte, error) {
+// dNSAnswer builds the answer to the DNS query q.
+func dNSAnswer(q []byte) ([]byte, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -197,16 +197,16 @@ func heDNSAnswer(q []byte) ([]byte, error) {
 	return b.Finish()
 }
 
-func TestHappyEyeballsGoDialer(t *testing.T) {
-	heNeedReplay(t)
-	dns := heServeDNS(t)
+func TestGoDialer(t *testing.T) {
+	needReplay(t)
+	dns := serveDNS(t)
 	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "udp4", dns)
 	}}
-	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow})
+	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
 	for _, req := range []byte{0x14, 0x16} {
-		t.Run(heHex(req), func(t *testing.T) {
+		t.Run(hexByte(req), func(t *testing.T) {
 			t.Parallel()
 			ips, err := resolver.LookupIPAddr(context.Background(), "happyeyeballs.test")
 			if err != nil || len(ips) != 2 {
@@ -228,33 +228,33 @@ func TestHappyEyeballsGoDialer(t *testing.T) {
 			if fast := p.req.Fast(); got != fast {
 				t.Errorf("net.Dialer connected over IPv%d (%v), want the fast family IPv%d", got, c.RemoteAddr(), fast)
 			}
-			if b := heReadByte(t, c); b != heFamilyByte(p.req.Fast()) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(p.req.Fast()))
+			if b := readByte(t, c); b != FamilyByte(p.req.Fast()) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(p.req.Fast()))
 			}
-			heCheckTiming(t, p.heAnswer, at, heTestFast, heTestTol)
+			checkTiming(t, p.exchange, at, testFast, testTol)
 		})
 	}
 }
 
-// heRetransmitSlack is how far past the instant a handshake may complete
+// retransmitSlack is how far past the instant a handshake may complete
 // with strategy Retransmit: up to the client's next SYN retransmission (1 s
 // apart at first on Linux with tcp_syn_linear_timeouts, 1 s then 2 s
 // without), plus the usual tolerance.
-const heRetransmitSlack = 2*time.Second + heTestTol
+const retransmitSlack = 2*time.Second + testTol
 
-func TestHappyEyeballsRetransmit(t *testing.T) {
-	hs := heStart(t, &HappyEyeballs{FastDelay: heTestFast, SlowDelay: heTestSlow, Strategy: listener.Retransmit})
+func TestRetransmit(t *testing.T) {
+	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow, Strategy: listener.Retransmit})
 	cases := []struct {
 		name   string
 		req    byte
 		family int
 		delay  time.Duration
 	}{
-		{"slow4/dial-fast6", 0x04, 6, heTestFast},
-		{"slow4/dial-slow4", 0x04, 4, heTestSlow},
-		{"slow6/dial-fast4", 0x06, 4, heTestFast},
+		{"slow4/dial-fast6", 0x04, 6, testFast},
+		{"slow4/dial-slow4", 0x04, 4, testSlow},
+		{"slow6/dial-fast4", 0x06, 4, testFast},
 	}
-	t.Cleanup(func() { heCheckStrategy(t, hs, "retransmit", len(cases)) })
+	t.Cleanup(func() { checkStrategy(t, hs, "retransmit", len(cases)) })
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -265,17 +265,17 @@ func TestHappyEyeballsRetransmit(t *testing.T) {
 				t.Fatalf("dial IPv%d: %v", tc.family, err)
 			}
 			defer c.Close()
-			heCheckTiming(t, p.heAnswer, at, tc.delay, heRetransmitSlack)
-			if b := heReadByte(t, c); b != heFamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, heFamilyByte(tc.family))
+			checkTiming(t, p.exchange, at, tc.delay, retransmitSlack)
+			if b := readByte(t, c); b != FamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
 			}
 		})
 	}
 }
 
-// heCheckStrategy checks that the server logged n pairs, all with strategy
+// checkStrategy checks that the server logged n pairs, all with strategy
 // want.
-func heCheckStrategy(t *testing.T, hs *heServer, want string, n int) {
+func checkStrategy(t *testing.T, hs *testServer, want string, n int) {
 	rs := hs.log.records("pair requested")
 	if len(rs) != n {
 		t.Errorf("%d pairs logged, want %d", len(rs), n)

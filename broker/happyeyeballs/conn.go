@@ -1,0 +1,125 @@
+package happyeyeballs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// lingerMax bounds how long a connection that was answered is kept open
+// to read what the client still sends, so that closing it sends a FIN
+// rather than a RST that could destroy the answer.
+const lingerMax = time.Second
+
+// serveConn answers the one request of control connection c and closes it.
+func (s *Server) serveConn(c net.Conn) {
+	from := c.RemoteAddr().String()
+	b, err := s.readRequest(c)
+	if err != nil {
+		s.log.Info("control connection closed without a request", "from", from, "why", readWhy(err))
+		c.Close()
+		return
+	}
+	req, perr := ParseRequest(b)
+	if s.cfg.SamePort && req.Op == OpPair {
+		req.SamePort = true
+	}
+	reply, p := s.answer(req, perr, from)
+	if err := writeReply(c, reply, s.cfg.IdleTimeout); err != nil {
+		s.log.Warn("control reply failed", "from", from, "request", hexByte(b), "err", err)
+		if p != nil {
+			p.close("reply failed: nobody knows its ports")
+		}
+	}
+	if req.Op == OpShutdown && perr == nil {
+		s.stop("0xff request from " + from)
+	}
+	linger(c, min(s.cfg.IdleTimeout, lingerMax))
+}
+
+// answer carries out req and returns the reply to send, with the pair it
+// opened, if any.
+func (s *Server) answer(req Request, perr error, from string) ([]byte, *pair) {
+	switch {
+	case perr != nil:
+		s.log.Warn("unknown control request; replied 0x00", "request", hexByte(req.Byte), "from", from)
+		return []byte{replyFailure}, nil
+	case req.Op == OpPair:
+		p, err := s.openPair(req, from)
+		if err != nil {
+			s.log.Error("pair request failed; replied 0x00", "request", hexByte(req.Byte), "from", from, "err", err)
+			return []byte{replyFailure}, nil
+		}
+		return encodeReply(req, p.sides[0].port(), p.sides[1].port()), p
+	case req.Op == OpPing:
+		s.log.Debug("ping", "from", from)
+		return encodeReply(req, 0, 0), nil
+	default:
+		s.log.Info("shutdown requested", "request", hexByte(req.Byte), "from", from)
+		return encodeReply(req, 0, 0), nil
+	}
+}
+
+// readRequest reads the request byte, waiting at most IdleTimeout. The
+// deadline is set before looking whether the server is stopping, so that
+// it cannot undo the one stop sets.
+func (s *Server) readRequest(c net.Conn) (byte, error) {
+	if err := c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+		return 0, fmt.Errorf("set read deadline: %w", err)
+	}
+	if s.isClosing() {
+		return 0, errClosed
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return 0, fmt.Errorf("read request: %w", err)
+	}
+	return b[0], nil
+}
+
+// readWhy says in a word why no request byte came.
+func readWhy(err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "idle"
+	case errors.Is(err, io.EOF):
+		return "closed by client"
+	case errors.Is(err, errClosed):
+		return "server stopping"
+	default:
+		return err.Error()
+	}
+}
+
+// writeReply writes b to c, waiting at most limit.
+func writeReply(c net.Conn, b []byte, limit time.Duration) error {
+	if err := c.SetWriteDeadline(time.Now().Add(limit)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := c.Write(b); err != nil {
+		return fmt.Errorf("write reply: %w", err)
+	}
+	return nil
+}
+
+// linger closes c gracefully: it shuts down the sending side, reads and
+// discards what the client still sends until it closes too (or max has
+// passed), then closes. A connection without a half-close (net.Pipe) is
+// closed at once.
+func linger(c net.Conn, max time.Duration) {
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if c.SetReadDeadline(time.Now().Add(max)) != nil {
+		return
+	}
+	io.Copy(io.Discard, c)
+}
+
+// hexByte formats a protocol byte for logs.
+func hexByte(b byte) string { return fmt.Sprintf("0x%02x", b) }

@@ -1,0 +1,111 @@
+package happyeyeballs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Op is what a Happy Eyeballs control request asks for.
+type Op uint8
+
+const (
+	// OpPair asks for a port pair with one slow family.
+	OpPair Op = iota + 1
+	// OpPing asks whether the server is ready (what --wait sends).
+	OpPing
+	// OpShutdown asks the server to shut down (what --stop sends).
+	OpShutdown
+)
+
+var opNames = [...]string{"", "pair", "ping", "shutdown"}
+
+func (o Op) String() string {
+	if int(o) >= len(opNames) || o == 0 {
+		return fmt.Sprintf("Op(%d)", int(o))
+	}
+	return opNames[o]
+}
+
+// The control protocol's bytes.
+const (
+	reqSlow4     = 0x04 // pair, IPv4 slow, two port numbers
+	reqSlow6     = 0x06 // pair, IPv6 slow, two port numbers
+	reqSame4     = 0x14 // pair, IPv4 slow, one port number for both
+	reqSame6     = 0x16 // pair, IPv6 slow, one port number for both
+	reqPing      = 0xF0
+	reqShutdown  = 0xFF
+	replyOK      = 0x01
+	replyFailure = 0x00
+)
+
+// Request is one decoded control byte.
+type Request struct {
+	// Byte is the byte as received.
+	Byte byte
+	// Op is what the byte asks for.
+	Op Op
+	// Slow is the family whose handshakes are slow, 4 or 6 (pairs only).
+	Slow int
+	// SamePort puts both families of a pair on one port number, and makes
+	// the reply carry that one port.
+	SamePort bool
+}
+
+// Fast is the family whose handshakes are fast, 4 or 6 (pairs only).
+func (r Request) Fast() int {
+	if r.Slow == 4 {
+		return 6
+	}
+	return 4
+}
+
+// ErrUnknownRequest is returned, wrapped, by
+// ParseRequest for a byte that is not part of the protocol.
+var ErrUnknownRequest = errors.New("happyeyeballs: unknown request")
+
+// ParseRequest decodes the single byte a client sends on a
+// Happy Eyeballs control connection: 0x04 and 0x06 ask for a pair whose IPv4
+// or IPv6 side is slow, 0x14 and 0x16 the same on one port number, 0xF0 is a
+// readiness ping and 0xFF a shutdown. It is pure, so the protocol can be
+// tested and fuzzed without sockets; any other byte yields an error wrapping
+// ErrUnknownRequest.
+func ParseRequest(b byte) (Request, error) {
+	r := Request{Byte: b, Op: OpPair}
+	switch b {
+	case reqSlow4, reqSlow6:
+		r.Slow = int(b)
+	case reqSame4, reqSame6:
+		r.Slow, r.SamePort = int(b&0x0F), true
+	case reqPing:
+		r.Op = OpPing
+	case reqShutdown:
+		r.Op = OpShutdown
+	default:
+		return Request{Byte: b}, fmt.Errorf("%w: 0x%02x", ErrUnknownRequest, b)
+	}
+	return r, nil
+}
+
+// encodeReply encodes the answer to a request: 0x01 alone for a ping or a
+// shutdown, 0x01 and the two ports for a pair (IPv4 then IPv6, big-endian),
+// 0x01 and the one port for a same-port pair.
+func encodeReply(r Request, port4, port6 uint16) []byte {
+	b := []byte{replyOK}
+	if r.Op != OpPair {
+		return b
+	}
+	b = binary.BigEndian.AppendUint16(b, port4)
+	if !r.SamePort {
+		b = binary.BigEndian.AppendUint16(b, port6)
+	}
+	return b
+}
+
+// familyName names a family in logs.
+func familyName(family int) string {
+	if family == 4 {
+		return "ipv4"
+	}
+	return "ipv6"
+}
