@@ -30,8 +30,13 @@ type Options struct {
 	// are equal; DefaultNoise when zero.
 	Noise time.Duration
 	// MinGaps is the fewest gaps a series needs before its backoff can be
-	// judged; DefaultMinGaps when zero.
+	// judged; DefaultMinGaps when zero. With fewer the series does not pass
+	// (TooFewAttempts), whatever the reference rule says.
 	MinGaps int
+	// Observed is how long the client was watched, such as the test's time
+	// from Start to Stop, for the report of a client with too few attempts.
+	// When zero, the time from the first attempt to the last is given.
+	Observed time.Duration
 }
 
 // Defaults for Options.
@@ -39,9 +44,10 @@ const (
 	// DefaultNoise is a few milliseconds: kernel timestamps of SYNs are far
 	// more precise, but a client's timers and scheduler are not.
 	DefaultNoise = 10 * time.Millisecond
-	// DefaultMinGaps is the fewest gaps that show the first backoff, one
-	// jittered backoff and one growth step.
-	DefaultMinGaps = 3
+	// DefaultMinGaps is the fewest gaps that show a backoff: the first,
+	// which is the initial backoff, and one more, which shows the growth and
+	// the jitter.
+	DefaultMinGaps = 2
 )
 
 // Loopback returns Options that accept every loopback address, IPv4 and
@@ -133,21 +139,42 @@ type Fit struct {
 	Initial time.Duration `json:"-"`
 	// Points is the number of gaps used.
 	Points int `json:"points"`
-	// StdErr is the standard error of ln(Multiplier) that the policy's jitter
-	// alone would cause, Jitter/√3 over the spread of n.
+	// StdErr is the standard error of ln(Multiplier) estimated from the
+	// residuals of the fit, √(Σ residual²/DoF) over the spread of n; so
+	// Multiplier·StdErr is that of Multiplier. It is only an estimate when
+	// DoF > 0: with fewer than 4 points there are too few residuals to tell
+	// the client's jitter from chance, and StdErr is 0.
 	StdErr float64 `json:"std_err"`
+	// DoF is the residual degrees of freedom behind StdErr, Points-2, or 0
+	// when StdErr was not estimated.
+	DoF int `json:"dof"`
+
+	sxx float64 // Σ(n - mean n)², for the spread jitter alone would cause
 }
 
 // Spread summarises the jitter of a series: the relative deviations
 // (got-expected)/expected of its gaps after the first, which gRPC does not
-// jitter.
+// jitter. Mean, StdDev and their standard errors are estimated from the
+// deviations only when DoF > 0, which needs at least 3 of them; they are 0
+// otherwise.
 type Spread struct {
-	Gaps   int     `json:"gaps"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-	StdDev float64 `json:"std_dev"`
+	Gaps int     `json:"gaps"`
+	Min  float64 `json:"min"`
+	Max  float64 `json:"max"`
+	// Mean is the mean deviation; MeanStdErr its standard error,
+	// StdDev/√Gaps.
+	Mean       float64 `json:"mean"`
+	MeanStdErr float64 `json:"mean_std_err"`
+	// StdDev is the sample standard deviation; StdDevStdErr its standard
+	// error, StdDev/√(2·DoF) (exact for Gaussian deviations, close for
+	// uniform ones).
+	StdDev       float64 `json:"std_dev"`
+	StdDevStdErr float64 `json:"std_dev_std_err"`
+	// DoF is Gaps-1 when the figures above were estimated, else 0.
+	DoF int `json:"dof"`
 	// Uniform is the standard deviation of uniform jitter in ±Jitter,
-	// Jitter/√3, to compare StdDev with.
+	// Jitter/√3, that a conformant client's StdDev is near: the policy's
+	// figure, not the data's.
 	Uniform float64 `json:"uniform_std_dev"`
 }
 
@@ -157,9 +184,9 @@ type Series struct {
 	Dst      netip.AddrPort `json:"dst"`
 	Attempts []Attempt      `json:"attempts"`
 	Gaps     []Gap          `json:"gaps"`
-	// Passed is true when every gap is within its Policy.Range; with the
-	// default initial backoff, multiplier and jitter it equals
-	// ReferencePassed.
+	// Passed is true when the series has at least Options.MinGaps gaps and
+	// every gap is within its Policy.Range; with the default initial
+	// backoff, multiplier and jitter it is ReferencePassed with enough gaps.
 	Passed bool `json:"passed"`
 	// ReferencePassed is Reference(policy.Max, gaps): the reference server's
 	// verdict had it seen only this series.
@@ -196,14 +223,23 @@ func (s Series) Has(k Kind) bool {
 // Analysis is the judgement of a set of attempts.
 type Analysis struct {
 	Policy Policy `json:"policy"`
-	// Passed is true when there is at least one series and every series
-	// passes the reference rule. A series of one attempt passes, as it does
-	// on the reference server; look for TooFewAttempts.
+	// Passed is true when at least one series passes (so has enough gaps to
+	// judge) and every gap of every series is within its range. A series of
+	// too few attempts to a second address does not fail a client whose
+	// first address shows its backoff, but a client that never retried
+	// fails, unlike on the reference server.
 	Passed bool `json:"passed"`
+	// Reason says why Passed is false: TooFewAttempts ("the client made N
+	// attempts in D; it stopped retrying or never started") or OutOfRange
+	// (the first gap outside its range, and how many more). Nil when passed.
+	Reason *Deviation `json:"reason,omitempty"`
 	// MergedReferencePassed is the reference server's verdict on all kept
 	// attempts as one list, which is what it reports when a client tries
-	// several addresses.
-	MergedReferencePassed bool `json:"merged_reference_passed"`
+	// several addresses, and which passes a client that never retried.
+	MergedReferencePassed bool `json:"reference_passed"`
+	// ReferenceBackoffMs is the gaps of that list in whole milliseconds,
+	// which the reference server returns as ReconnectInfo.backoff_ms.
+	ReferenceBackoffMs []int32 `json:"reference_backoff_ms"`
 	// Start is the time of the first kept attempt (of the first attempt when
 	// none is kept); every offset is measured from it.
 	Start   time.Time `json:"start"`
@@ -222,6 +258,16 @@ func (a Analysis) Primary() (Series, bool) {
 		return Series{}, false
 	}
 	return a.Series[0], true
+}
+
+// BackoffMs returns the gaps of the primary series in whole milliseconds,
+// as a reconnect server judging each address on its own returns them in
+// ReconnectInfo.backoff_ms, and an empty list when there is no series.
+func (a Analysis) BackoffMs() []int32 {
+	if s, ok := a.Primary(); ok {
+		return s.BackoffMs()
+	}
+	return []int32{}
 }
 
 // Has reports whether a, or any of its series, shows deviation k.
@@ -264,13 +310,60 @@ func Analyze(attempts []Attempt, p Policy, opt Options) Analysis {
 	for _, g := range group(kept) {
 		a.Series = append(a.Series, judge(g, a.Start, p, opt))
 	}
-	a.Passed = len(a.Series) > 0
-	for _, s := range a.Series {
-		a.Passed = a.Passed && s.Passed
-	}
 	a.MergedReferencePassed = Reference(p.Max, gaps(kept))
+	a.ReferenceBackoffMs = make([]int32, 0, max(0, len(kept)-1))
+	for _, g := range gaps(kept) {
+		a.ReferenceBackoffMs = append(a.ReferenceBackoffMs, referenceMillis(g))
+	}
 	a.Deviations = captureDeviations(a.Series, kept)
+	a.Passed, a.Reason = a.verdict(kept, opt)
 	return a
+}
+
+// verdict decides Analysis.Passed and its Reason.
+func (a Analysis) verdict(kept []Attempt, opt Options) (bool, *Deviation) {
+	var bad []string
+	var first Gap
+	judged := false
+	for _, s := range a.Series {
+		judged = judged || s.Passed
+		for _, g := range s.Gaps {
+			if g.Verdict != OK {
+				if len(bad) == 0 {
+					first = g
+				}
+				bad = append(bad, addrString(s.Dst))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		more := ""
+		if len(bad) > 1 {
+			more = fmt.Sprintf(", and %d more", len(bad)-1)
+		}
+		d := deviation(OutOfRange, "gap %d to %s was %s: %s, allowed %s to %s%s",
+			first.Index, bad[0], first.Verdict, formatMs(first.Got), formatMs(first.Lo), formatMs(first.Hi), more)
+		return false, &d
+	}
+	if !judged {
+		d := tooFewOverall(kept, opt)
+		return false, &d
+	}
+	return true, nil
+}
+
+// tooFewOverall is the TooFewAttempts reason of an analysis none of whose
+// series has enough gaps.
+func tooFewOverall(kept []Attempt, opt Options) Deviation {
+	span, how := opt.Observed, ""
+	if span <= 0 {
+		how = " between the first and the last"
+		if len(kept) > 0 {
+			span = kept[len(kept)-1].Time.Sub(kept[0].Time)
+		}
+	}
+	return deviation(TooFewAttempts, "the client made %s in %.1f s%s; it stopped retrying or never started (at least %d attempts to one address are needed)",
+		plural(len(kept), "attempt"), span.Seconds(), how, opt.MinGaps+1)
 }
 
 // filter splits time-sorted attempts into those kept and those removed.
@@ -342,7 +435,7 @@ func judge(attempts []Attempt, start time.Time, p Policy, opt Options) Series {
 	s := Series{
 		Dst:      destination(attempts[0].Dst),
 		Attempts: attempts,
-		Passed:   true,
+		Passed:   len(attempts)-1 >= opt.MinGaps,
 	}
 	r := p.rule()
 	l := r.ladder()

@@ -301,16 +301,47 @@ func TestFewAttempts(t *testing.T) {
 	}{
 		{"none", nil, 0, false, false, nil},
 		{"only foreign", []Attempt{{Time: t0, Src: stranger, Dst: server4}}, 0, false, false, nil},
-		{"one", attemptsAt(t0, nil, client4, server4, 0, seeded(1)), 1, true, true, []int32{}},
-		{"two", attemptsAt(t0, ms(1000.7), client4, server4, 0, seeded(1)), 1, true, true, []int32{1000}},
-		{"three", attemptsAt(t0, ms(1000, 1600), client4, server4, 0, seeded(1)), 1, true, true, []int32{1000, 1600}},
+		{"one", attemptsAt(t0, nil, client4, server4, 0, seeded(1)), 1, false, true, []int32{}},
+		{"two", attemptsAt(t0, ms(1000.7), client4, server4, 0, seeded(1)), 1, false, true, []int32{1000}},
+		{"three", attemptsAt(t0, ms(1000, 1600), client4, server4, 0, seeded(1)), 1, true, false, []int32{1000, 1600}},
 		{"four", attemptsAt(t0, ms(1000, 1600, 2200), client4, server4, 0, seeded(1)), 1, true, false, []int32{1000, 1600, 2200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := Analyze(tc.in, Policy{}, Loopback())
+			opt := Loopback()
+			opt.Observed = 20 * time.Second
+			a := Analyze(tc.in, Policy{}, opt)
 			if len(a.Series) != tc.series || a.Passed != tc.passed || a.Has(TooFewAttempts) != tc.tooFew {
 				t.Errorf("series %d, passed %v, TooFewAttempts %v; want %d, %v, %v",
 					len(a.Series), a.Passed, a.Has(TooFewAttempts), tc.series, tc.passed, tc.tooFew)
+			}
+			// Without enough attempts the reason says so, and the reference's
+			// own verdict (which passes any client that never retried) is
+			// given beside it.
+			if !tc.passed {
+				kept := 0
+				if tc.series > 0 {
+					kept = len(a.Series[0].Attempts)
+				}
+				want := fmt.Sprintf("the client made %d attempt", kept)
+				if a.Reason == nil || a.Reason.Kind != TooFewAttempts || !strings.HasPrefix(a.Reason.Detail, want) ||
+					!strings.Contains(a.Reason.Detail, "in 20.0 s; it stopped retrying or never started") {
+					t.Errorf("reason %+v, want TooFewAttempts starting %q", a.Reason, want)
+				}
+				if !a.MergedReferencePassed {
+					t.Error("reference verdict failed, want passed: the reference server passes a client without gaps")
+				}
+				var b strings.Builder
+				if err := a.WriteText(&b); err != nil {
+					t.Fatal(err)
+				}
+				for _, line := range []string{"backoff: FAILED", "why: TooFewAttempts: " + a.Reason.Detail,
+					"reference server's verdict on the same attempts (as one list, the way it judges them): " + passFail(a.MergedReferencePassed)} {
+					if !strings.Contains(b.String(), line) {
+						t.Errorf("report lacks %q:\n%s", line, b.String())
+					}
+				}
+			} else if a.Reason != nil {
+				t.Errorf("passed with reason %+v", a.Reason)
 			}
 			s, ok := a.Primary()
 			if ok != (tc.series > 0) || !slices.Equal(s.BackoffMs(), tc.backoffs) {
@@ -393,7 +424,12 @@ func TestJSON(t *testing.T) {
 	}
 	var v struct {
 		Passed bool `json:"passed"`
-		Policy struct {
+		Reason struct {
+			Kind string `json:"kind"`
+		} `json:"reason"`
+		ReferencePassed    bool    `json:"reference_passed"`
+		ReferenceBackoffMs []int32 `json:"reference_backoff_ms"`
+		Policy             struct {
 			MaxMs float64 `json:"max_ms"`
 		} `json:"policy"`
 		Series []struct {
@@ -424,7 +460,10 @@ func TestJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
-	if !v.Passed || v.Policy.MaxMs != 120000 || len(v.Series) != 1 || v.Series[0].Dst != "127.0.0.1:8081" {
+	// Four gaps are asked for and three are there: not passed, with the
+	// reference's verdict beside it.
+	if v.Passed || v.Reason.Kind != string(TooFewAttempts) || !v.ReferencePassed || !slices.Equal(v.ReferenceBackoffMs, []int32{1000, 1700, 2300}) ||
+		v.Policy.MaxMs != 120000 || len(v.Series) != 1 || v.Series[0].Dst != "127.0.0.1:8081" {
 		t.Fatalf("json = %s", b)
 	}
 	g := v.Series[0].Gaps[1]
@@ -459,10 +498,10 @@ func TestWriteText(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"backoff: PASSED: 2 series, ",
-		"reference server on all attempts as one list: failed",
+		"reference server's verdict on the same attempts (as one list, the way it judges them): failed, backoff_ms [2 998 2 1598 ",
 		"series 1: [::1]:8081, ",
 		"series 2: 127.0.0.1:8081, ",
-		"verdict: passed (reference server: passed)",
+		"verdict: passed (reference rule on this address alone: passed)",
 		"fitted multiplier: 1.600",
 		"NoJitter: ",
 		"retransmission: same source and ISN",

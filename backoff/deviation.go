@@ -13,8 +13,12 @@ type Kind string
 
 // The deviations Analyze recognises.
 const (
-	// TooFewAttempts: the series has fewer gaps than Options.MinGaps.
+	// TooFewAttempts: the series has fewer gaps than Options.MinGaps. As
+	// Analysis.Reason: no series has enough.
 	TooFewAttempts Kind = "TooFewAttempts"
+	// OutOfRange: a gap is outside its allowed range. It is only ever an
+	// Analysis.Reason; the gaps' verdicts and the other deviations say more.
+	OutOfRange Kind = "OutOfRange"
 	// WrongInitial: the first gap is outside its allowed range.
 	WrongInitial Kind = "WrongInitial"
 	// JitteredFirstGap: the first gap is in range but differs from Initial
@@ -24,7 +28,8 @@ const (
 	// or take a constant offset, within twice the timing noise.
 	NoJitter Kind = "NoJitter"
 	// WrongMultiplier: the fitted multiplier differs from the policy's by
-	// more than 10%, and by more than three standard errors of jitter.
+	// more than 10%, and by more than three standard errors that the policy's
+	// jitter alone would cause.
 	WrongMultiplier Kind = "WrongMultiplier"
 	// CompoundingJitter: each delay is drawn around the previous jittered
 	// delay times the multiplier, instead of around Initial·Multiplier^n.
@@ -61,7 +66,9 @@ const (
 func (k Kind) Meaning() string {
 	switch k {
 	case TooFewAttempts:
-		return "There are too few attempts to judge the backoff; the reference server passes a client that never retried."
+		return "There are too few attempts to judge the backoff (the first gap and one more are needed), so the client has not passed; the reference server passes a client that never retried."
+	case OutOfRange:
+		return "A gap between attempts is outside the range the reference rule allows around its expected backoff."
 	case WrongInitial:
 		return "The first retry came outside the range allowed around the initial backoff."
 	case JitteredFirstGap:
@@ -111,8 +118,8 @@ func tooFew(s Series, _ Policy, opt Options) (Deviation, bool) {
 	if len(s.Gaps) >= opt.MinGaps {
 		return Deviation{}, false
 	}
-	return deviation(TooFewAttempts, "%d attempts (%d gaps); at least %d gaps are needed",
-		len(s.Attempts), len(s.Gaps), opt.MinGaps), true
+	return deviation(TooFewAttempts, "%s (%s) to %s; at least %d attempts (%d gaps) are needed",
+		plural(len(s.Attempts), "attempt"), plural(len(s.Gaps), "gap"), addrString(s.Dst), opt.MinGaps+1, opt.MinGaps), true
 }
 
 // firstGap checks for WrongInitial and JitteredFirstGap.
@@ -171,7 +178,7 @@ func multiplierWrong(f Fit, p Policy) bool {
 		return false
 	}
 	off := math.Abs(math.Log(f.Multiplier / p.Multiplier))
-	return off > max(0.1, 3*f.StdErr)
+	return off > max(0.1, 3*jitterStdErr(f, p))
 }
 
 // compounding checks for CompoundingJitter.

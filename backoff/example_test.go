@@ -40,6 +40,7 @@ func ExampleAnalyze() {
 	// Output:
 	// backoff: PASSED: 1 series, 6 attempts kept, 2 removed
 	// policy: initial 1000.0 ms, multiplier 1.6, jitter 0.2, max 120000.0 ms, tolerance 100.0 ms
+	// reference server's verdict on the same attempts (as one list, the way it judges them): passed, backoff_ms [1000 1720 2300 4400 6100]
 	//
 	// series 1: 127.0.0.1:8081, 6 attempts, 5 gaps
 	//   gap    at ms  got ms  expected ms      allowed ms  deviation  verdict
@@ -48,9 +49,9 @@ func ExampleAnalyze() {
 	//     2   5020.0  2300.0       2560.0  1948.0..3172.0     -10.2%       ok
 	//     3   9420.0  4400.0       4096.0  3176.8..5015.2      +7.4%       ok
 	//     4  15520.0  6100.0       6553.6  5142.9..7964.3      -6.9%       ok
-	//   verdict: passed (reference server: passed)
-	//   fitted multiplier: 1.577 ± 0.058 from 5 gaps before the cap (fitted initial 1022.1 ms)
-	//   jitter over 4 gaps: min -10.2%, max +7.5%, std dev 9.3% (uniform jitter: 11.5%)
+	//   verdict: passed (reference rule on this address alone: passed)
+	//   fitted multiplier: 1.577 ± 0.045 from 5 gaps before the cap (± standard error from the residuals; fitted initial 1022.1 ms)
+	//   jitter over 4 gaps: mean -0.5% ± 4.7%, std dev 9.3% ± 3.8% (uniform jitter: 11.5%), min -10.2%, max +7.5%
 	//
 	// removed attempts:
 	//   at 1500.0 ms  10.0.0.7:5555 -> 127.0.0.1:8081  foreign source: source 10.0.0.7:5555 is not the client under test

@@ -131,18 +131,35 @@ func checkAnalysis(t *testing.T, in []Attempt, p Policy, opt Options, a Analysis
 		}
 	}
 
-	passed := len(a.Series) > 0
+	// Passed: some series passes, and no gap of any series is out of range.
+	judged, inRange := false, true
 	seen := map[netip.AddrPort]bool{}
 	for _, s := range a.Series {
-		checkSeries(t, s, p)
+		checkSeries(t, s, p, opt)
 		if seen[s.Dst] {
 			t.Errorf("two series to %v", s.Dst)
 		}
 		seen[s.Dst] = true
-		passed = passed && s.Passed
+		judged = judged || s.Passed
+		for _, g := range s.Gaps {
+			inRange = inRange && g.Verdict == OK
+		}
 	}
-	if a.Passed != passed {
-		t.Errorf("Passed = %v, series say %v", a.Passed, passed)
+	if a.Passed != (judged && inRange) {
+		t.Errorf("Passed = %v, series say %v", a.Passed, judged && inRange)
+	}
+	switch {
+	case a.Passed && a.Reason != nil:
+		t.Errorf("passed with reason %+v", a.Reason)
+	case !a.Passed && (a.Reason == nil || a.Reason.Kind != OutOfRange && inRange == false || a.Reason.Kind != TooFewAttempts && inRange):
+		t.Errorf("failed with reason %+v; gaps in range %v", a.Reason, inRange)
+	}
+	kept := 0
+	for _, s := range a.Series {
+		kept += len(s.Attempts)
+	}
+	if want := max(0, kept-1); len(a.ReferenceBackoffMs) != want {
+		t.Errorf("%d reference gaps for %d kept attempts", len(a.ReferenceBackoffMs), kept)
 	}
 	if s, ok := a.Primary(); ok != (len(a.Series) > 0) || ok && s.Dst != a.Series[0].Dst {
 		t.Errorf("Primary() = %v, %v", s.Dst, ok)
@@ -156,7 +173,7 @@ func checkAnalysis(t *testing.T, in []Attempt, p Policy, opt Options, a Analysis
 }
 
 // checkSeries asserts the invariants of one series.
-func checkSeries(t *testing.T, s Series, p Policy) {
+func checkSeries(t *testing.T, s Series, p Policy, opt Options) {
 	t.Helper()
 	if len(s.Attempts) == 0 {
 		t.Fatalf("empty series to %v", s.Dst)
@@ -164,7 +181,10 @@ func checkSeries(t *testing.T, s Series, p Policy) {
 	if want := len(s.Attempts) - 1; len(s.Gaps) != want {
 		t.Errorf("series to %v: %d gaps for %d attempts", s.Dst, len(s.Gaps), len(s.Attempts))
 	}
-	passed := true
+	passed := len(s.Gaps) >= opt.MinGaps
+	if s.Has(TooFewAttempts) == passed && passed {
+		t.Errorf("series to %v: %d gaps, TooFewAttempts %v", s.Dst, len(s.Gaps), s.Has(TooFewAttempts))
+	}
 	for i, g := range s.Gaps {
 		if g.Index != i || g.Got != s.Attempts[i+1].Time.Sub(s.Attempts[i].Time) || g.Got < 0 {
 			t.Errorf("gap %d = %+v does not match its attempts", i, g)
@@ -182,7 +202,7 @@ func checkSeries(t *testing.T, s Series, p Policy) {
 	if s.Passed != passed {
 		t.Errorf("series Passed = %v, gaps say %v", s.Passed, passed)
 	}
-	if p.Initial == time.Second && p.Multiplier == 1.6 && p.Jitter == 0.2 && s.ReferencePassed != s.Passed {
+	if p.Initial == time.Second && p.Multiplier == 1.6 && p.Jitter == 0.2 && s.ReferencePassed != s.Passed && len(s.Gaps) >= opt.MinGaps {
 		t.Errorf("series to %v: Passed %v but ReferencePassed %v", s.Dst, s.Passed, s.ReferencePassed)
 	}
 }

@@ -43,13 +43,63 @@ func (a Analysis) MarshalJSON() ([]byte, error) {
 	}{plain(a), a.Start.Format(time.RFC3339Nano)})
 }
 
-// MarshalJSON writes f with its fitted initial gap as initial_ms.
+// MarshalJSON writes f with its fitted initial gap as initial_ms, and
+// std_err as null, with the reason in std_err_unknown, when there were too
+// few gaps to estimate it.
 func (f Fit) MarshalJSON() ([]byte, error) {
 	type plain Fit
-	return json.Marshal(struct {
+	v := struct {
 		plain
-		InitialMs float64 `json:"initial_ms"`
-	}{plain(f), millis(f.Initial)})
+		InitialMs      float64  `json:"initial_ms"`
+		StdErr         *float64 `json:"std_err"`
+		StdErrUnknown  string   `json:"std_err_unknown,omitempty"`
+		MultiplierNull *float64 `json:"multiplier"`
+	}{plain: plain(f), InitialMs: millis(f.Initial)}
+	if f.Multiplier > 0 {
+		v.MultiplierNull = &f.Multiplier
+	}
+	if f.DoF > 0 {
+		v.StdErr = &f.StdErr
+	} else {
+		v.StdErrUnknown = f.stdErrMissing()
+	}
+	return json.Marshal(v)
+}
+
+// stdErrMissing says why f has no standard error.
+func (f Fit) stdErrMissing() string {
+	return fmt.Sprintf("too few gaps before the cap to estimate it from the residuals: %d, at least %d needed", f.Points, minDoF+2)
+}
+
+// MarshalJSON writes s with the figures it could not estimate as null, and
+// the reason in unknown: min and max without gaps, the others with fewer
+// than 3.
+func (s Spread) MarshalJSON() ([]byte, error) {
+	type plain Spread
+	v := struct {
+		plain
+		Min          *float64 `json:"min"`
+		Max          *float64 `json:"max"`
+		Mean         *float64 `json:"mean"`
+		MeanStdErr   *float64 `json:"mean_std_err"`
+		StdDev       *float64 `json:"std_dev"`
+		StdDevStdErr *float64 `json:"std_dev_std_err"`
+		Unknown      string   `json:"unknown,omitempty"`
+	}{plain: plain(s)}
+	if s.Gaps > 0 {
+		v.Min, v.Max = &s.Min, &s.Max
+	}
+	if s.DoF > 0 {
+		v.Mean, v.MeanStdErr, v.StdDev, v.StdDevStdErr = &s.Mean, &s.MeanStdErr, &s.StdDev, &s.StdDevStdErr
+	} else {
+		v.Unknown = s.missing()
+	}
+	return json.Marshal(v)
+}
+
+// missing says why s has no estimated spread.
+func (s Spread) missing() string {
+	return fmt.Sprintf("too few jittered gaps (after the first) to estimate the spread: %d, at least %d needed", s.Gaps, minDoF+1)
 }
 
 // MarshalJSON writes r with its offset as at_ms.
@@ -91,9 +141,11 @@ func (a Analysis) writeHeader(b *strings.Builder) {
 	p := a.Policy
 	fmt.Fprintf(b, "policy: initial %s, multiplier %g, jitter %g, max %s, tolerance %s\n",
 		formatMs(p.Initial), p.Multiplier, p.Jitter, formatMs(p.Max), formatMs(Tolerance))
-	if len(a.Series) > 1 {
-		fmt.Fprintf(b, "reference server on all attempts as one list: %s\n", passFail(a.MergedReferencePassed))
+	if a.Reason != nil {
+		fmt.Fprintf(b, "why: %s: %s\n", a.Reason.Kind, a.Reason.Detail)
 	}
+	fmt.Fprintf(b, "reference server's verdict on the same attempts (as one list, the way it judges them): %s, backoff_ms %v\n",
+		passFail(a.MergedReferencePassed), a.ReferenceBackoffMs)
 }
 
 // writeSeries writes one series: its gaps and summary.
@@ -108,16 +160,24 @@ func writeSeries(b *strings.Builder, i int, s Series) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(b, "  verdict: %s (reference server: %s)\n", passFail(s.Passed), passFail(s.ReferencePassed))
-	if s.Fit.Multiplier > 0 {
-		fmt.Fprintf(b, "  fitted multiplier: %.3f ± %.3f from %d gaps before the cap (fitted initial %s)\n",
-			s.Fit.Multiplier, s.Fit.Multiplier*s.Fit.StdErr, s.Fit.Points, formatMs(s.Fit.Initial))
-	} else {
-		fmt.Fprintf(b, "  fitted multiplier: none (%d gaps before the cap, 3 needed)\n", s.Fit.Points)
+	fmt.Fprintf(b, "  verdict: %s (reference rule on this address alone: %s)\n", passFail(s.Passed), passFail(s.ReferencePassed))
+	switch f := s.Fit; {
+	case f.Multiplier > 0 && f.DoF > 0:
+		fmt.Fprintf(b, "  fitted multiplier: %.3f ± %.3f from %d gaps before the cap (± standard error from the residuals; fitted initial %s)\n",
+			f.Multiplier, f.Multiplier*f.StdErr, f.Points, formatMs(f.Initial))
+	case f.Multiplier > 0:
+		fmt.Fprintf(b, "  fitted multiplier: %.3f from %d gaps before the cap (fitted initial %s); standard error unknown: %s\n",
+			f.Multiplier, f.Points, formatMs(f.Initial), f.stdErrMissing())
+	default:
+		fmt.Fprintf(b, "  fitted multiplier: none (%d gaps before the cap, 3 needed)\n", f.Points)
 	}
-	if j := s.Jitter; j.Gaps > 0 {
-		fmt.Fprintf(b, "  jitter over %d gaps: min %+.1f%%, max %+.1f%%, std dev %.1f%% (uniform jitter: %.1f%%)\n",
-			j.Gaps, 100*j.Min, 100*j.Max, 100*j.StdDev, 100*j.Uniform)
+	switch j := s.Jitter; {
+	case j.DoF > 0:
+		fmt.Fprintf(b, "  jitter over %d gaps: mean %+.1f%% ± %.1f%%, std dev %.1f%% ± %.1f%% (uniform jitter: %.1f%%), min %+.1f%%, max %+.1f%%\n",
+			j.Gaps, 100*j.Mean, 100*j.MeanStdErr, 100*j.StdDev, 100*j.StdDevStdErr, 100*j.Uniform, 100*j.Min, 100*j.Max)
+	case j.Gaps > 0:
+		fmt.Fprintf(b, "  jitter over %s: min %+.1f%%, max %+.1f%%; mean and std dev unknown: %s\n",
+			plural(j.Gaps, "gap"), 100*j.Min, 100*j.Max, j.missing())
 	}
 	writeDeviationList(b, "  ", s.Deviations)
 }

@@ -40,9 +40,15 @@ func positive(gs []Gap) []Gap {
 	return out
 }
 
+// minDoF is the fewest residual degrees of freedom an error is estimated
+// from: with one, the estimate rests on a single residual and can be off by
+// any factor.
+const minDoF = 2
+
 // fit fits ln(gap n) = a + b·n by least squares over the gaps before the cap.
 // Least squares on logarithms weighs every gap alike, as multiplicative
-// jitter does; it needs three gaps so that two can disagree with a line.
+// jitter does; it needs three gaps so that two can disagree with a line, and
+// four for the standard error of the slope, which comes from the residuals.
 func fit(gs []Gap, p Policy) Fit {
 	pts := positive(growth(gs, p))
 	f := Fit{Points: len(pts)}
@@ -68,8 +74,29 @@ func fit(gs []Gap, p Policy) Fit {
 	b := sxy / sxx
 	f.Multiplier = math.Exp(b)
 	f.Initial = fromMillis(math.Exp(my - b*mx))
-	f.StdErr = uniformStdDev(p.Jitter) / math.Sqrt(sxx)
+	f.sxx = sxx
+	if dof := len(pts) - 2; dof >= minDoF {
+		var rss float64
+		for _, g := range pts {
+			r := math.Log(millis(g.Got)) - my - b*(float64(g.Index)-mx)
+			rss += r * r
+		}
+		f.StdErr = math.Sqrt(rss/float64(dof)) / math.Sqrt(sxx)
+		f.DoF = dof
+	}
 	return f
+}
+
+// jitterStdErr is the standard error of ln(f.Multiplier) that uniform jitter
+// in ±p.Jitter alone would cause: the spread a conformant client's fit has.
+// WrongMultiplier tests against it, since a client that follows p has
+// exactly this spread; it says nothing of the client's actual gaps, which
+// Fit.StdErr measures.
+func jitterStdErr(f Fit, p Policy) float64 {
+	if f.sxx <= 0 {
+		return 0
+	}
+	return uniformStdDev(p.Jitter) / math.Sqrt(f.sxx)
 }
 
 // spread measures the relative deviation of the gaps after the first.
@@ -92,15 +119,20 @@ func spread(gs []Gap, p Policy) Spread {
 		sum += d
 	}
 	s.Gaps = len(devs)
-	if len(devs) < 2 {
+	if len(devs)-1 < minDoF {
 		return s
 	}
-	mean := sum / float64(len(devs))
+	n := float64(len(devs))
+	mean := sum / n
 	var ss float64
 	for _, d := range devs {
 		ss += (d - mean) * (d - mean)
 	}
-	s.StdDev = math.Sqrt(ss / float64(len(devs)-1))
+	s.DoF = len(devs) - 1
+	s.Mean = mean
+	s.StdDev = math.Sqrt(ss / float64(s.DoF))
+	s.MeanStdErr = s.StdDev / math.Sqrt(n)
+	s.StdDevStdErr = s.StdDev / math.Sqrt(2*float64(s.DoF))
 	return s
 }
 

@@ -1,10 +1,13 @@
 package reconnect
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +31,14 @@ type Result struct {
 	// Passed and BackoffMs are what Stop returned; see Verdict.
 	Passed    bool    `json:"passed"`
 	BackoffMs []int32 `json:"backoff_ms"`
+	// Reason says why Passed is false: TooFewAttempts or OutOfRange (see
+	// backoff.Analysis.Reason).
+	Reason *backoff.Deviation `json:"reason,omitempty"`
+	// ReferencePassed and ReferenceBackoffMs are what the reference server
+	// would have returned for the same attempts: all of them as one list,
+	// judged with this Start's cap, and passed when there are no gaps.
+	ReferencePassed    bool    `json:"reference_passed"`
+	ReferenceBackoffMs []int32 `json:"reference_backoff_ms"`
 	// Analysis is the analysis the verdict came from: *SYN or *Accept.
 	Analysis backoff.Analysis `json:"-"`
 	// SYN and Accept are the analyses of SYN times and of accept times,
@@ -65,23 +76,15 @@ func (r Result) Foreign() []backoff.Removed {
 }
 
 // Verdict returns what a server following the reference rule per
-// address answers for analysis a: passed when the client made at least one
-// attempt and every destination's series passes the reference rule, and the
-// gaps, in milliseconds as the reference server reports them, of the first
-// destination tried.
+// address answers for analysis a: a.Passed (some address has at least the
+// first gap and one more, and every gap of every address is within the
+// reference rule's range), and the gaps, in milliseconds as the reference
+// server reports them, of the first destination tried.
 //
-// Unlike the reference server, a client that never connected fails: it
-// showed no backoff at all.
+// Unlike the reference server, a client that made fewer than three attempts
+// fails (TooFewAttempts): it showed no backoff to judge.
 func Verdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
-	passed = len(a.Series) > 0
-	for _, s := range a.Series {
-		passed = passed && s.ReferencePassed
-	}
-	backoffMs = []int32{}
-	if s, ok := a.Primary(); ok {
-		backoffMs = s.BackoffMs()
-	}
-	return passed, backoffMs
+	return a.Passed, a.BackoffMs()
 }
 
 // result judges the test, stopped at stopped. synRecorded says whether SYN
@@ -97,17 +100,21 @@ func (t *session) result(stopped time.Time, synRecorded bool) Result {
 		Skew:       t.skew(),
 		Dropped:    t.dropped,
 	}
-	acc := t.analyze(Accept)
+	opts := t.opts
+	opts.Observed = stopped.Sub(t.started)
+	acc := backoff.Analyze(t.backoffAttempts(Accept), t.policy, opts)
 	r.Accept = &acc
 	r.Analysis = acc
 	if synRecorded {
-		syn := t.analyze(SYN)
+		syn := backoff.Analyze(t.backoffAttempts(SYN), t.policy, opts)
 		r.SYN = &syn
 		if t.ts == SYN {
 			r.Analysis = syn
 		}
 	}
 	r.Passed, r.BackoffMs = Verdict(r.Analysis)
+	r.Reason = r.Analysis.Reason
+	r.ReferencePassed, r.ReferenceBackoffMs = r.Analysis.MergedReferencePassed, r.Analysis.ReferenceBackoffMs
 	return r
 }
 
@@ -136,6 +143,7 @@ func (r Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "attempts not kept (too many): %d\n", r.Dropped)
 	}
 	fmt.Fprintf(&b, "ReconnectInfo: passed=%t backoff_ms=%v\n", r.Passed, r.BackoffMs)
+	fmt.Fprintf(&b, "the reference server's ReconnectInfo on the same attempts: passed=%t backoff_ms=%v\n", r.ReferencePassed, r.ReferenceBackoffMs)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -152,9 +160,13 @@ func (r Result) other() (*backoff.Analysis, Timestamps) {
 // report logs the end of a test: its key figures, and its whole result as
 // text to Config.Report or as JSON in the record.
 func (r *Server) report(res Result, stopper netip.AddrPort) {
-	attrs := []any{"test", res.Test, "client", res.Client, "passed", res.Passed, "backoff_ms", res.BackoffMs,
+	attrs := []any{"test", res.Test, "client", res.Client, "passed", res.Passed, "backoff_ms", res.BackoffMs}
+	if res.Reason != nil {
+		attrs = append(attrs, "reason", string(res.Reason.Kind), "reason_detail", res.Reason.Detail)
+	}
+	attrs = append(attrs, "reference_passed", res.ReferencePassed, "reference_backoff_ms", res.ReferenceBackoffMs,
 		"timestamps", res.Timestamps, "duration_s", res.Stopped.Sub(res.Started).Seconds(),
-		"series", len(res.Analysis.Series), "foreign", len(res.Foreign()), "removed", len(res.Analysis.Removed)}
+		"series", len(res.Analysis.Series), "foreign", len(res.Foreign()), "removed", len(res.Analysis.Removed))
 	if res.Skew.Attempts > 0 {
 		attrs = append(attrs, "syn_to_accept_p50_ms", millis(res.Skew.P50), "syn_to_accept_max_ms", millis(res.Skew.Max))
 	}
@@ -168,12 +180,48 @@ func (r *Server) report(res Result, stopper netip.AddrPort) {
 	if r.cfg.ReportJSON {
 		attrs = append(attrs, "result", res)
 	}
+	if r.cfg.ReportDir != "" {
+		files, err := res.WriteFiles(r.cfg.ReportDir)
+		if err != nil {
+			r.log.Error("reconnect: writing the report files failed; the server goes on", "dir", r.cfg.ReportDir, "err", err)
+		}
+		if len(files) > 0 {
+			attrs = append(attrs, "report_files", files)
+		}
+	}
 	r.log.Info("reconnect: test finished", attrs...)
 	if r.cfg.Report != nil && !r.cfg.ReportJSON {
 		if err := res.WriteText(r.cfg.Report); err != nil {
 			r.log.Error("reconnect: writing the report failed", "err", err)
 		}
 	}
+}
+
+// WriteFiles writes the result to dir as test-N-TIME.json (the whole
+// result) and test-N-TIME.svg (the picture of the attempts that decided the
+// verdict; see backoff.Analysis.WriteSVG), TIME being when the test started,
+// and returns the names of the files it wrote.
+func (r Result) WriteFiles(dir string) ([]string, error) {
+	base := filepath.Join(dir, fmt.Sprintf("test-%d-%s", r.Test, r.Started.UTC().Format("20060102T150405Z")))
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("reconnect: report: %w", err)
+	}
+	var written []string
+	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
+		return written, fmt.Errorf("reconnect: report: %w", err)
+	}
+	written = append(written, base+".json")
+	var svg bytes.Buffer
+	title := fmt.Sprintf("reconnect test %d: client %s, max backoff %d ms, %s times, %.1f s",
+		r.Test, clientString(r.Client), r.MaxBackoff.Milliseconds(), r.Timestamps, r.Stopped.Sub(r.Started).Seconds())
+	if err := r.Analysis.WriteSVG(&svg, title); err != nil {
+		return written, fmt.Errorf("reconnect: report: %w", err)
+	}
+	if err := os.WriteFile(base+".svg", svg.Bytes(), 0o644); err != nil {
+		return written, fmt.Errorf("reconnect: report: %w", err)
+	}
+	return append(written, base+".svg"), nil
 }
 
 // Skew summarises how much later accept returned an attempt than

@@ -91,6 +91,10 @@ type Config struct {
 	// ReportJSON puts each test's whole result in the log record that ends
 	// the test (for a JSON log) instead of only its key figures.
 	ReportJSON bool
+	// ReportDir, if set, is a directory that receives each test's result
+	// as JSON and its picture as SVG (see Result.WriteFiles). A failure to
+	// write them is logged; the server goes on.
+	ReportDir string
 	// Listen opens a retry listener; listener.Listen when nil. Tests use it
 	// to open the retry port in another network namespace.
 	Listen func(network, address string, cfg listener.Config) (*listener.Held, error)

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -514,5 +517,109 @@ func TestTwoAddresses(t *testing.T) {
 	if !run.Info.GetPassed() || a.MergedReferencePassed || !a.Has(backoff.InterleavedAddresses) {
 		t.Fatalf("passed %t, merged %t, interleaved %t: want passed per address, failed merged, interleaved flagged",
 			run.Info.GetPassed(), a.MergedReferencePassed, a.Has(backoff.InterleavedAddresses))
+	}
+}
+
+// TestTooFewAttempts stops a test after one connection to the retry port,
+// as gRPC's unmodified C++ client does when its first retry fails: Stop
+// answers passed=false, with TooFewAttempts as the reason and the reference
+// server's own verdict (passed, no gaps) beside it, in the result, the log
+// and the report files.
+func TestTooFewAttempts(t *testing.T) {
+	dir := t.TempDir()
+	h := startServer(t, Config{ReportDir: dir}, nil)
+	ctl := h.control(t)
+	ctx := context.Background()
+	if _, err := ctl.Start(ctx, &pb.ReconnectParams{MaxReconnectBackoffMs: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", h.retry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Wait until the attempt is recorded, by SYN or accept.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records(t, "reconnect: attempt")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attempt was not recorded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	info, err := ctl.Stop(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.srv.Results()[0]
+	if info.GetPassed() || len(info.GetBackoffMs()) != 0 {
+		t.Errorf("Stop returned %v, want passed=false and no gaps", info)
+	}
+	if res.Reason == nil || res.Reason.Kind != backoff.TooFewAttempts ||
+		!strings.HasPrefix(res.Reason.Detail, "the client made 1 attempt in ") || !strings.Contains(res.Reason.Detail, "it stopped retrying or never started") {
+		t.Errorf("reason %+v, want TooFewAttempts: the client made 1 attempt in D; it stopped retrying or never started", res.Reason)
+	}
+	if !res.ReferencePassed || res.ReferenceBackoffMs == nil || len(res.ReferenceBackoffMs) != 0 {
+		t.Errorf("reference verdict %t %v, want passed with no gaps, as the reference server answers", res.ReferencePassed, res.ReferenceBackoffMs)
+	}
+	recs := h.records(t, "reconnect: test finished")
+	if len(recs) != 1 || recs[0]["passed"] != false || recs[0]["reason"] != "TooFewAttempts" || recs[0]["reference_passed"] != true {
+		t.Errorf("log record %v, want passed false, reason TooFewAttempts, reference_passed true", recs)
+	}
+	for _, want := range []string{"ReconnectInfo: passed=false backoff_ms=[]",
+		"the reference server's ReconnectInfo on the same attempts: passed=true backoff_ms=[]", "why: TooFewAttempts: the client made 1 attempt"} {
+		if !strings.Contains(string(h.report.Bytes()), want) {
+			t.Errorf("report lacks %q:\n%s", want, h.report.Bytes())
+		}
+	}
+	files, _ := recs[0]["report_files"].([]any)
+	if len(files) != 2 {
+		t.Fatalf("report files %v, want a JSON and an SVG", recs[0]["report_files"])
+	}
+	js, err := os.ReadFile(files[0].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Passed          bool `json:"passed"`
+		ReferencePassed bool `json:"reference_passed"`
+		Reason          struct {
+			Kind string `json:"kind"`
+		} `json:"reason"`
+	}
+	if err := json.Unmarshal(js, &v); err != nil || v.Passed || !v.ReferencePassed || v.Reason.Kind != "TooFewAttempts" {
+		t.Errorf("report JSON %s: %v, %+v", files[0], err, v)
+	}
+	svg, err := os.ReadFile(files[1].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(files[1].(string), ".svg") || strings.Count(string(svg), `class="attempt`) != 1 {
+		t.Errorf("SVG %s has %d attempt marks, want 1", files[1], strings.Count(string(svg), `class="attempt`))
+	}
+	if err := xml.Unmarshal(svg, new(struct{})); err != nil {
+		t.Errorf("SVG is not well-formed: %v", err)
+	}
+}
+
+// TestReportDirUnwritable checks that a report directory that cannot be
+// written is logged and the server goes on.
+func TestReportDirUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startServer(t, Config{ReportDir: file}, nil)
+	ctl := h.control(t)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := ctl.Start(ctx, &pb.ReconnectParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctl.Stop(ctx, &pb.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.records(t, "reconnect: writing the report files failed; the server goes on")); n != 2 {
+		t.Errorf("%d failures logged, want 2", n)
 	}
 }

@@ -4,8 +4,8 @@
 //
 // Usage:
 //
-//	backoff-check --pcap FILE --port N [--client ADDR]... [--max_backoff 120s] [--json]
-//	backoff-check [--times FILE] [--max_backoff 120s] [--json]   (stdin without --times)
+//	backoff-check --pcap FILE --port N [--client ADDR]... [--max_backoff 120s] [--json] [--svg FILE]
+//	backoff-check [--times FILE] [--max_backoff 120s] [--json] [--svg FILE]   (stdin without --times)
 //
 // With --pcap, every SYN to port N is an attempt, one per (source address and
 // port, ISN): retransmissions are reported and left out, and so are the
@@ -18,9 +18,12 @@
 // address (host or host:port), separated by spaces or a comma. Blank lines
 // and lines starting with # are skipped.
 //
-// It prints the analysis (text, or JSON with --json) and exits 0 when the
+// It prints the analysis (text, or JSON with --json), with the verdict the
+// reference server would give on the same attempts beside its own, and with
+// --svg also draws it (see backoff.Analysis.WriteSVG). It exits 0 when the
 // client passes, as a reconnect server judging each destination by the
-// reference rule would say, 1 when it fails, 2 on bad input.
+// reference rule would say, 1 when it fails (a client with fewer than three
+// attempts to every address fails: TooFewAttempts), 2 on bad input.
 package main
 
 import (
@@ -38,7 +41,6 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/backoff"
-	"github.com/synhold/synhold/broker/reconnect"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -53,6 +55,7 @@ type options struct {
 	times      string
 	maxBackoff time.Duration
 	json       bool
+	svg        string
 	clients    []netip.Addr
 }
 
@@ -66,6 +69,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.times, "times", "", "file of attempt times, one a line (stdin when neither --pcap nor --times is given)")
 	fs.DurationVar(&o.maxBackoff, "max_backoff", o.maxBackoff, "the maximum backoff the client was asked for (max_reconnect_backoff_ms)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	fs.StringVar(&o.svg, "svg", "", "also draw the attempts, windows and deviations as an SVG picture to this file")
 	fs.Func("client", "with --pcap: an address of the client under test (repeatable; default: every source)", func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -95,12 +99,16 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 }
 
 // report is the JSON output: the verdict and gaps a reconnect server would
-// return, and the analysis.
+// return, why it failed, what the reference server would return on the same
+// attempts, and the analysis.
 type report struct {
-	Passed     bool             `json:"passed"`
-	BackoffMs  []int32          `json:"backoff_ms"`
-	Duplicates int              `json:"duplicates,omitempty"`
-	Analysis   backoff.Analysis `json:"analysis"`
+	Passed             bool               `json:"passed"`
+	Reason             *backoff.Deviation `json:"reason,omitempty"`
+	BackoffMs          []int32            `json:"backoff_ms"`
+	ReferencePassed    bool               `json:"reference_passed"`
+	ReferenceBackoffMs []int32            `json:"reference_backoff_ms"`
+	Duplicates         int                `json:"duplicates,omitempty"`
+	Analysis           backoff.Analysis   `json:"analysis"`
 }
 
 // run checks the attempts and returns the exit code.
@@ -113,19 +121,32 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "backoff-check:", err)
 		return 2
 	}
-	attempts, dups, err := load(o, stdin)
+	in, err := load(o, stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "backoff-check:", err)
 		return 2
 	}
 	p := backoff.Default()
 	p.Max = o.maxBackoff
-	a := backoff.Analyze(attempts, p, backoff.Options{Clients: o.clients})
-	r := report{Analysis: a, Duplicates: dups}
-	r.Passed, r.BackoffMs = reconnect.Verdict(a)
+	a := backoff.Analyze(in.attempts, p, backoff.Options{Clients: o.clients, Observed: in.span})
+	r := report{
+		Passed:             a.Passed,
+		Reason:             a.Reason,
+		BackoffMs:          a.BackoffMs(),
+		ReferencePassed:    a.MergedReferencePassed,
+		ReferenceBackoffMs: a.ReferenceBackoffMs,
+		Duplicates:         in.dups,
+		Analysis:           a,
+	}
 	if err := write(stdout, r, o.json); err != nil {
 		fmt.Fprintln(stderr, "backoff-check:", err)
 		return 2
+	}
+	if o.svg != "" {
+		if err := writeSVG(o.svg, a, in.name); err != nil {
+			fmt.Fprintln(stderr, "backoff-check:", err)
+			return 2
+		}
 	}
 	if !r.Passed {
 		return 1
@@ -133,31 +154,59 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// input is what load read.
+type input struct {
+	name     string
+	attempts []backoff.Attempt
+	dups     int
+	// span is the time from the first to the last packet of a capture, how
+	// long the client was watched; 0 for a times list.
+	span time.Duration
+}
+
 // load reads the attempts from the pcap file, the times file or stdin.
-func load(o options, stdin io.Reader) (attempts []backoff.Attempt, dups int, err error) {
+func load(o options, stdin io.Reader) (input, error) {
 	var r io.Reader = stdin
-	name := "stdin"
+	in := input{name: "stdin"}
 	if o.pcap != "" || o.times != "" {
-		name = o.pcap + o.times
-		f, err := os.Open(name)
+		in.name = o.pcap + o.times
+		f, err := os.Open(in.name)
 		if err != nil {
-			return nil, 0, err
+			return in, err
 		}
 		defer f.Close()
 		r = f
 	}
+	var err error
 	if o.pcap != "" {
-		attempts, dups, err = pcapAttempts(r, uint16(o.port))
+		in.attempts, in.dups, in.span, err = pcapAttempts(r, uint16(o.port))
 	} else {
-		attempts, err = parseTimes(r)
+		in.attempts, err = parseTimes(r)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", name, err)
+		return in, fmt.Errorf("%s: %w", in.name, err)
 	}
-	if len(attempts) == 0 {
-		return nil, 0, fmt.Errorf("%s: no attempts", name)
+	if len(in.attempts) == 0 {
+		return in, fmt.Errorf("%s: no attempts", in.name)
 	}
-	return attempts, dups, nil
+	return in, nil
+}
+
+// writeSVG draws a to the file name, titled after the input.
+func writeSVG(name string, a backoff.Analysis, from string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("backoff-check: %s, max backoff %s", from, a.Policy.Max)
+	if err := a.WriteSVG(f, title); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
 }
 
 // write prints r as text or JSON.
@@ -173,7 +222,8 @@ func write(w io.Writer, r report, asJSON bool) error {
 	if r.Duplicates > 0 {
 		fmt.Fprintf(w, "duplicate copies dropped (a capture on \"any\" sees loopback packets twice): %d\n", r.Duplicates)
 	}
-	_, err := fmt.Fprintf(w, "ReconnectInfo: passed=%t backoff_ms=%v\n", r.Passed, r.BackoffMs)
+	_, err := fmt.Fprintf(w, "ReconnectInfo: passed=%t backoff_ms=%v\nreference server's ReconnectInfo on the same attempts: passed=%t backoff_ms=%v\n",
+		r.Passed, r.BackoffMs, r.ReferencePassed, r.ReferenceBackoffMs)
 	return err
 }
 
@@ -183,8 +233,9 @@ const dupWindow = time.Millisecond
 
 // pcapAttempts returns the SYNs to port in a pcap or pcapng file as
 // attempts, with the copies of a packet the capture saw twice dropped and
-// counted. Retransmissions are kept, for Analyze to report.
-func pcapAttempts(r io.Reader, port uint16) ([]backoff.Attempt, int, error) {
+// counted, and the time from the first packet to the last. Retransmissions
+// are kept, for Analyze to report.
+func pcapAttempts(r io.Reader, port uint16) ([]backoff.Attempt, int, time.Duration, error) {
 	type key struct {
 		src, dst netip.AddrPort
 		isn      uint32
@@ -193,8 +244,14 @@ func pcapAttempts(r io.Reader, port uint16) ([]backoff.Attempt, int, error) {
 	var (
 		attempts []backoff.Attempt
 		dups     int
+		first    time.Time
+		span     time.Duration
 	)
 	err := capture.ReadAll(r, func(p capture.Packet) error {
+		if first.IsZero() {
+			first = p.Time
+		}
+		span = max(span, p.Time.Sub(first))
 		if !p.IsSYN() || p.Dst.Port() != port {
 			return nil
 		}
@@ -208,9 +265,9 @@ func pcapAttempts(r io.Reader, port uint16) ([]backoff.Attempt, int, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("read pcap: %w", err)
+		return nil, 0, 0, fmt.Errorf("read pcap: %w", err)
 	}
-	return attempts, dups, nil
+	return attempts, dups, span, nil
 }
 
 // absDuration returns |d|.

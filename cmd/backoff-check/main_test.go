@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -131,6 +133,7 @@ func TestPcap(t *testing.T) {
 		"foreign source: source 192.0.2.7:5555",
 		"duplicate copies dropped (a capture on \"any\" sees loopback packets twice): 1",
 		"ReconnectInfo: passed=true backoff_ms=[1000 1720 2300 4400 6100]",
+		"reference server's ReconnectInfo on the same attempts: passed=true backoff_ms=[1000 1720 2300 4400 6100]",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
@@ -178,8 +181,9 @@ func TestTimes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s%s\ninput:\n%s", code, out, errs, b.String())
 	}
-	for _, s := range []string{"2 series", "reference server on all attempts as one list: failed", "InterleavedAddresses",
-		"ReconnectInfo: passed=true backoff_ms=[1000 1720 2300 4400 6100]"} {
+	for _, s := range []string{"2 series", "reference server's verdict on the same attempts (as one list, the way it judges them): failed", "InterleavedAddresses",
+		"ReconnectInfo: passed=true backoff_ms=[1000 1720 2300 4400 6100]",
+		"reference server's ReconnectInfo on the same attempts: passed=false backoff_ms=[2 998 2 1718 2 "} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
@@ -189,6 +193,83 @@ func TestTimes(t *testing.T) {
 	file := writeFile(t, "times.txt", []byte("0\n1\n3\n7\n15\n"))
 	if code, out, _ := runCheck(t, "", "--times", file, "--max_backoff", "10s"); code != 1 || !strings.Contains(out, "late") {
 		t.Fatalf("doubling gaps: exit %d, want 1 with a late gap\n%s", code, out)
+	}
+}
+
+// TestTooFewAttempts checks that a client that stopped after its first
+// retry fails, with the reason, while the reference server's verdict (which
+// passes it) is given beside ours in text and JSON.
+func TestTooFewAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		name, times string
+		attempts    int
+	}{
+		{"one attempt", "100\n", 1},
+		{"one retry", "100\n101.0005\n", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, _ := runCheck(t, tc.times)
+			want := fmt.Sprintf("the client made %d attempt", tc.attempts)
+			if code != 1 || !strings.Contains(out, "why: TooFewAttempts: "+want) ||
+				!strings.Contains(out, "ReconnectInfo: passed=false") ||
+				!strings.Contains(out, "reference server's ReconnectInfo on the same attempts: passed=true") {
+				t.Fatalf("exit %d, want 1 with TooFewAttempts and the reference passing\n%s", code, out)
+			}
+			code, out, _ = runCheck(t, tc.times, "--json")
+			var r struct {
+				Passed          bool `json:"passed"`
+				ReferencePassed bool `json:"reference_passed"`
+				Reason          struct {
+					Kind   string `json:"kind"`
+					Detail string `json:"detail"`
+				} `json:"reason"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatal(err)
+			}
+			if code != 1 || r.Passed || !r.ReferencePassed || r.Reason.Kind != "TooFewAttempts" ||
+				!strings.HasPrefix(r.Reason.Detail, want) || !strings.Contains(r.Reason.Detail, "it stopped retrying or never started") {
+				t.Errorf("JSON: exit %d, %+v", code, r)
+			}
+		})
+	}
+}
+
+func TestSVG(t *testing.T) {
+	file := writeFile(t, "client.pcap", clientCapture(t))
+	svg := filepath.Join(t.TempDir(), "run.svg")
+	code, out, errs := runCheck(t, "", "--pcap", file, "--port", "8081", "--client", "127.0.0.1", "--svg", svg)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well-formed, and one mark per attempt: 6 kept, 2 removed.
+	d := xml.NewDecoder(bytes.NewReader(b))
+	marks := map[string]int{}
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v", err)
+		}
+		if e, ok := tok.(xml.StartElement); ok {
+			for _, a := range e.Attr {
+				if a.Name.Local == "class" {
+					marks[strings.Fields(a.Value)[0]]++
+				}
+			}
+		}
+	}
+	if marks["attempt"] != 6 || marks["removed"] != 2 {
+		t.Errorf("marks %v, want 6 attempts and 2 removed", marks)
+	}
+	if code, _, errs := runCheck(t, "", "--pcap", file, "--port", "8081", "--svg", filepath.Join(t.TempDir(), "no", "such", "dir.svg")); code != 2 || !strings.Contains(errs, "dir.svg") {
+		t.Errorf("unwritable --svg: exit %d, stderr %q; want 2 naming the file", code, errs)
 	}
 }
 
@@ -286,9 +367,12 @@ func FuzzPcapAttempts(f *testing.F) {
 	f.Add(file[:len(file)/2])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		attempts, _, err := pcapAttempts(bytes.NewReader(b), 8081)
+		attempts, _, span, err := pcapAttempts(bytes.NewReader(b), 8081)
 		if err != nil {
 			return
+		}
+		if span < 0 {
+			t.Fatalf("capture span %v", span)
 		}
 		for _, a := range attempts {
 			if a.Dst.Port() != 8081 || !a.HasISN {
@@ -308,6 +392,9 @@ func checkAnalysis(t *testing.T, attempts []backoff.Attempt) {
 		t.Fatal(err)
 	}
 	if err := write(&bytes.Buffer{}, r, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WriteSVG(&bytes.Buffer{}, "fuzz"); err != nil {
 		t.Fatal(err)
 	}
 }

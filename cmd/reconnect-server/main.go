@@ -10,12 +10,13 @@
 // Usage:
 //
 //	reconnect-server --control_port 8080 --retry_port 8081 [--timestamps syn|accept]
-//	    [--pcap FILE] [--stall DURATION] [--log-format text|json]
+//	    [--pcap FILE] [--stall DURATION] [--log-format text|json] [--report DIR]
 //
 // Attempts are timed by their SYN (the kernel's receive time, seen with
 // CAP_NET_RAW) when the capture works, and at accept(2), as the reference
 // server does, otherwise; which and why is logged at start. SIGINT and
-// SIGTERM stop the server gracefully.
+// SIGTERM stop the server gracefully. With --report, each test's result is
+// written to DIR as JSON, with an SVG picture of its attempts.
 package main
 
 import (
@@ -61,6 +62,7 @@ type options struct {
 	pcap        string
 	stall       time.Duration
 	logFormat   string
+	reportDir   string
 }
 
 // parseArgs parses the command line.
@@ -74,6 +76,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pcap, "pcap", "", "write the retry port's handshake packets (SYNs, SYN-ACKs) to this pcap file; needs CAP_NET_RAW")
 	fs.DurationVar(&o.stall, "stall", 0, "hold each attempt's handshake this long before accepting and closing it; needs CAP_NET_RAW")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.reportDir, "report", "", "write each test's result (test-N-TIME.json) and picture (test-N-TIME.svg) to this directory, created if needed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -132,6 +135,12 @@ func serve(ctx context.Context, o options, log *slog.Logger, stdout, report io.W
 		Logger:     log,
 		Report:     report,
 		ReportJSON: o.logFormat == "json",
+		ReportDir:  o.reportDir,
+	}
+	if o.reportDir != "" {
+		if err := os.MkdirAll(o.reportDir, 0o755); err != nil {
+			return fmt.Errorf("report directory: %w", err)
+		}
 	}
 	if o.pcap != "" {
 		f, err := os.Create(o.pcap)

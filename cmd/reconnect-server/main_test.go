@@ -162,7 +162,8 @@ func TestServe(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			t.Parallel()
 			retry := freePort(t)
-			args := []string{"--retry_port", strconv.Itoa(retry), "--log-format", format}
+			reports := filepath.Join(t.TempDir(), "reports")
+			args := []string{"--retry_port", strconv.Itoa(retry), "--log-format", format, "--report", reports}
 			pcap := filepath.Join(t.TempDir(), "retry.pcap")
 			if canCapture {
 				args = append(args, "--pcap", pcap, "--timestamps", "syn")
@@ -188,6 +189,20 @@ func TestServe(t *testing.T) {
 			}
 			if canCapture {
 				checkPcap(t, pcap, retry, len(r.Info.GetBackoffMs())+1)
+			}
+			// --report: the test's result as JSON and its picture.
+			for _, pattern := range []string{"test-1-*.json", "test-1-*.svg"} {
+				m, _ := filepath.Glob(filepath.Join(reports, pattern))
+				if len(m) != 1 {
+					t.Fatalf("--report %s: %v, want one %s", reports, m, pattern)
+				}
+				b, err := os.ReadFile(m[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := len(r.Info.GetBackoffMs()) + 1; strings.HasSuffix(m[0], ".svg") && strings.Count(string(b), `class="attempt`) != want {
+					t.Errorf("%s: %d attempt marks, want %d", m[0], strings.Count(string(b), `class="attempt`), want)
+				}
 			}
 		})
 	}
