@@ -4,7 +4,7 @@ import "github.com/synhold/synhold/internal/releaseclock"
 
 // startDelayed binds the listener now; it listens when released.
 func (h *Held) startDelayed() error {
-	if h.cfg.After > 0 {
+	if h.cfg.Decide != nil {
 		return ErrNeedsReplay
 	}
 	h.strategy = DelayedListen

@@ -8,10 +8,12 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
+	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -28,9 +30,17 @@ type engine struct {
 
 	mu    sync.Mutex
 	ports map[uint16][]*Held
-	refs  int
 	done  chan struct{}
+
+	// Guarded by engineMu.
+	refs   int
+	idle   *time.Timer // closes the engine once it has had no listener for tune.EngineLinger
+	failed bool        // the capture failed; the next acquire opens another
 }
+
+// syncTimeout bounds how long a Close or a Handshake waits for the capture to
+// hand over what it holds.
+const syncTimeout = 50 * time.Millisecond
 
 var (
 	engineMu sync.Mutex
@@ -40,6 +50,9 @@ var (
 	openEngine = newEngine
 	// sendto is the seam through which SYNs are replayed.
 	sendto = unix.Sendto
+	// readPacket is the seam through which the engine reads its capture;
+	// tests replace it to make the capture fail.
+	readPacket = (*capture.Socket).ReadPacket
 )
 
 // acquireEngine returns the engine of the calling thread's network
@@ -59,6 +72,10 @@ func acquireEngine() (*engine, error) {
 		e.netns = ns
 		engines[ns] = e
 	}
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
 	e.refs++
 	return e, nil
 }
@@ -72,20 +89,66 @@ func currentNetns() uint64 {
 	return st.Ino
 }
 
-// release drops a reference and closes the engine with the last one.
-// The sockets are closed outside engineMu: closing an AF_PACKET socket waits
-// for an RCU grace period (about 12-15 ms here), and a Listen meanwhile would
-// wait with it (the bench measured a control reply p99 of 7.3 ms against
-// 0.6 ms).
+// release drops a reference. The engine outlives its last listener by
+// tune.EngineLinger, so that listeners opened one after another share one
+// (opening costs a capture socket, closing one waits ~15 ms for the kernel);
+// then it closes. The sockets are closed outside engineMu: closing an
+// AF_PACKET socket waits for an RCU grace period (about 12-15 ms here), and a
+// Listen meanwhile would wait with it (the bench measured a control reply
+// p99 of 7.3 ms against 0.6 ms).
 func (e *engine) release() {
 	engineMu.Lock()
 	e.refs--
-	last := e.refs == 0
-	if last {
+	if e.refs > 0 {
+		engineMu.Unlock()
+		return
+	}
+	if linger := tune.EngineLinger; linger > 0 && !e.failed {
+		e.idle = time.AfterFunc(linger, e.closeIdle)
+		engineMu.Unlock()
+		return
+	}
+	e.forget()
+	engineMu.Unlock()
+	e.close()
+}
+
+// closeIdle closes the engine if no listener took it meanwhile.
+func (e *engine) closeIdle() {
+	engineMu.Lock()
+	if e.refs > 0 || e.idle == nil {
+		engineMu.Unlock()
+		return
+	}
+	e.idle = nil
+	e.forget()
+	engineMu.Unlock()
+	e.close()
+}
+
+// forget removes e from the engines of its namespace; engineMu is held.
+func (e *engine) forget() {
+	if engines[e.netns] == e {
 		delete(engines, e.netns)
 	}
+}
+
+// CloseIdle closes, now, the capture engines that no listener uses, which
+// otherwise outlive their last listener by a few seconds. A program or test
+// that counts its descriptors calls it after closing its listeners.
+func CloseIdle() {
+	engineMu.Lock()
+	var idle []*engine
+	for _, e := range engines {
+		if e.refs == 0 && e.idle != nil {
+			e.idle.Stop()
+			e.idle = nil
+			e.forget()
+			idle = append(idle, e)
+		}
+	}
 	engineMu.Unlock()
-	if last {
+	for _, e := range idle {
 		e.close()
 	}
 }
@@ -165,15 +228,18 @@ func (e *engine) lookup(a netip.AddrPort) *Held {
 }
 
 // read hands every captured SYN and SYN-ACK to the listener it belongs to.
+// A failure it cannot retry (the capture retries the transient ones) goes
+// to every listener of the engine as a Fault, and the next listener opened
+// gets an engine of its own.
 func (e *engine) read() {
 	defer close(e.done)
 	for {
-		p, err := e.cap.ReadPacket()
+		p, err := readPacket(e.cap)
 		if errors.Is(err, os.ErrClosed) {
 			return
 		}
 		if err != nil {
-			slog.Error("listener: capture failed; held SYNs will complete at their retransmission", "err", err)
+			e.fail(err)
 			return
 		}
 		switch {
@@ -181,12 +247,54 @@ func (e *engine) read() {
 			if h := e.lookup(p.Dst); h != nil {
 				h.onSYN(p)
 			}
-		case p.IsSYNACK() && p.Outgoing:
+		case p.IsSYNACK() && (p.Outgoing || p.Loopback):
 			if h := e.lookup(p.Src); h != nil {
 				h.onSYNACK(p)
 			}
 		}
 	}
+}
+
+// fail tells every listener of e that its capture failed.
+func (e *engine) fail(err error) {
+	slog.Error("listener: capture failed; SYNs from now on complete at their client's retransmission after the release", "err", err)
+	engineMu.Lock()
+	e.failed = true
+	e.forget()
+	engineMu.Unlock()
+	e.mu.Lock()
+	var hs []*Held
+	for _, l := range e.ports {
+		hs = append(hs, l...)
+	}
+	e.mu.Unlock()
+	for _, h := range hs {
+		h.onFault(err)
+	}
+}
+
+// sync waits, at most syncTimeout, until the capture has handed over every
+// packet it held when sync was called.
+func (e *engine) sync() {
+	select {
+	case <-e.done:
+		return // no reader: nothing will come
+	default:
+	}
+	_ = e.cap.Sync(time.Now().Add(syncTimeout))
+}
+
+// refuse sends the RST|ACK that refuses client's SYN (initial sequence
+// number isn) to local, seen on interface ifindex.
+func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) error {
+	fd := e.raw6
+	if local.Addr().Is4() {
+		fd = e.raw4
+	}
+	if err := sendto(fd, replay.RST(local, client, isn), 0, replay.To(client.Addr(), ifindex)); err != nil {
+		return fmt.Errorf("listener: refuse %v: %w", client, os.NewSyscallError("sendto", err))
+	}
+	return nil
 }
 
 // replay sends the captured SYN ip (checksum already fixed) back into the

@@ -1,6 +1,8 @@
 package listener
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -31,14 +33,20 @@ type Held struct {
 	clk       releaseclock.Clock
 	listening chan struct{} // closed once ln accepts connections
 	closed    chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	ev        *eventQueue // nil without OnEvent
+
+	closeMu      sync.Mutex
+	closeStarted bool
+	closeDone    chan struct{} // closed when Close has finished
+	closeErr     error
 
 	mu         sync.Mutex
 	want       time.Time // the instant held handshakes complete
 	job        *releaseclock.Job
 	released   bool
 	releasedAt time.Time
+	holdSince  time.Time // the latest Hold that re-armed the listener
+	degraded   bool      // the capture failed: SYNs go unseen (Linux)
 	flows      map[flowKey]*flow
 	order      []flowKey
 	byClient   map[netip.AddrPort]*flow
@@ -57,6 +65,7 @@ type flow struct {
 	ifindex  int
 	job      *releaseclock.Job
 	released bool
+	refuse   bool // its Verdict says Refuse
 }
 
 // Listen announces on a local TCP address, with handshakes held as cfg says.
@@ -68,6 +77,13 @@ func Listen(network, address string, cfg Config) (*Held, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.After > 0 && cfg.Decide != nil {
+		return nil, errors.New("listener: set After or Decide, not both")
+	}
+	if cfg.After > 0 {
+		after := cfg.After
+		cfg.Decide = func(s SYN) Verdict { return Verdict{At: s.Time.Add(after)} }
+	}
 	h := &Held{
 		cfg:       cfg,
 		local:     local,
@@ -75,20 +91,36 @@ func Listen(network, address string, cfg Config) (*Held, error) {
 		want:      cfg.At,
 		listening: make(chan struct{}),
 		closed:    make(chan struct{}),
+		closeDone: make(chan struct{}),
 		flows:     make(map[flowKey]*flow),
 		byClient:  make(map[netip.AddrPort]*flow),
 	}
+	if cfg.OnEvent != nil {
+		h.ev = newEventQueue(cfg.OnEvent)
+	}
 	if err := h.start(); err != nil {
+		if h.ev != nil {
+			h.ev.close()
+		}
 		return nil, err
 	}
+	track(h)
 	if !cfg.At.IsZero() {
 		h.ReleaseAt(cfg.At)
 	}
 	return h, nil
 }
 
-// Strategy returns the strategy the listener uses.
-func (h *Held) Strategy() Strategy { return h.strategy }
+// Strategy returns the strategy the listener uses: Retransmit once a fault
+// of the capture left a Replay listener to hold that way.
+func (h *Held) Strategy() Strategy {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.degraded {
+		return Retransmit
+	}
+	return h.strategy
+}
 
 // Addr returns the listener's address.
 func (h *Held) Addr() net.Addr { return net.TCPAddrFromAddrPort(h.local) }
@@ -118,27 +150,92 @@ func (h *Held) Accept() (net.Conn, error) {
 }
 
 // Close stops the listener. Handshakes still held are abandoned: their
-// clients see no answer, as if the host had gone.
+// clients see no answer, as if the host had gone. Before it stops, Close
+// lets the capture hand over what it already holds for the listener (the
+// SYN-ACK of a connection just accepted, say), and it returns once OnEvent
+// has been called for every event and will not be called again. OnEvent may
+// call Close.
 func (h *Held) Close() error {
-	h.closeOnce.Do(func() {
-		close(h.closed)
-		h.mu.Lock()
-		if h.job != nil {
-			h.clk.Cancel(h.job)
+	h.closeMu.Lock()
+	if h.closeStarted {
+		h.closeMu.Unlock()
+		if h.ev != nil && h.ev.delivering() {
+			h.ev.close() // the first Close waits for this OnEvent to return
+			return nil
 		}
-		for _, f := range h.flows {
-			if f.job != nil {
-				h.clk.Cancel(f.job)
-			}
+		<-h.closeDone
+		return h.closeErr
+	}
+	h.closeStarted = true
+	h.closeMu.Unlock()
+
+	h.syncCapture()
+	h.mu.Lock()
+	close(h.closed)
+	if h.job != nil {
+		h.clk.Cancel(h.job)
+	}
+	for _, f := range h.flows {
+		if f.job != nil {
+			h.clk.Cancel(f.job)
 		}
-		h.mu.Unlock()
-		h.closeErr = h.stop()
-	})
+	}
+	h.mu.Unlock()
+	untrack(h)
+	h.closeErr = h.stop()
+	if h.ev != nil {
+		h.ev.close()
+	}
+	close(h.closeDone)
 	return h.closeErr
 }
 
-// Release completes every held handshake now, and every later one at once.
+// Release completes every held handshake now (or refuses it, as its Verdict
+// says), and every later one at once, until Hold.
 func (h *Held) Release() { h.ReleaseAt(time.Now()) }
+
+// Hold makes a released listener hold again: SYNs that arrive from now on
+// are held (and, with Decide, decided) until the next Release, ReleaseAt or
+// ReleaseHeld. Handshakes already let through stay so. It does nothing on a
+// listener that holds; it returns an error, and changes nothing, if the
+// hold cannot be put back (strategy DelayedListen, a closed listener).
+func (h *Held) Hold() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return &net.OpError{Op: "hold", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
+	}
+	if !h.released {
+		return nil
+	}
+	if err := h.rehold(); err != nil {
+		return err
+	}
+	h.released, h.want, h.holdSince = false, time.Time{}, time.Now()
+	return nil
+}
+
+// ReleaseHeld completes now the handshakes held without an instant (a
+// Verdict with a zero At, or the listener-wide hold when no instant is set),
+// refusing those whose Verdict says so, and keeps holding: later SYNs are
+// still held or decided, and timed verdicts keep their instants. It needs
+// strategy Replay to let single handshakes through; with Retransmit it
+// does nothing.
+func (h *Held) ReleaseHeld() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() || h.released {
+		return
+	}
+	if h.cfg.Decide == nil && !h.want.IsZero() {
+		return // the listener-wide hold has an instant
+	}
+	for _, f := range h.flows {
+		if !f.released && f.job == nil && f.hs.Want.IsZero() {
+			h.settle(f, time.Now())
+		}
+	}
+}
 
 // ReleaseAt sets the instant at which held handshakes complete, replacing
 // the one in Config.At. An instant already past releases before ReleaseAt
@@ -155,14 +252,12 @@ func (h *Held) ReleaseAt(t time.Time) {
 	}
 	h.want = t
 	if t.After(time.Now()) {
-		h.job = h.clk.Schedule(t, func(time.Time) func() { return h.release(t) })
+		h.job = h.clk.Schedule(t, func(time.Time) { h.release(t) })
 		h.mu.Unlock()
 		return
 	}
 	h.mu.Unlock()
-	if after := h.release(t); after != nil {
-		after()
-	}
+	h.release(t)
 }
 
 func (h *Held) isClosed() bool {
@@ -175,8 +270,19 @@ func (h *Held) isClosed() bool {
 }
 
 // Handshake returns what the listener saw of the latest handshake from
-// client.
+// client. If it has no SYN-ACK yet, Handshake first lets the capture hand
+// over what it holds (waiting at most a few milliseconds), so that a
+// connection just accepted has its SYN-ACK.
 func (h *Held) Handshake(client netip.AddrPort) (Handshake, bool) {
+	hs, ok := h.handshake(client)
+	if !ok || hs.SYNACK.IsZero() {
+		h.syncCapture()
+		hs, ok = h.handshake(client)
+	}
+	return hs, ok
+}
+
+func (h *Held) handshake(client netip.AddrPort) (Handshake, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.byClient[clientKey(client)]
@@ -187,8 +293,9 @@ func (h *Held) Handshake(client netip.AddrPort) (Handshake, bool) {
 }
 
 // Handshakes returns every handshake the listener remembers, in the order of
-// their first SYN.
+// their first SYN, after letting the capture hand over what it holds.
 func (h *Held) Handshakes() []Handshake {
+	h.syncCapture()
 	h.mu.Lock()
 	hs := make([]Handshake, 0, len(h.flows))
 	for _, f := range h.flows {
@@ -225,16 +332,41 @@ func (h *Held) remember(k flowKey, f *flow) {
 	h.byClient[k.client] = f
 }
 
-// emit hands e to OnEvent on the clock's event goroutine, so that a slow
-// callback never holds up the capture or a release.
+// emit queues e for OnEvent, without blocking, so that a slow callback never
+// holds up the capture or a release. It is called with h.mu held, so that
+// events are queued in the order they happened, and none after Close.
 func (h *Held) emit(e Event) {
-	if h.cfg.OnEvent == nil {
+	if h.ev == nil {
 		return
 	}
 	if !e.Local.IsValid() {
 		e.Local = h.local
 	}
-	h.clk.Later(func() { h.cfg.OnEvent(e) })
+	h.ev.push(e)
+}
+
+var (
+	openMu    sync.Mutex
+	openHelds = make(map[*Held]struct{}) // every open listener, for faults of the process's clock
+)
+
+func track(h *Held)   { openMu.Lock(); openHelds[h] = struct{}{}; openMu.Unlock() }
+func untrack(h *Held) { openMu.Lock(); delete(openHelds, h); openMu.Unlock() }
+
+func init() {
+	releaseclock.OnFault = func(err error) {
+		openMu.Lock()
+		hs := make([]*Held, 0, len(openHelds))
+		for h := range openHelds {
+			hs = append(hs, h)
+		}
+		openMu.Unlock()
+		for _, h := range hs {
+			h.mu.Lock()
+			h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf("listener: %w", err)})
+			h.mu.Unlock()
+		}
+	}
 }
 
 // owns reports whether a captured packet to address a is for this listener.

@@ -64,7 +64,7 @@ func (h *Held) start() error {
 }
 
 func (h *Held) startHeld() error {
-	if h.cfg.After > 0 && h.strategy != Replay {
+	if h.cfg.Decide != nil && h.strategy != Replay {
 		return ErrNeedsReplay
 	}
 	clk, err := releaseclock.Acquire()
@@ -98,7 +98,7 @@ func (h *Held) listenHeld() error {
 	backlog := unix.SOMAXCONN
 	switch err := sockopt.AttachFilter(rc, replay.HoldFilter()); {
 	case err == nil:
-	case errors.Is(err, os.ErrPermission) && h.cfg.After == 0:
+	case errors.Is(err, os.ErrPermission) && h.cfg.Decide == nil:
 		h.sys.queueHold, backlog = true, 0
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("listener: a per-connection delay needs the hold filter, and %w (CAP_NET_ADMIN)", err)
@@ -258,28 +258,78 @@ func detachChild(c net.Conn) {
 
 // release stops holding the listener at the instant want: it opens the
 // listener, then replays every SYN held so far. It runs on the clock.
-func (h *Held) release(want time.Time) func() {
+func (h *Held) release(want time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.released || h.isClosed() {
-		h.mu.Unlock()
-		return nil
+		return
 	}
 	h.released, h.job = true, nil
 	err := h.open()
 	h.releasedAt = time.Now()
 	at := h.releasedAt
 	n := 0
+	var refuse []*flow
 	for _, f := range h.flows {
-		if f.released {
-			continue
+		switch {
+		case f.released:
+		case f.refuse:
+			refuse = append(refuse, f)
+		default:
+			if rerr := h.replay(f, want); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			n++
 		}
-		if rerr := h.replay(f, want); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		n++
 	}
-	h.mu.Unlock()
-	return func() { h.emit(Event{Kind: Released, Time: at, Want: want, Replayed: n, Err: err}) }
+	h.emit(Event{Kind: Released, Time: at, Want: want, Replayed: n, Err: err})
+	for _, f := range refuse {
+		h.settle(f, want)
+	}
+}
+
+// settle lets one held SYN through now, or refuses it, as its verdict says,
+// and reports it; h.mu is held. Without the engine (strategy Retransmit) a
+// single SYN cannot be let through: it waits for the listener's release.
+func (h *Held) settle(f *flow, want time.Time) {
+	if h.sys.eng == nil {
+		return
+	}
+	c := f.hs.Client
+	if f.refuse {
+		err := h.refuse(f, want)
+		h.emit(Event{Kind: Refused, Client: c, ISN: f.hs.ISN, Time: f.hs.Refused, Want: want, Err: err})
+		return
+	}
+	err := h.replay(f, want)
+	h.emit(Event{Kind: Released, Client: c, ISN: f.hs.ISN, Time: f.hs.Released, Want: want, Replayed: 1, Err: err})
+}
+
+// refuse answers f's SYN with a RST|ACK; h.mu is held.
+func (h *Held) refuse(f *flow, want time.Time) error {
+	if f.job != nil {
+		h.clk.Cancel(f.job)
+		f.job = nil
+	}
+	f.released, f.hs.Want = true, want
+	local := netip.AddrPortFrom(f.dst, h.local.Port())
+	err := h.sys.eng.refuse(local, f.hs.Client, f.hs.ISN, f.ifindex)
+	f.hs.Refused = time.Now()
+	return err
+}
+
+// rehold puts the hold back on a released listener; h.mu is held.
+func (h *Held) rehold() error {
+	switch {
+	case h.strategy == DelayedListen:
+		return fmt.Errorf("listener: strategy delayed-listen cannot hold again once it listens: %w", errors.ErrUnsupported)
+	case h.sys.queueHold:
+		return fmt.Errorf("listener: holding again with a full accept queue (the kernel refused the hold filter): %w", errors.ErrUnsupported)
+	}
+	if err := sockopt.AttachFilter(h.rc, replay.HoldFilter()); err != nil {
+		return fmt.Errorf("listener: hold again: %w", err)
+	}
+	return nil
 }
 
 // replay sends f's SYN back into the stack; h.mu is held.
@@ -297,19 +347,16 @@ func (h *Held) replay(f *flow, want time.Time) error {
 	return err
 }
 
-// releaseFlow replays one held SYN at its own instant. It runs on the clock.
-func (h *Held) releaseFlow(k flowKey, want time.Time) func() {
+// releaseFlow settles one held SYN at its own instant. It runs on the clock.
+func (h *Held) releaseFlow(k flowKey, want time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f := h.flows[k]
 	if f == nil || f.released || h.isClosed() {
-		h.mu.Unlock()
-		return nil
+		return
 	}
 	f.job = nil
-	err := h.replay(f, want)
-	e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: want, Replayed: 1, Err: err}
-	h.mu.Unlock()
-	return func() { h.emit(e) }
+	h.settle(f, want)
 }
 
 // onSYN records a SYN the capture saw for this listener, and decides its
@@ -322,6 +369,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f, retransmit := h.flows[k]
 	if !retransmit {
 		f = &flow{hs: Handshake{Client: k.client, ISN: k.isn}}
@@ -329,46 +377,80 @@ func (h *Held) onSYN(p capture.Packet) {
 	}
 	f.hs.SYNs = append(f.hs.SYNs, p.Time)
 	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
-	var after func()
+	var late *Event // a replay, logged after the SYN
+	var settleNow bool
 	switch {
 	case f.released || h.isClosed() || ferr != nil:
-	case h.released && p.Time.After(h.releasedAt):
-		// It came after the filter went: the kernel answers it itself.
+	case h.released && p.Time.After(h.releasedAt), !h.released && p.Time.Before(h.holdSince):
+		// It came while the filter was off: the kernel answers it itself.
 		f.released, f.hs.Want, f.hs.Released = true, h.want, p.Time
 	case h.released:
 		// Dropped just before the filter went: replay it now.
 		err := h.replay(f, h.want)
-		e := Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
-		after = func() { h.emit(e) }
-	case h.cfg.After > 0:
-		if !retransmit { // a retransmission keeps its first SYN's instant
-			want := p.Time.Add(h.cfg.After)
-			f.hs.Want = want
-			f.job = h.clk.Schedule(want, func(time.Time) func() { return h.releaseFlow(k, want) })
+		late = &Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
+	case h.cfg.Decide != nil:
+		if !retransmit { // a retransmission keeps its first SYN's verdict
+			v := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+			f.hs.Want, f.refuse = v.At, v.Refuse
+			switch {
+			case v.At.IsZero(): // held until Release or ReleaseHeld
+			case !v.At.After(time.Now()):
+				settleNow = true
+			default:
+				want := v.At
+				f.job = h.clk.Schedule(want, func(time.Time) { h.releaseFlow(k, want) })
+			}
 		}
 	default:
 		f.hs.Want = h.want
 	}
-	e := Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip}
-	h.mu.Unlock()
-	h.emit(e)
-	if after != nil {
-		after()
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
+	if late != nil {
+		h.emit(*late)
+	}
+	if settleNow {
+		h.settle(f, f.hs.Want)
 	}
 }
 
-// onSYNACK records the kernel's answer to a SYN of this listener's.
+// onSYNACK records the kernel's answer to a SYN of this listener's. On
+// loopback it comes twice, sent then received: the time it reports is the
+// one received, which tcpdump records and the client gets.
 func (h *Held) onSYNACK(p capture.Packet) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f := h.byClient[clientKey(p.Dst)]
 	if f == nil || p.Ack != f.hs.ISN+1 || !f.hs.SYNACK.IsZero() {
-		h.mu.Unlock()
 		return
 	}
+	if p.Outgoing && f.hs.SYNACKSent.IsZero() {
+		f.hs.SYNACKSent = p.Time
+	}
+	if p.Outgoing && p.Loopback {
+		return // the received copy follows
+	}
 	f.hs.SYNACK = p.Time
-	e := Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)}
-	h.mu.Unlock()
-	h.emit(e)
+	h.emit(Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)})
+}
+
+// onFault is told that the capture failed: SYNs from now on go unseen.
+func (h *Held) onFault(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return
+	}
+	h.degraded = true
+	h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf(
+		"listener: %w; SYNs from now on complete at their client's retransmission after the release, as with strategy retransmit", err)})
+}
+
+// syncCapture waits, briefly, until the capture has handed over every
+// packet it held when syncCapture was called.
+func (h *Held) syncCapture() {
+	if h.sys.eng != nil {
+		h.sys.eng.sync()
+	}
 }
 
 // stop closes the listener and lets go of the engine and the clock.

@@ -3,6 +3,7 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -34,19 +35,28 @@ func (h *Held) open() error { return h.listenNow() }
 func detachChild(net.Conn) {}
 
 // release starts listening at the instant want. It runs on the clock.
-func (h *Held) release(want time.Time) func() {
+func (h *Held) release(want time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.released || h.isClosed() {
-		h.mu.Unlock()
-		return nil
+		return
 	}
 	h.released, h.job = true, nil
 	err := h.open()
 	h.releasedAt = time.Now()
-	at := h.releasedAt
-	h.mu.Unlock()
-	return func() { h.emit(Event{Kind: Released, Time: at, Want: want, Err: err}) }
+	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Err: err})
 }
+
+// settle does nothing here: there are no single held SYNs.
+func (h *Held) settle(*flow, time.Time) {}
+
+// rehold cannot put a hold back: delayed listen has listened.
+func (h *Held) rehold() error {
+	return fmt.Errorf("listener: strategy delayed-listen cannot hold again once it listens: %w", errors.ErrUnsupported)
+}
+
+// syncCapture does nothing: there is no capture here.
+func (h *Held) syncCapture() {}
 
 func (h *Held) stop() error {
 	var err error

@@ -71,12 +71,21 @@ type Config struct {
 	// it is answered at once. Zero holds them until Release or ReleaseAt.
 	At time.Time
 	// After, if positive, completes each handshake After its own first SYN
-	// arrived, instead of at one instant. It needs strategy Replay.
+	// arrived, instead of at one instant. It needs strategy Replay. It is
+	// the Decide that returns Verdict{At: s.Time.Add(After)}.
 	After time.Duration
-	// OnEvent, if set, is called for every event, in order, from a goroutine
-	// that every listener of the process shares: a slow OnEvent delays other
-	// listeners' events, but never a release. It must not call Close of the
-	// process's last open listener: Close waits for that goroutine to end.
+	// Decide, if set, is called once per new connection, on its first SYN,
+	// while the listener holds; its Verdict replaces the listener-wide
+	// instant for that connection. It needs strategy Replay (Listen returns
+	// ErrNeedsReplay otherwise). Decide runs on the capture's goroutine: it
+	// must be quick, and must not call the listener.
+	Decide func(SYN) Verdict
+	// OnEvent, if set, is called for every event of the listener, in the
+	// order they happened, from a goroutine of the listener's own. Events
+	// are queued without bound and never dropped: a slow OnEvent delays
+	// only this listener's later events, never a release or the capture.
+	// Close delivers every event still queued before it returns, and
+	// OnEvent is not called after that. OnEvent may call Close.
 	OnEvent func(Event)
 }
 
@@ -88,11 +97,23 @@ const (
 	SYNSeen EventKind = iota + 1
 	// Released: the listener stopped holding, or replayed one held SYN.
 	Released
-	// SYNACKSent: the kernel answered a SYN (Time is its transmit time).
+	// SYNACKSent: the kernel answered a SYN. Time is when the SYN-ACK was
+	// on the wire as an observer on the interface records it: on loopback
+	// the copy received, which is what tcpdump records and the client gets
+	// (the copy sent is stamped 5-20 µs earlier, hundreds under load);
+	// elsewhere the copy sent.
 	SYNACKSent
+	// Refused: a held SYN was answered with a RST|ACK, as its Verdict
+	// said (Time is when the RST was sent; Want is Verdict.At).
+	Refused
+	// Fault: the capture or the release clock failed (Err says how, and what
+	// the listener does now: a failed capture leaves held SYNs to complete
+	// at their client's retransmission after the release, as strategy
+	// Retransmit does).
+	Fault
 )
 
-var kindNames = [...]string{"", "syn", "released", "synack"}
+var kindNames = [...]string{"", "syn", "released", "synack", "refused", "fault"}
 
 func (k EventKind) String() string {
 	if k <= 0 || int(k) >= len(kindNames) {
@@ -123,7 +144,8 @@ type Event struct {
 	Retransmit bool
 	// Replayed counts the SYNs a Released event sent back into the stack.
 	Replayed int
-	// Err, on a Released event, is why the release did not go as planned.
+	// Err, on a Released event, is why the release did not go as planned;
+	// on a Fault event, what failed.
 	Err error
 	// IP is the captured packet of a SYNSeen or SYNACKSent event, from its IP
 	// header on (for a pcap file). The receiver may keep it.
@@ -139,6 +161,25 @@ func (e Event) Late() time.Duration {
 	return e.Time.Sub(e.Want)
 }
 
+// SYN is the first SYN of a new connection, as the capture saw it.
+type SYN struct {
+	Client netip.AddrPort // the client's address (unmapped, no zone)
+	Local  netip.AddrPort // the SYN's destination
+	ISN    uint32
+	Time   time.Time // kernel receive time
+}
+
+// Verdict says what becomes of one held connection.
+type Verdict struct {
+	// At is when the handshake completes (or, with Refuse, is refused).
+	// Zero holds it until Release, ReleaseAt or ReleaseHeld; an instant
+	// already past settles it at once.
+	At time.Time
+	// Refuse answers the SYN at At with a RST|ACK (ack = ISN+1), so that
+	// the client's connect(2) fails with ECONNREFUSED.
+	Refuse bool
+}
+
 // Handshake is what a listener saw of one connection's handshake.
 type Handshake struct {
 	Client netip.AddrPort
@@ -150,8 +191,16 @@ type Handshake struct {
 	// Released is when the listener let it through: the replay, or the
 	// release of the whole listener, or the SYN itself if nothing held it.
 	Released time.Time
-	// SYNACK is the kernel time of the first SYN-ACK, if it was seen.
+	// SYNACK is the kernel time of the first SYN-ACK, if it was seen, as an
+	// observer on the interface records it (see SYNACKSent): on loopback
+	// when it was received, the time tcpdump gives it.
 	SYNACK time.Time
+	// SYNACKSent is the kernel time the first SYN-ACK was sent; off
+	// loopback the same as SYNACK.
+	SYNACKSent time.Time
+	// Refused is when the listener answered the SYN with a RST (its
+	// Verdict said Refuse); zero otherwise.
+	Refused time.Time
 }
 
 // Late is how long after Want the SYN-ACK went out (or, if it was not seen,
@@ -167,9 +216,9 @@ func (h Handshake) Late() time.Duration {
 	return t.Sub(h.Want)
 }
 
-// ErrNeedsReplay is returned for a Config whose After needs strategy Replay
-// on a listener that cannot replay.
-var ErrNeedsReplay = errors.New("listener: a per-connection delay (After) needs strategy replay (Linux, CAP_NET_RAW)")
+// ErrNeedsReplay is returned for a Config whose After or Decide needs
+// strategy Replay on a listener that cannot replay.
+var ErrNeedsReplay = errors.New("listener: a per-connection verdict (After, Decide) needs strategy replay (Linux, CAP_NET_RAW)")
 
 // splitNetwork resolves network and address to a TCP address and its family.
 func splitNetwork(network, address string) (netip.AddrPort, error) {

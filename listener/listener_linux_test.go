@@ -115,6 +115,7 @@ func TestReleaseAtCompletesOnTime(t *testing.T) {
 				if !hs.Want.Equal(at) {
 					t.Errorf("Want = %v, want %v", hs.Want, at)
 				}
+				waitFor(t, func() bool { return len(ev.of(Released)) > 0 })
 				rel := ev.of(Released)
 				if len(rel) != 1 || rel[0].Replayed != 1 || rel[0].Err != nil {
 					t.Errorf("Released events %+v, want one that replayed 1 SYN", rel)
@@ -157,8 +158,13 @@ func TestAfterDelaysEachConnectionFromItsOwnSYN(t *testing.T) {
 					if took < after || took > after+150*time.Millisecond {
 						t.Errorf("client %d connected after %v, want %v (+150ms)", i, took, after)
 					}
-					if ok && !hs.Want.Equal(hs.SYNs[0].Add(after)) {
+					switch {
+					case !ok || len(hs.SYNs) == 0:
+						t.Errorf("client %d: no handshake recorded", i)
+					case !hs.Want.Equal(hs.SYNs[0].Add(after)):
 						t.Errorf("client %d: Want %v, want first SYN %v + %v", i, hs.Want, hs.SYNs[0], after)
+					case hs.SYNACK.Before(hs.Want):
+						t.Errorf("client %d: SYN-ACK at %v, before its instant %v", i, hs.SYNACK, hs.Want)
 					}
 				}()
 			}
@@ -217,6 +223,7 @@ func TestRetransmittedSYNIsOneHandshake(t *testing.T) {
 
 // withoutPrivilege makes the engine fail as it does without CAP_NET_RAW.
 func withoutPrivilege(t *testing.T) {
+	CloseIdle() // a lingering engine would serve the listener
 	old := openEngine
 	openEngine = func() (*engine, error) {
 		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", unix.EPERM))
@@ -318,11 +325,20 @@ func TestCloseLeavesNothingOpen(t *testing.T) {
 			if _, err := hs[0].Accept(); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
 			}
+			if strategy == Replay {
+				engineMu.Lock()
+				n := len(engines)
+				engineMu.Unlock()
+				if n != 1 {
+					t.Errorf("%d engines right after the last listener closed, want 1 lingering", n)
+				}
+			}
+			CloseIdle()
 			waitFor(t, func() bool { return openFDs(t) <= fds && runtime.NumGoroutine() <= gs })
 			engineMu.Lock()
 			defer engineMu.Unlock()
 			if len(engines) != 0 {
-				t.Error("engine still open after the last listener closed")
+				t.Error("engine still open after CloseIdle")
 			}
 		})
 	}

@@ -41,6 +41,7 @@ func withoutCaps(t *testing.T, caps []int, fn func()) {
 // TestRealMissingPrivilege opens the engine, probes and listens without
 // CAP_NET_RAW for real, not through a seam.
 func TestRealMissingPrivilege(t *testing.T) {
+	CloseIdle() // a lingering engine would serve the listener
 	withoutCaps(t, []int{unix.CAP_NET_RAW}, func() {
 		if _, err := newEngine(); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("newEngine() error %v, want a permission error", err)

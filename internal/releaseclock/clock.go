@@ -7,6 +7,7 @@ package releaseclock
 
 import (
 	"container/heap"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -23,26 +24,34 @@ const (
 	RuntimeTimer
 )
 
-// Use is the kind of clock Acquire starts. It is read when the clock starts
-// (with the first open listener), so set it before then; the benchmarks use
-// it to compare the two.
-var Use = TimerFD
-
-// Spin is how long before a release instant the clock stops sleeping and
-// spins on the time, on its own OS thread: it buys the last few hundred
-// microseconds of precision for up to Spin of one core's time per release.
-// 0 turns spinning off. Like Use, set it before opening listeners.
-var Spin = 200 * time.Microsecond
+// The clock's knobs. They are read when a clock starts (with the first open
+// listener), so set them before then; the benchmarks use them to compare
+// settings.
+var (
+	// Use is the kind of clock Acquire and New start.
+	Use = TimerFD
+	// Spin is how long before a release instant the clock stops sleeping
+	// and spins on the time, on its own OS thread: it buys the last few
+	// hundred microseconds of precision for up to Spin of one core's time
+	// per release. 0 turns spinning off.
+	Spin = 200 * time.Microsecond
+	// RealTime asks for SCHED_FIFO on the TimerFD clock's thread, where the
+	// process may (root, or CAP_SYS_NICE, or an RLIMIT_RTPRIO): its wake-up
+	// then goes before every ordinary thread's. Best effort; Scheduling says
+	// what the thread got.
+	RealTime = true
+	// OnFault, if set, is told when the clock fails and what it does
+	// instead; the listener turns it into an event.
+	OnFault func(error)
+)
 
 // Clock fires jobs at their instants.
 type Clock interface {
-	// Schedule runs fire at instant at, on the clock's thread; what fire
-	// returns runs after every job of the same pass has fired.
-	Schedule(at time.Time, fire func(now time.Time) (after func())) *Job
+	// Schedule runs fire at instant at, on the clock's thread, with the
+	// time it ran.
+	Schedule(at time.Time, fire func(now time.Time)) *Job
 	// Cancel removes j if it has not fired yet.
 	Cancel(j *Job)
-	// Later runs f on the event goroutine, after what is already queued.
-	Later(f func())
 	// Stop ends the clock; jobs not yet fired are dropped.
 	Stop()
 }
@@ -80,10 +89,18 @@ func Release() {
 	}
 }
 
+// fault reports a failure of the clock, to OnFault and the log.
+func fault(err error) {
+	slog.Error("release clock failed", "err", err)
+	if f := OnFault; f != nil {
+		f(err)
+	}
+}
+
 // Job is one release waiting on the clock.
 type Job struct {
 	at    time.Time
-	fire  func(now time.Time) (after func())
+	fire  func(now time.Time)
 	index int // in the heap; -1 once fired or cancelled
 }
 
@@ -103,26 +120,11 @@ func (q *jobHeap) Pop() any {
 }
 
 // queue is the clock's state shared by every implementation: jobs ordered by
-// instant, and what was fired late is handed to a goroutine of its own so
-// that logging never delays the next release.
+// instant.
 type queue struct {
-	mu    sync.Mutex
-	jobs  jobHeap
-	after chan func()
-	done  chan struct{}
-}
-
-func newQueue() *queue {
-	q := &queue{after: make(chan func(), 4096), done: make(chan struct{})}
-	go q.runAfter()
-	return q
-}
-
-func (q *queue) runAfter() {
-	for f := range q.after {
-		f()
-	}
-	close(q.done)
+	mu   sync.Mutex
+	jobs jobHeap
+	spin time.Duration // Spin when the clock started
 }
 
 // push adds j and, if it is now the earliest job, calls arm with its
@@ -170,29 +172,11 @@ func (q *queue) due(limit time.Time) []*Job {
 	return js
 }
 
-// fire runs the due jobs in one pass, spinning up to each one's instant,
-// then runs their follow-ups.
+// fire runs the due jobs in one pass, spinning up to each one's instant.
 func (q *queue) fire(js []*Job) {
-	var afters []func()
 	for _, j := range js {
-		now := SpinUntil(j.at)
-		if f := j.fire(now); f != nil {
-			afters = append(afters, f)
-		}
+		j.fire(SpinUntil(j.at))
 	}
-	for _, f := range afters {
-		f() // they only queue events, after every release of the pass
-	}
-}
-
-// Later queues f for the event goroutine. It blocks while the queue is full:
-// events are never dropped, and a release never comes through here.
-func (q *queue) Later(f func()) { q.after <- f }
-
-// stop ends the follow-up goroutine once it has run what is queued.
-func (q *queue) stop() {
-	close(q.after)
-	<-q.done
 }
 
 // SpinUntil returns at t, or at once if t has passed, with the time it
@@ -209,47 +193,56 @@ func SpinUntil(t time.Time) time.Time {
 // goClock is the portable clock: a goroutine and a runtime timer. It wakes
 // a few hundred microseconds late (the runtime's timer precision).
 type goClock struct {
-	*queue
+	queue
 	wake chan struct{}
 	quit chan struct{}
 	exit chan struct{}
 }
 
 func newGoClock() *goClock {
-	c := &goClock{queue: newQueue(), wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
+	c := &goClock{queue: queue{spin: Spin}, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
 	go c.run()
 	return c
 }
 
-func (c *goClock) Schedule(at time.Time, fire func(now time.Time) func()) *Job {
+func (c *goClock) Schedule(at time.Time, fire func(now time.Time)) *Job {
 	j := &Job{at: at, fire: fire}
-	c.push(j, func(time.Time) {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	})
+	c.push(j, func(time.Time) { poke(c.wake) })
 	return j
+}
+
+// poke wakes whoever waits on ch, without blocking.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (c *goClock) run() {
 	defer close(c.exit)
+	waitLoop(&c.queue, c.wake, c.quit)
+}
+
+// waitLoop fires q's jobs waiting on a runtime timer until quit is closed;
+// wake says that an earlier job was scheduled.
+func waitLoop(q *queue, wake, quit chan struct{}) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	for {
-		if js := c.due(time.Now().Add(Spin)); len(js) > 0 {
-			c.fire(js)
+		if js := q.due(time.Now().Add(q.spin)); len(js) > 0 {
+			q.fire(js)
 			continue
 		}
 		var tc <-chan time.Time
-		if at := c.armNext(func(time.Time) {}); !at.IsZero() {
-			t.Reset(time.Until(at.Add(-Spin)))
+		if at := q.armNext(func(time.Time) {}); !at.IsZero() {
+			t.Reset(time.Until(at.Add(-q.spin)))
 			tc = t.C
 		}
 		select {
 		case <-tc:
-		case <-c.wake:
-		case <-c.quit:
+		case <-wake:
+		case <-quit:
 			t.Stop()
 			return
 		}
@@ -260,5 +253,4 @@ func (c *goClock) run() {
 func (c *goClock) Stop() {
 	close(c.quit)
 	<-c.exit
-	c.queue.stop()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -11,11 +12,15 @@ import (
 
 // clock fires releases at their instants. It sleeps on a timerfd armed at an
 // absolute CLOCK_REALTIME instant (timerfds take no timer slack), on an OS
-// thread of its own, then spins for the last Spin. Kernel packet timestamps
-// are CLOCK_REALTIME too, so the error a capture measures is the clock's.
+// thread of its own (SCHED_FIFO where permitted, see RealTime), then spins
+// for the last Spin. Kernel packet timestamps are CLOCK_REALTIME too, so the
+// error a capture measures is the clock's. If the timerfd fails, the clock
+// says so (OnFault) and waits on a runtime timer from then on: it never stops
+// firing while it has listeners.
 type clock struct {
-	*queue
+	queue
 	tfd  int
+	wake chan struct{} // an earlier job, or stop, for the fallback wait
 	quit chan struct{}
 	exit chan struct{}
 	// stopping, guarded by the queue's lock like every arm, keeps the
@@ -23,6 +28,10 @@ type clock struct {
 	// disarm it between its look at quit and its read.
 	stopping bool
 }
+
+// readTimer is the seam through which the clock thread waits on its timerfd;
+// tests replace it to make the wait fail.
+var readTimer = unix.Read
 
 // New starts a clock of kind Use, apart from the process-wide one.
 func New() (Clock, error) {
@@ -33,13 +42,13 @@ func New() (Clock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_create", err))
 	}
-	c := &clock{queue: newQueue(), tfd: tfd, quit: make(chan struct{}), exit: make(chan struct{})}
+	c := &clock{queue: queue{spin: Spin}, tfd: tfd, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
 
 // Schedule runs fire at instant at, on the clock's thread.
-func (c *clock) Schedule(at time.Time, fire func(now time.Time) func()) *Job {
+func (c *clock) Schedule(at time.Time, fire func(now time.Time)) *Job {
 	j := &Job{at: at, fire: fire}
 	c.push(j, c.arm)
 	return j
@@ -52,7 +61,7 @@ func (c *clock) arm(at time.Time) {
 	if c.stopping {
 		spec.Value = unix.NsecToTimespec(1) // long past: expires at once
 	} else if !at.IsZero() {
-		ns := at.Add(-Spin).UnixNano()
+		ns := at.Add(-c.spin).UnixNano()
 		if ns <= 0 {
 			ns = 1
 		}
@@ -61,12 +70,13 @@ func (c *clock) arm(at time.Time) {
 	// Only EBADF or EINVAL can come back, for a closed clock or a bad time;
 	// the run loop would then see the next job on its next wake-up.
 	_ = unix.TimerfdSettime(c.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	poke(c.wake)
 }
 
 func (c *clock) run() {
-	runtime.LockOSThread() // this thread is never handed back to the runtime
+	runtime.LockOSThread() // never unlocked: the thread, and its policy, end with the clock
 	defer close(c.exit)
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	setScheduling(PrepareThread())
 	var buf [8]byte
 	for {
 		select {
@@ -74,14 +84,18 @@ func (c *clock) run() {
 			return
 		default:
 		}
-		if js := c.due(time.Now().Add(Spin)); len(js) > 0 {
+		if js := c.due(time.Now().Add(c.spin)); len(js) > 0 {
 			c.fire(js)
 			continue
 		}
 		c.armNext(c.arm)
 		// Blocks until the armed instant, or until schedule arms an earlier
 		// one, or until stop makes the timer expire at once.
-		if _, err := unix.Read(c.tfd, buf[:]); err != nil && err != unix.EINTR && err != unix.EAGAIN {
+		_, err := readTimer(c.tfd, buf[:])
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
+			fault(fmt.Errorf("releaseclock: %w; releases now wait on the runtime timer, a few hundred microseconds late",
+				os.NewSyscallError("read timerfd", err)))
+			waitLoop(&c.queue, c.wake, c.quit)
 			return
 		}
 	}
@@ -96,7 +110,67 @@ func (c *clock) Stop() {
 	c.mu.Unlock()
 	<-c.exit
 	unix.Close(c.tfd)
-	c.queue.stop()
+}
+
+const fifoPriority = 10
+
+var (
+	schedMu     sync.Mutex
+	schedPolicy string
+	schedErr    error
+)
+
+// PrepareThread prepares the calling thread to wait for instants, as the
+// clock thread does: timer slack 1 ns and, if RealTime, SCHED_FIFO. It
+// returns the policy the thread got, and why not SCHED_FIFO if it asked and
+// did not get it. The caller must have locked its goroutine to the thread
+// (runtime.LockOSThread) and end the goroutine without unlocking, so that
+// the thread, and its policy, end with it.
+func PrepareThread() (string, error) {
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	if !RealTime {
+		return "SCHED_OTHER", nil
+	}
+	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: fifoPriority}
+	if err := schedSetAttr(0, &attr, 0); err != nil {
+		return "SCHED_OTHER", fmt.Errorf("releaseclock: SCHED_FIFO refused (needs CAP_SYS_NICE or RLIMIT_RTPRIO): %w",
+			os.NewSyscallError("sched_setattr", err))
+	}
+	return fmt.Sprintf("SCHED_FIFO %d", fifoPriority), nil
+}
+
+// schedSetAttr is the seam through which the clock thread asks for SCHED_FIFO.
+var schedSetAttr = unix.SchedSetAttr
+
+func setScheduling(policy string, err error) {
+	schedMu.Lock()
+	schedPolicy, schedErr = policy, err
+	schedMu.Unlock()
+}
+
+// Scheduling says how the clock thread is scheduled ("SCHED_FIFO 10" or
+// "SCHED_OTHER"), and, when RealTime asked for SCHED_FIFO and did not get
+// it, why. Before any clock has started it finds out on a thread of its own,
+// the way the clock thread would.
+func Scheduling() (string, error) {
+	schedMu.Lock()
+	p, err := schedPolicy, schedErr
+	schedMu.Unlock()
+	if p != "" {
+		return p, err
+	}
+	type result struct {
+		p   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		p, err := PrepareThread()
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
 }
 
 // Sleeper puts the calling thread to sleep until absolute CLOCK_REALTIME

@@ -13,6 +13,9 @@ type Packet struct {
 	Time time.Time
 	// Outgoing is true for a packet this host sent.
 	Outgoing bool
+	// Loopback is true for a packet seen on a loopback interface, where
+	// every packet is seen twice: sent (Outgoing), then received.
+	Loopback bool
 	// Ifindex is the interface the packet was seen on.
 	Ifindex int
 	// IP is the packet from its IP header on. It is only valid until the

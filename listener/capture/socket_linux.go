@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,13 +25,34 @@ type Socket struct {
 	rc     syscall.RawConn
 	buf    []byte
 	oob    []byte
+
+	// Sync's state: requests made, the latest one served, and the wake-up
+	// it sends a blocked ReadPacket through the read deadline, which
+	// ReadPacket then puts back to the caller's.
+	syncReq  atomic.Uint64
+	syncWake atomic.Bool
+	deadline atomic.Int64 // the caller's read deadline, UnixNano; 0 none
+	syncMu   sync.Mutex
+	syncDone uint64
+	synced   chan struct{} // closed and replaced when syncDone moves
 }
 
 // Seams for fault injection in tests.
 var (
-	socketFunc = unix.Socket
-	bindFunc   = unix.Bind
+	socketFunc  = unix.Socket
+	bindFunc    = unix.Bind
+	recvmsgFunc = unix.Recvmsg
 )
+
+// transient reports whether a recvmsg error is worth retrying: the call was
+// interrupted, or the kernel was short of memory for a moment.
+func transient(err error) bool {
+	return err == unix.EINTR || err == unix.ENOBUFS || err == unix.ENOMEM
+}
+
+// maxTransient bounds the transient errors in a row ReadPacket retries
+// before it returns the last one.
+const maxTransient = 100
 
 // Open opens a capture socket. It needs CAP_NET_RAW; without it the error
 // satisfies errors.Is(err, os.ErrPermission). The socket is created with
@@ -73,38 +96,100 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if berr != nil {
 		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, os.NewSyscallError("bind", berr))
 	}
-	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128)}, nil
+	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // ReadPacket blocks until the next SYN or SYN-ACK arrives, the read deadline
-// passes, or the socket is closed. Packets that do not decode are skipped.
+// passes, or the socket is closed. Packets that do not decode are skipped,
+// and transient errors (EINTR, ENOBUFS, ENOMEM) are retried; any other error
+// is returned.
 func (s *Socket) ReadPacket() (Packet, error) {
-	for {
+	for failures := 0; ; {
 		var (
 			n, oobn int
 			from    unix.Sockaddr
 			rerr    error
 		)
 		err := s.rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), s.buf, s.oob, 0)
-			return rerr != unix.EAGAIN
+			req := s.syncReq.Load() // requests made before this recvmsg
+			n, oobn, _, from, rerr = recvmsgFunc(int(fd), s.buf, s.oob, 0)
+			if rerr == unix.EAGAIN {
+				s.served(req) // everything queued before req is read
+				return false
+			}
+			return true
 		})
-		if err != nil && s.closed.Load() {
+		switch {
+		case err != nil && s.closed.Load():
 			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
-		}
-		if err != nil {
+		case errors.Is(err, os.ErrDeadlineExceeded) && s.syncWake.Swap(false):
+			// Sync's wake-up, not the caller's deadline: put that back.
+			s.restoreDeadline()
+			continue
+		case err != nil:
 			return Packet{}, fmt.Errorf("capture: read: %w", err)
-		}
-		if rerr != nil {
+		case rerr != nil && transient(rerr) && failures < maxTransient:
+			failures++
+			continue
+		case rerr != nil:
 			return Packet{}, fmt.Errorf("capture: read: %w", os.NewSyscallError("recvmsg", rerr))
 		}
+		failures = 0
 		p, err := s.packet(s.buf[:n], s.oob[:oobn], from)
 		if err == nil {
 			return p, nil
 		}
 	}
+}
+
+// Sync returns once every packet the socket had queued when Sync was called
+// has been returned by ReadPacket, and ReadPacket was called again: a
+// goroutine that handles each packet before it reads the next has then
+// handled them all. It needs a goroutine in ReadPacket; it gives up at
+// deadline and returns os.ErrDeadlineExceeded.
+func (s *Socket) Sync(deadline time.Time) error {
+	req := s.syncReq.Add(1)
+	s.syncWake.Store(true)
+	_ = s.f.SetReadDeadline(time.Unix(0, 1)) // wakes a blocked ReadPacket
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		s.syncMu.Lock()
+		done, ch := s.syncDone, s.synced
+		s.syncMu.Unlock()
+		if done >= req {
+			return nil
+		}
+		if s.closed.Load() {
+			return fmt.Errorf("capture: sync: %w", os.ErrClosed)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return fmt.Errorf("capture: sync: %w", os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// served records that the requests up to req are served.
+func (s *Socket) served(req uint64) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if req > s.syncDone {
+		s.syncDone = req
+		close(s.synced)
+		s.synced = make(chan struct{})
+	}
+}
+
+func (s *Socket) restoreDeadline() {
+	var t time.Time
+	if ns := s.deadline.Load(); ns != 0 {
+		t = time.Unix(0, ns)
+	}
+	_ = s.f.SetReadDeadline(t)
 }
 
 func (s *Socket) packet(b, oob []byte, from unix.Sockaddr) (Packet, error) {
@@ -115,6 +200,7 @@ func (s *Socket) packet(b, oob []byte, from unix.Sockaddr) (Packet, error) {
 	p := Packet{Segment: seg, IP: b, Time: kernelTime(oob)}
 	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
 		p.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
+		p.Loopback = ll.Hatype == unix.ARPHRD_LOOPBACK
 		p.Ifindex = ll.Ifindex
 	}
 	return p, nil
@@ -135,24 +221,39 @@ func kernelTime(oob []byte) time.Time {
 }
 
 // SetReadDeadline sets the deadline for ReadPacket.
-func (s *Socket) SetReadDeadline(t time.Time) error { return s.f.SetReadDeadline(t) }
+func (s *Socket) SetReadDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	s.deadline.Store(ns)
+	return s.f.SetReadDeadline(t)
+}
 
-// Close closes the socket and wakes a blocked ReadPacket.
+// Close closes the socket and wakes a blocked ReadPacket and Sync.
 func (s *Socket) Close() error {
 	s.closed.Store(true)
-	return s.f.Close()
+	err := s.f.Close()
+	s.syncMu.Lock()
+	close(s.synced)
+	s.synced = make(chan struct{})
+	s.syncMu.Unlock()
+	return err
 }
 
 // Filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
 // the data starts at the IP header). It keeps unfragmented IPv4 and IPv6 TCP
-// segments with SYN set that are either received without ACK (a client's
-// SYN) or sent with ACK (this host's SYN-ACK), and drops any packet marked
-// ignoreMark (0: none). On loopback every packet is seen twice, once sent and
-// once received; this keeps one copy of each.
+// segments with SYN set that are a client's SYN as received (no ACK, not
+// outgoing), or this host's SYN-ACK as sent (outgoing) and, on a loopback
+// interface, also as received, and drops any packet marked ignoreMark (0:
+// none). On loopback every packet is seen twice, once sent and once
+// received: this keeps the received copy of a SYN, the one tcpdump records,
+// and both copies of a SYN-ACK (Packet.Outgoing tells them apart), since
+// the received one is what tcpdump records and the client gets.
 func Filter(ignoreMark uint32) []bpf.Instruction {
 	const (
-		accept = 23
-		drop   = 24
+		accept = 25
+		drop   = 26
 	)
 	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
 	markDrop := skip(16, drop)
@@ -182,8 +283,10 @@ func Filter(ignoreMark uint32) []bpf.Instruction {
 		/* 19 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
 		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, accept), SkipFalse: skip(20, drop)},
 		/* 21 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(22, drop), SkipFalse: skip(22, accept)},
-		/* 23 */ bpf.RetConstant{Val: 0xffff},
-		/* 24 */ bpf.RetConstant{Val: 0},
+		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipFalse: skip(22, accept)},
+		/* 23 */ bpf.LoadExtension{Num: bpf.ExtLinkLayerType},
+		/* 24 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ARPHRD_LOOPBACK, SkipTrue: skip(24, accept), SkipFalse: skip(24, drop)},
+		/* 25 */ bpf.RetConstant{Val: 0xffff},
+		/* 26 */ bpf.RetConstant{Val: 0},
 	}
 }

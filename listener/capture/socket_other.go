@@ -16,5 +16,8 @@ func (s *Socket) ReadPacket() (Packet, error) { return Packet{}, ErrNotImplement
 // SetReadDeadline returns ErrNotImplemented.
 func (s *Socket) SetReadDeadline(t time.Time) error { return ErrNotImplemented }
 
+// Sync returns ErrNotImplemented.
+func (s *Socket) Sync(deadline time.Time) error { return ErrNotImplemented }
+
 // Close does nothing.
 func (s *Socket) Close() error { return nil }
