@@ -380,3 +380,40 @@ func synSent(t *testing.T, port string) bool {
 	}
 	return false
 }
+
+// TestE2EHoldOverDelay: with a hold and a delay on one proxy the hold wins;
+// removing it completes the held handshake at once and leaves the delay for
+// the next connections.
+func TestE2EHoldOverDelay(t *testing.T) {
+	e := replayEnv(t)
+	p := newWebProxy(t, e, "127.0.0.1:0", webUpstream(t, "tcp4"))
+	const delay = 200 * time.Millisecond
+	if _, err := p.AddToxic("slow", "handshake_delay", "", 1, toxiclient.Attributes{"delay": delay.Milliseconds()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddToxic("hold", "handshake_hold", "", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pending := dialAsync(p.Listen, 10*time.Second)
+	waitLines(t, e, 1, `"msg":"syn held"`, `"until"`)
+	removed := time.Now()
+	if err := p.RemoveToxic("hold"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-pending
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.c.Close()
+	if d := r.done.Sub(removed); d > slack {
+		t.Errorf("the held handshake completed %v after the hold was removed, want at once", d)
+	}
+	waitLines(t, e, 1, `"msg":"held handshakes released"`)
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", p.Listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	within(t, "the next connection", time.Since(start), delay)
+}
