@@ -300,28 +300,39 @@ func TestE2EToxicity(t *testing.T) {
 	}
 }
 
-// TestE2EDeleteWhileHeld: deleting a proxy with held handshakes holds
-// nothing any more: each client's next SYN finds the port closed.
+// TestE2EDeleteWhileHeld: deleting or disabling a proxy with held
+// handshakes holds nothing any more: each client's next SYN finds the port
+// closed and is refused.
 func TestE2EDeleteWhileHeld(t *testing.T) {
-	e := replayEnv(t)
-	p := newWebProxy(t, e, "127.0.0.1:0", webUpstream(t, "tcp4"))
-	if _, err := p.AddToxic("hold", "handshake_hold", "", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	const n = 5
-	var pending []<-chan dialResult
-	for range n {
-		pending = append(pending, dialAsync(p.Listen, 10*time.Second))
-	}
-	waitLines(t, e, n, `"msg":"syn held"`, `"until"`)
-	if err := p.Delete(); err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range pending {
-		r := <-ch
-		if !errors.Is(r.err, syscall.ECONNREFUSED) {
-			t.Errorf("a client held by a deleted proxy: %v, want refused at its next SYN", r.err)
-		}
+	for _, how := range []string{"delete", "disable"} {
+		t.Run(how, func(t *testing.T) {
+			e := replayEnv(t)
+			p := newWebProxy(t, e, "127.0.0.1:0", webUpstream(t, "tcp4"))
+			if _, err := p.AddToxic("hold", "handshake_hold", "", 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			const n = 5
+			var pending []<-chan dialResult
+			for range n {
+				pending = append(pending, dialAsync(p.Listen, 10*time.Second))
+			}
+			waitLines(t, e, n, `"msg":"syn held"`, `"until"`)
+			var err error
+			if how == "delete" {
+				err = p.Delete()
+			} else {
+				err = p.Disable()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range pending {
+				r := <-ch
+				if !errors.Is(r.err, syscall.ECONNREFUSED) {
+					t.Errorf("a client held by a proxy gone with %s: %v, want refused at its next SYN", how, r.err)
+				}
+			}
+		})
 	}
 }
 
