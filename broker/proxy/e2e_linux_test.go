@@ -22,8 +22,10 @@ import (
 )
 
 // slack is how late past its instant a handshake may complete in these tests
-// on a loaded 2-core machine; bench/ has the precise figures.
-const slack = 300 * time.Millisecond
+// on a loaded 2-core machine (a client stalled 400 ms was seen with other
+// benchmarks running); bench/ has the precise figures. It stays below the
+// 1 s to a client's first SYN retransmission, which "at once" is told from.
+const slack = 700 * time.Millisecond
 
 // replayEnv is an env whose proxies replay held SYNs (CAP_NET_RAW).
 func replayEnv(t *testing.T) *env {
