@@ -7,17 +7,14 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 	"github.com/synhold/synhold/sockopt"
 )
-
-// bareMark is the packet mark the hold filter lets through; the library's
-// replayMark ("SYNH"), so that the bare path runs the same filter.
-const bareMark = 0x53594e48
 
 // bareMode is one way of doing the release by hand: the system calls the
 // listener makes, in a chosen order, on a clock thread of the benchmark's
@@ -63,20 +60,6 @@ type heldSocket struct {
 	addr netip.AddrPort
 }
 
-// holdProgram drops pure SYNs unless they carry bareMark: the library's
-// hold filter, instruction for instruction.
-func holdProgram() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: 13, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(capture.ACK), SkipTrue: 4},
-		bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(capture.SYN), SkipTrue: 3},
-		bpf.LoadExtension{Num: bpf.ExtMark},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: bareMark, SkipTrue: 1},
-		bpf.RetConstant{Val: 0},
-		bpf.RetConstant{Val: 0xffffffff},
-	})
-}
-
 // openHeld opens a held listening socket on local's loopback address.
 func openHeld(local netip.AddrPort) (*heldSocket, error) {
 	family := unix.AF_INET6
@@ -96,32 +79,26 @@ func openHeld(local netip.AddrPort) (*heldSocket, error) {
 }
 
 func (h *heldSocket) setup(fd, family int, local netip.AddrPort) error {
-	prog, err := holdProgram()
-	if err != nil {
-		return err
-	}
 	rc, err := h.ln.SyscallConn()
 	if err != nil {
 		return err
 	}
-	if err := sockopt.AttachFilter(rc, prog); err != nil {
+	if err := sockopt.AttachFilter(rc, replay.HoldFilter()); err != nil {
 		return err
 	}
-	if err := unix.Bind(fd, sockaddrOf(local)); err != nil {
+	if err := unix.Bind(fd, netaddr.Sockaddr(local)); err != nil {
 		return os.NewSyscallError("bind", err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return os.NewSyscallError("getsockname", err)
 	}
-	h.addr = netip.AddrPortFrom(local.Addr(), portOf(sa))
+	h.addr = netip.AddrPortFrom(local.Addr(), netaddr.Port(sa))
 	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 		return os.NewSyscallError("listen", err)
 	}
-	if h.raw, err = unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW); err != nil {
-		return os.NewSyscallError("socket raw", err)
-	}
-	return os.NewSyscallError("setsockopt SO_MARK", unix.SetsockoptInt(h.raw, unix.SOL_SOCKET, unix.SO_MARK, bareMark))
+	h.raw, err = replay.Socket(family)
+	return err
 }
 
 func (h *heldSocket) close() {
@@ -200,14 +177,19 @@ func bareClock(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, se
 	if err != nil {
 		return opened, sent, err
 	}
-	to, err := replayTo(h.addr.Addr())
+	lo, err := loopback()
 	if err != nil {
 		return opened, sent, err
 	}
-	if err := sleepUntil(want.Add(-defaultSpin)); err != nil {
+	to := replay.To(h.addr.Addr(), lo)
+	sl, err := releaseclock.NewSleeper()
+	if err != nil {
 		return opened, sent, err
 	}
-	spinTo(want)
+	defer sl.Close()
+	if _, err := sl.Wait(want); err != nil {
+		return opened, sent, err
+	}
 	detach := func() error {
 		err := sockopt.DetachFilter(rc)
 		opened = time.Now()
@@ -226,33 +208,4 @@ func bareClock(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, se
 		err = detach()
 	}
 	return opened, sent, err
-}
-
-// replayTo is where a replayed SYN to the loopback address dst is sent.
-func replayTo(dst netip.Addr) (unix.Sockaddr, error) {
-	if dst.Is4() {
-		return &unix.SockaddrInet4{Addr: dst.As4()}, nil
-	}
-	lo, err := loopback()
-	return &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: uint32(lo)}, err
-}
-
-// sleepUntil sleeps on a timerfd armed at the absolute instant t.
-func sleepUntil(t time.Time) error {
-	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
-	if err != nil {
-		return os.NewSyscallError("timerfd_create", err)
-	}
-	defer unix.Close(tfd)
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(t.UnixNano())}
-	if err := unix.TimerfdSettime(tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
-		return os.NewSyscallError("timerfd_settime", err)
-	}
-	var buf [8]byte
-	for {
-		_, err := unix.Read(tfd, buf[:])
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }

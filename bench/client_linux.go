@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/netaddr"
 )
 
 // rawClient is a TCP client opened with a raw non-blocking connect(2), so
@@ -45,16 +47,16 @@ func dialStart(dst netip.AddrPort) (*rawClient, error) {
 // connectFD binds fd to local, learns its port, records the time and calls
 // connect(2). It then hands fd to the runtime poller.
 func connectFD(fd int, local, dst netip.AddrPort) (*rawClient, error) {
-	if err := unix.Bind(fd, sockaddrOf(local)); err != nil {
+	if err := unix.Bind(fd, netaddr.Sockaddr(local)); err != nil {
 		return nil, os.NewSyscallError("bind", err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return nil, os.NewSyscallError("getsockname", err)
 	}
-	c := &rawClient{Local: netip.AddrPortFrom(local.Addr(), portOf(sa))}
+	c := &rawClient{Local: netip.AddrPortFrom(local.Addr(), netaddr.Port(sa))}
 	c.Started = time.Now()
-	if err := unix.Connect(fd, sockaddrOf(dst)); err != nil && err != unix.EINPROGRESS {
+	if err := unix.Connect(fd, netaddr.Sockaddr(dst)); err != nil && err != unix.EINPROGRESS {
 		return nil, os.NewSyscallError("connect", err)
 	}
 	c.f = os.NewFile(uintptr(fd), "client")
@@ -63,23 +65,6 @@ func connectFD(fd int, local, dst netip.AddrPort) (*rawClient, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-func sockaddrOf(a netip.AddrPort) unix.Sockaddr {
-	if a.Addr().Is4() {
-		return &unix.SockaddrInet4{Addr: a.Addr().As4(), Port: int(a.Port())}
-	}
-	return &unix.SockaddrInet6{Addr: a.Addr().As16(), Port: int(a.Port())}
-}
-
-func portOf(sa unix.Sockaddr) uint16 {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return uint16(sa.Port)
-	case *unix.SockaddrInet6:
-		return uint16(sa.Port)
-	}
-	return 0
 }
 
 // errRefused is the error of a connect the server refused.

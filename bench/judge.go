@@ -5,7 +5,18 @@ import (
 	"strings"
 )
 
-// The targets, in microseconds.
+// The targets of the "as it is used" scenario, in microseconds.
+const (
+	targetIdleP50   = 50
+	targetIdleP99   = 300
+	targetIdleMax   = 1000
+	targetBusyP99   = 1000
+	targetBusyMax   = 2000
+	targetUsedReply = 1000
+	targetServerGap = 20
+)
+
+// The targets of the in-process rows, in microseconds.
 const (
 	targetOneP50    = 50
 	targetOneP99    = 500
@@ -15,10 +26,9 @@ const (
 	targetPairs     = 500
 )
 
-// judge compares the figures with the targets, draws the findings and
-// says what they suggest changing.
-func judge(r *Results) ([]Target, []string, []string) {
-	return targets(r), findings(r), changes(r)
+// judge compares the figures with the targets and draws the findings.
+func judge(r *Results) ([]Target, []string) {
+	return targets(r), findings(r)
 }
 
 // releaseRow returns the row named name of rows.
@@ -46,15 +56,76 @@ func scaleTarget(rows []ScaleRow) (ScaleRow, bool) {
 	return best, best.Pairs > 0
 }
 
-func targets(r *Results) []Target {
+// atMost is the target that a figure of n samples be at most limit µs,
+// with how far it is from the limit.
+func atMost(name string, got float64, n int, limit float64) Target {
+	t := Target{Name: name, Want: "≤ " + fmtUS(limit), Got: "not measured"}
+	if n > 0 {
+		t.Got, t.Met = fmtUS(got), got <= limit
+		t.By = margin(got, limit)
+	}
+	return t
+}
+
+// margin says by how much got meets or misses limit.
+func margin(got, limit float64) string {
+	if got <= limit {
+		return fmtUS(limit-got) + " to spare"
+	}
+	return fmt.Sprintf("missed by %s (%.1f×)", fmtUS(got-limit), got/limit)
+}
+
+// usedRowOf returns the "as it is used" row named name.
+func usedRowOf(rows []UsedRow, name string) (UsedRow, bool) {
+	for _, row := range rows {
+		if row.Name == name {
+			return row, true
+		}
+	}
+	return UsedRow{}, false
+}
+
+// usedTargets judge the "as it is used" rows of the two main cases.
+func usedTargets(r *Results) []Target {
 	var ts []Target
-	atMost := func(name string, got float64, n int, limit float64) {
-		t := Target{Name: name, Want: "≤ " + fmtUS(limit), Got: "not measured"}
-		if n > 0 {
-			t.Got, t.Met = fmtUS(got), got <= limit
+	idle, ok1 := usedRowOf(r.AsUsed, "used/idle")
+	busy, ok2 := usedRowOf(r.AsUsed, "used/busy4")
+	if !ok1 && !ok2 {
+		return nil
+	}
+	ts = append(ts,
+		atMost("as used, machine as it is: release error p50", idle.Release.P50US, idle.Release.N, targetIdleP50),
+		atMost("as used, machine as it is: release error p99", idle.Release.P99US, idle.Release.N, targetIdleP99),
+		atMost("as used, machine as it is: release error max", idle.Release.MaxUS, idle.Release.N, targetIdleMax),
+		atMost("as used, 4 busy processes, server as root: release error p99", busy.Release.P99US, busy.Release.N, targetBusyP99),
+		atMost("as used, 4 busy processes, server as root: release error max", busy.Release.MaxUS, busy.Release.N, targetBusyMax),
+		atMost("as used, machine as it is: control reply p99", idle.Reply.P99US, idle.Reply.N, targetUsedReply),
+		atMost("as used, 4 busy processes: control reply p99", busy.Reply.P99US, busy.Reply.N, targetUsedReply))
+	for _, row := range []UsedRow{idle, busy} {
+		if row.Name == "" {
+			continue
+		}
+		t := Target{Name: "as used, " + row.Label + ": winners' SYN-ACK reported by the server", Want: "every one",
+			Got: fmt.Sprintf("%d of %d", row.ServerReported, row.Winners), Met: row.Winners > 0 && row.ServerReported == row.Winners}
+		if !t.Met {
+			t.By = fmt.Sprintf("%d missing", row.Winners-row.ServerReported)
 		}
 		ts = append(ts, t)
+		g := atMost("as used, "+row.Label+": server's SYN-ACK time − tcpdump's, largest gap", row.ServerGapMaxUS, row.ServerGap.N, targetServerGap)
+		ts = append(ts, g)
+		e := Target{Name: "as used, " + row.Label + ": handshakes completed > 20 µs before the instant", Want: "none",
+			Got: fmt.Sprintf("%d of %d", row.Early, row.Release.N), Met: row.Early == 0 && row.Release.N > 0}
+		if row.Release.N == 0 {
+			e.Got = "not measured"
+		}
+		ts = append(ts, e)
 	}
+	return ts
+}
+
+func targets(r *Results) []Target {
+	ts := usedTargets(r)
+	atMost := func(name string, got float64, n int, limit float64) { ts = append(ts, atMost(name, got, n, limit)) }
 	def, _ := releaseRow(r.Release, "replay/timerfd+spin")
 	atMost("Replay, one pair, release error p50 (timerfd + spin)", def.Error.P50US, def.Error.N, targetOneP50)
 	atMost("Replay, one pair, release error p99 (timerfd + spin)", def.Error.P99US, def.Error.N, targetOneP99)
@@ -85,6 +156,7 @@ func p50p99(s Summary) string {
 func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
+	fs = append(fs, usedFindings(r)...)
 	fs = append(fs, clockStepFinding(r)...)
 	fs = append(fs, ingredientFindings(r.Release)...)
 	fs = append(fs, bareFindings(r)...)
@@ -97,6 +169,53 @@ func findings(r *Results) []string {
 	fs = append(fs, scaleExperimentFindings(r.ScaleExperiments)...)
 	fs = append(fs, costFindings(r.ListenCost)...)
 	return fs
+}
+
+// usedFindings state what the "as it is used" rows show: the release and
+// the control reply per case, how it compares with the warm loop, how
+// complete and true the server's own figures are.
+func usedFindings(r *Results) []string {
+	var out []string
+	def, hasDef := releaseRow(r.Release, "replay/timerfd+spin")
+	for _, u := range r.AsUsed {
+		if u.Mode != "" || u.Release.N == 0 {
+			continue
+		}
+		f := fmt.Sprintf("As used, %s (%d pairs, the fast family won %d of %d): release error %s, max %s; control reply %s.",
+			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), fmtUS(u.Release.MaxUS), p50p99(u.Reply))
+		var modes []string
+		for _, m := range r.AsUsed {
+			if m.Name != u.Name && strings.HasPrefix(m.Name, u.Name+"/") && m.Release.N > 0 {
+				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), fmtUS(m.Release.MaxUS)))
+			}
+		}
+		if len(modes) > 0 {
+			f += " By dial mode: " + strings.Join(modes, "; ") + "."
+		}
+		if hasDef && def.Error.N > 0 && u.Hogs == 0 {
+			f += fmt.Sprintf(" The warm loop in this process (section 1): %s, max %s.", p50p99(def.Error), fmtUS(def.Error.MaxUS))
+		}
+		if u.SYNAfter > 0 {
+			f += fmt.Sprintf(" %d winners' SYNs reached the server at or after the instant and are left out.", u.SYNAfter)
+		}
+		if u.Early > 0 {
+			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, fmtUS(u.Release.MinUS))
+		}
+		out = append(out, f)
+		g := fmt.Sprintf("The server reported the winner's SYN-ACK for %d of %d pairs (%s).", u.ServerReported, u.Winners, u.Label)
+		if u.ServerGap.N > 0 {
+			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+		}
+		if u.Own.N > 0 {
+			g += fmt.Sprintf(" The benchmark's own capture sees the same SYN-ACK as it is sent %s (p50; min %s) before tcpdump "+
+				"stamps its arrival.", fmtUS(-u.Own.P50US), fmtUS(-u.Own.MaxUS))
+		}
+		if u.Winners > 0 {
+			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 // clockStepFinding reports jumps of the wall clock and what they did to
@@ -285,7 +404,7 @@ func costFindings(rows []CostRow) []string {
 	return []string{fmt.Sprintf("Opening a held listener costs %s (p50) with others open, against %s for its system calls by hand; "+
 		"the network-namespace lookup every Listen makes (stat of /proc/thread-self/ns/net on a locked thread) is %s of it. "+
 		"A pair opens two, so 500 pairs at once take at least 1000 × that on the control path. Closing the last listener "+
-		"takes %s (p50): it closes the capture engine while holding the engine lock, so a Listen that comes meanwhile waits.",
+		"takes %s (p50).",
 		fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US), fmtUS(last.Cost.P50US))}
 }
 
@@ -326,168 +445,6 @@ func scaleFindings(rows []ScaleRow) []string {
 	return out
 }
 
-// scaleRowOf returns the scale row of n pairs with variant v, from rows.
-func scaleRowOf(rows []ScaleRow, n int, v string) (ScaleRow, bool) {
-	for _, s := range rows {
-		if s.Pairs == n && s.Variant == v {
-			return s, true
-		}
-	}
-	return ScaleRow{}, false
-}
-
-// wakeRowOf returns the standalone clock row named name.
-func wakeRowOf(rows []WakeRow, name string) (WakeRow, bool) {
-	for _, w := range rows {
-		if w.Name == name {
-			return w, true
-		}
-	}
-	return WakeRow{}, false
-}
-
-// gain says how a figure moved, as "X → Y".
-func gain(from, to float64) string { return fmtUS(from) + " → " + fmtUS(to) }
-
-// changes are the library changes the figures suggest, each with its
-// measurement; a change whose measurement this run lacks is left out.
-func changes(r *Results) []string {
-	var out []string
-	for _, fn := range []func(*Results) (string, bool){changeReplayFirst, changeFIFO, changeEngineClose, changeListenPath,
-		changeScaleGC, changeLostSYNACK} {
-		if c, ok := fn(r); ok {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func changeReplayFirst(r *Results) (string, bool) {
-	hand, ok1 := releaseRow(r.Experiments, "bare/detach-send")
-	first, ok2 := releaseRow(r.Experiments, "bare/send-detach")
-	def, ok3 := releaseRow(r.Release, "replay/timerfd+spin")
-	if !ok1 || !ok2 || !ok3 || hand.Error.N == 0 || first.Error.N == 0 {
-		return "", false
-	}
-	verdict := fmt.Sprintf("saves %s at the median", fmtUS(hand.Error.P50US-first.Error.P50US))
-	if first.Error.P50US >= hand.Error.P50US {
-		verdict = "gave nothing at the median in this run"
-	}
-	return fmt.Sprintf("**listener/hold_linux.go, `(*Held).release`: replay the held SYNs before `h.open()`**, then set "+
-		"`h.releasedAt`. The replayed SYN carries `replayMark`, which the hold filter already lets through, so the detach "+
-		"need not precede it; `onSYN` runs under `h.mu`, so a SYN dropped between the replay and the detach still has a time "+
-		"before `releasedAt` and is replayed. By hand, release error p50 %s (%s); p99 %s. The library's path from the "+
-		"instant to the detach is the other part to trim: %s after the instant against %s by hand with the same "+
-		"`sockopt.DetachFilter` (p50), the library's default being at %s overall.",
-		gain(hand.Error.P50US, first.Error.P50US), verdict, gain(hand.Error.P99US, first.Error.P99US),
-		fmtUS(def.Opened.P50US), fmtUS(hand.Opened.P50US), p50p99(def.Error)), true
-}
-
-func changeFIFO(r *Results) (string, bool) {
-	hand, ok1 := releaseRow(r.Experiments, "loaded/bare")
-	fifo, ok2 := releaseRow(r.Experiments, "loaded/bare-fifo")
-	lib, ok3 := releaseRow(r.Experiments, "loaded/library")
-	wo, ok4 := wakeRowOf(r.Wake, fmt.Sprintf("wake/other/%d", loadProcs))
-	wf, ok5 := wakeRowOf(r.Wake, fmt.Sprintf("wake/fifo/%d", loadProcs))
-	if !ok1 || !ok2 || !ok3 || fifo.Error.N == 0 {
-		return "", false
-	}
-	s := fmt.Sprintf("**listener/clock_linux.go, `(*clock).run`: put the clock thread under SCHED_FIFO** after "+
-		"`PR_SET_TIMERSLACK` (`unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}, 0)`, best effort: "+
-		"ignore EPERM). It is safe there because that thread is never handed back to the runtime. Under load (%s) the "+
-		"library's release is %s; the same release by hand %s, and with SCHED_FIFO %s (p99 %s).",
-		lib.Note, p50p99(lib.Error), p50p99(hand.Error), p50p99(fifo.Error), gain(hand.Error.P99US, fifo.Error.P99US))
-	if ok4 && ok5 && wf.Error.N > 0 {
-		s += fmt.Sprintf(" The clock thread alone, same load: wake-up error p99 %s.", gain(wo.Error.P99US, wf.Error.P99US))
-	}
-	if bo, ok := wakeRowOf(r.Wake, fmt.Sprintf("wake/fifo/%d", loadGoroutines)); ok && bo.Error.N > 0 {
-		s += fmt.Sprintf(" It cannot help when the process's own goroutines hold every P: the woken thread then waits for a P "+
-			"(standalone, SCHED_FIFO, busy goroutines: p99 %s).", fmtUS(bo.Error.P99US))
-	}
-	return s, true
-}
-
-func changeEngineClose(r *Results) (string, bool) {
-	last, ok1 := costRow(r.ListenCost, "close/last")
-	cclose, ok2 := costRow(r.ListenCost, "capture/close")
-	n := 0
-	if len(r.Scale) > 0 {
-		n = r.Scale[0].Pairs
-		for _, s := range r.Scale {
-			n = min(n, s.Pairs)
-		}
-	}
-	def, ok3 := scaleRowOf(r.Scale, n, "default")
-	kept, ok4 := scaleRowOf(r.ScaleExperiments, n, scaleKeepLabel)
-	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return "", false
-	}
-	return fmt.Sprintf("**listener/engine_linux.go, `(*engine).release`: close the capture socket outside `engineMu`** "+
-		"(delete the engine from the map under the lock, then close), or keep the engine open a second after its last "+
-		"listener. Closing an AF_PACKET socket takes %s (p50; the kernel waits for a grace period), so closing the last "+
-		"listener takes %s, and the next `Listen` waits on the lock meanwhile. %s at once, one request after "+
-		"another as driver tests make them: control reply p50 / p99 %s / %s, against %s / %s when another listener "+
-		"keeps the engine open.", fmtUS(cclose.Cost.P50US), fmtUS(last.Cost.P50US), pairs(n), fmtUS(def.Reply.P50US),
-		fmtUS(def.Reply.P99US), fmtUS(kept.Reply.P50US), fmtUS(kept.Reply.P99US)), true
-}
-
 // scaleKeepLabel is the variant name of the scale run with the engine
 // kept open.
 const scaleKeepLabel = "engine kept open"
-
-func changeListenPath(r *Results) (string, bool) {
-	warm, ok1 := costRow(r.ListenCost, "listen/warm")
-	hand, ok2 := costRow(r.ListenCost, "listen/by-hand")
-	stat, ok3 := costRow(r.ListenCost, "netns-stat")
-	floor, ok4 := costRow(r.ListenCost, "control-floor")
-	big, ok5 := scaleTarget(r.Scale)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		return "", false
-	}
-	return fmt.Sprintf("**The control reply target (p99 ≤ 10 ms at 500 pairs) is below this machine's floor**: %s "+
-		"to a server that opens nothing are answered in p99 %s; the broker answers %s in p99 %s. Each pair opens two "+
-		"listeners at %s each (p50; the same system calls by hand take %s; the network-namespace lookup, a stat of "+
-		"/proc/thread-self/ns/net on a locked thread, is %s of it). A faster `Listen` (e.g. skip the namespace lookup "+
-		"when the process never changes namespace) narrows the gap; reaching the floor needs the broker to open pairs "+
-		"ahead of requests (a small pool of held pairs, their instants set when handed out).",
-		strings.TrimSuffix(floor.Label, ", minimal server (no listeners)"), fmtUS(floor.Cost.P99US), pairs(big.Pairs),
-		fmtUS(big.Reply.P99US), fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US)), true
-}
-
-func changeScaleGC(r *Results) (string, bool) {
-	big, ok := scaleTarget(r.Scale)
-	if !ok || len(r.ScaleExperiments) == 0 {
-		return "", false
-	}
-	parts := []string{fmt.Sprintf("default %s", fmtUS(big.Release.P99US))}
-	for _, s := range r.ScaleExperiments {
-		if s.Pairs == big.Pairs {
-			parts = append(parts, fmt.Sprintf("%s %s", s.Variant, fmtUS(s.Release.P99US)))
-		}
-	}
-	return fmt.Sprintf("**At %s the release tail is the Go scheduler's**: each release wakes the clock thread, which "+
-		"must win back a P from the goroutines the previous releases woke (accepts, family bytes, pair closes, the "+
-		"clients) and from the GC. Release p99: %s. One round's stall delays every instant in it, so these move a lot "+
-		"from run to run. cmd/happyeyeballs-server can cut GC work cheaply (e.g. `debug.SetGCPercent(400)` unless GOGC is "+
-		"set: the heap at this scale is tens of MiB); SCHED_FIFO does not reach this (see above).",
-		pairs(big.Pairs), strings.Join(parts, ", ")), true
-}
-
-// changeLostSYNACK reports the winning handshakes whose SYN-ACK the
-// broker never logged.
-func changeLostSYNACK(r *Results) (string, bool) {
-	logged, won := 0, 0
-	for _, s := range r.Scale {
-		logged += s.BrokerLate.N
-		won += s.Connected
-	}
-	if won == 0 || logged == won {
-		return "", false
-	}
-	return fmt.Sprintf("**broker / listener: the SYN-ACK of a pair's winning connection is often never reported**: the broker "+
-		"logged a `syn-ack sent` line for %d of %d winning handshakes in the scale runs (the benchmark's own capture saw them "+
-		"all). The pair closes as soon as it accepts the winner, which unregisters its listeners before the engine's capture "+
-		"goroutine has handed them the SYN-ACK; the `connected` line's `handshake_late_us` then falls back to the release "+
-		"time (`synack_seen=false`). Letting `Held.Close` wait until the capture has read what is already queued (or "+
-		"looking the SYN-ACK up for a closed listener's flows) would make the broker's own figures complete.", logged, won), true
-}

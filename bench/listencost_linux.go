@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
 )
@@ -37,25 +38,39 @@ func timed(fn func() error) (time.Duration, error) {
 	return time.Since(t), err
 }
 
-// coldListen opens and closes one listener with nothing else open, so each
-// Listen starts the capture engine and the clock, and each Close stops them.
-func coldListen(calls int) ([]CostRow, error) {
-	n := max(5, calls/10)
-	var opens, closes []time.Duration
+// openClose times n calls of open and of the close it returns, one after
+// the other.
+func openClose(n int, open func() (closeFn func() error, err error)) (opens, closes []time.Duration, err error) {
 	for range n {
-		var h *listener.Held
+		var closeFn func() error
 		d, err := timed(func() (err error) {
-			h, err = listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Replay})
+			closeFn, err = open()
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		c, err := timed(h.Close)
+		c, err := timed(closeFn)
+		if err != nil {
+			return nil, nil, err
+		}
+		opens, closes = append(opens, d), append(closes, c)
+	}
+	return opens, closes, nil
+}
+
+// coldListen opens and closes one listener with nothing else open, so each
+// Listen starts the capture engine and the clock, and each Close stops them.
+func coldListen(calls int) ([]CostRow, error) {
+	opens, closes, err := openClose(max(5, calls/10), func() (func() error, error) {
+		h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Replay})
 		if err != nil {
 			return nil, err
 		}
-		opens, closes = append(opens, d), append(closes, c)
+		return h.Close, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{
 		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: Summarize(opens),
@@ -134,10 +149,7 @@ func byHandListen(calls int) ([]CostRow, error) {
 
 // holdSockFprog is the hold filter as setsockopt takes it.
 func holdSockFprog() ([]unix.SockFilter, error) {
-	raw, err := holdProgram()
-	if err != nil {
-		return nil, err
-	}
+	raw := replay.HoldFilter()
 	f := make([]unix.SockFilter, len(raw))
 	for i, r := range raw {
 		f[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
@@ -217,22 +229,15 @@ func attachOnly(calls int) ([]CostRow, error) {
 // captureOpenClose times opening and closing an AF_PACKET capture socket,
 // what the first Listen and the last Close do besides the rest.
 func captureOpenClose(calls int) ([]CostRow, error) {
-	n := max(5, calls/10)
-	var opens, closes []time.Duration
-	for range n {
-		var sock *capture.Socket
-		d, err := timed(func() (err error) {
-			sock, err = capture.Open(capture.Config{})
-			return err
-		})
+	opens, closes, err := openClose(max(5, calls/10), func() (func() error, error) {
+		sock, err := capture.Open(capture.Config{})
 		if err != nil {
 			return nil, err
 		}
-		c, err := timed(sock.Close)
-		if err != nil {
-			return nil, err
-		}
-		opens, closes = append(opens, d), append(closes, c)
+		return sock.Close, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{
 		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: Summarize(opens)},

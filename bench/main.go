@@ -27,11 +27,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == clientCommand {
+		os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -52,6 +56,8 @@ func parseFlags(args []string) (Options, error) {
 	short := fs.Bool("short", false, "a quick run (under 30 s): fewer trials and rounds")
 	out := fs.String("out", filepath.Join("bench", "out"), "directory for report.md, results.json and cdf.svg")
 	extra := fs.Bool("experiments", true, "run the experiments that push toward the targets")
+	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", "))
+	usedPairs := fs.Int("used-pairs", 0, "pairs per case of the \"as it is used\" scenario (default 200, -short 4)")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -64,6 +70,18 @@ func parseFlags(args []string) (Options, error) {
 	if o.Short && !set["trials"] {
 		o.Trials = 20
 	}
+	if *only != "" {
+		for k := range strings.SplitSeq(*only, ",") {
+			if !slices.Contains(stepKeys, k) {
+				return Options{}, fmt.Errorf("-only %q: unknown part %q (want %s)", *only, k, strings.Join(stepKeys, ", "))
+			}
+			o.Only = append(o.Only, k)
+		}
+	}
+	if *usedPairs < 0 {
+		return Options{}, fmt.Errorf("-used-pairs %d: want a positive count", *usedPairs)
+	}
+	o.UsedPairs = *usedPairs
 	if o.Trials < 2 {
 		return Options{}, fmt.Errorf("-trials %d: want at least 2", o.Trials)
 	}
@@ -73,6 +91,9 @@ func parseFlags(args []string) (Options, error) {
 	}
 	return o, nil
 }
+
+// stepKeys are the keys -only takes, in the order the steps run.
+var stepKeys = []string{"used", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "clock"}
 
 // parsePairs parses a comma-separated list of positive counts.
 func parsePairs(s string) ([]int, error) {
@@ -102,6 +123,7 @@ func writeOutputs(dir string, r *Results) (string, error) {
 		return "", err
 	}
 	err = errors.Join(
+		writePlot(filepath.Join(dir, "cdf-used.svg"), "Handshake release error as it is used (tcpdump)", usedSeries(r)),
 		writePlot(filepath.Join(dir, "cdf.svg"), "Handshake release error per strategy and timing path", plotSeries(r)),
 		writePlot(filepath.Join(dir, "cdf-experiments.svg"), "Handshake release error: experiments", experimentSeries(r)),
 		os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644),
@@ -126,6 +148,21 @@ func plotSeries(r *Results) []Series {
 	ss := releaseSeries(r.Release)
 	for _, s := range r.Scale {
 		ss = append(ss, Series{Name: fmt.Sprintf("Happy Eyeballs, %s at once (fast side)", pairs(s.Pairs)), Values: s.SamplesUS})
+	}
+	return ss
+}
+
+// usedSeries are the curves of cdf-used.svg: every "as it is used" row of
+// all pairs, and the warm loop.
+func usedSeries(r *Results) []Series {
+	var ss []Series
+	for _, u := range r.AsUsed {
+		if u.Mode == "" {
+			ss = append(ss, Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
+		}
+	}
+	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
+		ss = append(ss, Series{Name: "warm loop in-process: " + def.Label, Values: def.SamplesUS})
 	}
 	return ss
 }

@@ -34,7 +34,7 @@ type variant struct {
 	note string
 }
 
-// defaultSpin is releaseclock.Spin as the package ships it.
+// defaultSpin is the release clock's spin as the module ships it.
 var defaultSpin = releaseclock.Spin
 
 // mainVariants are the rows of section 1 for strategy Replay: each

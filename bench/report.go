@@ -11,7 +11,7 @@ func WriteReport(w io.Writer, r *Results) error {
 	var b strings.Builder
 	reportMachine(&b, r)
 	reportTargets(&b, r)
-	reportList(&b, "What to change, with the measurement behind it", r.Changes)
+	reportUsed(&b, r)
 	reportList(&b, "Findings", r.Findings)
 	reportRelease(&b, r)
 	reportStamps(&b, r)
@@ -67,6 +67,11 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"command", "`" + r.Options.Command + "`"},
 		{"run time", fmt.Sprintf("%.1f s", r.ElapsedS)},
 	}
+	for _, u := range r.AsUsed {
+		if len(u.ServerStart) > 0 {
+			rows = append(rows, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
+		}
+	}
 	for _, row := range rows {
 		fmt.Fprintf(b, "| %s | %s |\n", row[0], row[1])
 	}
@@ -93,13 +98,13 @@ func orNone(s string) string {
 }
 
 func reportTargets(b *strings.Builder, r *Results) {
-	b.WriteString("## Targets\n\n| target | want | measured | |\n| --- | --- | --- | --- |\n")
+	b.WriteString("## Targets\n\n| target | want | measured | | by |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {
 		verdict := "**missed**"
 		if t.Met {
 			verdict = "met"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict, orDash(t.By))
 	}
 	b.WriteString("\n")
 }
@@ -114,6 +119,102 @@ func reportList(b *strings.Builder, title string, items []string) {
 		fmt.Fprintf(b, "- %s\n", f)
 	}
 	b.WriteString("\n")
+}
+
+func reportUsed(b *strings.Builder, r *Results) {
+	if len(r.AsUsed) == 0 {
+		return
+	}
+	b.WriteString("## 0. As it is used: the server binary, one pair after another, timed by tcpdump\n\n")
+	fmt.Fprintf(b, "`happyeyeballs-server` built with `go build` and run in its own process (`-c 0 --log-format json "+
+		"--fast-delay %v --slow-delay %v`, as root); a separate client process asks for pairs one after another (the slow "+
+		"family alternating), dials both sides as drivers do — both at once, or IPv6 first and IPv4 %d ms later unless IPv6 "+
+		"connected — with Go's `net.Dialer`, reads the winner's byte, closes, and stays idle 100-300 ms before the next "+
+		"request. A fresh server per case. The observer is `tcpdump -i lo --time-stamp-precision=nano` (SYN and SYN-ACK "+
+		"segments on the ephemeral ports), which on lo records each packet once, as it arrives. Release error: the winner's "+
+		"SYN-ACK as tcpdump stamped it minus the instant the server logged for that handshake (`want` of its `connected` "+
+		"line). \"server − tcpdump\": the server's `synack` against tcpdump's time of the same packet. Control reply and "+
+		"\"client sees\" (its dial returning, minus tcpdump's SYN-ACK) are the client process's own clock. The warm loop is "+
+		"section 1's default row: one listener per trial inside this process.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
+	b.WriteString("| case | pairs | fast won | release p50 | p99 | max | > 20 µs early | SYN after instant | server reported | server − tcpdump p50 / max \\|gap\\| | control reply p50 | p99 | client sees p50 | connected logged before released | server warnings | tcpdump dropped |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	approx := false
+	for _, u := range r.AsUsed {
+		approx = approx || u.WantApprox
+		gap := "–"
+		if u.ServerGap.N > 0 {
+			gap = fmt.Sprintf("%s / %s", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+		}
+		fmt.Fprintf(b, "| %s | %d | %d/%d | %s | %s | %s | %d | %d | %d/%d | %s | %s | %s | %s | %d/%d | %d | %d |\n",
+			u.Label, u.Pairs, u.FastWon, u.Winners, p50Cell(u.Release), p99Cell(u.Release), maxCell(u.Release), u.Early,
+			u.SYNAfter, u.ServerReported, u.Winners, gap, p50Cell(u.Reply), p99Cell(u.Reply), p50Cell(u.ClientSees),
+			u.LogOrder, u.Winners, u.Problems, u.Dropped)
+	}
+	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
+		fmt.Fprintf(b, "| warm loop in this process (section 1, %s) | %d | – | %s | %s | %s | – | %d | %d/%d | %s | – | – | %s | – | – | – |\n",
+			def.Label, def.Trials, p50Cell(def.Error), p99Cell(def.Error), maxCell(def.Error), def.SYNAfter, def.LibCompared,
+			def.Completed, libGap(def), p50Cell(def.Client))
+	}
+	b.WriteString("\n")
+	if approx {
+		b.WriteString("The server's log gave no absolute instant (`want`); it was recovered from the SYN's tcpdump time and the " +
+			"log's times after the bind, to within the gap between the server's and tcpdump's time of that SYN.\n\n")
+	}
+	for _, u := range r.AsUsed {
+		if u.Mode == "" && (u.ClientErrors > 0 || u.Unmatched > 0 || u.Problems > 0 || u.Other > 0) {
+			fmt.Fprintf(b, "- %s: %d client errors %s; %d winners not matched in tcpdump or the log; %d server warnings %s; "+
+				"%d lines of other server output.\n", u.Label, u.ClientErrors, quoteAll(u.ErrorSample), u.Unmatched, u.Problems,
+				quoteAll(u.ProblemSample), u.Other)
+		}
+	}
+	b.WriteString("The benchmark's own capture (an AF_PACKET socket in this process, whose filter keeps a SYN-ACK as it is " +
+		"sent) of the same SYN-ACKs, against tcpdump's time of their arrival:\n\n")
+	b.WriteString("| case | own capture − tcpdump p50 | p99 | max | min |\n| --- | --- | --- | --- | --- |\n")
+	for _, u := range r.AsUsed {
+		if u.Mode == "" {
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), p99Cell(u.Own), maxCell(u.Own), minCell(u.Own))
+		}
+	}
+	b.WriteString("\n![CDF of the release error as it is used](cdf-used.svg)\n\n")
+}
+
+// libGap is a release row's largest gap between the listener's SYN-ACK
+// time and the benchmark's capture.
+func libGap(r ReleaseRow) string {
+	if r.LibCompared == 0 {
+		return "–"
+	}
+	return "max " + fmtUS(r.LibMaxDiffUS) + " (own capture)"
+}
+
+// quoteAll formats a sample of messages, or nothing for none.
+func quoteAll(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return "(\"" + strings.Join(ss, "\"; \"") + "\")"
+}
+
+// p99Cell and maxCell are a Summary's p99 and max, or a dash.
+func p99Cell(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtUS(s.P99US)
+}
+
+func minCell(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtUS(s.MinUS)
+}
+
+func maxCell(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtUS(s.MaxUS)
 }
 
 func reportRelease(b *strings.Builder, r *Results) {

@@ -5,6 +5,9 @@ package main
 type Results struct {
 	Machine Machine `json:"machine"`
 	Options Options `json:"options"`
+	// AsUsed is section 0: the server binary in its own process, pairs
+	// asked for one after another by a client process, timed by tcpdump.
+	AsUsed []UsedRow `json:"as_used"`
 	// Release is section 1: how close to the requested instant the SYN-ACK
 	// went out, per strategy and timing path.
 	Release []ReleaseRow `json:"release"`
@@ -27,9 +30,6 @@ type Results struct {
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
 	Findings []string `json:"findings"`
-	// Changes are what the figures suggest changing in the library, each
-	// with the measurement behind it.
-	Changes []string `json:"changes"`
 	// Descriptors compares the open descriptors at the start and the end.
 	Descriptors FDCheck `json:"descriptors"`
 	// ElapsedS is how long the whole run took, in seconds.
@@ -79,12 +79,16 @@ type Rlimit struct {
 
 // Options are the command-line options of the run.
 type Options struct {
-	Trials  int    `json:"trials"`
-	Pairs   []int  `json:"pairs"`
-	Short   bool   `json:"short"`
-	Out     string `json:"out"`
-	Extra   bool   `json:"experiments"`
-	Command string `json:"command"`
+	Trials int    `json:"trials"`
+	Pairs  []int  `json:"pairs"`
+	Short  bool   `json:"short"`
+	Out    string `json:"out"`
+	Extra  bool   `json:"experiments"`
+	// Only names the parts that ran (empty: all); UsedPairs overrides the
+	// pairs per case of the "as it is used" scenario.
+	Only      []string `json:"only,omitempty"`
+	UsedPairs int      `json:"used_pairs,omitempty"`
+	Command   string   `json:"command"`
 }
 
 // ReleaseRow is one way of holding handshakes, measured over many trials:
@@ -128,6 +132,68 @@ type ReleaseRow struct {
 	PerReleaseUS float64   `json:"per_release_us,omitempty"`
 	Note         string    `json:"note,omitempty"`
 	SamplesUS    []float64 `json:"samples_us"`
+}
+
+// UsedRow is one case of the "as it is used" scenario (or one dial mode of
+// it): happyeyeballs-server in its own process, a client process asking for
+// pairs one after another, and tcpdump on lo as the observer.
+type UsedRow struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	// Mode is the client's dial mode; empty for the row of all pairs.
+	Mode string `json:"mode,omitempty"`
+	// Hogs is how many busy processes loaded the machine.
+	Hogs int    `json:"busy_processes"`
+	Note string `json:"note,omitempty"`
+	// Pairs were asked for, Replied answered with ports, Winners connected
+	// on one side, FastWon on the fast side with its family's byte.
+	Pairs   int `json:"pairs"`
+	Replied int `json:"replied"`
+	Winners int `json:"winners"`
+	FastWon int `json:"fast_won"`
+	// ClientErrors counts pairs the client reported an error for.
+	ClientErrors int      `json:"client_errors"`
+	ErrorSample  []string `json:"client_error_sample,omitempty"`
+	// Release is the winner's SYN-ACK as tcpdump stamped it minus the
+	// instant the server logged for it (want).
+	Release Summary `json:"release"`
+	// Early counts handshakes that completed more than 20 µs before their
+	// instant; SYNAfter winners whose SYN came at or after the instant
+	// (left out of Release); Unmatched winners that tcpdump or the
+	// server's log did not show.
+	Early     int `json:"early_over_20us"`
+	SYNAfter  int `json:"syn_after_instant"`
+	Unmatched int `json:"unmatched"`
+	// WantApprox: the server's log gave no absolute instant, so it was
+	// recovered from the SYN's time and the log's times after the bind.
+	WantApprox bool `json:"want_approx,omitempty"`
+	// ServerReported counts winners whose SYN-ACK the server reported
+	// (synack_seen); ServerGap is its time minus tcpdump's.
+	ServerReported int     `json:"server_reported"`
+	ServerGap      Summary `json:"server_gap"`
+	ServerGapMaxUS float64 `json:"server_gap_max_abs_us"`
+	// Reply is the control reply, by the client's clock: from before its
+	// dial to the reply's last byte.
+	Reply Summary `json:"control_reply"`
+	// ClientSees is the client's dial returning minus tcpdump's SYN-ACK.
+	ClientSees Summary `json:"client_sees"`
+	// Own is the benchmark's own capture of the same SYN-ACK (the copy it
+	// sees as the packet is sent) minus tcpdump's time.
+	Own Summary `json:"own_capture"`
+	// LogOrder counts winners whose "connected" line came before its
+	// side's "released" line.
+	LogOrder int `json:"connected_before_released"`
+	// Problems counts the server's log lines at WARN or above; Other its
+	// output that was not a JSON log line.
+	Problems      int      `json:"server_warnings"`
+	ProblemSample []string `json:"server_warning_sample,omitempty"`
+	Other         int      `json:"server_other_output"`
+	// ServerStart is what the server's start-up line said about how it
+	// holds handshakes (on the row of all pairs).
+	ServerStart []string `json:"server_start,omitempty"`
+	// Dropped is what the kernel dropped before tcpdump read it.
+	Dropped   int       `json:"tcpdump_dropped"`
+	SamplesUS []float64 `json:"samples_us"`
 }
 
 // StampRow is one server timestamp of connection attempts against the
@@ -205,6 +271,8 @@ type Target struct {
 	Want string `json:"want"`
 	Got  string `json:"got"`
 	Met  bool   `json:"met"`
+	// By says by how much it was met or missed.
+	By string `json:"by,omitempty"`
 }
 
 // FDCheck is the descriptor count at the start and the end of the run.

@@ -23,16 +23,25 @@ type sizes struct {
 	pairRounds  int // rounds at least, per pair count
 	wakeSamples int // per row of the standalone clock experiment
 	costCalls   int // calls timed per row of the listen cost
+	usedPairs   int // pairs per case of the "as it is used" scenario
 	experiments bool
 }
 
 func sizesOf(o Options) sizes {
+	sz := sizesFor(o)
+	if o.UsedPairs > 0 {
+		sz.usedPairs = o.UsedPairs
+	}
+	return sz
+}
+
+func sizesFor(o Options) sizes {
 	if o.Short {
 		return sizes{rounds: o.Trials, batch: 10, batches: 1, retransmit: 4, delayed: 4, stamps: 50,
-			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, experiments: o.Extra}
+			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, experiments: o.Extra}
 	}
 	return sizes{rounds: o.Trials, batch: 50, batches: 4, retransmit: 16, delayed: 20, stamps: 1000,
-		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, experiments: o.Extra}
+		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, experiments: o.Extra}
 }
 
 // run measures everything, writes the outputs and prints the report.
@@ -54,7 +63,7 @@ func run(o Options) error {
 		return fmt.Errorf("capture: %w (the benchmark needs CAP_NET_RAW)", err)
 	}
 	cw := watchClock(10*time.Millisecond, 100*time.Microsecond)
-	err = measureAll(sn, sizesOf(o), r)
+	err = measureAll(sn, sizesOf(o), o.Only, r)
 	r.Machine.ClockSteps = cw.stop()
 	r.Machine.TimeWaitEnd = timeWaitCount()
 	err = errors.Join(err, sn.close())
@@ -64,14 +73,14 @@ func run(o Options) error {
 	if r.Descriptors, err = endFDs(fdStart); err != nil {
 		return err
 	}
-	r.Targets, r.Findings, r.Changes = judge(r)
+	r.Targets, r.Findings = judge(r)
 	r.ElapsedS = round3(time.Since(began).Seconds())
 	md, err := writeOutputs(o.Out, r)
 	if err != nil {
 		return err
 	}
 	fmt.Print(md)
-	progress("wrote %s/{report.md,results.json,cdf.svg,cdf-experiments.svg} in %.0f s", o.Out, r.ElapsedS)
+	progress("wrote %s/{report.md,results.json,cdf.svg,cdf-used.svg,cdf-experiments.svg} in %.0f s", o.Out, r.ElapsedS)
 	if r.Descriptors.Leaked {
 		return fmt.Errorf("descriptors leaked: %d open at the start, %d at the end", r.Descriptors.Start, r.Descriptors.End)
 	}
@@ -98,37 +107,42 @@ func endFDs(start int) (FDCheck, error) {
 	return FDCheck{Start: start, End: end, Leaked: end > start}, nil
 }
 
-// measureAll runs the three sections and the experiments.
-func measureAll(sn *sniffer, sz sizes, r *Results) error {
-	steps := []struct {
-		name string
-		fn   func() error
-	}{
-		{"release: timing paths", func() error { return releasePaths(sn, sz, r) }},
-		{"release: under load", func() error {
+// step is one part of the measurements; key names it for -only.
+type step struct {
+	key, name string
+	fn        func() error
+}
+
+// measureAll runs the sections and the experiments (those named in only,
+// if it is not empty).
+func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
+	steps := []step{
+		{"used", "as it is used", func() (err error) { r.AsUsed, err = asUsed(sn, sz.usedPairs, usedCases()); return err }},
+		{"paths", "release: timing paths", func() error { return releasePaths(sn, sz, r) }},
+		{"loaded", "release: under load", func() error {
 			if !sz.experiments {
 				return nil
 			}
 			return releaseLoaded(sn, sz, r)
 		}},
-		{"release: batch", func() error {
+		{"batch", "release: batch", func() error {
 			row, err := batchRelease(sn, sz.batch, sz.batches)
 			r.Release = append(r.Release, row)
 			return err
 		}},
-		{"release: retransmit", func() error {
+		{"retransmit", "release: retransmit", func() error {
 			row, err := retransmitRow(sn, sz.retransmit)
 			r.Release = append(r.Release, row)
 			return err
 		}},
-		{"release: delayed-listen", func() error {
+		{"delayed", "release: delayed-listen", func() error {
 			row, err := delayedRow(sn, sz.delayed)
 			r.Release = append(r.Release, row)
 			return err
 		}},
-		{"timestamps", func() (err error) { r.Stamps, err = stampRows(sn, sz.stamps); return err }},
-		{"scale", func() error { return scaleRows(sn, sz, r) }},
-		{"listen cost", func() error {
+		{"stamps", "timestamps", func() (err error) { r.Stamps, err = stampRows(sn, sz.stamps); return err }},
+		{"scale", "scale", func() error { return scaleRows(sn, sz, r) }},
+		{"cost", "listen cost", func() error {
 			rows, err := listenCost(sz.costCalls)
 			if err != nil {
 				return err
@@ -138,7 +152,7 @@ func measureAll(sn *sniffer, sz sizes, r *Results) error {
 			progress("  %-62s p50 %9s  p99 %9s", floor.Label, fmtUS(floor.Cost.P50US), fmtUS(floor.Cost.P99US))
 			return err
 		}},
-		{"standalone clock", func() (err error) {
+		{"clock", "standalone clock", func() (err error) {
 			if sz.experiments {
 				r.Wake, err = wakeRows(sz.wakeSamples)
 			}
@@ -146,6 +160,9 @@ func measureAll(sn *sniffer, sz sizes, r *Results) error {
 		}},
 	}
 	for _, s := range steps {
+		if len(only) > 0 && !slices.Contains(only, s.key) {
+			continue
+		}
 		t := time.Now()
 		progress("%s ...", s.name)
 		if err := s.fn(); err != nil {

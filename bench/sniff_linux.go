@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -32,7 +34,7 @@ type sniffed struct {
 	syn    time.Time // the first SYN
 	syns   int       // SYNs seen, replays and retransmissions included
 	ip     []byte    // the first SYN, from its IP header on
-	synack time.Time // the first SYN-ACK answering it
+	synack time.Time // the first SYN-ACK answering it, as it was sent
 }
 
 // openSniffer opens the capture socket on the loopback interface.
@@ -44,7 +46,7 @@ func openSniffer() (*sniffer, error) {
 	// Replayed SYNs are left out: they are not needed, and delivering them
 	// to this socket would wake its reader in the middle of the release
 	// being measured (the listener's own capture ignores them too).
-	sock, err := capture.Open(capture.Config{Ifindex: lo, IgnoreMark: bareMark})
+	sock, err := capture.Open(capture.Config{Ifindex: lo, IgnoreMark: replay.Mark})
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +91,7 @@ func (s *sniffer) record(p capture.Packet) {
 	defer s.mu.Unlock()
 	switch {
 	case p.IsSYN() && !p.Outgoing:
-		c := clientAddr(p.Src)
+		c := netaddr.Canonical(p.Src)
 		f := s.flows[c]
 		if f == nil || f.isn != p.Seq {
 			f = &sniffed{isn: p.Seq, syn: p.Time}
@@ -100,7 +102,7 @@ func (s *sniffer) record(p capture.Packet) {
 		}
 		f.syns++
 	case p.IsSYNACK() && p.Outgoing:
-		f := s.flows[clientAddr(p.Dst)]
+		f := s.flows[netaddr.Canonical(p.Dst)]
 		if f == nil || p.Ack != f.isn+1 || !f.synack.IsZero() {
 			return
 		}
@@ -112,15 +114,9 @@ func (s *sniffer) record(p capture.Packet) {
 	s.changed = make(chan struct{})
 }
 
-// clientAddr is a client address as the benchmark keys it: unmapped, no
-// zone.
-func clientAddr(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
-}
-
 // wait waits until cond holds for client's connection, or deadline.
 func (s *sniffer) wait(client netip.AddrPort, deadline time.Time, what string, cond func(*sniffed) bool) (sniffed, error) {
-	client = clientAddr(client)
+	client = netaddr.Canonical(client)
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {
@@ -154,10 +150,22 @@ func (s *sniffer) waitSYNACK(client netip.AddrPort, deadline time.Time) (sniffed
 	return s.wait(client, deadline, "SYN-ACK", func(f *sniffed) bool { return !f.synack.IsZero() })
 }
 
+// snapshot returns a copy of what was seen of every connection not
+// forgotten, by client address.
+func (s *sniffer) snapshot() map[netip.AddrPort]sniffed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.AddrPort]sniffed, len(s.flows))
+	for c, f := range s.flows {
+		out[c] = *f
+	}
+	return out
+}
+
 // forget drops what was seen of client, once a trial is done with it.
 func (s *sniffer) forget(client netip.AddrPort) {
 	s.mu.Lock()
-	delete(s.flows, clientAddr(client))
+	delete(s.flows, netaddr.Canonical(client))
 	s.mu.Unlock()
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
 )
 
 // acceptClock is a plain listener that records when accept(2) returned each
@@ -38,7 +40,7 @@ func (a *acceptClock) serve() {
 		if err != nil {
 			return
 		}
-		remote := clientAddr(c.RemoteAddr().(*net.TCPAddr).AddrPort())
+		remote := netaddr.Canonical(c.RemoteAddr().(*net.TCPAddr).AddrPort())
 		c.Close()
 		a.mu.Lock()
 		a.at[remote] = at
@@ -53,7 +55,7 @@ func (a *acceptClock) addr() netip.AddrPort { return a.ln.Addr().(*net.TCPAddr).
 
 // wait returns when client's connection was accepted.
 func (a *acceptClock) wait(client netip.AddrPort, deadline time.Time) (time.Time, error) {
-	client = clientAddr(client)
+	client = netaddr.Canonical(client)
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {

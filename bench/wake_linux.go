@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// wakeSpin is the standalone clock's spin, the listener's default.
-var wakeSpin = defaultSpin
+	"github.com/synhold/synhold/internal/releaseclock"
+)
 
 // wakeRows runs the standalone clock experiment: the listener's wait loop
 // (timerfd at an absolute instant on a locked thread, timer slack 1 ns, then
@@ -118,33 +117,19 @@ func wakeThread(samples int, fifo bool) ([]time.Duration, error) {
 		}
 	}
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
+	sl, err := releaseclock.NewSleeper()
 	if err != nil {
-		return nil, fmt.Errorf("timerfd_create: %w", err)
+		return nil, err
 	}
-	defer unix.Close(tfd)
+	defer sl.Close()
 	lates := make([]time.Duration, 0, samples)
-	var buf [8]byte
 	for range samples {
 		at := time.Now().Add(2*time.Millisecond + rand.N(4*time.Millisecond))
-		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(at.Add(-wakeSpin).UnixNano())}
-		if err := unix.TimerfdSettime(tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
-			return nil, fmt.Errorf("timerfd_settime: %w", err)
+		now, err := sl.Wait(at)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := unix.Read(tfd, buf[:]); err != nil && err != unix.EINTR {
-			return nil, fmt.Errorf("read timerfd: %w", err)
-		}
-		lates = append(lates, spinTo(at).Sub(at))
+		lates = append(lates, now.Sub(at))
 	}
 	return lates, nil
-}
-
-// spinTo returns at t, or at once if t has passed, with the time it
-// returned.
-func spinTo(t time.Time) time.Time {
-	for {
-		if now := time.Now(); !now.Before(t) {
-			return now
-		}
-	}
 }

@@ -185,7 +185,7 @@ func (p *pair) connected(sd *side, c net.Conn) {
 		return
 	}
 	p.logConnected(sd, c, at)
-	if err := writeReply(c, []byte{familyByte(sd.family)}, time.Second); err != nil {
+	if err := writeReply(c, []byte{FamilyByte(sd.family)}, time.Second); err != nil {
 		p.log.Warn("family byte not sent", "family", familyName(sd.family), "err", err)
 	}
 	p.close("connected over " + familyName(sd.family))

@@ -102,10 +102,6 @@ func encodeReply(r Request, port4, port6 uint16) []byte {
 	return b
 }
 
-// familyByte is the byte a pair's first connection reads: 0x04 on IPv4,
-// 0x06 on IPv6.
-func familyByte(family int) byte { return byte(family) }
-
 // familyName names a family in logs.
 func familyName(family int) string {
 	if family == 4 {

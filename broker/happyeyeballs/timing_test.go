@@ -93,8 +93,8 @@ func TestDriverClient(t *testing.T) {
 			if win.family != fast {
 				t.Errorf("connected over IPv%d, want the fast family IPv%d", win.family, fast)
 			}
-			if b := readByte(t, win.conn); b != familyByte(fast) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, familyByte(fast))
+			if b := readByte(t, win.conn); b != FamilyByte(fast) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(fast))
 			}
 			checkTiming(t, p.exchange, win.at, testFast, testTol)
 			waitRefused(t, p.addr(p.req.Slow))
@@ -127,8 +127,8 @@ func TestLoneConnect(t *testing.T) {
 			}
 			defer c.Close()
 			checkTiming(t, p.exchange, at, tc.delay, testTol)
-			if b := readByte(t, c); b != familyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, familyByte(tc.family))
+			if b := readByte(t, c); b != FamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
 			}
 		})
 	}
@@ -228,8 +228,8 @@ func TestGoDialer(t *testing.T) {
 			if fast := p.req.Fast(); got != fast {
 				t.Errorf("net.Dialer connected over IPv%d (%v), want the fast family IPv%d", got, c.RemoteAddr(), fast)
 			}
-			if b := readByte(t, c); b != familyByte(p.req.Fast()) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, familyByte(p.req.Fast()))
+			if b := readByte(t, c); b != FamilyByte(p.req.Fast()) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(p.req.Fast()))
 			}
 			checkTiming(t, p.exchange, at, testFast, testTol)
 		})
@@ -266,8 +266,8 @@ func TestRetransmit(t *testing.T) {
 			}
 			defer c.Close()
 			checkTiming(t, p.exchange, at, tc.delay, retransmitSlack)
-			if b := readByte(t, c); b != familyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, familyByte(tc.family))
+			if b := readByte(t, c); b != FamilyByte(tc.family) {
+				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
 			}
 		})
 	}

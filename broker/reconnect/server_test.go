@@ -153,6 +153,23 @@ func (h *harness) records(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// waitRecords waits until the log holds n records of msg (a goroutine
+// logged that it reached a state), for up to 10 s.
+func (h *harness) waitRecords(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records(t, msg)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %q log records after 10 s, want %d", len(h.records(t, msg)), msg, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitingStart is what a Start that waits for the test in progress logs
+// just before it blocks.
+const waitingStart = "reconnect: Start waits for the test in progress to end"
+
 // canCapture reports whether SYNs can be captured here, and why not.
 func canCapture() (bool, error) {
 	s, err := listener.Probe()
@@ -218,10 +235,11 @@ func TestSecondStartWaits(t *testing.T) {
 		_, err := second.Start(ctx, &pb.ReconnectParams{})
 		done <- err
 	}()
+	h.waitRecords(t, waitingStart, 2) // the waiter's, then the second's
 	select {
 	case err := <-done:
 		t.Fatalf("second Start returned (%v) while the first test is in progress", err)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(200 * time.Millisecond):
 	}
 	if _, err := first.Stop(ctx, &pb.Empty{}); err != nil {
 		t.Fatal(err)
@@ -265,7 +283,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 		_, err := h.control(t).Start(ctx, &pb.ReconnectParams{})
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	h.waitRecords(t, waitingStart, 1)
 	if err := h.srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/synhold/synhold/broker/happyeyeballs"
 )
 
 // options are the parsed command line.
@@ -64,7 +65,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("happyeyeballs-client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.port, "c", 10036, "control `port` of the server (on 127.0.0.1)")
+	fs.IntVar(&o.port, "c", happyeyeballs.DefaultControlPort, "control `port` of the server (on 127.0.0.1)")
 	fs.IntVar(&o.slow, "d", 4, "the slow `family`: 4 or 6")
 	fs.BoolVar(&o.samePort, "same-port", false, "ask for both families on one port number (0x14/0x16)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this")
@@ -84,59 +85,14 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 
 func fast(slow int) int { return 10 - slow }
 
-// requestByte is the control byte for o: 0x04/0x06, or 0x14/0x16.
-func requestByte(o options) byte {
-	if o.samePort {
-		return byte(0x10 | o.slow)
-	}
-	return byte(o.slow)
-}
-
-// requestPair asks the server for a pair and decodes its answer.
+// requestPair asks the server for a pair.
 func requestPair(ctx context.Context, o options) (pair, error) {
-	var d net.Dialer
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
-	c, err := d.DialContext(ctx, "tcp4", addr)
+	c := &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), SamePort: o.samePort}
+	p, err := c.Pair(ctx, o.slow)
 	if err != nil {
-		return pair{}, fmt.Errorf("control: %w", err)
+		return pair{}, err
 	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	b := requestByte(o)
-	if _, err := c.Write([]byte{b}); err != nil {
-		return pair{}, fmt.Errorf("control: send 0x%02x: %w", b, err)
-	}
-	return readPair(c, o.samePort)
-}
-
-// readPair reads 0x01 and the ports: two, or one for a same-port pair.
-func readPair(r io.Reader, samePort bool) (pair, error) {
-	n := 5
-	if samePort {
-		n = 3
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf[:1]); err != nil {
-		return pair{}, fmt.Errorf("control: read reply: %w", err)
-	}
-	if buf[0] != 0x01 {
-		return pair{}, fmt.Errorf("control: server answered 0x%02x, want 0x01", buf[0])
-	}
-	if _, err := io.ReadFull(r, buf[1:]); err != nil {
-		return pair{}, fmt.Errorf("control: read ports: %w", err)
-	}
-	p4 := binary.BigEndian.Uint16(buf[1:3])
-	p6 := p4
-	if !samePort {
-		p6 = binary.BigEndian.Uint16(buf[3:5])
-	}
-	return pair{
-		addr4:     net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p4))),
-		addr6:     net.JoinHostPort("::1", strconv.Itoa(int(p6))),
-		repliedAt: time.Now(),
-	}, nil
+	return pair{addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
 }
 
 // race dials both families at once, keeps the first that connects, reads

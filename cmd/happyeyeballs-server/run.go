@@ -13,9 +13,6 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-// DefaultControlPort is the control port of the original server.
-const DefaultControlPort = 10036
-
 // options are the parsed command line.
 type options struct {
 	port        int
@@ -63,8 +60,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("happyeyeballs-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.port, "c", DefaultControlPort, "control `port` (shorthand for --control)")
-	fs.IntVar(&o.port, "control", DefaultControlPort, "control `port`, on 127.0.0.1 and ::1")
+	fs.IntVar(&o.port, "c", happyeyeballs.DefaultControlPort, "control `port` (shorthand for --control)")
+	fs.IntVar(&o.port, "control", happyeyeballs.DefaultControlPort, "control `port`, on 127.0.0.1 and ::1")
 	fs.BoolVar(&o.wait, "wait", false, "wait until a server on the control port answers, then exit")
 	fs.BoolVar(&o.stop, "stop", false, "ask the server on the control port to shut down, and wait until it has gone")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait and --stop wait")

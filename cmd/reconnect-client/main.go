@@ -39,9 +39,15 @@ import (
 )
 
 func main() {
+	os.Exit(runMain())
+}
+
+// runMain is main's body, with its defers, which run before main exits
+// (os.Exit skips the defers of the function that calls it).
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // options are the command line's settings.

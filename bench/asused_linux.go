@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// usedCase is one run of the scenario: a fresh server, its observer and
+// one client process asking for pairs one after another.
+type usedCase struct {
+	name, label string
+	// hogs is how many busy processes load the machine meanwhile.
+	hogs int
+	// serverArgs are added to the server's command line, env to its
+	// environment: how a lever is turned.
+	serverArgs, env []string
+	note            string
+}
+
+// usedCases are the runs: the machine as it is, then with 4 busy
+// processes, as on a CI machine running the rest of a test suite.
+func usedCases() []usedCase {
+	return []usedCase{
+		{name: "used/idle", label: "machine as it is"},
+		{name: "used/busy4", label: "4 busy processes", hogs: 4},
+	}
+}
+
+// usedRun is what a case needs: the binaries and where to put the files.
+type usedRun struct {
+	server, self string // the server's binary, the client's (this one)
+	dir          string
+	sn           *sniffer
+}
+
+// buildServer builds cmd/happyeyeballs-server into dir, as a user installs
+// it.
+func buildServer(dir string) (string, error) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("building happyeyeballs-server needs the go command: %w", err)
+	}
+	bin := filepath.Join(dir, "happyeyeballs-server")
+	cmd := exec.Command(goCmd, "build", "-o", bin, "github.com/synhold/synhold/cmd/happyeyeballs-server")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build happyeyeballs-server: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// asUsed runs every case with pairs pairs each.
+func asUsed(sn *sniffer, pairs int, cases []usedCase) ([]UsedRow, error) {
+	dir, err := os.MkdirTemp("", "synhold-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildServer(dir)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	u := usedRun{server: bin, self: self, dir: dir, sn: sn}
+	var rows []UsedRow
+	for _, c := range cases {
+		t := time.Now()
+		rs, err := u.run(c, pairs)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", c.label, err)
+		}
+		for _, r := range rs {
+			progress("  %-44s release p50 %9s p99 %9s max %9s; reply p99 %s; server reported %d/%d, max gap %s (%.0f s)",
+				r.Label, fmtUS(r.Release.P50US), fmtUS(r.Release.P99US), fmtUS(r.Release.MaxUS), fmtUS(r.Reply.P99US),
+				r.ServerReported, r.Winners, fmtUS(r.ServerGapMaxUS), time.Since(t).Seconds())
+		}
+		rows = append(rows, rs...)
+	}
+	return rows, nil
+}
+
+// run runs one case: busy processes if any, then the observer, the server
+// and the client; it returns the case's row for all pairs, then a row per
+// dial mode.
+func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
+	if c.hogs > 0 {
+		h, err := startHogs(c.hogs)
+		if err != nil {
+			return nil, err
+		}
+		defer h.stop()
+	}
+	pcap := filepath.Join(u.dir, strings.ReplaceAll(c.name, "/", "-")+".pcap")
+	td, err := startTCPDump(pcap)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(u.server, c)
+	if err != nil {
+		td.stop()
+		return nil, err
+	}
+	got, cerr := u.client(srv.control, pairs)
+	serr := srv.stop()
+	dropped, terr := td.stop()
+	if err := errors.Join(cerr, serr, terr); err != nil {
+		return nil, fmt.Errorf("%w\nserver log (last lines): %s", err, srv.tail(8))
+	}
+	obs, err := readObserved(pcap)
+	if err != nil {
+		return nil, err
+	}
+	lines, other, err := parseServerLog(bytes.NewReader(srv.output()))
+	if err != nil {
+		return nil, err
+	}
+	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
+	rows := []UsedRow{usedRow(c, "", in)}
+	rows[0].ServerStart = startFields(srv.ready)
+	for _, m := range []string{modeBoth, modeV6First} {
+		rows = append(rows, usedRow(c, m, in))
+	}
+	return rows, nil
+}
+
+// client runs the client process and reads what it saw of each pair.
+func (u usedRun) client(control string, pairs int) ([]clientPair, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(pairs)*3*time.Second+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, u.self, clientCommand, "-control", control, "-pairs", strconv.Itoa(pairs))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("client process: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	var got []clientPair
+	dec := json.NewDecoder(&out)
+	for {
+		var p clientPair
+		err := dec.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("client process output: %w", err)
+		}
+		got = append(got, p)
+	}
+	if len(got) != pairs {
+		return got, fmt.Errorf("client process reported %d pairs, want %d", len(got), pairs)
+	}
+	return got, nil
+}
+
+// startFields are the start-up line's fields that say how the server holds
+// handshakes and times them, as "key=value" pairs.
+func startFields(ready map[string]any) []string {
+	var out []string
+	for k, v := range ready {
+		switch k {
+		case "time", "level", "msg", "control", "fast_delay", "slow_delay", "pair_timeout", "idle_timeout", "same_port":
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%v", k, v))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// heProcess is a happyeyeballs-server process, its JSON log (stderr) kept.
+type heProcess struct {
+	*child
+	control string // its control address on 127.0.0.1
+	// ready is its start-up line's fields.
+	ready map[string]any
+}
+
+// startServer starts the server on a free control port and returns once it
+// logged that it is ready.
+func startServer(bin string, c usedCase) (*heProcess, error) {
+	args := append([]string{"-c", "0", "--log-format", "json", "--fast-delay", usedFast.String(),
+		"--slow-delay", usedSlow.String()}, c.serverArgs...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), c.env...)
+	p := &heProcess{}
+	ch, err := startChild(cmd, 15*time.Second, func(line []byte) bool {
+		var l serverLine
+		if json.Unmarshal(line, &l) != nil || l.Msg != "happy eyeballs server ready" {
+			return false
+		}
+		for _, a := range l.Control {
+			if ap, err := netip.ParseAddrPort(a); err == nil && ap.Addr().Is4() {
+				p.control = a
+				_ = json.Unmarshal(line, &p.ready)
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.child = ch
+	return p, nil
+}
+
+// stop asks the server to stop (SIGTERM) and waits for it to exit.
+func (p *heProcess) stop() error { return p.child.stop(syscall.SIGTERM, 10*time.Second) }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// child is a process the benchmark runs beside itself (the server under
+// test, the observer), its stderr kept.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once stderr is drained
+
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// startChild starts cmd and returns once ready holds for a line of its
+// stderr, or fails (killing it) if it exits or limit passes first. ready is
+// called on the reading goroutine, one line at a time, until it holds.
+func startChild(cmd *exec.Cmd, limit time.Duration, ready func(line []byte) bool) (*child, error) {
+	errp, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	up := make(chan struct{})
+	go func() {
+		defer close(c.done)
+		br := bufio.NewReader(errp)
+		waiting := true
+		for {
+			line, err := br.ReadBytes('\n')
+			c.mu.Lock()
+			c.buf.Write(line)
+			c.mu.Unlock()
+			if waiting && ready(line) {
+				close(up)
+				waiting = false
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-up:
+		return c, nil
+	case <-c.done:
+	case <-time.After(limit):
+	}
+	_ = cmd.Process.Kill()
+	<-c.done
+	_ = cmd.Wait()
+	return nil, fmt.Errorf("%s did not get ready: %s", cmd.Path, c.tail(8))
+}
+
+// output is everything the child wrote on stderr so far.
+func (c *child) output() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes())
+}
+
+// tail is the child's last n lines of stderr, for an error message.
+func (c *child) tail(n int) string {
+	lines := strings.Split(strings.TrimSpace(string(c.output())), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// stop sends sig and waits up to limit for the child to exit (then kills
+// it); it returns how it exited.
+func (c *child) stop(sig os.Signal, limit time.Duration) error {
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+	case <-time.After(limit):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		_ = c.cmd.Wait()
+		return fmt.Errorf("%s did not exit within %v of %v", c.cmd.Path, limit, sig)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		return fmt.Errorf("%s: %w", c.cmd.Path, err)
+	}
+	return nil
+}

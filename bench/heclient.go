@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clientCommand is the first argument that makes the benchmark's binary
+// the client process of the "as it is used" scenario (the benchmark starts
+// itself again with it): see runClient.
+const clientCommand = "heclient"
+
+// Dial modes of the client process, as Happy Eyeballs drivers dial.
+const (
+	// modeBoth dials IPv4 and IPv6 at once.
+	modeBoth = "both at once"
+	// modeV6First dials IPv6, then IPv4 clientStagger later unless IPv6
+	// connected or failed first (RFC 8305's connection attempt delay).
+	modeV6First = "IPv6 first, IPv4 250 ms later"
+)
+
+// clientStagger is the delay before the second family in modeV6First.
+const clientStagger = 250 * time.Millisecond
+
+// The pair delays of the "as it is used" scenario: the fast family's
+// handshakes complete 400 ms after the bind, so that a client dialling IPv6
+// first has started IPv4 (250 ms later) well before the instant.
+const (
+	usedFast = 400 * time.Millisecond
+	usedSlow = 800 * time.Millisecond
+)
+
+// clientPair is what the client process saw of one pair, by its own clock;
+// it writes one per line, as JSON, on stdout.
+type clientPair struct {
+	Index int    `json:"i"`
+	Mode  string `json:"mode"`
+	Slow  int    `json:"slow"`
+	// Request is just before the control connection was dialled, Replied
+	// just after the reply's last byte was read.
+	Request time.Time `json:"request"`
+	Replied time.Time `json:"replied"`
+	Port4   uint16    `json:"port4"`
+	Port6   uint16    `json:"port6"`
+	// Attempts are the connection attempts, in the order they started.
+	Attempts []clientAttempt `json:"attempts"`
+	// Winner is the family that connected first (0: none), Local its
+	// local address, Connected when its dial returned, Byte what it read.
+	Winner    int       `json:"winner"`
+	Local     string    `json:"local,omitempty"`
+	Connected time.Time `json:"connected"`
+	Byte      int       `json:"byte"`
+	Err       string    `json:"err,omitempty"`
+}
+
+// clientAttempt is one family's connection attempt.
+type clientAttempt struct {
+	Family int       `json:"family"`
+	Start  time.Time `json:"start"`
+	Done   time.Time `json:"done"`
+	Local  string    `json:"local,omitempty"`
+	Err    string    `json:"err,omitempty"`
+}
+
+// clientOptions are the client process's command line.
+type clientOptions struct {
+	control        string
+	pairs          int
+	gapMin, gapMax time.Duration
+	modes          []string
+	timeout        time.Duration
+}
+
+// runClient is the client process: it asks the server at -control for
+// -pairs pairs one after another, the slow family alternating, and dials
+// each as a driver does (the modes alternate every two pairs), reads the
+// winner's byte, closes, and stays idle for a random gap before the next.
+// It writes a clientPair per line on stdout and returns the exit status.
+func runClient(args []string, stdout, stderr io.Writer) int {
+	o, err := parseClient(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench %s: %v\n", clientCommand, err)
+		return 2
+	}
+	enc := json.NewEncoder(stdout)
+	for i := range o.pairs {
+		p := clientRound(o, i)
+		if err := enc.Encode(p); err != nil {
+			fmt.Fprintf(stderr, "bench %s: %v\n", clientCommand, err)
+			return 1
+		}
+		if i < o.pairs-1 {
+			time.Sleep(o.gapMin + rand.N(o.gapMax-o.gapMin+1))
+		}
+	}
+	return 0
+}
+
+func parseClient(args []string) (clientOptions, error) {
+	var o clientOptions
+	fs := flag.NewFlagSet(clientCommand, flag.ContinueOnError)
+	fs.StringVar(&o.control, "control", "", "the server's control address, host:port")
+	fs.IntVar(&o.pairs, "pairs", 10, "pairs to ask for, one after another")
+	fs.DurationVar(&o.gapMin, "gap-min", 100*time.Millisecond, "shortest idle time between pairs")
+	fs.DurationVar(&o.gapMax, "gap-max", 300*time.Millisecond, "longest idle time between pairs")
+	modes := fs.String("modes", "both,v6first", "dial modes, alternating every two pairs: both, v6first")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a pair after this")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		switch m {
+		case "both":
+			o.modes = append(o.modes, modeBoth)
+		case "v6first":
+			o.modes = append(o.modes, modeV6First)
+		default:
+			return o, fmt.Errorf("-modes: unknown mode %q (want both or v6first)", m)
+		}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.control == "":
+		return o, errors.New("-control: the server's control address is needed")
+	case o.pairs < 1:
+		return o, fmt.Errorf("-pairs %d: want at least 1", o.pairs)
+	case o.gapMin < 0 || o.gapMax < o.gapMin:
+		return o, fmt.Errorf("-gap-min %v, -gap-max %v: want 0 ≤ min ≤ max", o.gapMin, o.gapMax)
+	}
+	return o, nil
+}
+
+// clientRound asks for pair i and races it.
+func clientRound(o clientOptions, i int) clientPair {
+	p := clientPair{Index: i, Slow: 4 + 2*(i%2), Mode: o.modes[(i/2)%len(o.modes)]}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	p.Request = time.Now()
+	p4, p6, err := request(o.control, byte(p.Slow))
+	p.Replied = time.Now()
+	if err != nil {
+		p.Err = err.Error()
+		return p
+	}
+	p.Port4, p.Port6 = p4, p6
+	if err := race(ctx, &p); err != nil {
+		p.Err = err.Error()
+	}
+	return p
+}
+
+// dialed is how one attempt ended.
+type dialed struct {
+	i    int // index into Attempts
+	conn net.Conn
+	err  error
+}
+
+// race dials the pair's two sides in p.Mode, keeps the first to connect,
+// cancels the other, and reads the winner's byte.
+func race(ctx context.Context, p *clientPair) error {
+	dctx, cancel := context.WithCancel(ctx)
+	results := make(chan dialed, 2)
+	start := func(family int) {
+		port := p.Port4
+		host := "127.0.0.1"
+		if family == 6 {
+			port, host = p.Port6, "::1"
+		}
+		p.Attempts = append(p.Attempts, clientAttempt{Family: family, Start: time.Now()})
+		i := len(p.Attempts) - 1
+		go func() {
+			var d net.Dialer
+			c, err := d.DialContext(dctx, "tcp"+strconv.Itoa(family), net.JoinHostPort(host, strconv.Itoa(int(port))))
+			results <- dialed{i: i, conn: c, err: err}
+		}()
+	}
+	second := 4
+	if p.Mode == modeBoth {
+		start(4)
+		start(6)
+	} else {
+		start(6)
+	}
+	stagger := time.NewTimer(clientStagger)
+	defer stagger.Stop()
+	var win net.Conn
+	pending := len(p.Attempts)
+	for pending > 0 && win == nil {
+		select {
+		case <-stagger.C:
+			if len(p.Attempts) == 1 {
+				start(second)
+				pending++
+			}
+		case r := <-results:
+			pending--
+			a := &p.Attempts[r.i]
+			a.Done = time.Now()
+			if r.err != nil {
+				a.Err = r.err.Error()
+				if len(p.Attempts) == 1 { // RFC 8305: start the next at once
+					start(second)
+					pending++
+				}
+				continue
+			}
+			a.Local = r.conn.LocalAddr().String()
+			win = r.conn
+			p.Winner, p.Local, p.Connected = a.Family, a.Local, a.Done
+		}
+	}
+	cancel()
+	for range pending { // the loser: cancelled, or connected too
+		if r := <-results; r.conn != nil {
+			a := &p.Attempts[r.i]
+			a.Done, a.Local = time.Now(), r.conn.LocalAddr().String()
+			r.conn.Close()
+		} else {
+			p.Attempts[r.i].Done, p.Attempts[r.i].Err = time.Now(), r.err.Error()
+		}
+	}
+	if win == nil {
+		return errors.New("neither family connected")
+	}
+	defer win.Close()
+	if err := win.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(win, b[:]); err != nil {
+		return fmt.Errorf("IPv%d connected but sent no byte: %w", p.Winner, err)
+	}
+	p.Byte = int(b[0])
+	return nil
+}
+
+// request asks the control port for a pair whose family slow is slow, and
+// returns its ports.
+func request(ctrl string, slow byte) (port4, port6 uint16, err error) {
+	c, err := net.DialTimeout("tcp4", ctrl, 5*time.Second)
+	if err != nil {
+		return 0, 0, fmt.Errorf("control: %w", err)
+	}
+	defer c.Close()
+	defer c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT: see rawClient.Close
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, 0, err
+	}
+	if _, err := c.Write([]byte{slow}); err != nil {
+		return 0, 0, fmt.Errorf("control: write: %w", err)
+	}
+	var reply [5]byte
+	if _, err := io.ReadFull(c, reply[:]); err != nil {
+		return 0, 0, fmt.Errorf("control: read reply: %w", err)
+	}
+	if reply[0] != 0x01 {
+		return 0, 0, fmt.Errorf("control: reply 0x%02x, want 0x01", reply[0])
+	}
+	return binary.BigEndian.Uint16(reply[1:3]), binary.BigEndian.Uint16(reply[3:5]), nil
+}

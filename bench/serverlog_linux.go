@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
+)
+
+// serverLine is one line of happyeyeballs-server's JSON log, with the fields
+// the benchmark reads. Times are RFC 3339 with nanoseconds; a field the line
+// lacks stays zero.
+type serverLine struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Msg     string    `json:"msg"`
+	Family  string    `json:"family"`
+	Client  string    `json:"client"`
+	Control []string  `json:"control"`
+	// On "connected": the instant the handshake was asked to complete,
+	// and the kernel time of its SYN-ACK as the server saw it.
+	Want       stamp `json:"want"`
+	SYNACK     stamp `json:"synack"`
+	SYNACKSeen bool  `json:"synack_seen"`
+	// Figures of older servers, relative to the pair's bind, kept so that
+	// the benchmark can still line their logs up: "syn seen" syn_ms,
+	// "connected" want_ms, handshake_late_us.
+	SYNMS      float64 `json:"syn_ms"`
+	WantMS     float64 `json:"want_ms"`
+	LateUS     *int64  `json:"handshake_late_us"`
+	Retransmit bool    `json:"retransmit"`
+	Err        string  `json:"err"`
+}
+
+// stamp is a time in a log line: RFC 3339, or empty.
+type stamp struct{ time.Time }
+
+func (s *stamp) UnmarshalJSON(b []byte) error {
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return fmt.Errorf("time %s: %w", b, err)
+	}
+	if str == "" {
+		s.Time = time.Time{}
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, str)
+	s.Time = t
+	return err
+}
+
+// parseServerLog reads the server's JSON log; lines that are not JSON
+// (a panic, say) are returned apart, as they are.
+func parseServerLog(r io.Reader) (lines []serverLine, other []string, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		var l serverLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			if s := strings.TrimSpace(sc.Text()); s != "" {
+				other = append(other, s)
+			}
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return lines, other, sc.Err()
+}
+
+// clientKey is a log line's client address as the benchmark keys clients.
+func (l serverLine) clientKey() (netip.AddrPort, bool) {
+	a, err := netip.ParseAddrPort(l.Client)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netaddr.Canonical(a), true
+}
+
+// serverView is what the server logged of one winning connection.
+type serverView struct {
+	want       time.Time
+	wantApprox bool // recovered from an older log's relative figures
+	synack     time.Time
+	synackSeen bool
+	// releasedFirst: the side's "released" line came before "connected".
+	releasedFirst bool
+}
+
+// serverViews reads the server's log into what it said of each winning
+// connection, by client address, and counts the lines at level WARN or
+// above. synOf gives the observer's SYN time of a client, used only with
+// older logs that give times relative to the pair's bind.
+func serverViews(lines []serverLine, synOf func(netip.AddrPort) (time.Time, bool)) (map[netip.AddrPort]*serverView, []string) {
+	views := make(map[netip.AddrPort]*serverView)
+	var problems []string
+	synMS := make(map[netip.AddrPort]float64)
+	released := map[string]bool{} // families released in the current pair
+	for _, l := range lines {
+		if l.Level == "WARN" || l.Level == "ERROR" {
+			problems = append(problems, l.Msg+errSuffix(l.Err))
+		}
+		c, hasClient := l.clientKey()
+		switch l.Msg {
+		case "pair requested":
+			released = map[string]bool{}
+		case "released":
+			released[l.Family] = true
+		case "syn seen":
+			if _, ok := synMS[c]; hasClient && !ok && !l.Retransmit {
+				synMS[c] = l.SYNMS
+			}
+		case "connected":
+			if !hasClient {
+				continue
+			}
+			v := &serverView{want: l.Want.Time, synack: l.SYNACK.Time, synackSeen: l.SYNACKSeen, releasedFirst: released[l.Family]}
+			if v.want.IsZero() {
+				// An older log: the bind is the observer's SYN time less
+				// the server's time of it after the bind.
+				if syn, ok := synOf(c); ok {
+					bind := syn.Add(-msDuration(synMS[c]))
+					v.want, v.wantApprox = bind.Add(msDuration(l.WantMS)), true
+					if l.LateUS != nil && v.synackSeen {
+						v.synack = v.want.Add(time.Duration(*l.LateUS) * time.Microsecond)
+					}
+				}
+			}
+			views[c] = v
+		}
+	}
+	return views, problems
+}
+
+func errSuffix(err string) string {
+	if err == "" {
+		return ""
+	}
+	return ": " + err
+}
+
+// msDuration is ms milliseconds.
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/listener/capture"
+)
+
+// tcpdump is the outside observer of the "as it is used" scenario: a
+// tcpdump process recording the SYNs and SYN-ACKs on lo to a pcap file with
+// nanosecond timestamps. On lo it records each packet once, as it arrives
+// (libpcap leaves out the outgoing copy), which is when the receiving
+// socket sees it.
+type tcpdump struct{ *child }
+
+// tcpdumpFilter keeps the segments with SYN set (SYNs and SYN-ACKs) whose
+// ports are in the ephemeral range, where every pair, control connection
+// and client port lies. libpcap cannot index into the TCP header of an
+// IPv6 packet (tcp[13]), so IPv6 looks at it directly, behind a 40-byte
+// header with no extension (as the kernel sends on loopback).
+func tcpdumpFilter() (string, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", fmt.Errorf("ip_local_port_range %q: want two ports", b)
+	}
+	return fmt.Sprintf("tcp portrange %s-%s and ((ip and tcp[13] & 2 != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 2 != 0))",
+		f[0], f[1]), nil
+}
+
+// startTCPDump starts tcpdump on lo writing to file, and returns once it
+// has said it is listening.
+func startTCPDump(file string) (*tcpdump, error) {
+	path, err := exec.LookPath("tcpdump")
+	if err != nil {
+		return nil, fmt.Errorf("the \"as it is used\" scenario needs tcpdump as its observer (apt-get install tcpdump), "+
+			"or leave it out with -only: %w", err)
+	}
+	filter, err := tcpdumpFilter()
+	if err != nil {
+		return nil, err
+	}
+	// --immediate-mode: deliver each packet at once rather than by ring
+	// block, so that none is still in the ring when tcpdump is stopped;
+	// -Z root: do not drop privileges (the file is in a root-only
+	// directory).
+	cmd := exec.Command(path, "-i", "lo", "-w", file, "--time-stamp-precision=nano", "--immediate-mode", "-U",
+		"-B", "16384", "-Z", "root", filter)
+	c, err := startChild(cmd, 10*time.Second, func(line []byte) bool { return bytes.Contains(line, []byte("listening on")) })
+	if err != nil {
+		return nil, err
+	}
+	return &tcpdump{c}, nil
+}
+
+// droppedRE is tcpdump's closing count of packets the kernel dropped.
+var droppedRE = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
+
+// stop stops tcpdump (SIGINT: it then writes what it holds and its counts)
+// and returns how many packets the kernel dropped before tcpdump read them.
+func (t *tcpdump) stop() (dropped int, err error) {
+	err = t.child.stop(os.Interrupt, 10*time.Second)
+	m := droppedRE.FindSubmatch(t.output())
+	if m == nil {
+		return 0, errors.Join(err, fmt.Errorf("tcpdump gave no counts: %s", t.tail(4)))
+	}
+	dropped, _ = strconv.Atoi(string(m[1]))
+	return dropped, err
+}
+
+// observed is what the observer saw of one connection, by client address.
+type observed struct {
+	isn    uint32
+	syn    time.Time // the first SYN
+	syns   int
+	synack time.Time // the first SYN-ACK answering it
+}
+
+// readObserved reads a pcap file into connections by client address (the
+// latest connection from each address wins).
+func readObserved(file string) (map[netip.AddrPort]*observed, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	flows := make(map[netip.AddrPort]*observed)
+	err = capture.ReadAll(f, func(p capture.Packet) error {
+		switch {
+		case p.IsSYN():
+			c := netaddr.Canonical(p.Src)
+			o := flows[c]
+			if o == nil || o.isn != p.Seq {
+				o = &observed{isn: p.Seq, syn: p.Time}
+				flows[c] = o
+			}
+			o.syns++
+		case p.IsSYNACK():
+			if o := flows[netaddr.Canonical(p.Dst)]; o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
+				o.synack = p.Time
+			}
+		}
+		return nil
+	})
+	return flows, err
+}

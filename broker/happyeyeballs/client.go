@@ -1,0 +1,252 @@
+package happyeyeballs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// DefaultControlPort is the control port of the original server, and of
+// happyeyeballs-server unless told otherwise.
+const DefaultControlPort = 10036
+
+// DefaultClientTimeout bounds one control exchange of a Client whose
+// Timeout is zero.
+const DefaultClientTimeout = 5 * time.Second
+
+// ErrRefused is returned, wrapped, when the server answered 0x00: it
+// could not open a pair (its log says why), or it did not know the byte.
+var ErrRefused = errors.New("happyeyeballs: the server answered 0x00")
+
+// Client speaks the control protocol to a Happy Eyeballs server: it asks
+// for port pairs, pings, and stops the server. The zero value talks to
+// 127.0.0.1:10036. Each call is one control connection; a Client may be
+// used by several goroutines at once.
+type Client struct {
+	// Addr is the control port, host:port; "" is 127.0.0.1:10036.
+	Addr string
+	// SamePort asks for pairs with both families on one port number
+	// (requests 0x14 and 0x16), for clients that dial a host name.
+	SamePort bool
+	// Timeout bounds each exchange, dial included, within the context's
+	// deadline; DefaultClientTimeout if zero.
+	Timeout time.Duration
+}
+
+// Pair is a port pair the server opened: where each family listens, and
+// which one is slow. Dial both with the code under test; the fast family
+// must win, and the connection then reads one byte, FamilyByte(Fast()).
+type Pair struct {
+	// IPv4 is the IPv4 side, on 127.0.0.1.
+	IPv4 netip.AddrPort
+	// IPv6 is the IPv6 side, on ::1. Its port equals IPv4's for a
+	// same-port pair.
+	IPv6 netip.AddrPort
+	// Slow is the family whose handshakes complete later, 4 or 6.
+	Slow int
+}
+
+// Fast is the family that must win, 4 or 6.
+func (p Pair) Fast() int { return 10 - p.Slow }
+
+// Addr is the side of family (4 or 6).
+func (p Pair) Addr(family int) netip.AddrPort {
+	if family == 4 {
+		return p.IPv4
+	}
+	return p.IPv6
+}
+
+// FamilyByte is the byte the winning connection of a pair reads: 0x04 when
+// it came over IPv4, 0x06 over IPv6.
+func FamilyByte(family int) byte { return byte(family) }
+
+// Pair asks for a port pair whose family slow (4 or 6) is the slow one.
+// The pair's clock starts when the server binds it, just before it
+// replies: dial at once.
+func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
+	if slow != 4 && slow != 6 {
+		return Pair{}, fmt.Errorf("happyeyeballs: slow family %d: want 4 or 6", slow)
+	}
+	b := byte(slow)
+	if c.SamePort {
+		b |= 0x10
+	}
+	req, err := ParseRequest(b)
+	if err != nil {
+		return Pair{}, err
+	}
+	var p Pair
+	err = c.exchange(ctx, req, func(r io.Reader) (err error) {
+		p, err = readPairReply(r, req)
+		return err
+	})
+	return p, err
+}
+
+// Ping asks whether the server is ready; nil once it answered.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.exchange(ctx, Request{Byte: reqPing, Op: OpPing}, readAck)
+}
+
+// Wait pings the server every poll until it answers, or ctx is done; it
+// then returns the last error. It is what happyeyeballs-server --wait does.
+func (c *Client) Wait(ctx context.Context, poll time.Duration) error {
+	for {
+		err := c.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		if !sleepCtx(ctx, poll) {
+			return fmt.Errorf("happyeyeballs: wait: %w; last error: %w", ctx.Err(), err)
+		}
+	}
+}
+
+// Stop asks the server to shut down (0xFF), then waits, polling every
+// poll, until its control port refuses connections, or ctx is done. With
+// no server running, the error satisfies errors.Is(err,
+// syscall.ECONNREFUSED).
+func (c *Client) Stop(ctx context.Context, poll time.Duration) error {
+	if err := c.exchange(ctx, Request{Byte: reqShutdown, Op: OpShutdown}, readAck); err != nil {
+		return err
+	}
+	for {
+		conn, err := c.dial(ctx)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		if err == nil {
+			conn.Close()
+		}
+		if !sleepCtx(ctx, poll) {
+			return fmt.Errorf("happyeyeballs: server on %s acknowledged 0xff but its control port is still open: %w", c.addr(), ctx.Err())
+		}
+	}
+}
+
+func (c *Client) addr() string {
+	if c.Addr == "" {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultControlPort))
+	}
+	return c.Addr
+}
+
+func (c *Client) timeout() time.Duration { return orDefault(c.Timeout, DefaultClientTimeout) }
+
+// dial opens a control connection, bounded by the exchange timeout.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.addr())
+	if err != nil {
+		return nil, fmt.Errorf("happyeyeballs: no server on %s: %w", c.addr(), err)
+	}
+	return conn, nil
+}
+
+// exchange sends req's byte on a control connection of its own and hands
+// the connection to read for the reply. A ctx done mid-way cuts it short.
+func (c *Client) exchange(ctx context.Context, req Request, read func(io.Reader) error) error {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(c.timeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("happyeyeballs: set deadline: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err = func() error {
+		if _, err := conn.Write([]byte{req.Byte}); err != nil {
+			return fmt.Errorf("send %s: %w", hexByte(req.Byte), err)
+		}
+		return read(conn)
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("happyeyeballs: %s request to %s: %w", req.Op, c.addr(), err)
+	}
+	return nil
+}
+
+// readAck reads the 0x01 that answers a ping or a shutdown.
+func readAck(r io.Reader) error {
+	var b [1]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	return checkStatus(b[0])
+}
+
+func checkStatus(b byte) error {
+	switch b {
+	case replyOK:
+		return nil
+	case replyFailure:
+		return ErrRefused
+	}
+	return fmt.Errorf("reply %s, want 0x01 (is this a Happy Eyeballs control port?)", hexByte(b))
+}
+
+// readPairReply reads the answer to pair request req: 0x01 and two ports,
+// or one for a same-port pair.
+func readPairReply(r io.Reader, req Request) (Pair, error) {
+	var buf [5]byte
+	if _, err := io.ReadFull(r, buf[:1]); err != nil {
+		return Pair{}, fmt.Errorf("read reply: %w", err)
+	}
+	if err := checkStatus(buf[0]); err != nil {
+		if errors.Is(err, ErrRefused) {
+			return Pair{}, fmt.Errorf("%w: no pair for %s (the server's log says why)", err, hexByte(req.Byte))
+		}
+		return Pair{}, err
+	}
+	n := 5
+	if req.SamePort {
+		n = 3
+	}
+	if got, err := io.ReadFull(r, buf[1:n]); err != nil {
+		return Pair{}, fmt.Errorf("read ports: %d of %d bytes: %w", got, n-1, err)
+	}
+	p4 := binary.BigEndian.Uint16(buf[1:3])
+	p6 := p4
+	if !req.SamePort {
+		p6 = binary.BigEndian.Uint16(buf[3:5])
+	}
+	if p4 == 0 || p6 == 0 {
+		return Pair{}, fmt.Errorf("reply % x names port 0", buf[:n])
+	}
+	return Pair{
+		IPv4: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), p4),
+		IPv6: netip.AddrPortFrom(netip.IPv6Loopback(), p6),
+		Slow: req.Slow,
+	}, nil
+}
+
+// sleepCtx sleeps d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,419 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
+)
+
+// The API mirrors toxiproxy's api.go (v2.5.0) route for route: its error
+// values are toxiproxy's own, its bodies are marshalled the same way, and
+// errors go out through http.Error as there (a JSON body, text/plain).
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, refuseBrowsers(http.TimeoutHandler(h, 25*time.Second, "")))
+	}
+	handle("POST /reset", s.resetState)
+	handle("GET /proxies", s.proxyIndex)
+	handle("POST /proxies", s.proxyCreate)
+	handle("POST /populate", s.populateHandler)
+	handle("GET /proxies/{proxy}", s.proxyShow)
+	handle("POST /proxies/{proxy}", s.proxyUpdate)
+	handle("DELETE /proxies/{proxy}", s.proxyDelete)
+	handle("GET /proxies/{proxy}/toxics", s.toxicIndex)
+	handle("POST /proxies/{proxy}/toxics", s.toxicCreate)
+	handle("GET /proxies/{proxy}/toxics/{toxic}", s.toxicShow)
+	handle("POST /proxies/{proxy}/toxics/{toxic}", s.toxicUpdate)
+	handle("DELETE /proxies/{proxy}/toxics/{toxic}", s.toxicDelete)
+	handle("GET /version", s.version)
+	// A known path with another method: 405 with an empty body, as
+	// gorilla/mux answers for toxiproxy.
+	for _, p := range []string{"/reset", "/proxies", "/populate", "/proxies/{proxy}",
+		"/proxies/{proxy}/toxics", "/proxies/{proxy}/toxics/{toxic}", "/version"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
+	}
+	return mux
+}
+
+// refuseBrowsers answers 403 to what looks like a browser, as toxiproxy
+// does, so that a web page cannot drive the API (cross-site requests).
+func refuseBrowsers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.UserAgent(), "Mozilla/") {
+			http.Error(w, "User agent not allowed", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// joinError is toxiproxy's: wrapper's message, ": ", err's.
+func joinError(err error, wrapper *toxiproxy.ApiError) error {
+	if err == nil {
+		return nil
+	}
+	return &toxiproxy.ApiError{Message: wrapper.Message + ": " + err.Error(), StatusCode: wrapper.StatusCode}
+}
+
+// apiError writes err as toxiproxy does: an *ApiError with its status, any
+// other error as a 500. It reports whether there was an error.
+func (s *Server) apiError(w http.ResponseWriter, err error) bool {
+	if err == nil {
+		return false
+	}
+	var obj *toxiproxy.ApiError
+	if !errors.As(err, &obj) {
+		s.log.Warn("API error", "err", err)
+		obj = &toxiproxy.ApiError{Message: err.Error(), StatusCode: http.StatusInternalServerError}
+	}
+	data, _ := json.Marshal(obj)
+	w.Header().Set("Content-Type", "application/json")
+	http.Error(w, string(data), obj.StatusCode)
+	return true
+}
+
+// writeJSON writes v as the body of a success.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if s.apiError(w, err) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(data)
+}
+
+// readBody reads a request body whole, up to maxBody.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err == nil && len(b) > maxBody {
+		err = fmt.Errorf("body longer than %d bytes", maxBody)
+	}
+	return b, joinError(err, toxiproxy.ErrBadRequestBody)
+}
+
+// get returns the proxy a request names. s.mu is held.
+func (s *Server) get(r *http.Request) (*forwarder, error) {
+	f, ok := s.proxies[r.PathValue("proxy")]
+	if !ok {
+		return nil, toxiproxy.ErrProxyNotFound
+	}
+	return f, nil
+}
+
+func (s *Server) proxyIndex(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]proxyView, len(s.proxies))
+	for n, f := range s.proxies {
+		out[n] = f.view()
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) resetState(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.proxies {
+		if err := f.start(); err != toxiproxy.ErrProxyAlreadyStarted && s.apiError(w, err) {
+			return
+		}
+		f.tp.Toxics.ResetToxics(r.Context())
+		f.replan()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) proxyCreate(w http.ResponseWriter, r *http.Request) {
+	// Named as toxiproxy's type, so that a decoding error reads the same.
+	type Proxy proxyInput
+	in := Proxy{Enabled: true}
+	if err := json.NewDecoder(r.Body).Decode(&in); s.apiError(w, joinError(err, toxiproxy.ErrBadRequestBody)) {
+		return
+	}
+	if in.Name == "" {
+		s.apiError(w, joinError(errors.New("name"), toxiproxy.ErrMissingField))
+		return
+	}
+	if in.Upstream == "" {
+		s.apiError(w, joinError(errors.New("upstream"), toxiproxy.ErrMissingField))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.proxies[in.Name]; ok {
+		s.apiError(w, toxiproxy.ErrProxyAlreadyExists)
+		return
+	}
+	f := s.newForwarder(in.Name, in.Listen, in.Upstream)
+	if in.Enabled {
+		if s.apiError(w, f.start()) {
+			return
+		}
+	}
+	s.proxies[in.Name] = f
+	s.writeJSON(w, http.StatusCreated, f.view())
+}
+
+func (s *Server) populateHandler(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	proxies, err := s.populate(r.Body)
+	var apiErr *toxiproxy.ApiError
+	if err != nil && !errors.As(err, &apiErr) {
+		apiErr = &toxiproxy.ApiError{Message: err.Error(), StatusCode: http.StatusInternalServerError}
+	}
+	var views []proxyView // null when empty, as toxiproxy answers
+	for _, f := range proxies {
+		views = append(views, f.view())
+	}
+	status := http.StatusCreated
+	if apiErr != nil {
+		status = apiErr.StatusCode
+	}
+	s.writeJSON(w, status, struct {
+		*toxiproxy.ApiError `json:",omitempty"`
+		Proxies             []proxyView `json:"proxies"`
+	}{apiErr, views})
+}
+
+// populate creates or replaces the proxies in a JSON array, as toxiproxy's
+// ProxyCollection.PopulateJson: every entry is checked before any is
+// created; an existing proxy with the same listen and upstream is kept as it
+// is; the first that fails to start ends it. s.mu is held.
+func (s *Server) populate(r io.Reader) ([]*forwarder, error) {
+	type Proxy proxyInput // as in proxyCreate
+	var input []struct {
+		Proxy
+		Enabled *bool `json:"enabled"`
+	}
+	if err := json.NewDecoder(r).Decode(&input); err != nil {
+		return nil, joinError(err, toxiproxy.ErrBadRequestBody)
+	}
+	for i, in := range input {
+		if in.Name == "" {
+			return nil, joinError(fmt.Errorf("name at proxy %d", i+1), toxiproxy.ErrMissingField)
+		}
+		if in.Upstream == "" {
+			return nil, joinError(fmt.Errorf("upstream at proxy %d", i+1), toxiproxy.ErrMissingField)
+		}
+	}
+	out := make([]*forwarder, 0, len(input))
+	for _, in := range input {
+		if old, ok := s.proxies[in.Name]; ok {
+			if old.listen == in.Listen && old.upstream == in.Upstream {
+				out = append(out, old)
+				continue
+			}
+			old.stop()
+		}
+		f := s.newForwarder(in.Name, in.Listen, in.Upstream)
+		if in.Enabled == nil || *in.Enabled {
+			if err := f.start(); err != nil {
+				return out, err
+			}
+		}
+		s.proxies[in.Name] = f
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (s *Server) proxyShow(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	s.writeJSON(w, http.StatusOK, f.view())
+}
+
+func (s *Server) proxyUpdate(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	type Proxy proxyInput // as in proxyCreate
+	in := Proxy{Listen: f.listen, Upstream: f.upstream, Enabled: f.enabled}
+	if err := json.NewDecoder(r.Body).Decode(&in); s.apiError(w, joinError(err, toxiproxy.ErrBadRequestBody)) {
+		return
+	}
+	if s.apiError(w, f.update(proxyInput(in))) {
+		return
+	}
+	s.writeJSON(w, http.StatusOK, f.view())
+}
+
+func (s *Server) proxyDelete(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	f.stop()
+	delete(s.proxies, f.name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) toxicIndex(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	s.writeJSON(w, http.StatusOK, f.tp.Toxics.GetToxicArray())
+}
+
+// toxicHead is what the proxy reads of a toxic's JSON before toxiproxy does.
+type toxicHead struct {
+	Type       string          `json:"type"`
+	Toxicity   *float32        `json:"toxicity"`
+	Attributes json.RawMessage `json:"attributes"`
+}
+
+func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	body, err := readBody(r)
+	if s.apiError(w, err) {
+		return
+	}
+	var head toxicHead
+	if json.Unmarshal(body, &head) == nil {
+		if proto, ok := toxics.New(&toxics.ToxicWrapper{Type: head.Type}).(handshakeToxic); ok {
+			toxicity := float32(1)
+			if head.Toxicity != nil {
+				toxicity = *head.Toxicity
+			}
+			if s.apiError(w, s.checkHandshake(proto, head.Type, toxicity, nil, head.Attributes)) {
+				return
+			}
+		}
+	}
+	t, err := f.tp.Toxics.AddToxicJson(bytes.NewReader(body))
+	if s.apiError(w, err) {
+		return
+	}
+	if err := f.replan(); err != nil {
+		f.tp.Toxics.RemoveToxic(r.Context(), t.Name)
+		f.replan()
+		s.apiError(w, fmt.Errorf("%s: %w", t.Type, err))
+		return
+	}
+	f.log.Info("toxic added", "toxic", t.Name, "type", t.Type, "stream", t.Stream, "toxicity", t.Toxicity)
+	s.writeJSON(w, http.StatusOK, t)
+}
+
+// checkHandshake checks a handshake toxic before toxiproxy takes it: that
+// this host can run it, and that its attributes (decoded over cur, the
+// toxic's current ones, if any) make sense.
+func (s *Server) checkHandshake(proto handshakeToxic, kind string, toxicity float32, cur toxics.Toxic, attrs json.RawMessage) error {
+	v := reflect.New(reflect.TypeOf(proto).Elem())
+	if cur != nil {
+		v.Elem().Set(reflect.ValueOf(cur).Elem())
+	}
+	t := v.Interface().(handshakeToxic)
+	if len(attrs) > 0 && string(attrs) != "null" {
+		if err := json.Unmarshal(attrs, t); err != nil {
+			return joinError(err, toxiproxy.ErrBadRequestBody)
+		}
+	}
+	if err := t.check(); err != nil {
+		return joinError(err, toxiproxy.ErrBadRequestBody)
+	}
+	return s.support.check(kind, toxicity)
+}
+
+func (s *Server) toxicShow(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	t := f.tp.Toxics.GetToxic(r.PathValue("toxic"))
+	if t == nil {
+		s.apiError(w, toxiproxy.ErrToxicNotFound)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) toxicUpdate(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	body, err := readBody(r)
+	if s.apiError(w, err) {
+		return
+	}
+	name := r.PathValue("toxic")
+	if cur := f.tp.Toxics.GetToxic(name); cur != nil {
+		if proto, ok := cur.Toxic.(handshakeToxic); ok {
+			var head toxicHead
+			if json.Unmarshal(body, &head) == nil {
+				toxicity := cur.Toxicity
+				if head.Toxicity != nil {
+					toxicity = *head.Toxicity
+				}
+				if s.apiError(w, s.checkHandshake(proto, cur.Type, toxicity, cur.Toxic, head.Attributes)) {
+					return
+				}
+			}
+		}
+	}
+	t, err := f.tp.Toxics.UpdateToxicJson(name, bytes.NewReader(body))
+	if s.apiError(w, err) {
+		return
+	}
+	f.replan()
+	f.log.Info("toxic updated", "toxic", t.Name, "type", t.Type, "toxicity", t.Toxicity)
+	s.writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) toxicDelete(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.get(r)
+	if s.apiError(w, err) {
+		return
+	}
+	name := r.PathValue("toxic")
+	if s.apiError(w, f.tp.Toxics.RemoveToxic(r.Context(), name)) {
+		return
+	}
+	f.replan()
+	f.log.Info("toxic removed", "toxic", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
+	w.Write([]byte(Version))
+}

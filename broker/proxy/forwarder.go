@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/stream"
+	"github.com/Shopify/toxiproxy/v2/toxics"
+)
+
+// dialUpstream connects to a proxy's upstream. A variable for fault
+// injection.
+var dialUpstream = func(ctx context.Context, address string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", address)
+}
+
+// forwarder is one proxy: a held listener whose connections it forwards to
+// the upstream through toxiproxy's links. Its fields are guarded by the
+// Server's mutex, except what the capture path and the connections read.
+type forwarder struct {
+	s                      *Server
+	name, listen, upstream string
+	enabled                bool
+	// tp is toxiproxy's view of this proxy, never started: its
+	// ToxicCollection holds the toxics and runs every connection's links.
+	tp  *toxiproxy.Proxy
+	log *slog.Logger
+
+	plan    atomic.Pointer[plan] // the handshake toxics, for the capture path
+	holding atomic.Bool          // the gate holds SYNs
+	run     *run                 // while enabled
+	seq     atomic.Uint64        // names links
+}
+
+// run is one enabled spell of a forwarder: its gate and its connections.
+type run struct {
+	gate     gate
+	upstream string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the accept loop and connections being set up
+
+	mu     sync.Mutex
+	closed bool
+	pairs  map[*pair]struct{}
+}
+
+func (s *Server) newForwarder(name, listen, upstream string) *forwarder {
+	f := &forwarder{
+		s:        s,
+		name:     name,
+		listen:   listen,
+		upstream: upstream,
+		tp:       toxiproxy.NewProxy(s.tp, name, listen, upstream),
+		log:      s.log.With("proxy", name),
+	}
+	f.plan.Store(new(plan))
+	return f
+}
+
+// view is the proxy as the API shows it.
+func (f *forwarder) view() proxyView {
+	return proxyView{
+		Name:     f.name,
+		Listen:   f.listen,
+		Upstream: f.upstream,
+		Enabled:  f.enabled,
+		Toxics:   f.tp.Toxics.GetToxicArray(),
+	}
+}
+
+// start opens the listener and starts forwarding.
+func (f *forwarder) start() error {
+	if f.enabled {
+		return toxiproxy.ErrProxyAlreadyStarted
+	}
+	network, address := listenAddress(f.listen)
+	cfg := gateConfig{strategy: f.s.support.strategy, onEvent: f.onEvent}
+	if f.s.support.perConn == nil {
+		cfg.decide = f.decide
+	}
+	g, err := openGate(network, address, cfg)
+	if err != nil {
+		f.log.Warn("proxy not started", "listen", f.listen, "err", err)
+		return err
+	}
+	f.listen = g.Addr().String()
+	f.holding.Store(true) // a gate holds from the start
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{gate: g, upstream: f.upstream, ctx: ctx, cancel: cancel, pairs: make(map[*pair]struct{})}
+	f.run, f.enabled = r, true
+	f.apply(nil, f.plan.Load()) // releases or keeps holding: cannot fail
+	r.wg.Add(1)
+	go f.accept(r)
+	f.log.Info("proxy started", "listen", f.listen, "upstream", f.upstream, "strategy", g.Strategy())
+	return nil
+}
+
+// stop closes the listener and every connection.
+func (f *forwarder) stop() {
+	if !f.enabled {
+		return
+	}
+	r := f.run
+	f.run, f.enabled = nil, false
+	r.cancel()
+	err := r.gate.Close()
+	r.mu.Lock()
+	r.closed = true
+	n := len(r.pairs)
+	for p := range r.pairs {
+		p.abort()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	f.holding.Store(false)
+	if err != nil {
+		f.log.Warn("proxy stopped", "connections_closed", n, "err", err)
+		return
+	}
+	f.log.Info("proxy stopped", "connections_closed", n)
+}
+
+// update applies a POST /proxies/{proxy}, as toxiproxy's Proxy.Update does.
+func (f *forwarder) update(in proxyInput) error {
+	if in.Listen != f.listen || in.Upstream != f.upstream {
+		f.stop()
+		f.listen, f.upstream = in.Listen, in.Upstream
+	}
+	if in.Enabled != f.enabled {
+		if in.Enabled {
+			return f.start()
+		}
+		f.stop()
+	}
+	return nil
+}
+
+// listenAddress is the network and address a proxy's listen field names.
+// An empty host listens on every address of both families, as
+// net.Listen("tcp", ":port") does.
+func listenAddress(listen string) (network, address string) {
+	host, port, err := net.SplitHostPort(listen)
+	if err == nil && host == "" {
+		return "tcp", net.JoinHostPort("::", port)
+	}
+	if listen == "" {
+		return "tcp", "[::]:0"
+	}
+	return "tcp", listen
+}
+
+// accept forwards every connection the gate accepts until it is closed.
+func (f *forwarder) accept(r *run) {
+	defer r.wg.Done()
+	var pause time.Duration
+	for {
+		c, err := r.gate.Accept()
+		if err != nil {
+			if r.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, most likely: say so, wait, go on.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			f.log.Warn("accept failed", "err", err, "retry_in_ms", pause.Milliseconds())
+			select {
+			case <-time.After(pause):
+			case <-r.ctx.Done():
+				return
+			}
+			continue
+		}
+		pause = 0
+		r.wg.Add(1)
+		go f.connect(r, c)
+	}
+}
+
+// connect dials the upstream for client and links the two.
+func (f *forwarder) connect(r *run, client net.Conn) {
+	defer r.wg.Done()
+	from := client.RemoteAddr().String()
+	up, err := dialUpstream(r.ctx, r.upstream)
+	if err != nil {
+		client.Close()
+		if r.ctx.Err() == nil {
+			f.log.Warn("upstream unreachable, client closed", "client", from, "upstream", r.upstream, "err", err)
+		}
+		return
+	}
+	p := newPair(client, up, func(p *pair) { f.closed(r, p) })
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		client.Close()
+		up.Close()
+		return
+	}
+	r.pairs[p] = struct{}{}
+	r.mu.Unlock()
+	if hasResetPeer(f.tp) {
+		if err := p.setLinger(0); err != nil {
+			f.log.Warn("reset_peer: cannot set SO_LINGER 0", "client", from, "err", err)
+		}
+	}
+	f.log.Debug("connection accepted", "client", from, "upstream", up.LocalAddr().String())
+	name := from + "#" + strconv.FormatUint(f.seq.Add(1), 10)
+	f.tp.Toxics.StartLink(f.s.tp, name+"upstream", p.client, p.upstream, stream.Upstream)
+	f.tp.Toxics.StartLink(f.s.tp, name+"downstream", p.upstream, p.client, stream.Downstream)
+}
+
+// closed forgets a pair both of whose ends are closed.
+func (f *forwarder) closed(r *run, p *pair) {
+	r.mu.Lock()
+	delete(r.pairs, p)
+	r.mu.Unlock()
+	f.log.Debug("connection closed", "client", p.client.c.RemoteAddr().String(),
+		"bytes_up", p.client.read.Load(), "bytes_down", p.upstream.read.Load(),
+		"duration_ms", time.Since(p.started).Milliseconds())
+}
+
+// hasResetPeer reports whether a reset_peer toxic is in the chain.
+func hasResetPeer(tp *toxiproxy.Proxy) bool {
+	for _, t := range tp.Toxics.GetToxicArray() {
+		if w, ok := t.(*toxics.ToxicWrapper); ok {
+			if _, ok := w.Toxic.(*ResetPeer); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// idle reports whether no proxy of s has a connection open (for tests).
+func (s *Server) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.proxies {
+		if r := f.run; r != nil {
+			r.mu.Lock()
+			n := len(r.pairs)
+			r.mu.Unlock()
+			if n > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,134 @@
+// Package proxy is the control plane of a TCP proxy that speaks Toxiproxy's
+// HTTP API (v2.5.0: the same routes, JSON, status codes and error bodies, so
+// toxiproxy's clients work unchanged) and adds the toxics Toxiproxy cannot
+// have: handshake_delay, handshake_hold and handshake_refuse, which act on
+// the TCP handshake itself.
+//
+// Each proxy accepts on a held listener (package listener) and forwards every
+// connection to its upstream through toxiproxy's own toxic links, so every
+// toxiproxy toxic behaves as toxiproxy documents it. Toxiproxy accepts every
+// connection in user space, after the kernel has completed the handshake;
+// here the SYN itself is held, replayed at its instant, or refused.
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
+	"github.com/rs/zerolog"
+
+	"github.com/synhold/synhold/listener"
+)
+
+// Version is what GET /version answers: the toxiproxy API version served.
+const Version = "2.5.0"
+
+// Config configures a Server.
+type Config struct {
+	// Logger gets one line per event; slog.Default() if nil.
+	Logger *slog.Logger
+	// Strategy is how proxies hold handshakes; listener.Auto (the best this
+	// host and privileges allow) by default.
+	Strategy listener.Strategy
+	// Seed seeds the draws of handshake toxics' toxicity and jitter; 0 picks
+	// a random seed.
+	Seed uint64
+}
+
+// Server is the proxies and their HTTP API. It is an http.Handler.
+type Server struct {
+	log     *slog.Logger
+	support support
+	rng     randSource
+	tp      *toxiproxy.ApiServer // toxiproxy's links need one (metrics off)
+	handler http.Handler
+
+	mu      sync.Mutex // serializes the API
+	proxies map[string]*forwarder
+}
+
+// New returns a Server with no proxies. It fails if cfg.Strategy cannot run
+// here.
+func New(cfg Config) (*Server, error) {
+	sup, err := probeSupport(cfg.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:     cfg.Logger,
+		support: sup,
+		tp:      toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
+		proxies: make(map[string]*forwarder),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	s.rng = newLockedRand(seed)
+	s.handler = s.routes()
+	s.log.Info("handshake toxics", "strategy", sup.strategy, "can", sup.describe())
+	return s, nil
+}
+
+// ServeHTTP serves toxiproxy's API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Populate creates or replaces the proxies a JSON array describes, as POST
+// /populate does (the format of toxiproxy-server's -config file).
+func (s *Server) Populate(r io.Reader) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	proxies, err := s.populate(r)
+	if err != nil {
+		return fmt.Errorf("populate: %w", err)
+	}
+	s.log.Info("populated proxies", "proxies", len(proxies))
+	return nil
+}
+
+// Close stops every proxy: their listeners and connections are closed.
+// The API then answers as if there were no proxies.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.proxies))
+	for n := range s.proxies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s.proxies[n].stop()
+		delete(s.proxies, n)
+	}
+	return nil
+}
+
+// proxyInput is a proxy as the API takes it.
+type proxyInput struct {
+	Name     string `json:"name"`
+	Listen   string `json:"listen"`
+	Upstream string `json:"upstream"`
+	Enabled  bool   `json:"enabled"`
+}
+
+// proxyView is a proxy as the API shows it, in toxiproxy's field order.
+type proxyView struct {
+	Name     string `json:"name"`
+	Listen   string `json:"listen"`
+	Upstream string `json:"upstream"`
+	Enabled  bool   `json:"enabled"`
+	// Logger is toxiproxy's exported *zerolog.Logger, which its API
+	// marshals as {}: kept, so that bodies match byte for byte.
+	Logger struct{}       `json:"Logger"`
+	Toxics []toxics.Toxic `json:"toxics"`
+}

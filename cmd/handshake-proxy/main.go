@@ -1,0 +1,31 @@
+// Command handshake-proxy is a TCP proxy that speaks Toxiproxy's HTTP API, so
+// toxiproxy's clients (its Go client, toxiproxy-cli, the clients in other
+// languages, Testcontainers' Toxiproxy modules) drive it unchanged, and that
+// adds the toxics Toxiproxy cannot have: handshake_delay, handshake_hold and
+// handshake_refuse, which delay, withhold or refuse the TCP handshake itself.
+//
+// Usage:
+//
+//	handshake-proxy [-host HOST] [-port PORT] [-config FILE] [-seed N]
+//	    [--strategy auto|replay|retransmit] [--log-format text|json] [-version]
+//
+// The flags are toxiproxy-server's: the API listens on HOST:PORT (default
+// localhost:8474); FILE is a JSON array of proxies created at start. The
+// handshake toxics need Linux; handshake_delay and handshake_refuse also
+// need CAP_NET_RAW. LOG_LEVEL (debug, info, warn, error) sets the log level,
+// as for toxiproxy-server. See package broker/proxy.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	stop()
+	os.Exit(code)
+}
