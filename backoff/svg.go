@@ -117,6 +117,13 @@ func (p *picture) draw(b *bytes.Buffer, title string) {
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	p.header(b, title)
 	p.legend(b)
+	// The axis and its grid first, so that the rows' marks and labels are
+	// drawn over the grid lines.
+	axisY := float64(svgTop + len(p.rows)*svgRowH)
+	for i := range p.rows {
+		p.rowFrame(b, p.rows[i], float64(svgTop+i*svgRowH+svgRowH/2))
+	}
+	p.axis(b, axisY)
 	for i, r := range p.rows {
 		y := float64(svgTop + i*svgRowH + svgRowH/2)
 		if r.series != nil {
@@ -125,8 +132,6 @@ func (p *picture) draw(b *bytes.Buffer, title string) {
 			p.removedRow(b, r, y)
 		}
 	}
-	axisY := float64(svgTop + len(p.rows)*svgRowH)
-	p.axis(b, axisY)
 	y := axisY + svgAxisH + 4
 	for _, n := range notes {
 		fmt.Fprintf(b, `<text x="20" y="%.1f" fill="%s"%s>%s</text>`+"\n", y, n.color, n.weight, esc(n.text))
@@ -180,7 +185,6 @@ func (p *picture) legend(b *bytes.Buffer) {
 // seriesRow draws one series.
 func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 	s := r.series
-	p.rowFrame(b, r, y)
 	start := p.a.Start
 	// The schedule without jitter, from the first attempt.
 	t := s.Attempts[0].Time.Sub(start)
@@ -261,7 +265,6 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 
 // removedRow draws the attempts left out.
 func (p *picture) removedRow(b *bytes.Buffer, r row, y float64) {
-	p.rowFrame(b, r, y)
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	last := -1e9
 	for _, rm := range r.removed {
