@@ -43,9 +43,9 @@ func (a Analysis) MarshalJSON() ([]byte, error) {
 	}{plain(a), a.Start.Format(time.RFC3339Nano)})
 }
 
-// MarshalJSON writes f with its fitted initial gap as initial_ms, and
-// std_err as null, with the reason in std_err_unknown, when there were too
-// few gaps to estimate it.
+// MarshalJSON writes f with its fitted initial gap as initial_ms,
+// multiplier as null when there is no fit, and std_err as null, with the
+// reason in std_err_unknown, when there were too few gaps to estimate it.
 func (f Fit) MarshalJSON() ([]byte, error) {
 	type plain Fit
 	v := struct {
