@@ -85,6 +85,10 @@ func newPicture(a Analysis) *picture {
 			hi = math.Max(hi, secs(g.At-g.Got+g.Hi))
 		}
 		hi = math.Max(hi, secs(idealEnd(s, a.Start, a.Policy)))
+		if s.Has(TooFewAttempts) {
+			_, nextHi := a.Policy.Range(len(s.Gaps))
+			hi = math.Max(hi, secs(s.Attempts[len(s.Attempts)-1].Time.Sub(a.Start)+nextHi))
+		}
 	}
 	for _, r := range a.Removed {
 		lo, hi = math.Min(lo, secs(r.At)), math.Max(hi, secs(r.At))
@@ -203,6 +207,16 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 			x1, y-14, math.Max(x2-x1, 1), colorBand, esc(fmt.Sprintf("gap %d: allowed %s to %s after the previous attempt", g.Index, shortDur(g.Lo), shortDur(g.Hi))))
 		xe := p.sc.x(secs(prev + g.Expected))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3,2"/>`+"\n", xe, y-16, xe, y+16, colorExp)
+	}
+	if s.Has(TooFewAttempts) {
+		// Where the next attempt was due, had the client gone on.
+		last := s.Attempts[len(s.Attempts)-1].Time.Sub(start)
+		lo, hi := p.a.Policy.Range(len(s.Gaps))
+		x1, x2 := p.sc.x(secs(last+lo)), p.sc.x(secs(last+hi))
+		fmt.Fprintf(b, `<rect class="missing" x="%.1f" y="%.1f" width="%.1f" height="28" fill="none" stroke="%s" stroke-dasharray="4,3"/>`+"\n",
+			x1, y-14, math.Max(x2-x1, 1), colorBad)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%s</text>`+"\n",
+			(x1+x2)/2, y+32, colorBad, esc("the next attempt was due here; none came"))
 	}
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	// Attempts, with the gap that ends at each written under it.
