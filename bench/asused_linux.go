@@ -145,7 +145,7 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
 	rows := []UsedRow{usedRow(c, "", in)}
 	rows[0].ServerStart = startFields(srv.ready)
-	if c.knobs || c.env != nil {
+	if c.knobs || c.env != nil || c.serverArgs != nil {
 		return rows, nil
 	}
 	for _, m := range []string{modeBoth, modeV6First} {

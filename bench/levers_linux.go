@@ -83,6 +83,8 @@ func leverCases() []usedCase {
 			env: []string{"SYNHOLD_BENCH_REALTIME=off"}, note: "releaseclock.RealTime off"},
 		{name: "lever/engine-closed/idle", label: "engine closed with its last listener, machine as it is", knobs: true,
 			env: []string{"SYNHOLD_BENCH_ENGINE_LINGER=0s"}, note: "tune.EngineLinger 0"},
+		{name: "lever/no-spares/idle", label: "no pairs bound ahead of requests, machine as it is",
+			serverArgs: []string{"--spares", "0"}, note: "--spares 0"},
 		{name: "lever/spin-1ms/idle", label: "spin 1 ms, machine as it is", knobs: true,
 			env: []string{"SYNHOLD_BENCH_SPIN=1ms"}, note: "releaseclock.Spin 1 ms"},
 		{name: "lever/spin-1ms/busy4", label: "spin 1 ms, 4 busy processes", hogs: 4, knobs: true,

@@ -200,10 +200,21 @@ func reportLevers(b *strings.Builder, r *Results) {
 		fmt.Fprintf(b, "| %s (%s) | %d | %s | %s | %s | %s / %s / %s | %s / %s | %s / %s | %d/%d | %s |\n",
 			l.Label, l.Note, l.Pairs, p50Cell(l.Release), p99Cell(l.Release), maxCell(l.Release),
 			p50Cell(def.Release), p99Cell(def.Release), maxCell(def.Release), p50Cell(l.Reply), p99Cell(l.Reply),
-			p50Cell(def.Reply), p99Cell(def.Reply), l.ServerReported, l.Winners,
-			strings.ReplaceAll(strings.Join(l.ServerStart, "; "), "|", "/"))
+			p50Cell(def.Reply), p99Cell(def.Reply), l.ServerReported, l.Winners, shortStart(l.ServerStart))
 	}
 	b.WriteString("\n")
+}
+
+// shortStart is a server's start-up fields without the sentence that
+// explains the strategy.
+func shortStart(fields []string) string {
+	var out []string
+	for _, f := range fields {
+		if !strings.HasPrefix(f, "why=") {
+			out = append(out, f)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(out, "; "), "|", "/")
 }
 
 // shippedOf names the row of the server as shipped on a lever row's load.
