@@ -18,6 +18,7 @@ const lingerMax = time.Second
 func (s *Server) serveConn(c net.Conn) {
 	from := c.RemoteAddr().String()
 	b, err := s.readRequest(c)
+	received := time.Now()
 	if err != nil {
 		s.log.Info("control connection closed without a request", "from", from, "why", readWhy(err))
 		c.Close()
@@ -28,7 +29,13 @@ func (s *Server) serveConn(c net.Conn) {
 		req.SamePort = true
 	}
 	reply, p := s.answer(req, perr, from)
-	if err := writeReply(c, reply, s.cfg.IdleTimeout); err != nil {
+	err = writeReply(c, reply, s.cfg.IdleTimeout)
+	if p != nil {
+		p.announce(from, received, time.Now())
+		p.serve()
+		s.fill()
+	}
+	if err != nil {
 		s.log.Warn("control reply failed", "from", from, "request", hexByte(b), "err", err)
 		if p != nil {
 			p.close("reply failed: nobody knows its ports")
@@ -48,7 +55,7 @@ func (s *Server) answer(req Request, perr error, from string) ([]byte, *pair) {
 		s.log.Warn("unknown control request; replied 0x00", "request", hexByte(req.Byte), "from", from)
 		return []byte{replyFailure}, nil
 	case req.Op == OpPair:
-		p, err := s.openPair(req, from)
+		p, err := s.newPair(req)
 		if err != nil {
 			s.log.Error("pair request failed; replied 0x00", "request", hexByte(req.Byte), "from", from, "err", err)
 			return []byte{replyFailure}, nil

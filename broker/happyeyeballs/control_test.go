@@ -231,7 +231,10 @@ func TestPairTimeout(t *testing.T) {
 		t.Errorf("a SYN after the instant took %v to complete, want at once", took)
 	}
 	q := hs.pair(t, 0x04)
-	time.Sleep(pairTimeout + 200*time.Millisecond)
+	hs.log.waitRecords(t, "pair closed", 2) // the first pair's, then q's at its timeout
+	if took := time.Since(q.replied); took < pairTimeout {
+		t.Errorf("the second pair closed %v after its reply, before its timeout %v", took, pairTimeout)
+	}
 	waitRefused(t, q.addr4)
 	waitRefused(t, q.addr6)
 	var whys []any

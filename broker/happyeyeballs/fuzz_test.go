@@ -1,6 +1,7 @@
 package happyeyeballs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -228,7 +230,7 @@ func TestSamePortRetries(t *testing.T) {
 		t.Run(strconv.Itoa(int(tc.taken)), func(t *testing.T) {
 			fac := &fakeFactory{}
 			fac.failV6.Store(tc.taken)
-			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler)})
+			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: -1}) // counts every listen
 			s.listen = fac.listen
 			reply := fuzzExchange(s, []byte{0x16})
 			if ok := len(reply) == 3 && reply[0] == replyOK; ok != tc.wantOK || len(reply) == 0 {
@@ -243,4 +245,50 @@ func TestSamePortRetries(t *testing.T) {
 			fuzzShutdown(t, s, fac)
 		})
 	}
+}
+
+// TestSpares checks that pairs opened ahead are handed out first, in
+// order, and replaced; that a request of another kind gets a pair of its
+// own; and that Shutdown closes the spares.
+func TestSpares(t *testing.T) {
+	fac := &fakeFactory{}
+	s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: 2})
+	s.listen = fac.listen
+	spares := func() []*pair {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			s.mu.Lock()
+			ps, filling := slices.Clone(s.spares), s.filling
+			s.mu.Unlock()
+			if len(ps) == 2 && !filling {
+				return ps
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d spares after 5 s, want 2", len(ps))
+			}
+		}
+	}
+	s.fill()
+	ready := spares()
+	if n := fac.calls.Load(); n != 4 {
+		t.Fatalf("%d listens for 2 spares, want 4", n)
+	}
+	for i, b := range []byte{0x04, 0x06} {
+		reply := fuzzExchange(s, []byte{b})
+		want := encodeReply(Request{Op: OpPair}, ready[i].sides[0].port(), ready[i].sides[1].port())
+		if !bytes.Equal(reply, want) {
+			t.Errorf("request %d: reply % x, want the spare's % x", i, reply, want)
+		}
+	}
+	spares()
+	if n := fac.calls.Load(); n != 8 {
+		t.Errorf("%d listens after 2 spares were handed out, want 8", n)
+	}
+	reply := fuzzExchange(s, []byte{0x14})
+	if len(reply) != 3 || reply[0] != replyOK {
+		t.Fatalf("same-port request: reply % x", reply)
+	}
+	if n := fac.calls.Load(); n != 10 {
+		t.Errorf("%d listens after a same-port request, want 10 (its own pair)", n)
+	}
+	fuzzShutdown(t, s, fac)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -20,57 +19,96 @@ import (
 // gives up: a port free on 127.0.0.1 may be taken on ::1.
 const samePortTries = 8
 
-// pair is one port pair: an IPv4 and an IPv6 held listener, each released
-// at its own instant, the first connection on either winning.
-type pair struct {
-	s   *Server
-	id  uint64
-	req Request
-	log *slog.Logger
+// eventWait bounds how long the winner's "connected" line waits for the
+// listener's events that come before it (the side's release, the SYN-ACK
+// of the connection): they travel on another goroutine, and on a loaded
+// machine may trail the accept by milliseconds.
+const eventWait = time.Second
 
-	sides   [2]*side  // IPv4, IPv6
-	boundAt time.Time // when both were bound; set before the pair starts
-	bound   atomic.Int64
-	won     atomic.Bool
-	timer   *time.Timer // PairTimeout; guarded by s.mu
+// pair is one port pair: an IPv4 and an IPv6 held listener, each released
+// at its own instant, the first connection on either winning. A pair opened
+// ahead of its request (a spare) holds every SYN, with no instant, until
+// it is handed out; its clock starts then.
+type pair struct {
+	s        *Server
+	id       uint64
+	samePort bool
+	log      *slog.Logger
+
+	sides [2]*side // IPv4, IPv6
+	won   atomic.Bool
+	timer *time.Timer // PairTimeout; guarded by s.mu
+
+	// Set by start, before the pair is served; read by the event callbacks,
+	// which may run before (a stray SYN at a spare), hence the lock.
+	mu      sync.Mutex
+	req     Request
+	started time.Time // the instant the delays count from; zero for a spare
+
+	// The pair's log lines are written under logMu, in the order of the
+	// events; those that come before the "pair requested" line (written
+	// once the reply is out, so as not to delay it) wait in queued.
+	logMu     sync.Mutex
+	announced bool
+	queued    []func()
 
 	closeOnce sync.Once
 }
 
-// side is one family of a pair.
+// side is one family of a pair, and what its listener reported so far.
 type side struct {
 	family int
 	ln     heldListener
-	want   time.Time // when its handshakes complete
+	want   time.Time // when its handshakes complete; set by start
+
+	mu       sync.Mutex
+	released bool                         // its Released event was logged
+	early    []listener.Event             // SYN-ACKs reported before the release, logged after it
+	synacks  map[netip.AddrPort]time.Time // kernel times of the SYN-ACKs logged, by client
+	changed  chan struct{}                // closed and replaced whenever the above change
 }
 
 func (sd *side) port() uint16 { return sd.ln.AddrPort().Port() }
 
-// openPair binds a pair for req, schedules its releases from the bind, and
-// starts serving it. The caller replies with its ports.
-func (s *Server) openPair(req Request, from string) (*pair, error) {
-	p := s.newPair(req)
-	if err := p.bind(); err != nil {
-		return nil, fmt.Errorf("open pair %d: %w", p.id, err)
-	}
-	p.schedule()
-	if !s.addPair(p) {
-		p.closeListeners()
-		return nil, errClosed
-	}
-	p.logRequested(from)
-	for _, sd := range p.sides {
-		go p.serveSide(sd)
-	}
-	return p, nil
-}
-
-func (s *Server) newPair(req Request) *pair {
+// openPair binds a new pair; samePort puts both families on one port number.
+func (s *Server) openPair(samePort bool) (*pair, error) {
 	s.mu.Lock()
 	s.lastID++
 	id := s.lastID
 	s.mu.Unlock()
-	return &pair{s: s, id: id, req: req, log: s.log.With("pair", id)}
+	p := &pair{s: s, id: id, samePort: samePort, log: s.log.With("pair", id)}
+	if err := p.bind(); err != nil {
+		return nil, fmt.Errorf("open pair %d: %w", p.id, err)
+	}
+	return p, nil
+}
+
+// newPair hands out a pair for req: a spare of the right kind if there is
+// one, else one bound now, and starts the pair's clock. The caller replies
+// with its ports, then calls announce and serve: what can wait until the
+// reply is out waits.
+func (s *Server) newPair(req Request) (*pair, error) {
+	p := s.takeSpare(req.SamePort)
+	if p == nil {
+		var err error
+		if p, err = s.openPair(req.SamePort); err != nil {
+			return nil, err
+		}
+	}
+	p.start(req)
+	if !s.addPair(p) {
+		p.closeListeners()
+		return nil, errClosed
+	}
+	return p, nil
+}
+
+// serve accepts connections on both sides, until the pair closes. The
+// kernel completes and queues the handshakes meanwhile.
+func (p *pair) serve() {
+	for _, sd := range p.sides {
+		go p.serveSide(sd)
+	}
 }
 
 // addPair registers p and arms its timeout; false once the server is
@@ -98,7 +136,7 @@ func (s *Server) removePair(p *pair) *time.Timer {
 // bind opens both listeners: on two ports, or on one port number for both
 // families, retrying with another number while ::1 has it taken.
 func (p *pair) bind() error {
-	if !p.req.SamePort {
+	if !p.samePort {
 		return p.bindPorts(false)
 	}
 	var err error
@@ -113,7 +151,8 @@ func (p *pair) bind() error {
 // bindPorts opens the IPv4 listener on 127.0.0.1, then the IPv6 one on ::1,
 // on the same port number if same.
 func (p *pair) bindPorts(same bool) error {
-	v4, err := p.listen(4, "127.0.0.1:0")
+	sd4, sd6 := newSide(4), newSide(6)
+	v4, err := p.listen(sd4, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -121,20 +160,25 @@ func (p *pair) bindPorts(same bool) error {
 	if same {
 		port6 = int(v4.AddrPort().Port())
 	}
-	v6, err := p.listen(6, net.JoinHostPort("::1", strconv.Itoa(port6)))
+	v6, err := p.listen(sd6, net.JoinHostPort("::1", strconv.Itoa(port6)))
 	if err != nil {
 		v4.Close()
 		return err
 	}
-	p.sides = [2]*side{{family: 4, ln: v4}, {family: 6, ln: v6}}
+	sd4.ln, sd6.ln = v4, v6
+	p.sides = [2]*side{sd4, sd6}
 	return nil
 }
 
-// listen opens one held listener of family on address; it holds every
-// handshake until schedule says when.
-func (p *pair) listen(family int, address string) (heldListener, error) {
-	network := "tcp" + strconv.Itoa(family)
-	cfg := listener.Config{Strategy: p.s.cfg.Strategy, OnEvent: p.onEvent(family)}
+func newSide(family int) *side {
+	return &side{family: family, synacks: make(map[netip.AddrPort]time.Time), changed: make(chan struct{})}
+}
+
+// listen opens one held listener for sd on address; it holds every
+// handshake until start says when.
+func (p *pair) listen(sd *side, address string) (heldListener, error) {
+	network := "tcp" + strconv.Itoa(sd.family)
+	cfg := listener.Config{Strategy: p.s.cfg.Strategy, OnEvent: p.onEvent(sd)}
 	ln, err := p.s.listen(network, address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", network, address, err)
@@ -142,19 +186,27 @@ func (p *pair) listen(family int, address string) (heldListener, error) {
 	return ln, nil
 }
 
-// schedule sets each side's release instant from now, the time both are
-// bound: the fast side FastDelay after it, the slow side SlowDelay after.
-func (p *pair) schedule() {
+// start sets each side's release instant from now: the fast side
+// FastDelay after it, the slow side SlowDelay after.
+func (p *pair) start(req Request) {
 	now := time.Now()
-	p.boundAt = now
-	p.bound.Store(now.UnixNano())
+	p.mu.Lock()
+	p.req, p.started = req, now
+	p.mu.Unlock()
 	for _, sd := range p.sides {
 		sd.want = now.Add(p.delay(sd.family))
 		sd.ln.ReleaseAt(sd.want)
 	}
 }
 
-// delay is how long after the bind family's handshakes complete.
+// startedAt is when the pair's clock started; zero for a spare.
+func (p *pair) startedAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
+}
+
+// delay is how long after the start family's handshakes complete.
 func (p *pair) delay(family int) time.Duration {
 	if family == p.req.Slow {
 		return p.s.cfg.SlowDelay
@@ -175,19 +227,31 @@ func (p *pair) serveSide(sd *side) {
 	}
 }
 
-// connected hands the first connection of the pair its family byte and
-// closes the pair; any later connection is closed at once.
+// connected hands the first connection of the pair its family byte, logs
+// it once the listener's events before it are logged, and closes the pair;
+// any later connection is closed at once.
 func (p *pair) connected(sd *side, c net.Conn) {
 	at := time.Now()
 	if !p.won.CompareAndSwap(false, true) {
-		p.log.Info("extra connection closed", "family", familyName(sd.family), "client", c.RemoteAddr().String())
+		client := c.RemoteAddr().String()
+		p.inOrder(func() { p.log.Info("extra connection closed", "family", familyName(sd.family), "client", client) })
 		c.Close()
 		return
 	}
-	p.logConnected(sd, c, at)
-	if err := writeReply(c, []byte{FamilyByte(sd.family)}, time.Second); err != nil {
-		p.log.Warn("family byte not sent", "family", familyName(sd.family), "err", err)
+	err := writeReply(c, []byte{FamilyByte(sd.family)}, time.Second)
+	client := remoteAddrPort(c)
+	_, captured := sd.ln.Handshake(client) // its SYN was seen: its SYN-ACK will be
+	synack, seen := sd.waitEvents(client, captured, eventWait)
+	hs, _ := sd.ln.Handshake(client)
+	if !seen && !hs.SYNACK.IsZero() { // recorded, though its event has not come yet
+		synack, seen = hs.SYNACK, true
 	}
+	p.inOrder(func() {
+		p.logConnected(sd, c, at, hs, captured, synack, seen)
+		if err != nil {
+			p.log.Warn("family byte not sent", "family", familyName(sd.family), "err", err)
+		}
+	})
 	p.close("connected over " + familyName(sd.family))
 	linger(c, lingerMax)
 }
@@ -199,7 +263,10 @@ func (p *pair) close(why string) {
 			t.Stop()
 		}
 		p.closeListeners()
-		p.log.Info("pair closed", "why", why, "after_ms", millis(time.Since(p.boundAt)))
+		now := time.Now()
+		p.inOrder(func() {
+			p.log.Info("pair closed", "why", why, "closed", stamp(now), "after_ms", millis(now.Sub(p.startedAt())))
+		})
 	})
 }
 
@@ -209,55 +276,119 @@ func (p *pair) closeListeners() {
 	}
 }
 
-func (p *pair) logRequested(from string) {
-	p.log.Info("pair requested",
-		"request", hexByte(p.req.Byte), "from", from,
-		"strategy", p.sides[0].ln.Strategy().String(),
-		"ipv4_port", p.sides[0].port(), "ipv6_port", p.sides[1].port(),
-		"slow", familyName(p.req.Slow),
-		"fast_ms", millis(p.s.cfg.FastDelay), "slow_ms", millis(p.s.cfg.SlowDelay))
+// inOrder writes a log line of the pair by calling f, after the lines of
+// the events before it, and after the "pair requested" line.
+func (p *pair) inOrder(f func()) {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	if !p.announced {
+		p.queued = append(p.queued, f)
+		return
+	}
+	f()
 }
 
-// logConnected logs the winning connection, with how late its handshake
-// was against the instant asked for, when the listener saw it.
-func (p *pair) logConnected(sd *side, c net.Conn, at time.Time) {
-	attrs := []any{
-		"family", familyName(sd.family), "client", c.RemoteAddr().String(),
-		"after_bind_ms", millis(at.Sub(p.boundAt)), "want_ms", millis(p.delay(sd.family)),
+// announce writes the "pair requested" line, once the reply to from has
+// been sent (or failed), then the lines that waited for it.
+func (p *pair) announce(from string, received, replied time.Time) {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	p.logRequested(from, received, replied)
+	p.announced = true
+	for _, f := range p.queued {
+		f()
 	}
-	if hs, ok := sd.ln.Handshake(remoteAddrPort(c)); ok {
-		attrs = append(attrs, "handshake_late_us", hs.Late().Microseconds(),
-			"syns", len(hs.SYNs), "synack_seen", !hs.SYNACK.IsZero())
-	} else {
-		attrs = append(attrs, "accept_late_us", at.Sub(sd.want).Microseconds())
-	}
-	p.log.Info("connected", attrs...)
+	p.queued = nil
 }
 
-// onEvent returns the listener callback of one side: one log line per
-// event. It runs on the listener's goroutines, so it only logs: it must
-// never close a listener.
-func (p *pair) onEvent(family int) func(listener.Event) {
-	fam := familyName(family)
-	return func(e listener.Event) {
-		switch e.Kind {
-		case listener.SYNSeen:
-			p.log.Info("syn seen", "family", fam, "client", e.Client.String(),
-				"syn_ms", p.sinceBind(e.Time), "retransmit", e.Retransmit)
-		case listener.Released:
-			p.logReleased(fam, e)
-		case listener.SYNACKSent:
-			p.log.Info("syn-ack sent", "family", fam, "client", e.Client.String(),
-				"synack_ms", p.sinceBind(e.Time), "late_us", e.Late().Microseconds())
+// waitEvents waits until sd's release was logged and, if the listener
+// captured the handshake of client, its SYN-ACK too, for at most limit. It
+// returns the SYN-ACK's kernel time, if it was seen.
+func (sd *side) waitEvents(client netip.AddrPort, captured bool, limit time.Duration) (time.Time, bool) {
+	timeout := time.NewTimer(limit)
+	defer timeout.Stop()
+	for {
+		sd.mu.Lock()
+		released, changed := sd.released, sd.changed
+		synack, seen := sd.synacks[client]
+		sd.mu.Unlock()
+		if released && (seen || !captured) {
+			return synack, seen
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return synack, seen
 		}
 	}
 }
 
-func (p *pair) logReleased(fam string, e listener.Event) {
-	attrs := []any{"family", fam, "late_us", e.Late().Microseconds(), "replayed", e.Replayed}
+// broadcast wakes waitEvents; sd.mu is held.
+func (sd *side) broadcast() {
+	close(sd.changed)
+	sd.changed = make(chan struct{})
+}
+
+// onEvent returns the listener callback of one side: one log line per
+// event, in the order the events happened. A SYN-ACK the listener reports
+// before the side's release (the two travel separately) is logged after
+// it. It runs on the listener's goroutine, so it only logs.
+func (p *pair) onEvent(sd *side) func(listener.Event) {
+	return func(e listener.Event) { p.inOrder(func() { p.logEvent(sd, e) }) }
+}
+
+// logEvent logs one event of side sd.
+func (p *pair) logEvent(sd *side, e listener.Event) {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	switch e.Kind {
+	case listener.SYNSeen:
+		p.logSYN(sd, e)
+	case listener.Released:
+		p.logReleased(sd, e)
+		sd.released = true
+		for _, early := range sd.early {
+			p.logSYNACK(sd, early)
+		}
+		sd.early = nil
+		sd.broadcast()
+	case listener.SYNACKSent:
+		if !sd.released {
+			sd.early = append(sd.early, e)
+			return
+		}
+		p.logSYNACK(sd, e)
+		sd.broadcast()
+	}
+}
+
+func (p *pair) logRequested(from string, received, replied time.Time) {
+	fast, slow := p.sides[0], p.sides[1]
+	if p.req.Slow == 4 {
+		fast, slow = slow, fast
+	}
+	p.log.Info("pair requested",
+		"request", hexByte(p.req.Byte), "from", from,
+		"strategy", p.sides[0].ln.Strategy().String(),
+		"ipv4_port", p.sides[0].port(), "ipv6_port", p.sides[1].port(),
+		"slow", familyName(p.req.Slow), "start", stamp(p.started),
+		"fast_want", stamp(fast.want), "slow_want", stamp(slow.want),
+		"fast_ms", millis(p.s.cfg.FastDelay), "slow_ms", millis(p.s.cfg.SlowDelay),
+		"received", stamp(received), "replied", stamp(replied), "reply_us", replied.Sub(received).Microseconds())
+}
+
+func (p *pair) logSYN(sd *side, e listener.Event) {
+	p.log.Info("syn seen", "family", familyName(sd.family), "client", e.Client.String(),
+		"syn", stamp(e.Time), "syn_ms", p.sinceStart(e.Time), "retransmit", e.Retransmit)
+}
+
+func (p *pair) logReleased(sd *side, e listener.Event) {
+	attrs := []any{"family", familyName(sd.family)}
 	if e.Client.IsValid() {
 		attrs = append(attrs, "client", e.Client.String())
 	}
+	attrs = append(attrs, "want", stamp(e.Want), "released", stamp(e.Time), "released_ms", p.sinceStart(e.Time),
+		"late_us", e.Late().Microseconds(), "replayed", e.Replayed)
 	if e.Err != nil {
 		p.log.Warn("released", append(attrs, "err", e.Err)...)
 		return
@@ -265,9 +396,43 @@ func (p *pair) logReleased(fam string, e listener.Event) {
 	p.log.Info("released", attrs...)
 }
 
-// sinceBind is t as milliseconds after the pair was bound.
-func (p *pair) sinceBind(t time.Time) float64 {
-	return millis(t.Sub(time.Unix(0, p.bound.Load())))
+// logSYNACK logs a SYN-ACK and remembers it for the connected line; sd.mu
+// is held.
+func (p *pair) logSYNACK(sd *side, e listener.Event) {
+	if _, dup := sd.synacks[e.Client]; !dup {
+		sd.synacks[e.Client] = e.Time
+	}
+	p.log.Info("syn-ack sent", "family", familyName(sd.family), "client", e.Client.String(),
+		"want", stamp(e.Want), "synack", stamp(e.Time), "synack_ms", p.sinceStart(e.Time), "late_us", e.Late().Microseconds())
+}
+
+// logConnected logs the winning connection: when it was asked to
+// complete, when its SYN-ACK left (if the listener saw it) and when it was
+// accepted, each as an absolute time and in ms after the start, with how
+// late the handshake was.
+func (p *pair) logConnected(sd *side, c net.Conn, at time.Time, hs listener.Handshake, captured bool, synack time.Time, seen bool) {
+	attrs := []any{
+		"family", familyName(sd.family), "client", c.RemoteAddr().String(),
+		"start", stamp(p.started), "want", stamp(sd.want), "want_ms", millis(p.delay(sd.family)),
+		"synack_seen", seen,
+	}
+	if seen {
+		attrs = append(attrs, "synack", stamp(synack), "synack_ms", p.sinceStart(synack), "late_us", synack.Sub(sd.want).Microseconds())
+	}
+	attrs = append(attrs, "accepted", stamp(at), "accepted_ms", p.sinceStart(at), "accept_late_us", at.Sub(sd.want).Microseconds())
+	if captured {
+		attrs = append(attrs, "syns", len(hs.SYNs))
+	}
+	p.log.Info("connected", attrs...)
+}
+
+// sinceStart is t as milliseconds after the pair's start; 0 for a spare.
+func (p *pair) sinceStart(t time.Time) float64 {
+	start := p.startedAt()
+	if start.IsZero() {
+		return 0
+	}
+	return millis(t.Sub(start))
 }
 
 // remoteAddrPort is c's peer address, zero if it is not TCP.
@@ -276,9 +441,4 @@ func remoteAddrPort(c net.Conn) netip.AddrPort {
 		return a.AddrPort()
 	}
 	return netip.AddrPort{}
-}
-
-// millis is d in milliseconds, to the microsecond.
-func millis(d time.Duration) float64 {
-	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }

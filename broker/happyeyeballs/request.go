@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 )
 
 // Op is what a Happy Eyeballs control request asks for.
@@ -108,4 +110,21 @@ func familyName(family int) string {
 		return "ipv4"
 	}
 	return "ipv6"
+}
+
+// stampLayout is RFC 3339 with nanoseconds, all nine digits always, so
+// that log lines line up and sort as text.
+const stampLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// stamp formats an absolute time for the logs; "" for the zero time.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(stampLayout)
+}
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }

@@ -44,6 +44,12 @@ type Config struct {
 	SamePort bool
 	// Strategy is how the pairs' listeners hold handshakes.
 	Strategy listener.Strategy
+	// Spares is how many pairs are kept open ahead of requests, so that a
+	// reply does not wait for two listeners to be opened (0.4-1 ms, more on
+	// a busy machine). A spare's clock starts when it is handed out, as if
+	// it were bound then. 1 if zero; none if negative. Spares are of the
+	// kind SamePort says; other requests get a pair opened on demand.
+	Spares int
 	// Logger receives one line per event; slog.Default() if nil.
 	Logger *slog.Logger
 }
@@ -74,6 +80,8 @@ type Server struct {
 	conns   map[net.Conn]struct{}
 	pairs   map[*pair]struct{}
 	lastID  uint64
+	spares  []*pair // opened ahead, not handed out yet
+	filling bool    // a goroutine is opening spares
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -85,6 +93,12 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.SlowDelay = orDefault(cfg.SlowDelay, DefaultSlowDelay)
 	cfg.PairTimeout = orDefault(cfg.PairTimeout, DefaultPairTimeout)
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
+	switch {
+	case cfg.Spares == 0:
+		cfg.Spares = 1
+	case cfg.Spares < 0:
+		cfg.Spares = 0
+	}
 	if cfg.FastDelay >= cfg.SlowDelay {
 		return nil, fmt.Errorf("happyeyeballs: fast delay %v must be shorter than slow delay %v", cfg.FastDelay, cfg.SlowDelay)
 	}
@@ -144,6 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	defer s.untrack(ln)
+	s.fill()
 	s.log.Debug("serving control connections", "addr", ln.Addr().String())
 	var backoff time.Duration
 	for {
@@ -208,8 +223,12 @@ func (s *Server) stop(why string) {
 		return
 	}
 	s.closing = true
-	lns, conns, pairs := keys(s.lns), keys(s.conns), keys(s.pairs)
+	lns, conns, pairs, spares := keys(s.lns), keys(s.conns), keys(s.pairs), s.spares
+	s.spares = nil
 	s.mu.Unlock()
+	for _, p := range spares {
+		p.closeListeners()
+	}
 	for _, ln := range lns {
 		ln.Close()
 	}
@@ -222,6 +241,62 @@ func (s *Server) stop(why string) {
 	}
 	s.log.Info("happy eyeballs server stopped", "why", why, "pairs_closed", len(pairs))
 	close(s.done)
+}
+
+// takeSpare returns a spare pair of the kind samePort says, or nil. The
+// caller calls fill once it has replied, so that opening the next spare
+// does not compete with the reply for the CPU.
+func (s *Server) takeSpare(samePort bool) *pair {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spares) == 0 || s.spares[0].samePort != samePort {
+		return nil
+	}
+	p := s.spares[0]
+	s.spares = s.spares[1:]
+	return p
+}
+
+// fill has spares opened until there are Spares of them.
+func (s *Server) fill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fillLocked()
+}
+
+// fillLocked is fill with s.mu held.
+func (s *Server) fillLocked() {
+	if s.filling || s.closing || len(s.spares) >= s.cfg.Spares {
+		return
+	}
+	s.filling = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for s.openSpare() {
+		}
+	}()
+}
+
+// openSpare opens one spare; false once there are enough, the server is
+// stopping, or opening failed (the next request retries).
+func (s *Server) openSpare() bool {
+	p, err := s.openPair(s.cfg.SamePort)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.log.Warn("spare pair not opened; requests open their own", "err", err)
+	case s.closing:
+		p.closeListeners()
+	default:
+		s.spares = append(s.spares, p)
+		if len(s.spares) < s.cfg.Spares {
+			return true
+		}
+	}
+	s.filling = false
+	return false
 }
 
 func keys[K comparable](m map[K]struct{}) []K {

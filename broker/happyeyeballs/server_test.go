@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -43,17 +44,138 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 
 // records returns the decoded log lines whose msg is msg.
 func (l *logBuffer) records(msg string) []map[string]any {
+	var out []map[string]any
+	for _, m := range l.all() {
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// all returns every decoded log line, in order.
+func (l *logBuffer) all() []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
 	for sc.Scan() {
 		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
 			out = append(out, m)
 		}
 	}
 	return out
+}
+
+// waitRecords waits until the log holds n lines of msg, for up to 10 s.
+func (l *logBuffer) waitRecords(t *testing.T, msg string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(l.records(msg)) < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %q lines after 10 s, want %d", len(l.records(msg)), msg, n)
+		}
+	}
+}
+
+// checkPairLogs checks the lines of every pair that got a connection: they
+// begin with "pair requested" and end with "pair closed"; the winner's side
+// logs "released", then its SYN-ACK (if synack), then "connected", whose
+// figures match those lines; the instant asked for is the delay of the
+// winning family after the pair's start. It returns how many pairs it
+// checked.
+func checkPairLogs(t *testing.T, lines []map[string]any, fast, slow time.Duration, synack bool) int {
+	t.Helper()
+	byPair := make(map[float64][]map[string]any)
+	var ids []float64
+	for _, l := range lines {
+		id, ok := l["pair"].(float64)
+		if !ok {
+			continue
+		}
+		if byPair[id] == nil {
+			ids = append(ids, id)
+		}
+		byPair[id] = append(byPair[id], l)
+	}
+	checked := 0
+	for _, id := range ids {
+		ls := byPair[id]
+		msgs := make([]any, len(ls))
+		for i, l := range ls {
+			msgs[i] = l["msg"]
+		}
+		conn := -1
+		for i, l := range ls {
+			if l["msg"] == "connected" {
+				conn = i
+			}
+		}
+		if conn < 0 {
+			continue
+		}
+		checked++
+		c := ls[conn]
+		if msgs[0] != "pair requested" || msgs[len(msgs)-1] != "pair closed" {
+			t.Errorf("pair %v: lines %v, want pair requested first and pair closed last", id, msgs)
+		}
+		family, client := c["family"], c["client"]
+		var released, ack map[string]any
+		for _, l := range ls[:conn] {
+			switch {
+			case l["family"] != family:
+			case l["msg"] == "released":
+				released = l
+			case l["msg"] == "syn-ack sent" && l["client"] == client:
+				if released == nil {
+					t.Errorf("pair %v %v: syn-ack sent before released: %v", id, family, msgs)
+				}
+				ack = l
+			}
+		}
+		for _, l := range ls[conn+1:] {
+			if l["family"] == family && (l["msg"] == "released" || l["msg"] == "syn-ack sent" && l["client"] == client) {
+				t.Errorf("pair %v %v: %v logged after connected: %v", id, family, l["msg"], msgs)
+			}
+		}
+		if released == nil {
+			t.Errorf("pair %v %v: no released line before connected: %v", id, family, msgs)
+			continue
+		}
+		delay := fast
+		if r := ls[0]; (r["slow"] == "ipv4") == (family == "ipv4") {
+			delay = slow
+		}
+		start, want := parseStamp(t, c["start"]), parseStamp(t, c["want"])
+		if want.Sub(start) != delay || c["want"] != released["want"] || c["start"] != ls[0]["start"] {
+			t.Errorf("pair %v: connected start %v want %v, released want %v, requested start %v; want %v after the start",
+				id, c["start"], c["want"], released["want"], ls[0]["start"], delay)
+		}
+		if !synack {
+			continue
+		}
+		if c["synack_seen"] != true || ack == nil || c["synack"] != ack["synack"] {
+			t.Errorf("pair %v: connected synack_seen %v synack %v; the syn-ack line %v", id, c["synack_seen"], c["synack"], ack)
+			continue
+		}
+		if st := parseStamp(t, c["synack"]); st.Before(want) {
+			t.Errorf("pair %v: SYN-ACK at %v, before the instant %v", id, c["synack"], c["want"])
+		}
+	}
+	return checked
+}
+
+var stampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)$`)
+
+// parseStamp parses a time the log wrote as RFC 3339 with nanoseconds.
+func parseStamp(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || !stampRE.MatchString(s) {
+		t.Errorf("time %q: not RFC 3339 with nine digits: %v", s, err)
+	}
+	return ts
 }
 
 // testServer is a Server under test, serving on 127.0.0.1 and ::1.
@@ -82,7 +204,25 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		go func() { hs.served <- s.Serve(ln) }()
 	}
 	t.Cleanup(func() { hs.shutdown(t) })
+	hs.waitSpares(t)
 	return hs
+}
+
+// waitSpares waits until the server has opened its spare pairs, so that
+// what a test counts does not change under it.
+func (hs *testServer) waitSpares(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		hs.mu.Lock()
+		n, filling := len(hs.spares), hs.filling
+		hs.mu.Unlock()
+		if n == hs.cfg.Spares && !filling {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d spare pairs open after 10 s", n, hs.cfg.Spares)
+		}
+	}
 }
 
 // shutdown stops the server and checks that both Serve calls returned nil.

@@ -71,8 +71,7 @@ func closeRest(results <-chan dialed, n int) {
 func TestDriverClient(t *testing.T) {
 	needReplay(t)
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
-	t.Cleanup(func() { logHandshakeFigures(t, hs) })
-	for _, tc := range []struct {
+	cases := []struct {
 		name    string
 		req     byte
 		stagger time.Duration
@@ -83,7 +82,9 @@ func TestDriverClient(t *testing.T) {
 		{"slow6/staggered", 0x06, 250 * time.Millisecond},
 		{"slow4/same-port", 0x14, 0},
 		{"slow6/same-port/staggered", 0x16, 250 * time.Millisecond},
-	} {
+	}
+	t.Cleanup(func() { checkLogs(t, hs, len(cases), true) })
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := hs.pair(t, tc.req)
@@ -105,7 +106,7 @@ func TestDriverClient(t *testing.T) {
 func TestLoneConnect(t *testing.T) {
 	needReplay(t)
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
-	t.Cleanup(func() { logHandshakeFigures(t, hs) })
+	t.Cleanup(func() { checkLogs(t, hs, 4, true) })
 	for _, tc := range []struct {
 		name   string
 		req    byte
@@ -134,13 +135,17 @@ func TestLoneConnect(t *testing.T) {
 	}
 }
 
-// logHandshakeFigures reports how late the server saw the handshakes of
-// the connections it handed a byte to. Run it from t.Cleanup, after the
-// parallel subtests.
-func logHandshakeFigures(t *testing.T, hs *testServer) {
+// checkLogs checks the log of every pair that got a connection (see
+// checkPairLogs), and reports how late the server saw the handshakes. Run
+// it from t.Cleanup, after the parallel subtests.
+func checkLogs(t *testing.T, hs *testServer, pairs int, synack bool) {
+	hs.log.waitRecords(t, "pair closed", pairs)
+	if n := checkPairLogs(t, hs.log.all(), hs.cfg.FastDelay, hs.cfg.SlowDelay, synack); n != pairs {
+		t.Errorf("%d pairs with a connected line, want %d", n, pairs)
+	}
 	for _, r := range hs.log.records("connected") {
-		t.Logf("server: pair %v %v after_bind_ms=%v want_ms=%v handshake_late_us=%v",
-			r["pair"], r["family"], r["after_bind_ms"], r["want_ms"], r["handshake_late_us"])
+		t.Logf("server: pair %v %v want_ms=%v synack_ms=%v late_us=%v accepted_ms=%v",
+			r["pair"], r["family"], r["want_ms"], r["synack_ms"], r["late_us"], r["accepted_ms"])
 	}
 }
 

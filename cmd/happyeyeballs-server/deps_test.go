@@ -10,10 +10,7 @@ import (
 // the two control protocols live in packages of their own so that this
 // binary does not carry the other's dependencies.
 func TestNoGRPC(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to list the dependencies: %v", err)
-	}
+	goBin := goTool(t)
 	for _, pkg := range []string{".", "github.com/synhold/synhold/broker/happyeyeballs"} {
 		out, err := exec.Command(goBin, "list", "-deps", pkg).Output()
 		if err != nil {

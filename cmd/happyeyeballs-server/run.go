@@ -22,6 +22,7 @@ type options struct {
 	pairTimeout time.Duration
 	idleTimeout time.Duration
 	samePort    bool
+	spares      int
 	strategy    string
 	logFormat   string
 }
@@ -70,6 +71,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.pairTimeout, "pair-timeout", happyeyeballs.DefaultPairTimeout, "close a pair nobody connected to after this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", happyeyeballs.DefaultIdleTimeout, "close a control connection that sends nothing after this")
 	fs.BoolVar(&o.samePort, "same-port", false, "answer 0x04 and 0x06 like 0x14 and 0x16: both families on one port number")
+	fs.IntVar(&o.spares, "spares", 1, "pairs kept bound ahead of requests, so that a reply need not wait for a bind (0: none)")
 	fs.StringVar(&o.strategy, "strategy", "auto", "how handshakes are held: auto, replay, retransmit or delayed-listen")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +93,8 @@ func (o options) check(rest []string) error {
 		return fmt.Errorf("--timeout %v: must be positive", o.timeout)
 	case o.fast <= 0 || o.slow <= 0 || o.pairTimeout <= 0 || o.idleTimeout <= 0:
 		return errors.New("delays and timeouts must be positive")
+	case o.spares < 0:
+		return fmt.Errorf("--spares %d: want 0 or more", o.spares)
 	case o.fast >= o.slow:
 		return fmt.Errorf("--fast-delay %v must be shorter than --slow-delay %v", o.fast, o.slow)
 	case o.logFormat != "text" && o.logFormat != "json":

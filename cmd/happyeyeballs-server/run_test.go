@@ -269,6 +269,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--timeout", "0s", "--wait"},
 		{"stray"},
 		{"--no-such-flag"},
+		{"--spares", "-1"},
 	} {
 		if r := runNow(args...); r.code != 2 || r.stderr == "" {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, r.code, r.stderr)

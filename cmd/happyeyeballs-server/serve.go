@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		FastDelay: o.fast, SlowDelay: o.slow,
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
 		SamePort: o.samePort, Strategy: strategy, Logger: logger,
+		Spares: cmp.Or(o.spares, -1),
 	})
 	if err != nil {
 		return err
@@ -80,7 +82,7 @@ func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Str
 	attrs := []any{
 		"control", addrs, "fast_delay", o.fast.String(), "slow_delay", o.slow.String(),
 		"pair_timeout", o.pairTimeout.String(), "idle_timeout", o.idleTimeout.String(),
-		"same_port", o.samePort, "strategy", s.String(), "hold", hold, "why", why,
+		"same_port", o.samePort, "spares", o.spares, "strategy", s.String(), "hold", hold, "why", why,
 	}
 	if perr != nil {
 		attrs = append(attrs, "probe", perr.Error())

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synhold/synhold/broker/happyeyeballs"
+)
+
+// asUsed are the delays of TestAsUsed: the fast one longer than a driver's
+// 250 ms head start for IPv6, so that the fast family wins either way.
+const (
+	asUsedFast = 400 * time.Millisecond
+	asUsedSlow = 1200 * time.Millisecond
+	// asUsedTol is how late a handshake may complete on a loaded 2-core
+	// machine running the race detector next to other builds.
+	asUsedTol = 300 * time.Millisecond
+)
+
+// asUsedPair is what the client saw of one pair.
+type asUsedPair struct {
+	slow      int
+	stagger   time.Duration // 0: both families at once; else IPv6 first, IPv4 this much later
+	sent      time.Time     // the request went out
+	replied   time.Time     // the reply was read
+	pair      happyeyeballs.Pair
+	family    int       // the winner
+	connected time.Time // when its connect returned
+	local     string    // its local address: the server's "client"
+	b         byte      // the byte it read
+}
+
+// TestAsUsed runs the server binary as a driver's test suite does: in its
+// own process, pairs asked for one after another by this (separate)
+// process, dialled both families at once and IPv6 first with IPv4 250 ms
+// later, the server idle in between. It checks what the client saw, and
+// that the server's JSON log is complete and in order: for every pair a
+// "connected" line with the SYN-ACK's kernel time, after the side's
+// "released" and "syn-ack sent" lines, and the instant asked for exactly
+// the fast delay after the pair's start.
+func TestAsUsed(t *testing.T) {
+	needHold(t, "replay") // the SYN-ACK times come from the capture: CAP_NET_RAW
+	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-asused")
+	buildServer(t, bin)
+	port := freePort(t)
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, "-c", strconv.Itoa(port), "--log-format", "json", "--strategy", "replay",
+		"--fast-delay", asUsedFast.String(), "--slow-delay", asUsedSlow.String())
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	he := &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := he.Wait(wctx, 20*time.Millisecond); err != nil {
+		t.Fatalf("server not ready: %v\nlog:\n%s", err, log)
+	}
+
+	n := 12
+	if testing.Short() {
+		n = 4
+	}
+	var runs []asUsedPair
+	for i := range n {
+		r := asUsedPair{slow: []int{4, 6}[i%2], stagger: []time.Duration{0, 0, 250 * time.Millisecond, 250 * time.Millisecond}[i%4]}
+		r.sent = time.Now()
+		p, err := he.Pair(ctx, r.slow)
+		if err != nil {
+			t.Fatalf("pair %d: %v\nlog:\n%s", i, err, log)
+		}
+		r.replied, r.pair = time.Now(), p
+		conn, family, err := driverDial(ctx, p, r.stagger)
+		if err != nil {
+			t.Fatalf("pair %d (slow IPv%d, stagger %v): %v", i, r.slow, r.stagger, err)
+		}
+		r.connected, r.family, r.local = time.Now(), family, conn.LocalAddr().String()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil || len(b) != 1 {
+			t.Fatalf("pair %d: the winner read % x, %v; want one byte", i, b, err)
+		}
+		r.b = b[0]
+		runs = append(runs, r)
+		time.Sleep(20 * time.Millisecond) // idle between tests, as a suite is
+	}
+	for i, r := range runs {
+		took := r.connected.Sub(r.replied)
+		switch {
+		case r.family != r.pair.Fast() || r.b != happyeyeballs.FamilyByte(r.pair.Fast()):
+			t.Errorf("pair %d (slow IPv%d, stagger %v): IPv%d won and read 0x%02x", i, r.slow, r.stagger, r.family, r.b)
+		case r.connected.Sub(r.sent) < asUsedFast:
+			t.Errorf("pair %d: connected %v after the request, before the fast delay %v", i, r.connected.Sub(r.sent), asUsedFast)
+		case took > asUsedFast+asUsedTol:
+			t.Errorf("pair %d: connected %v after the reply, want within %v of %v", i, took, asUsedTol, asUsedFast)
+		}
+	}
+	if err := he.Stop(ctx, 20*time.Millisecond); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("server exited with %v after 0xff", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not exit after 0xff")
+	}
+	checkAsUsedLog(t, log.String(), runs)
+}
+
+// checkAsUsedLog checks the server's log against what the client saw.
+func checkAsUsedLog(t *testing.T, log string, runs []asUsedPair) {
+	t.Helper()
+	lines := byPair(log)
+	requested := records(log, "pair requested")
+	if len(requested) != len(runs) || len(records(log, "connected")) != len(runs) || len(records(log, "pair closed")) != len(runs) {
+		t.Fatalf("%d pairs requested, %d connected, %d closed; want %d of each\nlog:\n%s",
+			len(requested), len(records(log, "connected")), len(records(log, "pair closed")), len(runs), log)
+	}
+	for i, r := range runs {
+		id := requested[i]["pair"]
+		ls := lines[fmt.Sprint(id)]
+		fam := map[int]string{4: "ipv4", 6: "ipv6"}[r.family]
+		if ls[0]["msg"] != "pair requested" || ls[0]["ipv4_port"] != float64(r.pair.IPv4.Port()) || ls[0]["ipv6_port"] != float64(r.pair.IPv6.Port()) {
+			t.Errorf("pair %d: first line %v, want the request for ports %d and %d", i, ls[0], r.pair.IPv4.Port(), r.pair.IPv6.Port())
+			continue
+		}
+		if last := ls[len(ls)-1]; last["msg"] != "pair closed" || last["why"] != "connected over "+fam {
+			t.Errorf("pair %d: last line %v, want pair closed, connected over %s", i, last, fam)
+		}
+		var released, synack, connected map[string]any
+		var order []string
+		for _, l := range ls {
+			if l["family"] != fam {
+				continue
+			}
+			switch l["msg"] {
+			case "released":
+				released = l
+			case "syn-ack sent":
+				if l["client"] == r.local {
+					synack = l
+				}
+			case "connected":
+				connected = l
+			default:
+				continue
+			}
+			order = append(order, l["msg"].(string))
+		}
+		if strings.Join(order, ", ") != "released, syn-ack sent, connected" || connected["client"] != r.local {
+			t.Errorf("pair %d: the winner's lines are %v (client %v), want released, syn-ack sent, connected for %s",
+				i, order, connected["client"], r.local)
+			continue
+		}
+		start, want := stampOf(t, connected, "start"), stampOf(t, connected, "want")
+		sa := stampOf(t, connected, "synack")
+		switch {
+		case want.Sub(start) != asUsedFast || connected["start"] != ls[0]["start"] || connected["want"] != released["want"]:
+			t.Errorf("pair %d: start %v, want %v (released: want %v); want the fast delay %v after the start",
+				i, connected["start"], connected["want"], released["want"], asUsedFast)
+		case connected["synack_seen"] != true || connected["synack"] != synack["synack"]:
+			t.Errorf("pair %d: connected synack_seen %v synack %v, the syn-ack line says %v", i, connected["synack_seen"], connected["synack"], synack["synack"])
+		case start.Before(r.sent) || start.After(r.replied):
+			t.Errorf("pair %d: start %v not between the request %v and the reply %v", i, start, r.sent, r.replied)
+		case sa.Before(want) || sa.Sub(want) > asUsedTol:
+			t.Errorf("pair %d: SYN-ACK at %v, %v after the instant; want within [0, %v]", i, sa, sa.Sub(want), asUsedTol)
+		case r.connected.Before(sa):
+			t.Errorf("pair %d: the client connected at %v, before the SYN-ACK the server reports (%v)", i, r.connected, sa)
+		}
+	}
+}
+
+// byPair groups the JSON log lines by pair id, in order.
+func byPair(log string) map[string][]map[string]any {
+	out := make(map[string][]map[string]any)
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		var l map[string]any
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		if id, ok := l["pair"]; ok {
+			out[fmt.Sprint(id)] = append(out[fmt.Sprint(id)], l)
+		}
+	}
+	return out
+}
+
+// stampOf parses field of line l, an RFC 3339 time with nanoseconds.
+func stampOf(t *testing.T, l map[string]any, field string) time.Time {
+	t.Helper()
+	s, _ := l[field].(string)
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || len(s) < len("2006-01-02T15:04:05.000000000Z") || s[19] != '.' || strings.ContainsAny(s[20:29], ".Z+-") {
+		t.Errorf("%s %q in %v: want RFC 3339 with nine fractional digits (%v)", field, s, l["msg"], err)
+	}
+	return ts
+}
+
+// driverDial dials a pair as a driver's Happy Eyeballs code does: IPv6
+// first and IPv4 stagger later (both at once when stagger is 0), the first
+// connection winning, the other attempt cancelled or closed.
+func driverDial(ctx context.Context, p happyeyeballs.Pair, stagger time.Duration) (net.Conn, int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn   net.Conn
+		family int
+		err    error
+	}
+	results := make(chan result, 2)
+	for _, family := range []int{6, 4} {
+		go func() {
+			if family == 4 && stagger > 0 {
+				select {
+				case <-time.After(stagger):
+				case <-ctx.Done():
+					results <- result{family: family, err: ctx.Err()}
+					return
+				}
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), p.Addr(family).String())
+			results <- result{c, family, err}
+		}()
+	}
+	var errs []error
+	for i := range 2 {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("IPv%d: %w", r.family, r.err))
+			continue
+		}
+		cancel()
+		if i == 0 {
+			go func() {
+				if l := <-results; l.conn != nil {
+					l.conn.Close()
+				}
+			}()
+		}
+		return r.conn, r.family, nil
+	}
+	return nil, 0, fmt.Errorf("neither family connected: %v", errs)
+}
