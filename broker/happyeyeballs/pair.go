@@ -63,6 +63,7 @@ type side struct {
 
 	mu       sync.Mutex
 	released bool                         // its Released event was logged
+	faulted  bool                         // a Fault event was: SYN-ACKs may go unseen
 	early    []listener.Event             // SYN-ACKs reported before the release, logged after it
 	synacks  map[netip.AddrPort]time.Time // kernel times of the SYN-ACKs logged, by client
 	changed  chan struct{}                // closed and replaced whenever the above change
@@ -309,10 +310,10 @@ func (sd *side) waitEvents(client netip.AddrPort, captured bool, limit time.Dura
 	defer timeout.Stop()
 	for {
 		sd.mu.Lock()
-		released, changed := sd.released, sd.changed
+		released, faulted, changed := sd.released, sd.faulted, sd.changed
 		synack, seen := sd.synacks[client]
 		sd.mu.Unlock()
-		if released && (seen || !captured) {
+		if released && (seen || !captured || faulted) {
 			return synack, seen
 		}
 		select {
@@ -358,6 +359,10 @@ func (p *pair) logEvent(sd *side, e listener.Event) {
 			return
 		}
 		p.logSYNACK(sd, e)
+		sd.broadcast()
+	case listener.Fault:
+		p.log.Error("listener fault", "family", familyName(sd.family), "at", stamp(e.Time), "err", e.Err)
+		sd.faulted = true
 		sd.broadcast()
 	}
 }
@@ -418,6 +423,9 @@ func (p *pair) logConnected(sd *side, c net.Conn, at time.Time, hs listener.Hand
 	}
 	if seen {
 		attrs = append(attrs, "synack", stamp(synack), "synack_ms", p.sinceStart(synack), "late_us", synack.Sub(sd.want).Microseconds())
+		if !hs.SYNACKSent.IsZero() && !hs.SYNACKSent.Equal(synack) {
+			attrs = append(attrs, "synack_sent", stamp(hs.SYNACKSent))
+		}
 	}
 	attrs = append(attrs, "accepted", stamp(at), "accepted_ms", p.sinceStart(at), "accept_late_us", at.Sub(sd.want).Microseconds())
 	if captured {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -86,6 +87,14 @@ func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Str
 	}
 	if perr != nil {
 		attrs = append(attrs, "probe", perr.Error())
+	}
+	// How the thread that releases handshakes is scheduled: SCHED_FIFO keeps
+	// a busy machine from delaying releases; it needs CAP_SYS_NICE.
+	if policy, err := releaseclock.Scheduling(); !errors.Is(err, errors.ErrUnsupported) {
+		attrs = append(attrs, "clock", policy)
+		if err != nil {
+			attrs = append(attrs, "clock_why", err.Error())
+		}
 	}
 	logger.Info("happy eyeballs server ready", attrs...)
 }
