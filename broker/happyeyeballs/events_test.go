@@ -97,3 +97,22 @@ func TestFaultLogged(t *testing.T) {
 		t.Errorf("fault lines %v, want one at ERROR naming ipv4 and the error", rs)
 	}
 }
+
+// TestLinesAcrossSidesInTimeOrder feeds the two sides' SYNs in the order
+// opposite to their times, as the two listeners' goroutines may deliver
+// them, and checks that the lines come in time order.
+func TestLinesAcrossSidesInTimeOrder(t *testing.T) {
+	p, log := eventPair(t)
+	p.announce("127.0.0.1:1", p.started, p.started)
+	at := p.started.Add(time.Millisecond)
+	p.onEvent(p.sides[0])(listener.Event{Kind: listener.SYNSeen, Client: netip.MustParseAddrPort("127.0.0.1:5000"), Time: at.Add(20 * time.Microsecond)})
+	p.onEvent(p.sides[1])(listener.Event{Kind: listener.SYNSeen, Client: netip.MustParseAddrPort("[::1]:5000"), Time: at.Add(10 * time.Microsecond)})
+	log.waitRecords(t, "syn seen", 2)
+	var fams []any
+	for _, r := range log.records("syn seen") {
+		fams = append(fams, r["family"])
+	}
+	if len(fams) != 2 || fams[0] != "ipv6" || fams[1] != "ipv4" {
+		t.Errorf("syn seen lines for %v, want ipv6 (the earlier) then ipv4", fams)
+	}
+}
