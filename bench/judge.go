@@ -157,6 +157,7 @@ func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
 	fs = append(fs, usedFindings(r)...)
+	fs = append(fs, leverFindings(r)...)
 	fs = append(fs, clockStepFinding(r)...)
 	fs = append(fs, ingredientFindings(r.Release)...)
 	fs = append(fs, bareFindings(r)...)
@@ -216,6 +217,26 @@ func usedFindings(r *Results) []string {
 		out = append(out, g)
 	}
 	return out
+}
+
+// leverFindings say what each lever was worth as it is used: the row with
+// the lever turned against the server as shipped on the same load.
+func leverFindings(r *Results) []string {
+	var parts []string
+	for _, l := range r.Levers {
+		def, ok := usedRowOf(r.AsUsed, shippedOf(l))
+		if !ok || l.Release.N == 0 || def.Release.N == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s, %d pairs): release %s, max %s, control reply p99 %s; as shipped %s, max %s, "+
+			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), fmtUS(l.Release.MaxUS), fmtUS(l.Reply.P99US),
+			p50p99(def.Release), fmtUS(def.Release.MaxUS), fmtUS(def.Reply.P99US)))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []string{"Levers as it is used, one turned at a time against the server as shipped (with few pairs a p99 is " +
+		"close to the max) — " + strings.Join(parts, "; ") + "."}
 }
 
 // clockStepFinding reports jumps of the wall clock and what they did to

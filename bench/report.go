@@ -16,6 +16,9 @@ func WriteReport(w io.Writer, r *Results) error {
 	reportRelease(&b, r)
 	reportStamps(&b, r)
 	reportScale(&b, r)
+	if r.ProxyReport != "" {
+		b.WriteString("\n" + r.ProxyReport + "\n")
+	}
 	reportDescriptors(&b, r)
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -175,7 +178,51 @@ func reportUsed(b *strings.Builder, r *Results) {
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), p99Cell(u.Own), maxCell(u.Own), minCell(u.Own))
 		}
 	}
+	reportLevers(b, r)
 	b.WriteString("\n![CDF of the release error as it is used](cdf-used.svg)\n\n")
+}
+
+// reportLevers writes the lever rows, each beside the row of the server as
+// shipped on the same load.
+func reportLevers(b *strings.Builder, r *Results) {
+	if len(r.Levers) == 0 {
+		return
+	}
+	b.WriteString("\n### Levers, as it is used\n\n")
+	b.WriteString("The same scenario with one of the library's levers turned off or changed, through its internal knobs (a " +
+		"file that sets them from the environment, added to the server's build with `go build -overlay`; GOGC through the " +
+		"environment), fewer pairs, run after the rows above. \"shipped\" is the row above of the same load; the difference " +
+		"is what the lever is worth there (positive: the lever helps).\n\n")
+	b.WriteString("| lever turned | pairs | release p50 | p99 | max | shipped p50 / p99 / max | control reply p50 / p99 | shipped reply p50 / p99 | server reported | server start-up |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range r.Levers {
+		def, _ := usedRowOf(r.AsUsed, shippedOf(l))
+		fmt.Fprintf(b, "| %s (%s) | %d | %s | %s | %s | %s / %s / %s | %s / %s | %s / %s | %d/%d | %s |\n",
+			l.Label, l.Note, l.Pairs, p50Cell(l.Release), p99Cell(l.Release), maxCell(l.Release),
+			p50Cell(def.Release), p99Cell(def.Release), maxCell(def.Release), p50Cell(l.Reply), p99Cell(l.Reply),
+			p50Cell(def.Reply), p99Cell(def.Reply), l.ServerReported, l.Winners, shortStart(l.ServerStart))
+	}
+	b.WriteString("\n")
+}
+
+// shortStart is a server's start-up fields without the sentence that
+// explains the strategy.
+func shortStart(fields []string) string {
+	var out []string
+	for _, f := range fields {
+		if !strings.HasPrefix(f, "why=") {
+			out = append(out, f)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(out, "; "), "|", "/")
+}
+
+// shippedOf names the row of the server as shipped on a lever row's load.
+func shippedOf(l UsedRow) string {
+	if l.Hogs > 0 {
+		return "used/busy4"
+	}
+	return "used/idle"
 }
 
 // libGap is a release row's largest gap between the listener's SYN-ACK

@@ -8,6 +8,9 @@ type Results struct {
 	// AsUsed is section 0: the server binary in its own process, pairs
 	// asked for one after another by a client process, timed by tcpdump.
 	AsUsed []UsedRow `json:"as_used"`
+	// Levers are the same scenario with one lever of the library turned
+	// off or changed, each against the server as shipped.
+	Levers []UsedRow `json:"levers"`
 	// Release is section 1: how close to the requested instant the SYN-ACK
 	// went out, per strategy and timing path.
 	Release []ReleaseRow `json:"release"`
@@ -30,6 +33,10 @@ type Results struct {
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
 	Findings []string `json:"findings"`
+	// Proxy is the proxy section's rows ([]ProxyRow, Linux only), and
+	// ProxyReport its part of report.md.
+	Proxy       any    `json:"proxy,omitempty"`
+	ProxyReport string `json:"-"`
 	// Descriptors compares the open descriptors at the start and the end.
 	Descriptors FDCheck `json:"descriptors"`
 	// ElapsedS is how long the whole run took, in seconds.

@@ -300,7 +300,7 @@ func TestAsUsedEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sn.close()
-	rows, err := asUsed(sn, 4, usedCases()[:1])
+	rows, err := asUsed(sn, usedCases(4)[:1])
 	if err != nil {
 		t.Fatal(err)
 	}

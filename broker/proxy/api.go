@@ -323,7 +323,11 @@ func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, fmt.Errorf("%s: %w", t.Type, err))
 		return
 	}
-	f.log.Info("toxic added", "toxic", t.Name, "type", t.Type, "stream", t.Stream, "toxicity", t.Toxicity)
+	attrs := []any{"toxic", t.Name, "type", t.Type, "stream", t.Stream, "toxicity", t.Toxicity}
+	if _, ok := t.Toxic.(handshakeToxic); ok {
+		attrs = append(attrs, "strategy", s.support.strategy, "released_handshakes_complete", completes(s.support.strategy))
+	}
+	f.log.Info("toxic added", attrs...)
 	s.writeJSON(w, http.StatusOK, t)
 }
 

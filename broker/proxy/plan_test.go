@@ -143,6 +143,11 @@ func TestGateTransitions(t *testing.T) {
 			}
 			step("POST", "/proxies/p/toxics", `{"type":"latency"}`, 200, "")
 			step("POST", "/proxies/p/toxics", `{"name":"h","type":"handshake_hold"}`, 200, "hold")
+			says := map[listener.Strategy]string{listener.Replay: `"released_handshakes_complete":"now"`,
+				listener.Retransmit: `"released_handshakes_complete":"at each client's next SYN retransmission"`}[strategy]
+			if len(e.log.lines(`"msg":"toxic added"`, `"type":"handshake_hold"`, says)) != 1 {
+				t.Errorf("the hold's log line does not say %s:\n%s", says, e.log)
+			}
 			if strategy == listener.Replay {
 				step("POST", "/proxies/p/toxics", `{"name":"d","type":"handshake_delay","attributes":{"delay":100}}`, 200, "")
 				step("DELETE", "/proxies/p/toxics/h", "", 204, "release-held")
