@@ -31,15 +31,10 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 		r.Name += "/" + map[string]string{modeBoth: "both", modeV6First: "v6first"}[mode]
 		r.Label += ", " + mode
 	}
-	views, problems := serverViews(in.lines, func(a netip.AddrPort) (time.Time, bool) {
-		if o := in.obs[a]; o != nil {
-			return o.syn, true
-		}
-		return time.Time{}, false
-	})
+	views, problems := serverViews(in.lines)
 	r.Problems = len(problems)
 	r.ProblemSample = problems[:min(len(problems), 5)]
-	var release, gaps, reply, sees, own []time.Duration
+	var release, gaps, reply, sees, own, ownSent []time.Duration
 	for _, p := range in.pairs {
 		if mode != "" && p.Mode != mode {
 			continue
@@ -74,7 +69,6 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.Unmatched++
 			continue
 		}
-		r.WantApprox = r.WantApprox || v.wantApprox
 		if !v.releasedFirst {
 			r.LogOrder++
 		}
@@ -85,8 +79,13 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.ServerGapMaxUS = max(r.ServerGapMaxUS, us(d.Abs()))
 		}
 		sees = append(sees, p.Connected.Sub(o.synack))
-		if f, ok := in.own[local]; ok && !f.synack.IsZero() {
-			own = append(own, f.synack.Sub(o.synack))
+		if f, ok := in.own[local]; ok {
+			if !f.synack.IsZero() {
+				own = append(own, f.synack.Sub(o.synack))
+			}
+			if !f.synackSent.IsZero() {
+				ownSent = append(ownSent, f.synackSent.Sub(o.synack))
+			}
 		}
 		if !o.syn.Before(v.want) {
 			r.SYNAfter++
@@ -100,6 +99,6 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 	}
 	r.Release, r.SamplesUS = Summarize(release), samplesUS(release)
 	r.ServerGap, r.Reply, r.ClientSees = Summarize(gaps), Summarize(reply), Summarize(sees)
-	r.Own = Summarize(own)
+	r.Own, r.OwnSent = Summarize(own), Summarize(ownSent)
 	return r
 }
