@@ -84,9 +84,10 @@ type serverView struct {
 }
 
 // serverViews reads the server's log into what it said of each winning
-// connection, by client address, and the lines at level WARN or above.
-func serverViews(lines []serverLine) (map[netip.AddrPort]*serverView, []string) {
-	views := make(map[netip.AddrPort]*serverView)
+// connection, by client address (an address may win more than one pair over
+// a run), and the lines at level WARN or above.
+func serverViews(lines []serverLine) (map[netip.AddrPort][]*serverView, []string) {
+	views := make(map[netip.AddrPort][]*serverView)
 	var problems []string
 	released := map[string]bool{} // families released in the current pair
 	for _, l := range lines {
@@ -104,7 +105,7 @@ func serverViews(lines []serverLine) (map[netip.AddrPort]*serverView, []string) 
 				continue
 			}
 			v := &serverView{want: l.Want.Time, synack: l.SYNACK.Time, synackSeen: l.SYNACKSeen, releasedFirst: released[l.Family]}
-			views[c] = v
+			views[c] = append(views[c], v)
 		}
 	}
 	return views, problems
@@ -115,4 +116,15 @@ func errSuffix(err string) string {
 		return ""
 	}
 	return ": " + err
+}
+
+// nearestView returns the view of views whose instant is closest to t.
+func nearestView(views []*serverView, t time.Time) *serverView {
+	var best *serverView
+	for _, v := range views {
+		if !v.want.IsZero() && (best == nil || v.want.Sub(t).Abs() < best.want.Sub(t).Abs()) {
+			best = v
+		}
+	}
+	return best
 }

@@ -12,7 +12,7 @@ import (
 // log and the benchmark's own capture.
 type usedInput struct {
 	pairs   []clientPair
-	obs     map[netip.AddrPort]*observed
+	obs     map[netip.AddrPort][]*observed
 	lines   []serverLine
 	other   []string // server output that was not a JSON log line
 	dropped int
@@ -64,8 +64,15 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			continue
 		}
 		local = netaddr.Canonical(local)
-		o, v := in.obs[local], views[local]
-		if o == nil || o.synack.IsZero() || v == nil || v.want.IsZero() {
+		// A client port comes round again over a run: the connection is
+		// the one answered nearest to when the client saw it complete.
+		o := nearest(in.obs[local], p.Connected)
+		if o == nil {
+			r.Unmatched++
+			continue
+		}
+		v := nearestView(views[local], o.synack)
+		if v == nil || v.want.Sub(o.synack).Abs() > time.Second {
 			r.Unmatched++
 			continue
 		}
@@ -79,7 +86,9 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.ServerGapMaxUS = max(r.ServerGapMaxUS, us(d.Abs()))
 		}
 		sees = append(sees, p.Connected.Sub(o.synack))
-		if f, ok := in.own[local]; ok {
+		// The benchmark's capture keeps the latest connection of an
+		// address: compare it only if it is this one.
+		if f, ok := in.own[local]; ok && f.isn == o.isn {
 			if !f.synack.IsZero() {
 				own = append(own, f.synack.Sub(o.synack))
 			}
