@@ -230,7 +230,8 @@ type Analysis struct {
 	// fails, unlike on the reference server.
 	Passed bool `json:"passed"`
 	// Reason says why Passed is false: TooFewAttempts ("the client made N
-	// attempts in D; it stopped retrying or never started") or OutOfRange
+	// attempts in D; it stopped retrying or never started", D being
+	// Options.Observed, or the span of the attempts) or OutOfRange
 	// (the first gap outside its range, and how many more). Nil when passed.
 	Reason *Deviation `json:"reason,omitempty"`
 	// MergedReferencePassed is the reference server's verdict on all kept
@@ -355,15 +356,15 @@ func (a Analysis) verdict(kept []Attempt, opt Options) (bool, *Deviation) {
 // tooFewOverall is the TooFewAttempts reason of an analysis none of whose
 // series has enough gaps.
 func tooFewOverall(kept []Attempt, opt Options) Deviation {
-	span, how := opt.Observed, ""
-	if span <= 0 {
-		how = " between the first and the last"
-		if len(kept) > 0 {
-			span = kept[len(kept)-1].Time.Sub(kept[0].Time)
-		}
+	when := ""
+	switch {
+	case opt.Observed > 0:
+		when = fmt.Sprintf(" in %.1f s", opt.Observed.Seconds())
+	case len(kept) > 1:
+		when = fmt.Sprintf(" in %.1f s between the first and the last", kept[len(kept)-1].Time.Sub(kept[0].Time).Seconds())
 	}
-	return deviation(TooFewAttempts, "the client made %s in %.1f s%s; it stopped retrying or never started (at least %d attempts to one address are needed)",
-		plural(len(kept), "attempt"), span.Seconds(), how, opt.MinGaps+1)
+	return deviation(TooFewAttempts, "the client made %s%s; it stopped retrying or never started (at least %d attempts to one address are needed)",
+		plural(len(kept), "attempt"), when, opt.MinGaps+1)
 }
 
 // filter splits time-sorted attempts into those kept and those removed.

@@ -13,5 +13,9 @@
 // sources, judges each destination address on its own (gRPC keeps one backoff
 // per address), fits the multiplier, measures the jitter, and names the
 // deviations it recognises, such as a client without jitter or one whose
-// jitter compounds from one backoff to the next.
+// jitter compounds from one backoff to the next. Every figure it reports,
+// error bars included, comes from the attempts; where there are too few to
+// estimate one, it says so. Analysis.WriteText, its JSON and
+// Analysis.WriteSVG (a picture of the attempts against their allowed
+// windows) give our verdict with the reference server's beside it.
 package backoff

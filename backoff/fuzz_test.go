@@ -1,6 +1,7 @@
 package backoff
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -169,6 +170,15 @@ func checkAnalysis(t *testing.T, in []Attempt, p Policy, opt Options, a Analysis
 	}
 	if err := a.WriteText(io.Discard); err != nil {
 		t.Errorf("WriteText: %v", err)
+	}
+	// The picture is well-formed and has one mark per attempt.
+	var svg bytes.Buffer
+	if err := a.WriteSVG(&svg, "fuzz"); err != nil {
+		t.Errorf("WriteSVG: %v", err)
+	}
+	counts, _ := svgCounts(t, svg.Bytes())
+	if counts["attempt"] != len(in)-len(a.Removed) || counts["removed"] != len(a.Removed) {
+		t.Errorf("SVG has %d attempt and %d removed marks for %d attempts, %d removed", counts["attempt"], counts["removed"], len(in), len(a.Removed))
 	}
 }
 

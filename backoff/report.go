@@ -43,9 +43,9 @@ func (a Analysis) MarshalJSON() ([]byte, error) {
 	}{plain(a), a.Start.Format(time.RFC3339Nano)})
 }
 
-// MarshalJSON writes f with its fitted initial gap as initial_ms, and
-// std_err as null, with the reason in std_err_unknown, when there were too
-// few gaps to estimate it.
+// MarshalJSON writes f with its fitted initial gap as initial_ms,
+// multiplier as null when there is no fit, and std_err as null, with the
+// reason in std_err_unknown, when there were too few gaps to estimate it.
 func (f Fit) MarshalJSON() ([]byte, error) {
 	type plain Fit
 	v := struct {
@@ -137,7 +137,7 @@ func (a Analysis) writeHeader(b *strings.Builder) {
 	for _, s := range a.Series {
 		kept += len(s.Attempts)
 	}
-	fmt.Fprintf(b, "backoff: %s: %d series, %d attempts kept, %d removed\n", verdict, len(a.Series), kept, len(a.Removed))
+	fmt.Fprintf(b, "backoff: %s: %d series, %s kept, %d removed\n", verdict, len(a.Series), plural(kept, "attempt"), len(a.Removed))
 	p := a.Policy
 	fmt.Fprintf(b, "policy: initial %s, multiplier %g, jitter %g, max %s, tolerance %s\n",
 		formatMs(p.Initial), p.Multiplier, p.Jitter, formatMs(p.Max), formatMs(Tolerance))
@@ -150,7 +150,7 @@ func (a Analysis) writeHeader(b *strings.Builder) {
 
 // writeSeries writes one series: its gaps and summary.
 func writeSeries(b *strings.Builder, i int, s Series) {
-	fmt.Fprintf(b, "\nseries %d: %s, %d attempts, %d gaps\n", i+1, addrString(s.Dst), len(s.Attempts), len(s.Gaps))
+	fmt.Fprintf(b, "\nseries %d: %s, %s, %s\n", i+1, addrString(s.Dst), plural(len(s.Attempts), "attempt"), plural(len(s.Gaps), "gap"))
 	if len(s.Gaps) > 0 {
 		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "gap\tat ms\tgot ms\texpected ms\tallowed ms\tdeviation\tverdict\t")

@@ -85,6 +85,10 @@ func newPicture(a Analysis) *picture {
 			hi = math.Max(hi, secs(g.At-g.Got+g.Hi))
 		}
 		hi = math.Max(hi, secs(idealEnd(s, a.Start, a.Policy)))
+		if s.Has(TooFewAttempts) {
+			_, nextHi := a.Policy.Range(len(s.Gaps))
+			hi = math.Max(hi, secs(s.Attempts[len(s.Attempts)-1].Time.Sub(a.Start)+nextHi))
+		}
 	}
 	for _, r := range a.Removed {
 		lo, hi = math.Min(lo, secs(r.At)), math.Max(hi, secs(r.At))
@@ -117,6 +121,13 @@ func (p *picture) draw(b *bytes.Buffer, title string) {
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	p.header(b, title)
 	p.legend(b)
+	// The axis and its grid first, so that the rows' marks and labels are
+	// drawn over the grid lines.
+	axisY := float64(svgTop + len(p.rows)*svgRowH)
+	for i := range p.rows {
+		p.rowFrame(b, p.rows[i], float64(svgTop+i*svgRowH+svgRowH/2))
+	}
+	p.axis(b, axisY)
 	for i, r := range p.rows {
 		y := float64(svgTop + i*svgRowH + svgRowH/2)
 		if r.series != nil {
@@ -125,8 +136,6 @@ func (p *picture) draw(b *bytes.Buffer, title string) {
 			p.removedRow(b, r, y)
 		}
 	}
-	axisY := float64(svgTop + len(p.rows)*svgRowH)
-	p.axis(b, axisY)
 	y := axisY + svgAxisH + 4
 	for _, n := range notes {
 		fmt.Fprintf(b, `<text x="20" y="%.1f" fill="%s"%s>%s</text>`+"\n", y, n.color, n.weight, esc(n.text))
@@ -180,7 +189,6 @@ func (p *picture) legend(b *bytes.Buffer) {
 // seriesRow draws one series.
 func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 	s := r.series
-	p.rowFrame(b, r, y)
 	start := p.a.Start
 	// The schedule without jitter, from the first attempt.
 	t := s.Attempts[0].Time.Sub(start)
@@ -199,6 +207,16 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 			x1, y-14, math.Max(x2-x1, 1), colorBand, esc(fmt.Sprintf("gap %d: allowed %s to %s after the previous attempt", g.Index, shortDur(g.Lo), shortDur(g.Hi))))
 		xe := p.sc.x(secs(prev + g.Expected))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3,2"/>`+"\n", xe, y-16, xe, y+16, colorExp)
+	}
+	if s.Has(TooFewAttempts) {
+		// Where the next attempt was due, had the client gone on.
+		last := s.Attempts[len(s.Attempts)-1].Time.Sub(start)
+		lo, hi := p.a.Policy.Range(len(s.Gaps))
+		x1, x2 := p.sc.x(secs(last+lo)), p.sc.x(secs(last+hi))
+		fmt.Fprintf(b, `<rect class="missing" x="%.1f" y="%.1f" width="%.1f" height="28" fill="none" stroke="%s" stroke-dasharray="4,3"/>`+"\n",
+			x1, y-14, math.Max(x2-x1, 1), colorBad)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%s</text>`+"\n",
+			(x1+x2)/2, y+32, colorBad, esc("the next attempt was due here; none came"))
 	}
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	// Attempts, with the gap that ends at each written under it.
@@ -261,7 +279,6 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 
 // removedRow draws the attempts left out.
 func (p *picture) removedRow(b *bytes.Buffer, r row, y float64) {
-	p.rowFrame(b, r, y)
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	last := -1e9
 	for _, rm := range r.removed {

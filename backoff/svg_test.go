@@ -80,7 +80,7 @@ func TestWriteSVG(t *testing.T) {
 		{"two addresses, 20 s", twoAddrs, short,
 			[]string{"[::1]:8081", "127.0.0.1:8081", "InterleavedAddresses", "retransmission", "foreign source"}, false, false},
 		{"one attempt", attemptsAt(t0, nil, client4, server4, 0, seeded(1)), short,
-			[]string{"FAILED", "TooFewAttempts", "the client made 1 attempt", "reference server"}, false, false},
+			[]string{"FAILED", "TooFewAttempts", "the client made 1 attempt", "reference server", "the next attempt was due here"}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := Analyze(tc.in, tc.p, Loopback())
@@ -110,6 +110,15 @@ func TestWriteSVG(t *testing.T) {
 			}
 			if counts["window"] != gaps {
 				t.Errorf("%d windows for %d gaps", counts["window"], gaps)
+			}
+			tooFew := 0
+			for _, s := range a.Series {
+				if s.Has(TooFewAttempts) {
+					tooFew++
+				}
+			}
+			if counts["missing"] != tooFew {
+				t.Errorf("%d windows of a missing attempt, want one per series with too few attempts (%d)", counts["missing"], tooFew)
 			}
 			for _, want := range tc.texts {
 				if !strings.Contains(text, want) {

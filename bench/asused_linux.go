@@ -27,60 +27,58 @@ type usedCase struct {
 	// serverArgs are added to the server's command line, env to its
 	// environment: how a lever is turned.
 	serverArgs, env []string
-	note            string
+	// knobs runs the server built with knobsFile, so that env can turn
+	// the library's internal knobs.
+	knobs bool
+	// pairs is how many pairs the client asks for.
+	pairs int
+	note  string
 }
 
-// usedCases are the runs: the machine as it is, then with 4 busy
-// processes, as on a CI machine running the rest of a test suite.
-func usedCases() []usedCase {
+// usedCases are the runs of pairs pairs each: the machine as it is, then
+// with 4 busy processes, as on a CI machine running the rest of a test
+// suite.
+func usedCases(pairs int) []usedCase {
 	return []usedCase{
-		{name: "used/idle", label: "machine as it is"},
-		{name: "used/busy4", label: "4 busy processes", hogs: 4},
+		{name: "used/idle", label: "machine as it is", pairs: pairs},
+		{name: "used/busy4", label: "4 busy processes", hogs: 4, pairs: pairs},
 	}
 }
 
 // usedRun is what a case needs: the binaries and where to put the files.
 type usedRun struct {
-	server, self string // the server's binary, the client's (this one)
-	dir          string
-	sn           *sniffer
+	server, knobServer string // the server's binaries: as shipped, with knobsFile
+	self               string // the client's (this one)
+	dir                string
+	sn                 *sniffer
 }
 
 // buildServer builds cmd/happyeyeballs-server into dir, as a user installs
 // it.
 func buildServer(dir string) (string, error) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("building happyeyeballs-server needs the go command: %w", err)
-	}
-	bin := filepath.Join(dir, "happyeyeballs-server")
-	cmd := exec.Command(goCmd, "build", "-o", bin, "github.com/synhold/synhold/cmd/happyeyeballs-server")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build happyeyeballs-server: %w\n%s", err, out)
-	}
-	return bin, nil
+	return goBuild(dir, "happyeyeballs-server", serverPkg)
 }
 
-// asUsed runs every case with pairs pairs each.
-func asUsed(sn *sniffer, pairs int, cases []usedCase) ([]UsedRow, error) {
+// asUsed runs every case and returns its rows: all pairs, then one per dial
+// mode (all pairs only for the levers).
+func asUsed(sn *sniffer, cases []usedCase) ([]UsedRow, error) {
 	dir, err := os.MkdirTemp("", "synhold-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildServer(dir)
-	if err != nil {
-		return nil, err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	u := usedRun{server: bin, self: self, dir: dir, sn: sn}
+	u := usedRun{self: self, dir: dir, sn: sn}
 	var rows []UsedRow
 	for _, c := range cases {
+		if err := u.build(c); err != nil {
+			return rows, err
+		}
 		t := time.Now()
-		rs, err := u.run(c, pairs)
+		rs, err := u.run(c, c.pairs)
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w", c.label, err)
 		}
@@ -92,6 +90,17 @@ func asUsed(sn *sniffer, pairs int, cases []usedCase) ([]UsedRow, error) {
 		rows = append(rows, rs...)
 	}
 	return rows, nil
+}
+
+// build builds the binary case c needs, once.
+func (u *usedRun) build(c usedCase) (err error) {
+	switch {
+	case c.knobs && u.knobServer == "":
+		u.knobServer, err = buildKnobServer(u.dir)
+	case !c.knobs && u.server == "":
+		u.server, err = buildServer(u.dir)
+	}
+	return err
 }
 
 // run runs one case: busy processes if any, then the observer, the server
@@ -110,7 +119,11 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(u.server, c)
+	bin := u.server
+	if c.knobs {
+		bin = u.knobServer
+	}
+	srv, err := startServer(bin, c)
 	if err != nil {
 		td.stop()
 		return nil, err
@@ -132,6 +145,9 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
 	rows := []UsedRow{usedRow(c, "", in)}
 	rows[0].ServerStart = startFields(srv.ready)
+	if c.knobs || c.env != nil || c.serverArgs != nil {
+		return rows, nil
+	}
 	for _, m := range []string{modeBoth, modeV6First} {
 		rows = append(rows, usedRow(c, m, in))
 	}

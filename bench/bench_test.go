@@ -181,6 +181,10 @@ func sampleResults() *Results {
 			{Name: "used/busy4", Label: "4 busy processes", Hogs: 4, Pairs: 200, Replied: 200, Winners: 200, FastWon: 199,
 				Release: sum(300, 1500), Early: 2, ServerReported: 150, ServerGap: sum(5, 40), ServerGapMaxUS: 60, Reply: sum(900, 3000)},
 		},
+		Levers: []UsedRow{
+			{Name: "lever/no-fifo/busy4", Label: "SCHED_OTHER clock thread, 4 busy processes", Hogs: 4, Note: "releaseclock.RealTime off",
+				Pairs: 50, Winners: 50, Release: sum(900, 9000), Reply: sum(800, 2000)},
+		},
 		Release: []ReleaseRow{
 			row("replay/runtime", "Replay, runtime timer, no spin", 480, 1100),
 			row("replay/runtime+spin", "Replay, runtime timer + spin", 450, 950),
@@ -287,6 +291,9 @@ func TestReportIncludesEveryRow(t *testing.T) {
 	for _, u := range r.AsUsed {
 		want = append(want, "| "+u.Label+" |")
 	}
+	for _, l := range r.Levers {
+		want = append(want, "| "+l.Label+" ("+l.Note+") |")
+	}
 	want = append(want, "| warm loop in this process", "cdf-used.svg")
 	for _, tg := range r.Targets {
 		want = append(want, "| "+tg.Name+" |")
@@ -376,7 +383,8 @@ func TestFindingsNameTheIngredient(t *testing.T) {
 	for _, want := range []string{"timerfd thread instead of the runtime timer", "What made the difference", "refused 4/4",
 		"adds 20 µs", "by hand", "not idle", "As used, machine as it is (200 pairs, the fast family won 200 of 200)",
 		"By dial mode: " + modeBoth, "reported the winner's SYN-ACK for 150 of 200 pairs (4 busy processes)",
-		"2 handshakes completed more than 20 µs before their instant"} {
+		"2 handshakes completed more than 20 µs before their instant",
+		"SCHED_OTHER clock thread, 4 busy processes (releaseclock.RealTime off, 50 pairs): release p50 900 µs / p99 9.00 ms"} {
 		if !strings.Contains(fs, want) {
 			t.Errorf("findings lack %q:\n%s", want, fs)
 		}

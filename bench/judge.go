@@ -157,6 +157,7 @@ func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
 	fs = append(fs, usedFindings(r)...)
+	fs = append(fs, leverFindings(r)...)
 	fs = append(fs, clockStepFinding(r)...)
 	fs = append(fs, ingredientFindings(r.Release)...)
 	fs = append(fs, bareFindings(r)...)
@@ -206,9 +207,9 @@ func usedFindings(r *Results) []string {
 		if u.ServerGap.N > 0 {
 			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
 		}
-		if u.Own.N > 0 {
-			g += fmt.Sprintf(" The benchmark's own capture sees the same SYN-ACK as it is sent %s (p50; min %s) before tcpdump "+
-				"stamps its arrival.", fmtUS(-u.Own.P50US), fmtUS(-u.Own.MaxUS))
+		if u.Own.N > 0 && u.OwnSent.N > 0 {
+			g += fmt.Sprintf(" The benchmark's own capture of the same SYN-ACK: as it arrives %s from tcpdump's time (p50), "+
+				"as it is sent %s (p50; p99 %s).", fmtUS(u.Own.P50US), fmtUS(u.OwnSent.P50US), fmtUS(u.OwnSent.P99US))
 		}
 		if u.Winners > 0 {
 			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)
@@ -216,6 +217,26 @@ func usedFindings(r *Results) []string {
 		out = append(out, g)
 	}
 	return out
+}
+
+// leverFindings say what each lever was worth as it is used: the row with
+// the lever turned against the server as shipped on the same load.
+func leverFindings(r *Results) []string {
+	var parts []string
+	for _, l := range r.Levers {
+		def, ok := usedRowOf(r.AsUsed, shippedOf(l))
+		if !ok || l.Release.N == 0 || def.Release.N == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s, %d pairs): release %s, max %s, control reply p99 %s; as shipped %s, max %s, "+
+			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), fmtUS(l.Release.MaxUS), fmtUS(l.Reply.P99US),
+			p50p99(def.Release), fmtUS(def.Release.MaxUS), fmtUS(def.Reply.P99US)))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []string{"Levers as it is used, one turned at a time against the server as shipped (with few pairs a p99 is " +
+		"close to the max) — " + strings.Join(parts, "; ") + "."}
 }
 
 // clockStepFinding reports jumps of the wall clock and what they did to

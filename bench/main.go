@@ -56,7 +56,8 @@ func parseFlags(args []string) (Options, error) {
 	short := fs.Bool("short", false, "a quick run (under 30 s): fewer trials and rounds")
 	out := fs.String("out", filepath.Join("bench", "out"), "directory for report.md, results.json and cdf.svg")
 	extra := fs.Bool("experiments", true, "run the experiments that push toward the targets")
-	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", "))
+	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", ")+
+		" (proxy runs only when named)")
 	usedPairs := fs.Int("used-pairs", 0, "pairs per case of the \"as it is used\" scenario (default 200, -short 4)")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
@@ -93,7 +94,7 @@ func parseFlags(args []string) (Options, error) {
 }
 
 // stepKeys are the keys -only takes, in the order the steps run.
-var stepKeys = []string{"used", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "clock"}
+var stepKeys = []string{"used", "levers", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "proxy", "clock"}
 
 // parsePairs parses a comma-separated list of positive counts.
 func parsePairs(s string) ([]int, error) {
@@ -156,7 +157,7 @@ func plotSeries(r *Results) []Series {
 // all pairs, and the warm loop.
 func usedSeries(r *Results) []Series {
 	var ss []Series
-	for _, u := range r.AsUsed {
+	for _, u := range append(r.AsUsed, r.Levers...) {
 		if u.Mode == "" {
 			ss = append(ss, Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
 		}

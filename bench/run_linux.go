@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -24,6 +25,7 @@ type sizes struct {
 	wakeSamples int // per row of the standalone clock experiment
 	costCalls   int // calls timed per row of the listen cost
 	usedPairs   int // pairs per case of the "as it is used" scenario
+	leverPairs  int // pairs per lever case
 	experiments bool
 }
 
@@ -38,10 +40,10 @@ func sizesOf(o Options) sizes {
 func sizesFor(o Options) sizes {
 	if o.Short {
 		return sizes{rounds: o.Trials, batch: 10, batches: 1, retransmit: 4, delayed: 4, stamps: 50,
-			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, experiments: o.Extra}
+			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, leverPairs: 2, experiments: o.Extra}
 	}
 	return sizes{rounds: o.Trials, batch: 50, batches: 4, retransmit: 16, delayed: 20, stamps: 1000,
-		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, experiments: o.Extra}
+		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 50, experiments: o.Extra}
 }
 
 // run measures everything, writes the outputs and prints the report.
@@ -113,11 +115,24 @@ type step struct {
 	fn        func() error
 }
 
+// optIn are the steps that run only when -only names them: the proxy
+// section leaves descriptors open (pipes) and would fail every run.
+var optIn = []string{"proxy"}
+
 // measureAll runs the sections and the experiments (those named in only,
 // if it is not empty).
 func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
+	short := r.Options.Short
 	steps := []step{
-		{"used", "as it is used", func() (err error) { r.AsUsed, err = asUsed(sn, sz.usedPairs, usedCases()); return err }},
+		{"used", "as it is used", func() (err error) { r.AsUsed, err = asUsed(sn, usedCases(sz.usedPairs)); return err }},
+		{"levers", "levers, as it is used", func() (err error) {
+			cases := leverCases()
+			for i := range cases {
+				cases[i].pairs = sz.leverPairs
+			}
+			r.Levers, err = asUsed(sn, cases)
+			return err
+		}},
 		{"paths", "release: timing paths", func() error { return releasePaths(sn, sz, r) }},
 		{"loaded", "release: under load", func() error {
 			if !sz.experiments {
@@ -152,6 +167,14 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 			progress("  %-62s p50 %9s  p99 %9s", floor.Label, fmtUS(floor.Cost.P50US), fmtUS(floor.Cost.P99US))
 			return err
 		}},
+		{"proxy", "proxy", func() error {
+			rows, err := runProxyBench(short, progress)
+			r.Proxy, r.ProxyReport = rows, proxyReport(rows)
+			// The toxiproxy API client's keep-alive connections outlive
+			// the servers they went to.
+			http.DefaultClient.CloseIdleConnections()
+			return err
+		}},
 		{"clock", "standalone clock", func() (err error) {
 			if sz.experiments {
 				r.Wake, err = wakeRows(sz.wakeSamples)
@@ -160,7 +183,7 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 		}},
 	}
 	for _, s := range steps {
-		if len(only) > 0 && !slices.Contains(only, s.key) {
+		if len(only) > 0 && !slices.Contains(only, s.key) || len(only) == 0 && slices.Contains(optIn, s.key) {
 			continue
 		}
 		t := time.Now()

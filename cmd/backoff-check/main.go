@@ -198,7 +198,7 @@ func writeSVG(name string, a backoff.Analysis, from string) error {
 	if err != nil {
 		return err
 	}
-	title := fmt.Sprintf("backoff-check: %s, max backoff %s", from, a.Policy.Max)
+	title := fmt.Sprintf("backoff-check: %s, max backoff %g s", from, a.Policy.Max.Seconds())
 	if err := a.WriteSVG(f, title); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", name, err)
