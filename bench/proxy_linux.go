@@ -5,8 +5,8 @@ package main
 // temporary directory and run as separate processes, so that every figure is
 // what a client in another process sees.
 //
-// Hook: rows, err := runProxyBench(o.Short, progress); the rows marshal as
-// they are, and proxyReport(rows) is the section of report.md.
+// run_linux.go calls runProxyBench; proxyReport(rows) is the section of
+// report.md.
 
 import (
 	"bufio"
@@ -515,6 +515,3 @@ func proxyReport(rows []ProxyRow) string {
 	}
 	return b.String()
 }
-
-// Until run_linux.go calls them.
-var _, _ = runProxyBench, proxyReport
