@@ -75,6 +75,9 @@ func proxySizesOf(short bool) proxySizes {
 // runProxyBench measures the proxy rows. progress gets one line per step.
 func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, err error) {
 	sz := proxySizesOf(short)
+	// toxiproxy's client keeps its API connections alive in the default
+	// client; the servers are gone by then.
+	defer http.DefaultClient.CloseIdleConnections()
 	dir, err := os.MkdirTemp("", "proxy-bench-")
 	if err != nil {
 		return nil, err
