@@ -56,6 +56,9 @@ func TestEventLog(t *testing.T) {
 		if len(lines) != before+1 {
 			t.Fatalf("event %d (%v): %d lines, want one", i, tt.ev.Kind, len(lines)-before)
 		}
+		if n := strings.Count(lines[len(lines)-1], `"time":`); n != 1 {
+			t.Errorf("event %d (%v): %d \"time\" keys in %s, want one: the event's", i, tt.ev.Kind, n, lines[len(lines)-1])
+		}
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
 			t.Fatal(err)

@@ -117,18 +117,19 @@ func (h *heldLog) has(c netip.AddrPort, done bool) bool {
 
 // onEvent logs what the listener reports: one line per event, with the
 // figures that matter. A handshake a toxic held gets info lines from its SYN
-// to its SYN-ACK or RST; one no toxic touched, debug lines.
+// to its SYN-ACK or RST; one no toxic touched, debug lines. Each line's time
+// is the event's (a SYN's or SYN-ACK's kernel time), not when it was
+// written, so that it lines up with the reader's own capture.
 func (f *forwarder) onEvent(e listener.Event) {
 	var attrs []any
 	if e.Client.IsValid() {
 		attrs = append(attrs, "client", e.Client.String())
 	}
-	attrs = append(attrs, "time", e.Time)
 	if e.Kind == listener.SYNSeen {
 		attrs = append(attrs, "retransmit", e.Retransmit)
 		switch {
 		case !f.holding.Load():
-			f.log.Debug("syn", attrs...)
+			f.logAt(slog.LevelDebug, e.Time, "syn", attrs...)
 			return
 		case e.Want.IsZero():
 			attrs = append(attrs, "until", "the hold is removed")
@@ -136,7 +137,7 @@ func (f *forwarder) onEvent(e listener.Event) {
 			attrs = append(attrs, "want", e.Want, "hold_us", e.Want.Sub(e.Time).Microseconds())
 		}
 		f.held.add(e.Client)
-		f.log.Info("syn held", attrs...)
+		f.logAt(slog.LevelInfo, e.Time, "syn held", attrs...)
 		return
 	}
 	if !e.Want.IsZero() {
@@ -165,5 +166,19 @@ func (f *forwarder) onEvent(e listener.Event) {
 	if msg == "" {
 		msg = e.Kind.String()
 	}
-	f.log.Log(context.Background(), level, msg, attrs...)
+	f.logAt(level, e.Time, msg, attrs...)
+}
+
+// logAt writes a line whose time is t.
+func (f *forwarder) logAt(level slog.Level, t time.Time, msg string, args ...any) {
+	ctx := context.Background()
+	if !f.log.Enabled(ctx, level) {
+		return
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.Add(args...)
+	_ = f.log.Handler().Handle(ctx, r)
 }
