@@ -43,7 +43,7 @@ func sizesFor(o Options) sizes {
 			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, leverPairs: 2, experiments: o.Extra}
 	}
 	return sizes{rounds: o.Trials, batch: 50, batches: 4, retransmit: 16, delayed: 20, stamps: 1000,
-		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 40, experiments: o.Extra}
+		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 30, experiments: o.Extra}
 }
 
 // run measures everything, writes the outputs and prints the report.
