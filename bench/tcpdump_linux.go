@@ -55,10 +55,12 @@ func startTCPDump(file string) (*tcpdump, error) {
 	}
 	// --immediate-mode: deliver each packet at once rather than by ring
 	// block, so that none is still in the ring when tcpdump is stopped;
+	// -B 64 MiB: with 4 busy processes tcpdump fell behind other traffic on
+	// lo and the kernel dropped hundreds of packets from a 16 MiB buffer;
 	// -Z root: do not drop privileges (the file is in a root-only
 	// directory).
 	cmd := exec.Command(path, "-i", "lo", "-w", file, "--time-stamp-precision=nano", "--immediate-mode", "-U",
-		"-B", "16384", "-Z", "root", filter)
+		"-B", "65536", "-Z", "root", filter)
 	c, err := startChild(cmd, 10*time.Second, func(line []byte) bool { return bytes.Contains(line, []byte("listening on")) })
 	if err != nil {
 		return nil, err
