@@ -157,7 +157,7 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 		if err != nil {
 			return rows, err
 		}
-		row.Note = "the handshake completes at once: toxiproxy accepts in user space"
+		row.Note = strings.TrimPrefix(row.Note+"; the handshake completes at once: toxiproxy accepts in user space", "; ")
 		rows = append(rows, row)
 	}
 

@@ -116,9 +116,8 @@ type step struct {
 }
 
 // optIn are the steps that run only when -only names them: the proxy
-// section leaves descriptors open (pipes) and would fail every run; the
-// levers need the internal knobs of the listener's next steps.
-var optIn = []string{"proxy", "levers"}
+// section leaves descriptors open (pipes) and would fail every run.
+var optIn = []string{"proxy"}
 
 // measureAll runs the sections and the experiments (those named in only,
 // if it is not empty).

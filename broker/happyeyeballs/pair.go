@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,16 @@ const samePortTries = 8
 // of the connection): they travel on another goroutine, and on a loaded
 // machine may trail the accept by milliseconds.
 const eventWait = time.Second
+
+// reorderWindow is how long a listener event's line waits for lines of
+// earlier events from the pair's other side.
+const reorderWindow = 2 * time.Millisecond
+
+// timedLine is a log line of an event at a time, waiting to be written.
+type timedLine struct {
+	at    time.Time
+	write func()
+}
 
 // pair is one port pair: an IPv4 and an IPv6 held listener, each released
 // at its own instant, the first connection on either winning. A pair opened
@@ -46,11 +57,15 @@ type pair struct {
 	started time.Time // the instant the delays count from; zero for a spare
 
 	// The pair's log lines are written under logMu, in the order of the
-	// events; those that come before the "pair requested" line (written
-	// once the reply is out, so as not to delay it) wait in queued.
+	// events. The listener's events wait in pending, sorted by their time,
+	// for reorderWindow: the two sides' events come on two goroutines. Lines
+	// that come before the "pair requested" line (written once the reply is
+	// out, so as not to delay it) wait in queued.
 	logMu     sync.Mutex
 	announced bool
 	queued    []func()
+	pending   []timedLine
+	flush     *time.Timer
 
 	closeOnce sync.Once
 }
@@ -63,6 +78,7 @@ type side struct {
 
 	mu       sync.Mutex
 	released bool                         // its Released event was logged
+	faulted  bool                         // a Fault event was: SYN-ACKs may go unseen
 	early    []listener.Event             // SYN-ACKs reported before the release, logged after it
 	synacks  map[netip.AddrPort]time.Time // kernel times of the SYN-ACKs logged, by client
 	changed  chan struct{}                // closed and replaced whenever the above change
@@ -285,7 +301,45 @@ func (p *pair) inOrder(f func()) {
 		p.queued = append(p.queued, f)
 		return
 	}
+	p.flushLocked(time.Now())
 	f()
+}
+
+// inTime has the line of an event at time at written by write, after the
+// lines of the events before it, on either side.
+func (p *pair) inTime(at time.Time, write func()) {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	i := len(p.pending)
+	for i > 0 && p.pending[i-1].at.After(at) {
+		i--
+	}
+	p.pending = slices.Insert(p.pending, i, timedLine{at, write})
+	p.armLocked()
+}
+
+// armLocked has the pending lines written in reorderWindow; p.logMu is held.
+func (p *pair) armLocked() {
+	if p.announced && p.flush == nil && len(p.pending) > 0 {
+		p.flush = time.AfterFunc(reorderWindow, func() {
+			p.logMu.Lock()
+			defer p.logMu.Unlock()
+			p.flush = nil
+			p.flushLocked(time.Time{})
+		})
+	}
+}
+
+// flushLocked writes the pending lines of events up to until (every one if
+// until is zero); p.logMu is held.
+func (p *pair) flushLocked(until time.Time) {
+	n := 0
+	for n < len(p.pending) && (until.IsZero() || !p.pending[n].at.After(until)) {
+		p.pending[n].write()
+		n++
+	}
+	p.pending = slices.Delete(p.pending, 0, n)
+	p.armLocked()
 }
 
 // announce writes the "pair requested" line, once the reply to from has
@@ -295,10 +349,14 @@ func (p *pair) announce(from string, received, replied time.Time) {
 	defer p.logMu.Unlock()
 	p.logRequested(from, received, replied)
 	p.announced = true
+	if len(p.queued) > 0 {
+		p.flushLocked(time.Time{})
+	}
 	for _, f := range p.queued {
 		f()
 	}
 	p.queued = nil
+	p.armLocked()
 }
 
 // waitEvents waits until sd's release was logged and, if the listener
@@ -309,10 +367,10 @@ func (sd *side) waitEvents(client netip.AddrPort, captured bool, limit time.Dura
 	defer timeout.Stop()
 	for {
 		sd.mu.Lock()
-		released, changed := sd.released, sd.changed
+		released, faulted, changed := sd.released, sd.faulted, sd.changed
 		synack, seen := sd.synacks[client]
 		sd.mu.Unlock()
-		if released && (seen || !captured) {
+		if released && (seen || !captured || faulted) {
 			return synack, seen
 		}
 		select {
@@ -334,7 +392,7 @@ func (sd *side) broadcast() {
 // before the side's release (the two travel separately) is logged after
 // it. It runs on the listener's goroutine, so it only logs.
 func (p *pair) onEvent(sd *side) func(listener.Event) {
-	return func(e listener.Event) { p.inOrder(func() { p.logEvent(sd, e) }) }
+	return func(e listener.Event) { p.inTime(e.Time, func() { p.logEvent(sd, e) }) }
 }
 
 // logEvent logs one event of side sd.
@@ -358,6 +416,10 @@ func (p *pair) logEvent(sd *side, e listener.Event) {
 			return
 		}
 		p.logSYNACK(sd, e)
+		sd.broadcast()
+	case listener.Fault:
+		p.log.Error("listener fault", "family", familyName(sd.family), "at", stamp(e.Time), "err", e.Err)
+		sd.faulted = true
 		sd.broadcast()
 	}
 }
@@ -418,6 +480,9 @@ func (p *pair) logConnected(sd *side, c net.Conn, at time.Time, hs listener.Hand
 	}
 	if seen {
 		attrs = append(attrs, "synack", stamp(synack), "synack_ms", p.sinceStart(synack), "late_us", synack.Sub(sd.want).Microseconds())
+		if !hs.SYNACKSent.IsZero() && !hs.SYNACKSent.Equal(synack) {
+			attrs = append(attrs, "synack_sent", stamp(hs.SYNACKSent))
+		}
 	}
 	attrs = append(attrs, "accepted", stamp(at), "accepted_ms", p.sinceStart(at), "accept_late_us", at.Sub(sd.want).Microseconds())
 	if captured {

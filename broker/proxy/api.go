@@ -320,7 +320,11 @@ func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
 	if err := f.replan(); err != nil {
 		f.tp.Toxics.RemoveToxic(r.Context(), t.Name)
 		f.replan()
-		s.apiError(w, fmt.Errorf("%s: %w", t.Type, err))
+		err = fmt.Errorf("%s: %w", t.Type, err)
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = &toxiproxy.ApiError{Message: err.Error(), StatusCode: http.StatusNotImplemented}
+		}
+		s.apiError(w, err)
 		return
 	}
 	attrs := []any{"toxic", t.Name, "type", t.Type, "stream", t.Stream, "toxicity", t.Toxicity}

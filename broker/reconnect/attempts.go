@@ -1,6 +1,7 @@
 package reconnect
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -213,24 +214,39 @@ func (t *session) live(a *attempt) attemptLine {
 
 // log writes the line: at Error for an attempt from another host (the
 // reference server logs an error for it too), at Info otherwise.
+// The line's time is the attempt's (its first SYN's kernel time, or its
+// accept time), not the moment it was written, so that it lines up with a
+// capture of the reader's own.
 func (l attemptLine) log(log *slog.Logger) {
-	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "time", l.at.Time, "since_start_ms", millis(l.sinceRun)}
+	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "since_start_ms", millis(l.sinceRun)}
 	switch {
 	case l.removed != nil && l.removed.Reason == backoff.ForeignSource:
-		log.Error("reconnect: attempt from a host other than the client under test; left out of the verdict",
+		logAt(log, slog.LevelError, l.at.Time, "reconnect: attempt from a host other than the client under test; left out of the verdict",
 			append(attrs, "verdict", "foreign", "detail", l.removed.Detail)...)
 	case l.removed != nil:
-		log.Info("reconnect: attempt left out", append(attrs, "verdict", string(l.removed.Reason), "detail", l.removed.Detail)...)
+		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt left out", append(attrs, "verdict", string(l.removed.Reason), "detail", l.removed.Detail)...)
 	case l.skipped || l.series == 0:
-		log.Info("reconnect: attempt", append(attrs, "verdict", "not judged live")...)
+		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "verdict", "not judged live")...)
 	case l.index == 0:
-		log.Info("reconnect: attempt", append(attrs, "series", l.series, "attempt", 0, "verdict", "first")...)
+		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", 0, "verdict", "first")...)
 	default:
 		g := l.gap
-		log.Info("reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
+		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
 			"gap_ms", millis(g.Got), "expected_ms", millis(g.Expected), "lo_ms", millis(g.Lo), "hi_ms", millis(g.Hi),
 			"verdict", string(g.Verdict))...)
 	}
+}
+
+// logAt writes a line whose time (the handler's "time" key, RFC 3339 with
+// nanoseconds in JSON) is t, when the thing it reports happened.
+func logAt(log *slog.Logger, level slog.Level, t time.Time, msg string, args ...any) {
+	ctx := context.Background()
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.Add(args...)
+	_ = log.Handler().Handle(ctx, r)
 }
 
 // millis converts d to milliseconds with microsecond resolution, for logs.

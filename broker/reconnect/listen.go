@@ -154,8 +154,8 @@ func (r *Server) onSYN(e listener.Event) {
 	case a == nil:
 		r.log.Debug("reconnect: retransmitted SYN of a connection begun before the test, ignored", "src", src, "isn", e.ISN)
 	case !fresh:
-		r.log.Info("reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
-			"time", e.Time, "after_ms", millis(after))
+		logAt(r.log, slog.LevelInfo, e.Time, "reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
+			"after_ms", millis(after))
 	case r.ts == SYN:
 		line.log(r.log)
 	}

@@ -319,8 +319,19 @@ func TestSpecClient(t *testing.T) {
 		t.Fatalf("%d gaps in 18 s, want at least 6", len(res.BackoffMs))
 	}
 	primary, _ := res.Analysis.Primary()
-	if len(h.records(t, "reconnect: attempt")) != len(primary.Attempts) {
-		t.Errorf("%d attempt log lines for %d attempts", len(h.records(t, "reconnect: attempt")), len(primary.Attempts))
+	lines := h.records(t, "reconnect: attempt")
+	if len(lines) != len(primary.Attempts) {
+		t.Errorf("%d attempt log lines for %d attempts", len(lines), len(primary.Attempts))
+	}
+	// Each line's one "time" is its attempt's, to the nanosecond.
+	for i := range min(len(lines), len(primary.Attempts)) {
+		at := primary.Attempts[i]
+		if got, want := lines[i]["time"], at.Time.Format(time.RFC3339Nano); got != want || lines[i]["src"] != at.Src.String() {
+			t.Errorf("attempt line %d: time %v src %v, want %s %v", i, got, lines[i]["src"], want, at.Src)
+		}
+	}
+	if n := bytes.Count(h.log.Bytes(), []byte(`"time":`)); n != bytes.Count(h.log.Bytes(), []byte("\n")) {
+		t.Errorf("%d \"time\" keys in %d log lines: a line has two", n, bytes.Count(h.log.Bytes(), []byte("\n")))
 	}
 	if fin := h.records(t, "reconnect: test finished"); len(fin) != 1 || fin[0]["passed"] != true {
 		t.Errorf("test summary records %v, want one that passed", fin)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -75,6 +76,13 @@ func TestAsUsed(t *testing.T) {
 		t.Fatalf("server not ready: %v\nlog:\n%s", err, log)
 	}
 
+	if line := startLine(t, log.String()); line["nice"] == float64(-10) {
+		for tid, nice := range procNices(t, cmd.Process.Pid) {
+			if nice != -10 {
+				t.Errorf("server thread %s: nice %d, want -10 as its start-up line says", tid, nice)
+			}
+		}
+	}
 	n := 12
 	if testing.Short() {
 		n = 4
@@ -190,6 +198,29 @@ func checkAsUsedLog(t *testing.T, log string, runs []asUsedPair) {
 			t.Errorf("pair %d: the client connected at %v, before the SYN-ACK the server reports (%v)", i, r.connected, sa)
 		}
 	}
+}
+
+// procNices returns the nice value of each thread of process pid.
+func procNices(t *testing.T, pid int) map[string]int {
+	t.Helper()
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]int)
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // it ended
+		}
+		// pid (comm) state ppid ... : nice is the 19th field, the 17th after "comm)".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 16 {
+			out[task.Name()], _ = strconv.Atoi(f[16])
+		}
+	}
+	return out
 }
 
 // byPair groups the JSON log lines by pair id, in order.

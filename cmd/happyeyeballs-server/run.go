@@ -23,6 +23,7 @@ type options struct {
 	idleTimeout time.Duration
 	samePort    bool
 	spares      int
+	nice        int
 	strategy    string
 	logFormat   string
 }
@@ -72,6 +73,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", happyeyeballs.DefaultIdleTimeout, "close a control connection that sends nothing after this")
 	fs.BoolVar(&o.samePort, "same-port", false, "answer 0x04 and 0x06 like 0x14 and 0x16: both families on one port number")
 	fs.IntVar(&o.spares, "spares", 1, "pairs kept bound ahead of requests, so that a reply need not wait for a bind (0: none)")
+	fs.IntVar(&o.nice, "nice", -10, "nice value of the server's threads, where permitted (CAP_SYS_NICE), so that a busy machine delays its replies less; 0: leave it")
 	fs.StringVar(&o.strategy, "strategy", "auto", "how handshakes are held: auto, replay, retransmit or delayed-listen")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +95,8 @@ func (o options) check(rest []string) error {
 		return fmt.Errorf("--timeout %v: must be positive", o.timeout)
 	case o.fast <= 0 || o.slow <= 0 || o.pairTimeout <= 0 || o.idleTimeout <= 0:
 		return errors.New("delays and timeouts must be positive")
+	case o.nice < -20 || o.nice > 19:
+		return fmt.Errorf("--nice %d: want -20 to 19", o.nice)
 	case o.spares < 0:
 		return fmt.Errorf("--spares %d: want 0 or more", o.spares)
 	case o.fast >= o.slow:

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,6 +312,18 @@ func TestStrategyReported(t *testing.T) {
 			}
 			if c := line["control"].([]any); len(c) != 2 || !strings.HasPrefix(c[1].(string), "[::1]:") {
 				t.Errorf("control addresses %v, want 127.0.0.1 and ::1", c)
+			}
+			wantHold := map[string]string{"delayed-listen": "delayed listen"}[tc.want]
+			if h, _ := line["hold"].(string); wantHold != "" && h != wantHold || wantHold == "" && h != "bpf filter" && h != "full accept queue" {
+				t.Errorf("start-up line says hold %q", line["hold"])
+			}
+			clock, _ := line["clock"].(string)
+			_, why := line["clock_why"]
+			switch {
+			case runtime.GOOS != "linux" && line["clock"] != nil:
+				t.Errorf("start-up line says clock %v on %s", line["clock"], runtime.GOOS)
+			case runtime.GOOS == "linux" && clock != "SCHED_FIFO 10" && (!strings.HasPrefix(clock, "SCHED_") || !why):
+				t.Errorf("start-up line says clock %q (why %v); want SCHED_FIFO 10, or another policy and why", clock, line["clock_why"])
 			}
 		})
 	}

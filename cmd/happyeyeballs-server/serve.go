@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -32,6 +33,10 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var niceErr error
+	if o.nice != 0 {
+		niceErr = setNice(o.nice)
+	}
 	srv, err := happyeyeballs.NewServer(happyeyeballs.Config{
 		FastDelay: o.fast, SlowDelay: o.slow,
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
@@ -45,7 +50,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logStart(logger, lns, o, strategy, hold, why, perr)
+	logStart(logger, lns, o, strategy, hold, why, perr, niceErr)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- srv.Serve(ln) }()
@@ -74,7 +79,7 @@ func waitStop(ctx context.Context, srv *happyeyeballs.Server, errc <-chan error,
 
 // logStart writes the start-up line: where, how slow, and how handshakes
 // are held and why.
-func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Strategy, hold, why string, perr error) {
+func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Strategy, hold, why string, perr, niceErr error) {
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
@@ -86,6 +91,21 @@ func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Str
 	}
 	if perr != nil {
 		attrs = append(attrs, "probe", perr.Error())
+	}
+	switch {
+	case o.nice == 0 || errors.Is(niceErr, errors.ErrUnsupported):
+	case niceErr != nil:
+		attrs = append(attrs, "nice", 0, "nice_why", niceErr.Error())
+	default:
+		attrs = append(attrs, "nice", o.nice)
+	}
+	// How the thread that releases handshakes is scheduled: SCHED_FIFO keeps
+	// a busy machine from delaying releases; it needs CAP_SYS_NICE.
+	if policy, err := releaseclock.Scheduling(); !errors.Is(err, errors.ErrUnsupported) {
+		attrs = append(attrs, "clock", policy)
+		if err != nil {
+			attrs = append(attrs, "clock_why", err.Error())
+		}
 	}
 	logger.Info("happy eyeballs server ready", attrs...)
 }

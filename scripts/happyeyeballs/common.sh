@@ -15,7 +15,7 @@ LOG="${HAPPYEYEBALLS_LOG:-$REPO_ROOT/bin/happyeyeballs-server-$PORT.log}"
 # build_server builds the server into $BIN when it is missing or older than
 # any Go source it is built from.
 build_server() {
-  if [[ -x "$BIN" ]] && [[ -z "$(find cmd/happyeyeballs-server broker listener sockopt go.mod go.sum \
+  if [[ -x "$BIN" ]] && [[ -z "$(find cmd/happyeyeballs-server broker internal listener sockopt go.mod go.sum \
       -newer "$BIN" \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print -quit)" ]]; then
     return 0
   fi

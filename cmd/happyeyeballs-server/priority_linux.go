@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// setpriority is the seam through which threads are reniced; a test
+// replaces it to simulate a missing CAP_SYS_NICE.
+var setpriority = unix.Setpriority
+
+// setNice sets the nice value of every thread of the process to n, so that
+// on a busy machine the control replies and the accepts are not queued
+// behind other programs (Linux keeps a nice value per thread; threads
+// started later inherit their creator's). A lower value than the current
+// one needs CAP_SYS_NICE; without it the error wraps os.ErrPermission and
+// nothing changed.
+func setNice(n int) error {
+	done := make(map[int]bool)
+	for range 4 { // again for threads started meanwhile
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("list threads: %w", err)
+		}
+		fresh := false
+		for _, task := range tasks {
+			tid, err := strconv.Atoi(task.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			fresh = true
+			err = setpriority(unix.PRIO_PROCESS, tid, n)
+			switch {
+			case errors.Is(err, unix.ESRCH): // it ended
+			case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+				return fmt.Errorf("nice %d needs CAP_SYS_NICE (run as root): %w", n, os.NewSyscallError("setpriority", err))
+			case err != nil:
+				return fmt.Errorf("nice %d: %w", n, os.NewSyscallError("setpriority", err))
+			}
+			done[tid] = true
+		}
+		if !fresh {
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// threadNices returns the nice value of every thread of the process.
+func threadNices(t *testing.T) map[int]int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[int]int)
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+		if err == nil {
+			out[tid] = 20 - prio // the system call's 40..1 is nice -20..19
+		}
+	}
+	return out
+}
+
+func TestSetNice(t *testing.T) {
+	if err := setNice(-3); errors.Is(err, os.ErrPermission) {
+		t.Skipf("needs CAP_SYS_NICE to lower the nice value: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer setNice(0)
+	nices := threadNices(t)
+	for tid, n := range nices {
+		if n != -3 {
+			t.Errorf("thread %d: nice %d, want -3", tid, n)
+		}
+	}
+	if len(nices) < 2 {
+		t.Errorf("%d threads seen", len(nices))
+	}
+}
+
+// TestNiceRefused checks that a refused renice is reported with its cause
+// and the server serves anyway.
+func TestNiceRefused(t *testing.T) {
+	old := setpriority
+	setpriority = func(which, who, prio int) error { return unix.EPERM }
+	defer func() { setpriority = old }()
+	err := setNice(-10)
+	if !errors.Is(err, os.ErrPermission) || !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "CAP_SYS_NICE") {
+		t.Errorf("setNice with EPERM: %v, want os.ErrPermission naming CAP_SYS_NICE", err)
+	}
+	s := startServer(t, "--strategy", "delayed-listen", "--nice", "-10")
+	line := startLine(t, s.log.String())
+	if line["nice"] != float64(0) || !strings.Contains(line["nice_why"].(string), "CAP_SYS_NICE") {
+		t.Errorf("start-up line says nice %v (%v), want 0 and why", line["nice"], line["nice_why"])
+	}
+	setpriority = func(which, who, prio int) error { return unix.EINVAL }
+	if err := setNice(-10); !errors.Is(err, unix.EINVAL) || errors.Is(err, os.ErrPermission) {
+		t.Errorf("setNice with EINVAL: %v", err)
+	}
+}
