@@ -49,6 +49,11 @@ type Clock interface {
 	// Schedule runs fire at instant at, on the clock's thread, with the
 	// time it ran.
 	Schedule(at time.Time, fire func(now time.Time)) *Job
+	// SchedulePrepared is Schedule with prepare, which runs on the clock's
+	// thread when it wakes for the job (Spin before at, or at once if that
+	// has passed), before it spins: the listener warms the release's path
+	// there.
+	SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job
 	// Cancel removes j if it has not fired yet.
 	Cancel(j *Job)
 	// Stop ends the clock; jobs not yet fired are dropped.
@@ -90,9 +95,10 @@ func Release() {
 
 // Job is one release waiting on the clock.
 type Job struct {
-	at    time.Time
-	fire  func(now time.Time)
-	index int // in the heap; -1 once fired or cancelled
+	at      time.Time
+	fire    func(now time.Time)
+	prepare func() // or nil
+	index   int    // in the heap; -1 once fired or cancelled
 }
 
 type jobHeap []*Job
@@ -163,8 +169,14 @@ func (q *queue) due(limit time.Time) []*Job {
 	return js
 }
 
-// fire runs the due jobs in one pass, spinning up to each one's instant.
+// fire runs the due jobs in one pass: first every job's prepare, then
+// each job, spinning up to its instant.
 func (q *queue) fire(js []*Job) {
+	for _, j := range js {
+		if j.prepare != nil {
+			j.prepare()
+		}
+	}
 	for _, j := range js {
 		j.fire(SpinUntil(j.at))
 	}
@@ -197,7 +209,11 @@ func newGoClock() *goClock {
 }
 
 func (c *goClock) Schedule(at time.Time, fire func(now time.Time)) *Job {
-	j := &Job{at: at, fire: fire}
+	return c.SchedulePrepared(at, nil, fire)
+}
+
+func (c *goClock) SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job {
+	j := &Job{at: at, fire: fire, prepare: prepare}
 	c.push(j, func(time.Time) { poke(c.wake) })
 	return j
 }

@@ -50,7 +50,13 @@ func New() (Clock, error) {
 
 // Schedule runs fire at instant at, on the clock's thread.
 func (c *clock) Schedule(at time.Time, fire func(now time.Time)) *Job {
-	j := &Job{at: at, fire: fire}
+	return c.SchedulePrepared(at, nil, fire)
+}
+
+// SchedulePrepared is Schedule with prepare, run when the thread wakes for
+// the job, before it spins.
+func (c *clock) SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job {
+	j := &Job{at: at, fire: fire, prepare: prepare}
 	c.push(j, c.arm)
 	return j
 }

@@ -105,3 +105,33 @@ func TestClockStopsRightAfterStart(t *testing.T) {
 		t.Fatal("a clock did not stop: its thread missed the wake-up")
 	}
 }
+
+// TestPrepareRunsBeforeItsJob checks that a job's prepare runs once, on the
+// clock, before the job fires, on each clock kind.
+func TestPrepareRunsBeforeItsJob(t *testing.T) {
+	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
+		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
+			old := Use
+			Use = kind
+			defer func() { Use = old }()
+			c, err := New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Stop()
+			var order []string // written on the clock's thread only, read after done
+			done := make(chan struct{})
+			c.SchedulePrepared(time.Now().Add(20*time.Millisecond),
+				func() { order = append(order, "prepare") },
+				func(time.Time) { order = append(order, "fire"); close(done) })
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the job did not fire within 5 s")
+			}
+			if want := []string{"prepare", "fire"}; !slices.Equal(order, want) {
+				t.Fatalf("ran %v, want %v", order, want)
+			}
+		})
+	}
+}
