@@ -37,6 +37,9 @@ type engine struct {
 	raw4, raw6 *replay.Conn
 	netns      uint64
 
+	warm4, warm6 *warmer     // nil where warming is off or loopback lacks the family
+	lead4, lead6 leadLearner // the early start's lead, per family
+
 	readers sync.WaitGroup // the read goroutines started; done closes when they end
 
 	mu    sync.Mutex
@@ -183,6 +186,9 @@ func newEngine() (_ *engine, err error) {
 	if e.raw6, err = replay.Open(unix.AF_INET6); err != nil {
 		return nil, err
 	}
+	if tune.WarmRelease {
+		e.warm4, e.warm6 = openWarmer(unix.AF_INET), openWarmer(unix.AF_INET6)
+	}
 	if e.lo, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, Ifindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
@@ -213,6 +219,37 @@ func (e *engine) close() {
 		if c != nil {
 			c.Close()
 		}
+	}
+	for _, w := range []*warmer{e.warm4, e.warm6} {
+		if w != nil {
+			w.close()
+		}
+	}
+}
+
+// leadFor is the early start's lead for a release to addresses of the
+// families asked for: the smaller of theirs. 0 with tune.EarlyStart off.
+func (e *engine) leadFor(v4, v6 bool) time.Duration {
+	if !tune.EarlyStart {
+		return 0
+	}
+	l := maxLead
+	if v4 {
+		l = min(l, e.lead4.lead())
+	}
+	if v6 {
+		l = min(l, e.lead6.lead())
+	}
+	return l
+}
+
+// learnLead adds the latency of one release to dst, from its start to its
+// SYN-ACK.
+func (e *engine) learnLead(dst netip.Addr, d time.Duration) {
+	if dst.Is4() || dst.Is4In6() {
+		e.lead4.learn(d)
+	} else {
+		e.lead6.learn(d)
 	}
 }
 

@@ -53,6 +53,7 @@ type Held struct {
 	released   bool
 	releasedAt time.Time
 	holdSince  time.Time // the latest Hold that re-armed the listener
+	startedAt  time.Time // the start of the release under way, for its latency; zero between releases
 	degraded   bool      // the capture failed: SYNs go unseen (Linux)
 	flows      map[flowKey]*flow
 	order      []flowKey
@@ -72,7 +73,8 @@ type flow struct {
 	ifindex  int
 	job      *releaseclock.Job
 	released bool
-	refuse   bool // its Verdict says Refuse
+	refuse   bool      // its Verdict says Refuse
+	started  time.Time // the start of the timed release that replayed it, or zero
 }
 
 // Listen announces on a local TCP address, with handshakes held as cfg says.
@@ -301,8 +303,8 @@ func (h *Held) ReleaseAt(t time.Time) {
 		h.job = nil
 	}
 	h.want = t
-	if t.After(time.Now()) {
-		h.job = h.clk.Schedule(t, func(time.Time) { h.release(t) })
+	if start := t.Add(-h.lead()); start.After(time.Now()) {
+		h.job = h.clk.SchedulePrepared(start, h.prepareRelease, func(time.Time) { h.release(t) })
 		h.mu.Unlock()
 		return
 	}
@@ -310,9 +312,11 @@ func (h *Held) ReleaseAt(t time.Time) {
 	h.release(t)
 }
 
-// release stops holding the listener at the instant want: it opens the
-// listener, then lets through (or refuses) every SYN held so far. It runs on
-// the clock.
+// release stops holding the listener for the instant want: it opens the
+// listener, then lets through every SYN held so far, and refuses those to
+// refuse at want. It runs on the clock, the early start's lead before want
+// (see tune.EarlyStart): never so early that a SYN-ACK leaves before want
+// by more than the margin, and a refusal waits for want.
 func (h *Held) release(want time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -320,10 +324,15 @@ func (h *Held) release(want time.Time) {
 		return
 	}
 	h.released, h.job = true, nil
+	h.startedAt = time.Now()
 	err := h.open()
 	h.releasedAt = time.Now()
 	n, refuse, rerr := h.replayHeld(want)
+	h.startedAt = time.Time{}
 	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Replayed: n, Err: errors.Join(err, rerr)})
+	if len(refuse) > 0 {
+		releaseclock.SpinUntil(want)
+	}
 	for _, f := range refuse {
 		h.settle(f, want)
 	}

@@ -52,3 +52,9 @@ func (s *sysState) close() {}
 
 // Mechanism says how the listener holds SYNs: here always "delayed listen".
 func (h *Held) Mechanism() string { return "delayed listen" }
+
+// lead is 0: there is no replay to start early here.
+func (h *Held) lead() time.Duration { return 0 }
+
+// prepareRelease does nothing: there is no replay to warm here.
+func (h *Held) prepareRelease() {}

@@ -3,6 +3,7 @@ package listener
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,7 @@ func (h *Held) replay(f *flow, want time.Time) error {
 	if h.sys.eng == nil {
 		return nil
 	}
+	f.started = h.startedAt
 	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
 	f.hs.Released = time.Now()
 	return err
@@ -78,5 +80,68 @@ func (h *Held) releaseFlow(k flowKey, want time.Time) {
 		return
 	}
 	f.job = nil
+	h.startedAt = time.Now()
 	h.settle(f, want)
+	h.startedAt = time.Time{}
+}
+
+// lead is how long before its instant the listener's release starts; h.mu
+// is held.
+func (h *Held) lead() time.Duration {
+	if h.sys.eng == nil {
+		return 0
+	}
+	a := h.local.Addr()
+	v4 := a.Is4() || h.dual
+	return h.sys.eng.leadFor(v4, !a.Is4())
+}
+
+// prepareRelease runs when the clock wakes for the listener's release,
+// shortly before it: it touches what the release will touch (the held
+// SYNs) and warms the kernel's path of the replay (tune.WarmRelease).
+func (h *Held) prepareRelease() {
+	if h.sys.eng == nil {
+		return
+	}
+	h.mu.Lock()
+	var v4, v6 bool
+	for _, f := range h.flows {
+		if !f.released {
+			touch(f.ip)
+			v4, v6 = v4 || f.dst.Is4(), v6 || !f.dst.Is4()
+		}
+	}
+	h.mu.Unlock()
+	if !v4 && !v6 { // nothing held yet: warm the listener's families
+		a := h.local.Addr()
+		v4, v6 = a.Is4() || h.dual, !a.Is4()
+	}
+	h.sys.eng.warm(v4, v6)
+}
+
+// prepareFlow is prepareRelease for one flow's own instant.
+func (h *Held) prepareFlow(k flowKey) {
+	h.mu.Lock()
+	f := h.flows[k]
+	var dst netip.Addr
+	if f != nil {
+		touch(f.ip)
+		dst = f.dst
+	}
+	h.mu.Unlock()
+	if f != nil && h.sys.eng != nil {
+		h.sys.eng.warm(dst.Is4(), !dst.Is4())
+	}
+}
+
+// touchSink keeps touch's reads from being optimised away.
+var touchSink atomic.Uint32
+
+// touch reads b, so that the release finds it in the cache.
+func touch(b []byte) {
+	var x byte
+	for _, c := range b {
+		x ^= c
+	}
+	touchSink.Add(uint32(x))
 }

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -46,8 +47,11 @@ func (h *Held) onSYN(p capture.Packet) {
 			case !v.At.After(time.Now()):
 				settleNow = true
 			default:
-				want := v.At
-				f.job = h.clk.Schedule(want, func(time.Time) { h.releaseFlow(k, want) })
+				want, start := v.At, v.At
+				if !v.Refuse { // a refusal is sent at its instant
+					start = want.Add(-h.flowLead(p.Dst.Addr()))
+				}
+				f.job = h.clk.SchedulePrepared(start, func() { h.prepareFlow(k) }, func(time.Time) { h.releaseFlow(k, want) })
 			}
 		}
 	default:
@@ -79,6 +83,9 @@ func (h *Held) onSYNACK(p capture.Packet) {
 		return // the received copy follows
 	}
 	f.hs.SYNACK = p.Time
+	if !f.started.IsZero() && h.sys.eng != nil {
+		h.sys.eng.learnLead(f.dst, p.Time.Sub(f.started))
+	}
 	h.emit(Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)})
 }
 
@@ -100,4 +107,12 @@ func (h *Held) syncCapture() {
 	if h.sys.eng != nil {
 		h.sys.eng.sync()
 	}
+}
+
+// flowLead is the early start's lead for one flow to dst; h.mu is held.
+func (h *Held) flowLead(dst netip.Addr) time.Duration {
+	if h.sys.eng == nil {
+		return 0
+	}
+	return h.sys.eng.leadFor(dst.Is4(), !dst.Is4())
 }
