@@ -33,6 +33,12 @@ func init() {
 	if d, err := time.ParseDuration(os.Getenv("SYNHOLD_BENCH_SPIN")); err == nil {
 		releaseclock.Spin = d
 	}
+	if os.Getenv("SYNHOLD_BENCH_WARM") == "on" {
+		tune.WarmRelease = true
+	}
+	if os.Getenv("SYNHOLD_BENCH_EARLY") == "off" {
+		tune.EarlyStart = false
+	}
 	if d, err := time.ParseDuration(os.Getenv("SYNHOLD_BENCH_ENGINE_LINGER")); err == nil {
 		tune.EngineLinger = d
 	}
@@ -83,6 +89,10 @@ func leverCases() []usedCase {
 			env: []string{"SYNHOLD_BENCH_REALTIME=off"}, note: "releaseclock.RealTime off"},
 		{name: "lever/engine-closed/idle", label: "engine closed with its last listener, machine as it is", knobs: true,
 			env: []string{"SYNHOLD_BENCH_ENGINE_LINGER=0s"}, note: "tune.EngineLinger 0"},
+		{name: "lever/no-early/idle", label: "no early start, machine as it is", knobs: true,
+			env: []string{"SYNHOLD_BENCH_EARLY=off"}, note: "tune.EarlyStart off"},
+		{name: "lever/warm/idle", label: "release path warmed (off as shipped), machine as it is", knobs: true,
+			env: []string{"SYNHOLD_BENCH_WARM=on"}, note: "tune.WarmRelease on"},
 		{name: "lever/no-spares/idle", label: "no pairs bound ahead of requests, machine as it is",
 			serverArgs: []string{"--spares", "0"}, note: "--spares 0"},
 		{name: "lever/spin-1ms/idle", label: "spin 1 ms, machine as it is", knobs: true,
