@@ -33,8 +33,8 @@ func init() {
 	if d, err := time.ParseDuration(os.Getenv("SYNHOLD_BENCH_SPIN")); err == nil {
 		releaseclock.Spin = d
 	}
-	if os.Getenv("SYNHOLD_BENCH_WARM") == "on" {
-		tune.WarmRelease = true
+	if os.Getenv("SYNHOLD_BENCH_WARM") == "off" {
+		tune.WarmRelease = false
 	}
 	if os.Getenv("SYNHOLD_BENCH_EARLY") == "off" {
 		tune.EarlyStart = false
@@ -91,8 +91,10 @@ func leverCases() []usedCase {
 			env: []string{"SYNHOLD_BENCH_ENGINE_LINGER=0s"}, note: "tune.EngineLinger 0"},
 		{name: "lever/no-early/idle", label: "no early start, machine as it is", knobs: true,
 			env: []string{"SYNHOLD_BENCH_EARLY=off"}, note: "tune.EarlyStart off"},
-		{name: "lever/warm/idle", label: "release path warmed (off as shipped), machine as it is", knobs: true,
-			env: []string{"SYNHOLD_BENCH_WARM=on"}, note: "tune.WarmRelease on"},
+		{name: "lever/no-warm/idle", label: "release path not warmed, machine as it is", knobs: true,
+			env: []string{"SYNHOLD_BENCH_WARM=off"}, note: "tune.WarmRelease off"},
+		{name: "lever/neither/idle", label: "neither warmed nor started early, machine as it is", knobs: true,
+			env: []string{"SYNHOLD_BENCH_WARM=off", "SYNHOLD_BENCH_EARLY=off"}, note: "tune.WarmRelease and tune.EarlyStart off"},
 		{name: "lever/no-spares/idle", label: "no pairs bound ahead of requests, machine as it is",
 			serverArgs: []string{"--spares", "0"}, note: "--spares 0"},
 		{name: "lever/spin-1ms/idle", label: "spin 1 ms, machine as it is", knobs: true,

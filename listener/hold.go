@@ -304,7 +304,7 @@ func (h *Held) ReleaseAt(t time.Time) {
 	}
 	h.want = t
 	if start := t.Add(-h.lead()); start.After(time.Now()) {
-		h.job = h.clk.SchedulePrepared(start, h.prepareRelease, func(time.Time) { h.release(t) })
+		h.job = h.clk.SchedulePrepared(start, h.preparer(start), func(time.Time) { h.release(t) })
 		h.mu.Unlock()
 		return
 	}

@@ -56,5 +56,5 @@ func (h *Held) Mechanism() string { return "delayed listen" }
 // lead is 0: there is no replay to start early here.
 func (h *Held) lead() time.Duration { return 0 }
 
-// prepareRelease does nothing: there is no replay to warm here.
-func (h *Held) prepareRelease() {}
+// preparer is nil: there is no replay to warm here.
+func (h *Held) preparer(time.Time) func() { return nil }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -51,7 +52,11 @@ func (h *Held) onSYN(p capture.Packet) {
 				if !v.Refuse { // a refusal is sent at its instant
 					start = want.Add(-h.flowLead(p.Dst.Addr()))
 				}
-				f.job = h.clk.SchedulePrepared(start, func() { h.prepareFlow(k) }, func(time.Time) { h.releaseFlow(k, want) })
+				var prepare func()
+				if tune.WarmRelease {
+					prepare = func() { h.prepareFlow(k, start) }
+				}
+				f.job = h.clk.SchedulePrepared(start, prepare, func(time.Time) { h.releaseFlow(k, want) })
 			}
 		}
 	default:

@@ -7,6 +7,7 @@ package releaseclock
 
 import (
 	"container/heap"
+	"slices"
 	"sync"
 	"time"
 )
@@ -34,6 +35,13 @@ var (
 	// hundred microseconds of precision for up to Spin of one core's time
 	// per release. 0 turns spinning off.
 	Spin = 200 * time.Microsecond
+	// PrepareAhead is how much earlier than Spin the clock wakes for a job
+	// that has a prepare (SchedulePrepared): the prepare runs then, and the
+	// thread spins from its end to the job's instant. The listener warms
+	// its release's path there, which takes ~200 µs when cold, and the
+	// thread's own wake-up after an idle spell comes 100-300 µs late
+	// (measured as used), so that Spin alone leaves nothing for it.
+	PrepareAhead = 800 * time.Microsecond
 	// RealTime asks for SCHED_FIFO on the TimerFD clock's thread, where the
 	// process may (root, or CAP_SYS_NICE, or an RLIMIT_RTPRIO): its wake-up
 	// then goes before every ordinary thread's. Best effort; Scheduling says
@@ -50,9 +58,9 @@ type Clock interface {
 	// time it ran.
 	Schedule(at time.Time, fire func(now time.Time)) *Job
 	// SchedulePrepared is Schedule with prepare, which runs on the clock's
-	// thread when it wakes for the job (Spin before at, or at once if that
-	// has passed), before it spins: the listener warms the release's path
-	// there.
+	// thread when it wakes for the job, Spin + PrepareAhead before at (or at
+	// once if that has passed), before it spins to at: the listener warms
+	// the release's path there.
 	SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job
 	// Cancel removes j if it has not fired yet.
 	Cancel(j *Job)
@@ -97,14 +105,15 @@ func Release() {
 type Job struct {
 	at      time.Time
 	fire    func(now time.Time)
-	prepare func() // or nil
-	index   int    // in the heap; -1 once fired or cancelled
+	prepare func()    // or nil
+	key     time.Time // the heap's order: at, less PrepareAhead with a prepare
+	index   int       // in the heap; -1 once fired or cancelled
 }
 
 type jobHeap []*Job
 
 func (q jobHeap) Len() int           { return len(q) }
-func (q jobHeap) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q jobHeap) Less(i, j int) bool { return q[i].key.Before(q[j].key) }
 func (q jobHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
 func (q *jobHeap) Push(x any)        { j := x.(*Job); j.index = len(*q); *q = append(*q, j) }
 func (q *jobHeap) Pop() any {
@@ -119,9 +128,19 @@ func (q *jobHeap) Pop() any {
 // queue is the clock's state shared by every implementation: jobs ordered by
 // instant.
 type queue struct {
-	mu   sync.Mutex
-	jobs jobHeap
-	spin time.Duration // Spin when the clock started
+	mu    sync.Mutex
+	jobs  jobHeap
+	spin  time.Duration // Spin when the clock started
+	ahead time.Duration // PrepareAhead when the clock started
+}
+
+// newJob is a job at at; the clock wakes for it Spin before its key.
+func (q *queue) newJob(at time.Time, prepare func(), fire func(time.Time)) *Job {
+	j := &Job{at: at, fire: fire, prepare: prepare, key: at}
+	if prepare != nil {
+		j.key = at.Add(-q.ahead)
+	}
+	return j
 }
 
 // push adds j and, if it is now the earliest job, calls arm with its
@@ -132,7 +151,7 @@ func (q *queue) push(j *Job, arm func(time.Time)) {
 	defer q.mu.Unlock()
 	heap.Push(&q.jobs, j)
 	if j.index == 0 {
-		arm(j.at)
+		arm(j.key)
 	}
 }
 
@@ -143,7 +162,7 @@ func (q *queue) armNext(arm func(time.Time)) time.Time {
 	defer q.mu.Unlock()
 	var at time.Time
 	if len(q.jobs) > 0 {
-		at = q.jobs[0].at
+		at = q.jobs[0].key
 	}
 	arm(at)
 	return at
@@ -158,20 +177,22 @@ func (q *queue) Cancel(j *Job) {
 	}
 }
 
-// due pops the jobs whose instant is before limit, earliest first.
+// due pops the jobs whose key (their instant, or their prepare's) is before
+// limit.
 func (q *queue) due(limit time.Time) []*Job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var js []*Job
-	for len(q.jobs) > 0 && q.jobs[0].at.Before(limit) {
+	for len(q.jobs) > 0 && q.jobs[0].key.Before(limit) {
 		js = append(js, heap.Pop(&q.jobs).(*Job))
 	}
 	return js
 }
 
 // fire runs the due jobs in one pass: first every job's prepare, then
-// each job, spinning up to its instant.
+// each job in the order of their instants, spinning up to each.
 func (q *queue) fire(js []*Job) {
+	slices.SortStableFunc(js, func(a, b *Job) int { return a.at.Compare(b.at) })
 	for _, j := range js {
 		if j.prepare != nil {
 			j.prepare()
@@ -203,7 +224,7 @@ type goClock struct {
 }
 
 func newGoClock() *goClock {
-	c := &goClock{queue: queue{spin: Spin}, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
+	c := &goClock{queue: queue{spin: Spin, ahead: PrepareAhead}, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -213,7 +234,7 @@ func (c *goClock) Schedule(at time.Time, fire func(now time.Time)) *Job {
 }
 
 func (c *goClock) SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job {
-	j := &Job{at: at, fire: fire, prepare: prepare}
+	j := c.newJob(at, prepare, fire)
 	c.push(j, func(time.Time) { poke(c.wake) })
 	return j
 }

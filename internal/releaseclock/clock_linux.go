@@ -43,7 +43,7 @@ func New() (Clock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_create", err))
 	}
-	c := &clock{queue: queue{spin: Spin}, tfd: tfd, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
+	c := &clock{queue: queue{spin: Spin, ahead: PrepareAhead}, tfd: tfd, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
@@ -56,12 +56,12 @@ func (c *clock) Schedule(at time.Time, fire func(now time.Time)) *Job {
 // SchedulePrepared is Schedule with prepare, run when the thread wakes for
 // the job, before it spins.
 func (c *clock) SchedulePrepared(at time.Time, prepare func(), fire func(now time.Time)) *Job {
-	j := &Job{at: at, fire: fire, prepare: prepare}
+	j := c.newJob(at, prepare, fire)
 	c.push(j, c.arm)
 	return j
 }
 
-// arm sets the timerfd to expire Spin before at; a zero at disarms it. It
+// arm sets the timerfd to expire Spin before at (a job's key); a zero at disarms it. It
 // is called with the queue's lock held.
 func (c *clock) arm(at time.Time) {
 	var spec unix.ItimerSpec

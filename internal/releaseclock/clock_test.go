@@ -135,3 +135,23 @@ func TestPrepareRunsBeforeItsJob(t *testing.T) {
 		})
 	}
 }
+
+// TestPreparedJobWakesEarlier checks that a job with a prepare is ordered,
+// and so woken for, PrepareAhead before its instant, and one without at it.
+func TestPreparedJobWakesEarlier(t *testing.T) {
+	q := &queue{spin: Spin, ahead: 800 * time.Microsecond}
+	at := time.Now().Add(time.Hour)
+	plain := q.newJob(at.Add(-100*time.Microsecond), nil, func(time.Time) {})
+	prepared := q.newJob(at, func() {}, func(time.Time) {})
+	if !plain.key.Equal(plain.at) {
+		t.Errorf("a job without prepare has key %v, want its instant %v", plain.key, plain.at)
+	}
+	if want := at.Add(-800 * time.Microsecond); !prepared.key.Equal(want) {
+		t.Errorf("a prepared job has key %v, want %v (PrepareAhead before its instant)", prepared.key, want)
+	}
+	q.push(plain, func(time.Time) {})
+	q.push(prepared, func(time.Time) {})
+	if got := q.armNext(func(time.Time) {}); !got.Equal(prepared.key) {
+		t.Errorf("the clock arms for %v, want the prepared job's wake %v, which comes first", got, prepared.key)
+	}
+}
