@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
 )
@@ -130,7 +131,7 @@ func (r *Server) onSYN(e listener.Event) {
 	if seg, err := capture.Decode(e.IP); err == nil {
 		dst = seg.Dst // Local is the listener's wildcard address
 	}
-	src := unmap(e.Client)
+	src := netaddr.Canonical(e.Client)
 	r.mu.Lock()
 	t := r.test
 	if t == nil {
@@ -138,7 +139,7 @@ func (r *Server) onSYN(e listener.Event) {
 		r.log.Debug("reconnect: SYN outside a test, ignored", "src", src, "dst", dst)
 		return
 	}
-	a, fresh := t.syn(src, unmap(dst), e.ISN, e.Time, e.Retransmit)
+	a, fresh := t.syn(src, netaddr.Canonical(dst), e.ISN, e.Time, e.Retransmit)
 	var (
 		line  attemptLine
 		after time.Duration
@@ -185,14 +186,6 @@ func (r *Server) onAccept(src, dst netip.AddrPort, at time.Time) {
 	if !synAt.IsZero() {
 		r.log.Debug("reconnect: accepted", "test", t.n, "src", src, "syn_to_accept_ms", millis(at.Sub(synAt)))
 	}
-}
-
-// unmap removes the IPv4-mapped form and the zone from ap.
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	if !ap.IsValid() {
-		return ap
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
 // pcapWriter writes handshake packets to a pcap file from several goroutines,
