@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
@@ -155,7 +156,7 @@ func (r *Server) onSYN(e listener.Event) {
 	case a == nil:
 		r.log.Debug("reconnect: retransmitted SYN of a connection begun before the test, ignored", "src", src, "isn", e.ISN)
 	case !fresh:
-		logAt(r.log, slog.LevelInfo, e.Time, "reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
+		eventlog.At(r.log, slog.LevelInfo, e.Time, "reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
 			"after_ms", millis(after))
 	case r.ts == SYN:
 		line.log(r.log)
