@@ -161,10 +161,20 @@ func (f *forwarder) onEvent(e listener.Event) {
 		level = slog.LevelWarn
 		attrs = append(attrs, "err", e.Err)
 	}
-	msg := map[listener.EventKind]string{listener.SYNACKSent: "syn-ack sent", listener.Refused: "refused",
-		listener.Released: "released", listener.Fault: "listener fault"}[e.Kind]
-	if msg == "" {
-		msg = e.Kind.String()
+	eventlog.At(f.log, level, e.Time, eventMessage(e.Kind), attrs...)
+}
+
+// eventMessage is the message of an event's line (a SYN's are onEvent's).
+func eventMessage(k listener.EventKind) string {
+	switch k {
+	case listener.SYNACKSent:
+		return "syn-ack sent"
+	case listener.Refused:
+		return "refused"
+	case listener.Released:
+		return "released"
+	case listener.Fault:
+		return "listener fault"
 	}
-	eventlog.At(f.log, level, e.Time, msg, attrs...)
+	return k.String()
 }
