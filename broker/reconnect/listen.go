@@ -110,8 +110,9 @@ func (r *Server) serveRetry(ln *listener.Held) {
 	}
 }
 
-// onEvent takes the retry listeners' events: SYNs are attempts, and SYNs and
-// SYN-ACKs go to the pcap file.
+// onEvent takes the retry listeners' events: SYNs are attempts, SYNs and
+// SYN-ACKs go to the pcap file, and a failed release or a listener's fault
+// is logged.
 func (r *Server) onEvent(e listener.Event) {
 	switch e.Kind {
 	case listener.SYNSeen:
@@ -123,6 +124,9 @@ func (r *Server) onEvent(e listener.Event) {
 		if e.Err != nil {
 			r.log.Warn("reconnect: a held handshake was not released as planned", "client", e.Client, "err", e.Err)
 		}
+	case listener.Fault:
+		// e.Err says what failed and what the listener does now.
+		eventlog.At(r.log, slog.LevelError, e.Time, "reconnect: retry port's listener failed", "err", e.Err)
 	}
 }
 
