@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"runtime"
@@ -166,13 +165,9 @@ func bareRelease(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, 
 
 // bareClock is the body of bareRelease, on its locked thread.
 func bareClock(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, sent time.Time, err error) {
-	if m.fifo {
-		attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}
-		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			return opened, sent, fmt.Errorf("SCHED_FIFO: %w", err)
-		}
+	if _, err := prepareThread(m.fifo); err != nil && m.fifo {
+		return opened, sent, err
 	}
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 	rc, err := h.ln.SyscallConn()
 	if err != nil {
 		return opened, sent, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synhold/synhold/broker/happyeyeballs"
 )
 
 // clientCommand is the first argument that makes the benchmark's binary
@@ -249,24 +250,7 @@ func race(ctx context.Context, p *clientPair) error {
 // request asks the control port for a pair whose family slow is slow, and
 // returns its ports.
 func request(ctrl string, slow byte) (port4, port6 uint16, err error) {
-	c, err := net.DialTimeout("tcp4", ctrl, 5*time.Second)
-	if err != nil {
-		return 0, 0, fmt.Errorf("control: %w", err)
-	}
-	defer c.Close()
-	defer c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT: see rawClient.Close
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		return 0, 0, err
-	}
-	if _, err := c.Write([]byte{slow}); err != nil {
-		return 0, 0, fmt.Errorf("control: write: %w", err)
-	}
-	var reply [5]byte
-	if _, err := io.ReadFull(c, reply[:]); err != nil {
-		return 0, 0, fmt.Errorf("control: read reply: %w", err)
-	}
-	if reply[0] != 0x01 {
-		return 0, 0, fmt.Errorf("control: reply 0x%02x, want 0x01", reply[0])
-	}
-	return binary.BigEndian.Uint16(reply[1:3]), binary.BigEndian.Uint16(reply[3:5]), nil
+	c := happyeyeballs.Client{Addr: ctrl, Timeout: 10 * time.Second}
+	p, err := c.Pair(context.Background(), int(slow))
+	return p.IPv4.Port(), p.IPv6.Port(), err
 }

@@ -207,9 +207,9 @@ func usedFindings(r *Results) []string {
 		if u.ServerGap.N > 0 {
 			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
 		}
-		if u.Own.N > 0 {
-			g += fmt.Sprintf(" The benchmark's own capture sees the same SYN-ACK as it is sent %s (p50; min %s) before tcpdump "+
-				"stamps its arrival.", fmtUS(-u.Own.P50US), fmtUS(-u.Own.MaxUS))
+		if u.Own.N > 0 && u.OwnSent.N > 0 {
+			g += fmt.Sprintf(" The benchmark's own capture of the same SYN-ACK: as it arrives %s from tcpdump's time (p50), "+
+				"as it is sent %s (p50; p99 %s).", fmtUS(u.Own.P50US), fmtUS(u.OwnSent.P50US), fmtUS(u.OwnSent.P99US))
 		}
 		if u.Winners > 0 {
 			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)

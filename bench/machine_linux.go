@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -33,6 +34,7 @@ func describeMachine(nofile Rlimit) Machine {
 		NoFile:      nofile,
 		Privilege:   privilege(),
 	}
+	m.ClockThread = clockScheduling()
 	m.IdlePct, m.Hogs = sampleCPU(500 * time.Millisecond)
 	m.TimeWaitStart = timeWaitCount()
 	return m
@@ -88,6 +90,16 @@ func privilege() string {
 		return fmt.Sprintf("strategy auto = %v (%v)", s, err)
 	}
 	return fmt.Sprintf("strategy auto = %v (CAP_NET_RAW)", s)
+}
+
+// clockScheduling says how the release clock's thread is scheduled in this
+// process, and why not SCHED_FIFO if it asked for it.
+func clockScheduling() string {
+	p, err := releaseclock.Scheduling()
+	if err != nil {
+		return fmt.Sprintf("%s (%v)", p, err)
+	}
+	return p
 }
 
 func readTrim(path string) string {

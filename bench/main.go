@@ -56,8 +56,7 @@ func parseFlags(args []string) (Options, error) {
 	short := fs.Bool("short", false, "a quick run (under 30 s): fewer trials and rounds")
 	out := fs.String("out", filepath.Join("bench", "out"), "directory for report.md, results.json and cdf.svg")
 	extra := fs.Bool("experiments", true, "run the experiments that push toward the targets")
-	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", ")+
-		" (proxy runs only when named)")
+	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", "))
 	usedPairs := fs.Int("used-pairs", 0, "pairs per case of the \"as it is used\" scenario (default 200, -short 4)")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err

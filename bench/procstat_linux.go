@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/listener"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
@@ -93,6 +95,7 @@ func vmStatus() (rss, hwm uint64, err error) {
 func settleFDs(want int, limit time.Duration) (int, error) {
 	end := time.Now().Add(limit)
 	for {
+		listener.CloseIdle() // a capture engine outlives its last listener by seconds
 		n, err := fdCount()
 		if err != nil || n <= want || time.Now().After(end) {
 			return n, err

@@ -65,6 +65,7 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"other busy processes at start", orNone(strings.Join(m.Hogs, "; "))},
 		{"RLIMIT_NOFILE", fmt.Sprintf("soft %d raised to %d (hard %d)", m.NoFile.SoftBefore, m.NoFile.Soft, m.NoFile.Hard)},
 		{"privilege", m.Privilege},
+		{"release clock thread", orDash(m.ClockThread)},
 		{"CLOCK_REALTIME steps during the run", clockSteps(m.ClockSteps)},
 		{"TCP sockets in TIME_WAIT", fmt.Sprintf("%d at the start, %d at the end", m.TimeWaitStart, m.TimeWaitEnd)},
 		{"command", "`" + r.Options.Command + "`"},
@@ -141,9 +142,7 @@ func reportUsed(b *strings.Builder, r *Results) {
 		"section 1's default row: one listener per trial inside this process.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
 	b.WriteString("| case | pairs | fast won | release p50 | p99 | max | > 20 µs early | SYN after instant | server reported | server − tcpdump p50 / max \\|gap\\| | control reply p50 | p99 | client sees p50 | connected logged before released | server warnings | tcpdump dropped |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	approx := false
 	for _, u := range r.AsUsed {
-		approx = approx || u.WantApprox
 		gap := "–"
 		if u.ServerGap.N > 0 {
 			gap = fmt.Sprintf("%s / %s", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
@@ -159,10 +158,6 @@ func reportUsed(b *strings.Builder, r *Results) {
 			def.Completed, libGap(def), p50Cell(def.Client))
 	}
 	b.WriteString("\n")
-	if approx {
-		b.WriteString("The server's log gave no absolute instant (`want`); it was recovered from the SYN's tcpdump time and the " +
-			"log's times after the bind, to within the gap between the server's and tcpdump's time of that SYN.\n\n")
-	}
 	for _, u := range r.AsUsed {
 		if u.Mode == "" && (u.ClientErrors > 0 || u.Unmatched > 0 || u.Problems > 0 || u.Other > 0) {
 			fmt.Fprintf(b, "- %s: %d client errors %s; %d winners not matched in tcpdump or the log; %d server warnings %s; "+
@@ -170,12 +165,13 @@ func reportUsed(b *strings.Builder, r *Results) {
 				quoteAll(u.ProblemSample), u.Other)
 		}
 	}
-	b.WriteString("The benchmark's own capture (an AF_PACKET socket in this process, whose filter keeps a SYN-ACK as it is " +
-		"sent) of the same SYN-ACKs, against tcpdump's time of their arrival:\n\n")
-	b.WriteString("| case | own capture − tcpdump p50 | p99 | max | min |\n| --- | --- | --- | --- | --- |\n")
+	b.WriteString("The benchmark's own capture (an AF_PACKET socket in this process, which on lo sees each SYN-ACK twice: " +
+		"as it is sent, then as it arrives) of the same SYN-ACKs, against tcpdump's time:\n\n")
+	b.WriteString("| case | received copy − tcpdump p50 | max \\|gap\\| | sent copy − tcpdump p50 | p99 | min |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, u := range r.AsUsed {
 		if u.Mode == "" {
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), p99Cell(u.Own), maxCell(u.Own), minCell(u.Own))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), maxAbsCell(u.Own),
+				p50Cell(u.OwnSent), p99Cell(u.OwnSent), minCell(u.OwnSent))
 		}
 	}
 	reportLevers(b, r)
@@ -248,6 +244,14 @@ func p99Cell(s Summary) string {
 		return "–"
 	}
 	return fmtUS(s.P99US)
+}
+
+// maxAbsCell is the largest magnitude of a Summary, or a dash.
+func maxAbsCell(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmtUS(max(s.MaxUS, -s.MinUS))
 }
 
 func minCell(s Summary) string {
@@ -370,8 +374,8 @@ func reportScale(b *strings.Builder, r *Results) {
 	b.WriteString("## 3. Scale: Happy Eyeballs pairs requested at once\n\n")
 	b.WriteString("`happyeyeballs.Server` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
 		"Each round sends every request at once (one control connection each), then dials both sides of every pair " +
-		"before its instants. Release error: the fast side's SYN-ACK (benchmark's capture) against the broker's bind " +
-		"plus 300 ms (the bind recovered from the broker's log and the SYN's kernel time); the slow side never completes, " +
+		"before its instants. Release error: the fast side's SYN-ACK as it arrived (benchmark's capture) against the " +
+		"instant the broker's `connected` line gives for it (`want`); the slow side never completes, " +
 		"since the pair closes when the fast side wins. Rounds follow one another at once, as a driver's requests do. Peak is " +
 		"sampled with every pair open and every client dialed; \"after\" once the server shut down.\n\n")
 	scaleTable(b, r.Scale)
@@ -385,9 +389,10 @@ func reportScale(b *strings.Builder, r *Results) {
 		reportCost(b, r.ListenCost)
 	}
 	for _, s := range append(r.Scale, r.ScaleExperiments...) {
-		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak != 0 {
-			fmt.Fprintf(b, "- %d pairs: %d SYNs after the instant, %d broker warnings, descriptor leak %d.\n",
-				s.Pairs, s.SYNAfter, s.LogProblems, s.FDLeak)
+		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak > 0 || s.NoByte > 0 {
+			fmt.Fprintf(b, "- %d pairs, %s: %d SYNs after the instant, %d broker warnings, descriptor leak %d; %d fast sides "+
+				"connected and were closed without their byte (the broker took another connection of the pair as the winner).\n",
+				s.Pairs, s.Variant, s.SYNAfter, s.LogProblems, s.FDLeak, s.NoByte)
 		}
 	}
 }
@@ -399,7 +404,7 @@ func scaleTable(b *strings.Builder, rows []ScaleRow) {
 		fmt.Fprintf(b, "| %d | %s | %d | %d/%d | %s | %s | %.0f | %s | %s | %s | %s | %d/%d | %d / %d / %d | %.1f / %.1f MiB | %.1f / %.1f / %.1f MiB |\n",
 			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US), s.RequestsPerSec,
 			fmtUS(s.Release.P50US), fmtUS(s.Release.P99US), fmtUS(s.Release.MaxUS), brokerCell(s),
-			s.Connected-s.WrongFamily, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
+			s.Connected-s.WrongFamily-s.NoByte, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
 			s.Peak.HeapMB, s.After.HeapMB, s.Peak.RSSMB, s.After.RSSMB, s.After.HWMMB)
 	}
 	b.WriteString("\n")

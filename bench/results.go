@@ -62,6 +62,9 @@ type Machine struct {
 	TimeWaitStart int    `json:"time_wait_start"`
 	TimeWaitEnd   int    `json:"time_wait_end"`
 	Privilege     string `json:"privilege"`
+	// ClockThread is how the release clock's thread is scheduled here
+	// (SCHED_FIFO where the process may).
+	ClockThread string `json:"clock_thread"`
 	// ClockSteps are the jumps of CLOCK_REALTIME against CLOCK_MONOTONIC
 	// seen during the run: kernel packet timestamps are wall-clock times,
 	// so a step shows in any figure that compares them with time.Now().
@@ -171,9 +174,6 @@ type UsedRow struct {
 	Early     int `json:"early_over_20us"`
 	SYNAfter  int `json:"syn_after_instant"`
 	Unmatched int `json:"unmatched"`
-	// WantApprox: the server's log gave no absolute instant, so it was
-	// recovered from the SYN's time and the log's times after the bind.
-	WantApprox bool `json:"want_approx,omitempty"`
 	// ServerReported counts winners whose SYN-ACK the server reported
 	// (synack_seen); ServerGap is its time minus tcpdump's.
 	ServerReported int     `json:"server_reported"`
@@ -184,9 +184,11 @@ type UsedRow struct {
 	Reply Summary `json:"control_reply"`
 	// ClientSees is the client's dial returning minus tcpdump's SYN-ACK.
 	ClientSees Summary `json:"client_sees"`
-	// Own is the benchmark's own capture of the same SYN-ACK (the copy it
-	// sees as the packet is sent) minus tcpdump's time.
-	Own Summary `json:"own_capture"`
+	// Own and OwnSent are the benchmark's own capture of the same SYN-ACK
+	// minus tcpdump's time: the copy it sees as the packet arrives, and as
+	// it is sent.
+	Own     Summary `json:"own_capture_received"`
+	OwnSent Summary `json:"own_capture_sent"`
 	// LogOrder counts winners whose "connected" line came before its
 	// side's "released" line.
 	LogOrder int `json:"connected_before_released"`
@@ -241,7 +243,10 @@ type ScaleRow struct {
 	// reached the server after the instant.
 	Connected   int `json:"connected"`
 	WrongFamily int `json:"wrong_family"`
-	SYNAfter    int `json:"syn_after_instant"`
+	// NoByte counts fast sides that connected and were closed without
+	// their family byte: the broker took another connection as the winner.
+	NoByte   int `json:"no_byte"`
+	SYNAfter int `json:"syn_after_instant"`
 	// LogProblems counts the broker's log records at level Warn or above.
 	LogProblems int      `json:"log_problems"`
 	Baseline    MemPoint `json:"baseline"`

@@ -43,7 +43,7 @@ func sizesFor(o Options) sizes {
 			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, leverPairs: 2, experiments: o.Extra}
 	}
 	return sizes{rounds: o.Trials, batch: 50, batches: 4, retransmit: 16, delayed: 20, stamps: 1000,
-		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 50, experiments: o.Extra}
+		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 30, experiments: o.Extra}
 }
 
 // run measures everything, writes the outputs and prints the report.
@@ -102,7 +102,8 @@ func startFDs() (int, error) {
 
 // endFDs compares the descriptors open now with the start.
 func endFDs(start int) (FDCheck, error) {
-	end, err := settleFDs(start, 3*time.Second)
+	// 10 s: the proxy section's processes and pipes wind down after it.
+	end, err := settleFDs(start, 10*time.Second)
 	if err != nil {
 		return FDCheck{}, err
 	}
@@ -115,10 +116,8 @@ type step struct {
 	fn        func() error
 }
 
-// optIn are the steps that run only when -only names them: the proxy
-// section leaves descriptors open (pipes) and would fail every run; the
-// levers need the internal knobs of the listener's next steps.
-var optIn = []string{"proxy", "levers"}
+// optIn are the steps that run only when -only names them (none now).
+var optIn []string
 
 // measureAll runs the sections and the experiments (those named in only,
 // if it is not empty).
@@ -193,6 +192,7 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		progress("%s done in %.1f s", s.name, time.Since(t).Seconds())
+
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type pairRun struct {
 	syn, synack    time.Time
 	connected      bool
 	wrongFamily    bool
+	noByte         bool // the fast side closed without its family byte
 }
 
 // heServer is a happyeyeballs.Server serving a control listener on
@@ -52,7 +53,8 @@ func startHE() (*heServer, error) {
 		return nil, err
 	}
 	log := newLogCollector()
-	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay, Logger: slog.New(log)})
+	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay,
+		Logger: slog.New(log)})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -117,10 +119,11 @@ func scaleRowsOf(sn *sniffer, n, rounds int, vs []variant) ([]ScaleRow, error) {
 	wait := !sameClock(vs)
 	// A first round, not counted, warms the server and this process up
 	// (goroutine stacks, heap): otherwise it weighs on whichever variant
-	// goes first.
+	// goes first. Its descriptors are not checked: after it the server
+	// keeps a pair bound ahead of requests, which it did not before.
 	var warm ScaleRow
 	warm.Baseline = base
-	if err := s.variantRound(sn, n, vs[0], true, &scaleAcc{}, &warm); err != nil {
+	if err := s.variantRound(sn, n, vs[0], false, &scaleAcc{}, &warm); err != nil {
 		s.stop()
 		return rows, fmt.Errorf("%d pairs, warm-up round: %w", n, err)
 	}
@@ -173,11 +176,11 @@ func (s *heServer) variantRound(sn *sniffer, n int, v variant, wait bool, acc *s
 		if err != nil {
 			return err
 		}
-		if err := s.roundClosed(sn, n, acc, row, true); err != nil {
+		if err := s.roundClosed(sn, n, acc, row, wait); err != nil {
 			keeper.Close()
 			return err
 		}
-		if err := keeper.Close(); err != nil {
+		if err := keeper.Close(); err != nil || !wait {
 			return err
 		}
 		return settledTo(before)
@@ -263,7 +266,11 @@ func (s *heServer) round(sn *sniffer, n int, acc *scaleAcc, row *ScaleRow) error
 		return fmt.Errorf("%w\nthe broker's warnings: %s", err, s.warnings(10))
 	}
 	row.Requests += n
-	s.waitLogs(n)
+	// The broker logs "connected" after it sent the family byte, once the
+	// listener's events for the connection are in.
+	for end := time.Now().Add(2 * time.Second); s.log.count("connected") < n && time.Now().Before(end); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	return s.account(runs, acc, row)
 }
 
@@ -343,11 +350,11 @@ func finishPair(sn *sniffer, run *pairRun, c *rawClient) error {
 		return fmt.Errorf("fast side IPv%d: %w", run.fast, err)
 	}
 	run.connected = true
+	// A fast side closed without its byte (the broker took another
+	// connection of the pair for the winner) is counted, not fatal.
 	b, err := c.readByte(time.Now().Add(2 * time.Second))
-	if err != nil {
-		return fmt.Errorf("fast side IPv%d: read family byte: %w", run.fast, err)
-	}
-	run.wrongFamily = int(b) != run.fast
+	run.noByte = err != nil
+	run.wrongFamily = err == nil && int(b) != run.fast
 	f, err := sn.waitSYNACK(c.Local, time.Now().Add(time.Second))
 	if err != nil {
 		return err
@@ -356,64 +363,40 @@ func finishPair(sn *sniffer, run *pairRun, c *rawClient) error {
 	return nil
 }
 
-// waitLogs waits until the broker logged the SYNs of both sides of n
-// pairs (up to a second), then briefly for the fast sides' SYN-ACKs: events
-// reach the log asynchronously, and a SYN-ACK the listener's capture had not
-// read when its pair closed is never logged.
-func (s *heServer) waitLogs(n int) {
-	waitCount(s.log, "syn seen", 2*n, time.Second)
-	waitCount(s.log, "syn-ack sent", n, 20*time.Millisecond)
-}
-
-// waitCount waits until log holds want records of msg, or limit passed.
-func waitCount(log *logCollector, msg string, want int, limit time.Duration) {
-	for end := time.Now().Add(limit); log.count(msg) < want && time.Now().Before(end); {
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// heLogged is what the broker logged of one client's handshake.
+// heLogged is what the broker's "connected" line said of one winning
+// handshake: the instant it was asked to complete, and its SYN-ACK if the
+// listener saw it.
 type heLogged struct {
-	synMS   float64 // its first SYN, ms after the pair's bind
-	hasSyn  bool
-	lateUS  int64 // the SYN-ACK's lateness
-	hasLate bool
+	want, synack time.Time
+	seen         bool
 }
 
-// brokerFigures reads the records of one round, by client address.
-func brokerFigures(recs []logRecord) (map[string]*heLogged, int) {
-	by := make(map[string]*heLogged)
-	get := func(r logRecord) *heLogged {
-		c := r.Attrs["client"].String()
-		if by[c] == nil {
-			by[c] = &heLogged{}
-		}
-		return by[c]
-	}
+// brokerFigures reads the "connected" records of one round by client
+// address (their fields: want, synack, synack_seen), and counts the records
+// at level Warn or above.
+func brokerFigures(recs []logRecord) (map[string]heLogged, int) {
+	by := make(map[string]heLogged)
 	problems := 0
 	for _, r := range recs {
 		if r.Level >= slog.LevelWarn {
 			problems++
 		}
-		switch r.Msg {
-		case "syn seen":
-			if l := get(r); !l.hasSyn && !r.Attrs["retransmit"].Bool() {
-				l.synMS, l.hasSyn = r.Attrs["syn_ms"].Float64(), true
-			}
-		case "syn-ack sent":
-			if l := get(r); !l.hasLate {
-				l.lateUS, l.hasLate = r.Attrs["late_us"].Int64(), true
-			}
+		if r.Msg != "connected" {
+			continue
 		}
+		want, _ := time.Parse(time.RFC3339Nano, r.Attrs["want"].String())
+		l := heLogged{want: want, seen: r.Attrs["synack_seen"].Bool()}
+		if l.seen {
+			l.synack, _ = time.Parse(time.RFC3339Nano, r.Attrs["synack"].String())
+		}
+		by[r.Attrs["client"].String()] = l
 	}
 	return by, problems
 }
 
 // account adds one round's figures: reply latency, rate, and each fast
-// side's release error against the broker's bind plus FastDelay. The bind
-// is the broker's own instant; it is recovered from the SYN's kernel time
-// (the same in the broker's capture and ours) less the broker's logged
-// time of that SYN after the bind.
+// side's release error: the sniffer's SYN-ACK (as it arrived) against the
+// instant the broker's "connected" line gives for it.
 func (s *heServer) account(runs []pairRun, acc *scaleAcc, row *ScaleRow) error {
 	logged, problems := brokerFigures(s.log.take())
 	row.LogProblems += problems
@@ -430,19 +413,21 @@ func (s *heServer) account(runs []pairRun, acc *scaleAcc, row *ScaleRow) error {
 		if r.wrongFamily {
 			row.WrongFamily++
 		}
-		l := logged[r.client.String()]
-		if l == nil || !l.hasSyn {
-			return fmt.Errorf("the broker logged no SYN from %v", r.client)
+		if r.noByte {
+			row.NoByte++
+			continue // the broker logged another connection as the winner
 		}
-		bound := r.syn.Add(-time.Duration(l.synMS * float64(time.Millisecond)))
-		want := bound.Add(heFast)
-		if !r.syn.Before(want) {
+		l, ok := logged[r.client.String()]
+		if !ok || l.want.IsZero() {
+			return fmt.Errorf("the broker logged no instant for %v", r.client)
+		}
+		if !r.syn.Before(l.want) {
 			row.SYNAfter++
 			continue
 		}
-		acc.release = append(acc.release, r.synack.Sub(want))
-		if l.hasLate {
-			acc.brokerLate = append(acc.brokerLate, time.Duration(l.lateUS)*time.Microsecond)
+		acc.release = append(acc.release, r.synack.Sub(l.want))
+		if l.seen {
+			acc.brokerLate = append(acc.brokerLate, l.synack.Sub(l.want))
 		}
 	}
 	if d := last.Sub(first); d > 0 {

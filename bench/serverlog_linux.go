@@ -24,17 +24,10 @@ type serverLine struct {
 	Control []string  `json:"control"`
 	// On "connected": the instant the handshake was asked to complete,
 	// and the kernel time of its SYN-ACK as the server saw it.
-	Want       stamp `json:"want"`
-	SYNACK     stamp `json:"synack"`
-	SYNACKSeen bool  `json:"synack_seen"`
-	// Figures of older servers, relative to the pair's bind, kept so that
-	// the benchmark can still line their logs up: "syn seen" syn_ms,
-	// "connected" want_ms, handshake_late_us.
-	SYNMS      float64 `json:"syn_ms"`
-	WantMS     float64 `json:"want_ms"`
-	LateUS     *int64  `json:"handshake_late_us"`
-	Retransmit bool    `json:"retransmit"`
-	Err        string  `json:"err"`
+	Want       stamp  `json:"want"`
+	SYNACK     stamp  `json:"synack"`
+	SYNACKSeen bool   `json:"synack_seen"`
+	Err        string `json:"err"`
 }
 
 // stamp is a time in a log line: RFC 3339, or empty.
@@ -84,7 +77,6 @@ func (l serverLine) clientKey() (netip.AddrPort, bool) {
 // serverView is what the server logged of one winning connection.
 type serverView struct {
 	want       time.Time
-	wantApprox bool // recovered from an older log's relative figures
 	synack     time.Time
 	synackSeen bool
 	// releasedFirst: the side's "released" line came before "connected".
@@ -92,13 +84,11 @@ type serverView struct {
 }
 
 // serverViews reads the server's log into what it said of each winning
-// connection, by client address, and counts the lines at level WARN or
-// above. synOf gives the observer's SYN time of a client, used only with
-// older logs that give times relative to the pair's bind.
-func serverViews(lines []serverLine, synOf func(netip.AddrPort) (time.Time, bool)) (map[netip.AddrPort]*serverView, []string) {
-	views := make(map[netip.AddrPort]*serverView)
+// connection, by client address (an address may win more than one pair over
+// a run), and the lines at level WARN or above.
+func serverViews(lines []serverLine) (map[netip.AddrPort][]*serverView, []string) {
+	views := make(map[netip.AddrPort][]*serverView)
 	var problems []string
-	synMS := make(map[netip.AddrPort]float64)
 	released := map[string]bool{} // families released in the current pair
 	for _, l := range lines {
 		if l.Level == "WARN" || l.Level == "ERROR" {
@@ -110,27 +100,12 @@ func serverViews(lines []serverLine, synOf func(netip.AddrPort) (time.Time, bool
 			released = map[string]bool{}
 		case "released":
 			released[l.Family] = true
-		case "syn seen":
-			if _, ok := synMS[c]; hasClient && !ok && !l.Retransmit {
-				synMS[c] = l.SYNMS
-			}
 		case "connected":
 			if !hasClient {
 				continue
 			}
 			v := &serverView{want: l.Want.Time, synack: l.SYNACK.Time, synackSeen: l.SYNACKSeen, releasedFirst: released[l.Family]}
-			if v.want.IsZero() {
-				// An older log: the bind is the observer's SYN time less
-				// the server's time of it after the bind.
-				if syn, ok := synOf(c); ok {
-					bind := syn.Add(-msDuration(synMS[c]))
-					v.want, v.wantApprox = bind.Add(msDuration(l.WantMS)), true
-					if l.LateUS != nil && v.synackSeen {
-						v.synack = v.want.Add(time.Duration(*l.LateUS) * time.Microsecond)
-					}
-				}
-			}
-			views[c] = v
+			views[c] = append(views[c], v)
 		}
 	}
 	return views, problems
@@ -143,5 +118,13 @@ func errSuffix(err string) string {
 	return ": " + err
 }
 
-// msDuration is ms milliseconds.
-func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+// nearestView returns the view of views whose instant is closest to t.
+func nearestView(views []*serverView, t time.Time) *serverView {
+	var best *serverView
+	for _, v := range views {
+		if !v.want.IsZero() && (best == nil || v.want.Sub(t).Abs() < best.want.Sub(t).Abs()) {
+			best = v
+		}
+	}
+	return best
+}

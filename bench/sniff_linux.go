@@ -30,11 +30,14 @@ type sniffer struct {
 
 // sniffed is what the sniffer saw of one connection.
 type sniffed struct {
-	isn    uint32
-	syn    time.Time // the first SYN
-	syns   int       // SYNs seen, replays and retransmissions included
-	ip     []byte    // the first SYN, from its IP header on
-	synack time.Time // the first SYN-ACK answering it, as it was sent
+	isn  uint32
+	syn  time.Time // the first SYN
+	syns int       // SYNs seen, replays and retransmissions included
+	ip   []byte    // the first SYN, from its IP header on
+	// synack is the first SYN-ACK answering it as it arrived (on lo the
+	// capture sees each packet twice: sent, then received), the copy the
+	// client and tcpdump see; synackSent is the same packet as it was sent.
+	synack, synackSent time.Time
 }
 
 // openSniffer opens the capture socket on the loopback interface.
@@ -101,12 +104,19 @@ func (s *sniffer) record(p capture.Packet) {
 			f.ip = slices.Clone(p.IP)
 		}
 		f.syns++
-	case p.IsSYNACK() && p.Outgoing:
+	case p.IsSYNACK():
 		f := s.flows[netaddr.Canonical(p.Dst)]
-		if f == nil || p.Ack != f.isn+1 || !f.synack.IsZero() {
+		if f == nil || p.Ack != f.isn+1 {
 			return
 		}
-		f.synack = p.Time
+		first := &f.synack
+		if p.Outgoing {
+			first = &f.synackSent
+		}
+		if !first.IsZero() {
+			return
+		}
+		*first = p.Time
 	default:
 		return
 	}

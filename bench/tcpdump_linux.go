@@ -55,10 +55,12 @@ func startTCPDump(file string) (*tcpdump, error) {
 	}
 	// --immediate-mode: deliver each packet at once rather than by ring
 	// block, so that none is still in the ring when tcpdump is stopped;
+	// -B 64 MiB: with 4 busy processes tcpdump fell behind other traffic on
+	// lo and the kernel dropped hundreds of packets from a 16 MiB buffer;
 	// -Z root: do not drop privileges (the file is in a root-only
 	// directory).
 	cmd := exec.Command(path, "-i", "lo", "-w", file, "--time-stamp-precision=nano", "--immediate-mode", "-U",
-		"-B", "16384", "-Z", "root", filter)
+		"-B", "65536", "-Z", "root", filter)
 	c, err := startChild(cmd, 10*time.Second, func(line []byte) bool { return bytes.Contains(line, []byte("listening on")) })
 	if err != nil {
 		return nil, err
@@ -89,31 +91,50 @@ type observed struct {
 	synack time.Time // the first SYN-ACK answering it
 }
 
-// readObserved reads a pcap file into connections by client address (the
-// latest connection from each address wins).
-func readObserved(file string) (map[netip.AddrPort]*observed, error) {
+// readObserved reads a pcap file into connections by client address, each
+// address's in the order they began: over a run, a client port is used
+// again.
+func readObserved(file string) (map[netip.AddrPort][]*observed, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	flows := make(map[netip.AddrPort]*observed)
+	flows := make(map[netip.AddrPort][]*observed)
+	last := func(c netip.AddrPort) *observed {
+		if cs := flows[c]; len(cs) > 0 {
+			return cs[len(cs)-1]
+		}
+		return nil
+	}
 	err = capture.ReadAll(f, func(p capture.Packet) error {
 		switch {
 		case p.IsSYN():
 			c := netaddr.Canonical(p.Src)
-			o := flows[c]
+			o := last(c)
 			if o == nil || o.isn != p.Seq {
 				o = &observed{isn: p.Seq, syn: p.Time}
-				flows[c] = o
+				flows[c] = append(flows[c], o)
 			}
 			o.syns++
 		case p.IsSYNACK():
-			if o := flows[netaddr.Canonical(p.Dst)]; o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
+			if o := last(netaddr.Canonical(p.Dst)); o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
 				o.synack = p.Time
 			}
 		}
 		return nil
 	})
 	return flows, err
+}
+
+// nearest returns the connection of conns answered by a SYN-ACK closest to
+// t, or nil if none was.
+func nearest(conns []*observed, t time.Time) *observed {
+	var best *observed
+	for _, o := range conns {
+		if !o.synack.IsZero() && (best == nil || o.synack.Sub(t).Abs() < best.synack.Sub(t).Abs()) {
+			best = o
+		}
+	}
+	return best
 }

@@ -12,7 +12,7 @@ import (
 // log and the benchmark's own capture.
 type usedInput struct {
 	pairs   []clientPair
-	obs     map[netip.AddrPort]*observed
+	obs     map[netip.AddrPort][]*observed
 	lines   []serverLine
 	other   []string // server output that was not a JSON log line
 	dropped int
@@ -31,15 +31,10 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 		r.Name += "/" + map[string]string{modeBoth: "both", modeV6First: "v6first"}[mode]
 		r.Label += ", " + mode
 	}
-	views, problems := serverViews(in.lines, func(a netip.AddrPort) (time.Time, bool) {
-		if o := in.obs[a]; o != nil {
-			return o.syn, true
-		}
-		return time.Time{}, false
-	})
+	views, problems := serverViews(in.lines)
 	r.Problems = len(problems)
 	r.ProblemSample = problems[:min(len(problems), 5)]
-	var release, gaps, reply, sees, own []time.Duration
+	var release, gaps, reply, sees, own, ownSent []time.Duration
 	for _, p := range in.pairs {
 		if mode != "" && p.Mode != mode {
 			continue
@@ -69,12 +64,18 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			continue
 		}
 		local = netaddr.Canonical(local)
-		o, v := in.obs[local], views[local]
-		if o == nil || o.synack.IsZero() || v == nil || v.want.IsZero() {
+		// A client port comes round again over a run: the connection is
+		// the one answered nearest to when the client saw it complete.
+		o := nearest(in.obs[local], p.Connected)
+		if o == nil {
 			r.Unmatched++
 			continue
 		}
-		r.WantApprox = r.WantApprox || v.wantApprox
+		v := nearestView(views[local], o.synack)
+		if v == nil || v.want.Sub(o.synack).Abs() > time.Second {
+			r.Unmatched++
+			continue
+		}
 		if !v.releasedFirst {
 			r.LogOrder++
 		}
@@ -85,8 +86,15 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.ServerGapMaxUS = max(r.ServerGapMaxUS, us(d.Abs()))
 		}
 		sees = append(sees, p.Connected.Sub(o.synack))
-		if f, ok := in.own[local]; ok && !f.synack.IsZero() {
-			own = append(own, f.synack.Sub(o.synack))
+		// The benchmark's capture keeps the latest connection of an
+		// address: compare it only if it is this one.
+		if f, ok := in.own[local]; ok && f.isn == o.isn {
+			if !f.synack.IsZero() {
+				own = append(own, f.synack.Sub(o.synack))
+			}
+			if !f.synackSent.IsZero() {
+				ownSent = append(ownSent, f.synackSent.Sub(o.synack))
+			}
 		}
 		if !o.syn.Before(v.want) {
 			r.SYNAfter++
@@ -100,6 +108,6 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 	}
 	r.Release, r.SamplesUS = Summarize(release), samplesUS(release)
 	r.ServerGap, r.Reply, r.ClientSees = Summarize(gaps), Summarize(reply), Summarize(sees)
-	r.Own = Summarize(own)
+	r.Own, r.OwnSent = Summarize(own), Summarize(ownSent)
 	return r
 }

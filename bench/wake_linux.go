@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/synhold/synhold/internal/releaseclock"
 )
 
@@ -108,15 +106,25 @@ func wakeLoop(samples int, fifo bool) ([]time.Duration, error) {
 	return r.lates, r.err
 }
 
+// prepareMu serializes prepareThread's use of releaseclock.RealTime.
+var prepareMu sync.Mutex
+
+// prepareThread prepares the calling locked thread as the clock thread is
+// (timer slack 1 ns), under SCHED_FIFO if fifo.
+func prepareThread(fifo bool) (string, error) {
+	prepareMu.Lock()
+	defer prepareMu.Unlock()
+	rt := releaseclock.RealTime
+	releaseclock.RealTime = fifo
+	defer func() { releaseclock.RealTime = rt }()
+	return releaseclock.PrepareThread()
+}
+
 // wakeThread is the body of wakeLoop, on the locked thread.
 func wakeThread(samples int, fifo bool) ([]time.Duration, error) {
-	if fifo {
-		attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}
-		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			return nil, fmt.Errorf("SCHED_FIFO refused: %w", err)
-		}
+	if _, err := prepareThread(fifo); err != nil && fifo {
+		return nil, err
 	}
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 	sl, err := releaseclock.NewSleeper()
 	if err != nil {
 		return nil, err

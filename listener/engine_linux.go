@@ -34,7 +34,7 @@ import (
 // runs).
 type engine struct {
 	cap, lo    *capture.Socket
-	raw4, raw6 int
+	raw4, raw6 *replay.Conn
 	netns      uint64
 
 	readers sync.WaitGroup // the read goroutines started; done closes when they end
@@ -63,8 +63,8 @@ var (
 	// openEngine is the seam through which an engine is opened; tests
 	// replace it to simulate a missing privilege.
 	openEngine = newEngine
-	// sendto is the seam through which SYNs are replayed.
-	sendto = unix.Sendto
+	// send is the seam through which SYNs are replayed and RSTs sent.
+	send = (*replay.Conn).Send
 	// readPacket is the seam through which the engine reads its capture;
 	// tests replace it to make the capture fail.
 	readPacket = (*capture.Socket).ReadPacket
@@ -81,7 +81,9 @@ func acquireEngine() (*engine, error) {
 	e := engines[ns]
 	if e == nil {
 		var err error
-		if e, err = openEngine(); err != nil {
+		if e, err = openEngine(); errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("listener: strategy replay needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on the binary): %w", err)
+		} else if err != nil {
 			return nil, err
 		}
 		e.netns = ns
@@ -169,16 +171,16 @@ func CloseIdle() {
 }
 
 func newEngine() (_ *engine, err error) {
-	e := &engine{raw4: -1, raw6: -1, ports: make(map[uint16][]*Held), done: make(chan struct{})}
+	e := &engine{ports: make(map[uint16][]*Held), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.close() // e, not the named result, which is nil by now
 		}
 	}()
-	if e.raw4, err = replay.Socket(unix.AF_INET); err != nil {
+	if e.raw4, err = replay.Open(unix.AF_INET); err != nil {
 		return nil, err
 	}
-	if e.raw6, err = replay.Socket(unix.AF_INET6); err != nil {
+	if e.raw6, err = replay.Open(unix.AF_INET6); err != nil {
 		return nil, err
 	}
 	if e.lo, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, Ifindex: loopbackIfindex}); err != nil {
@@ -207,9 +209,9 @@ func (e *engine) close() {
 	}
 	closing.Wait()
 	e.readers.Wait()
-	for _, fd := range []int{e.raw4, e.raw6} {
-		if fd >= 0 {
-			unix.Close(fd)
+	for _, c := range []*replay.Conn{e.raw4, e.raw6} {
+		if c != nil {
+			c.Close()
 		}
 	}
 }
@@ -322,12 +324,12 @@ func (e *engine) sync() {
 // refuse sends the RST|ACK that refuses client's SYN (initial sequence
 // number isn) to local, seen on interface ifindex.
 func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) error {
-	fd := e.raw6
+	c := e.raw6
 	if local.Addr().Is4() {
-		fd = e.raw4
+		c = e.raw4
 	}
-	if err := sendto(fd, replay.RST(local, client, isn), 0, replay.To(client.Addr(), ifindex)); err != nil {
-		return fmt.Errorf("listener: refuse %v: %w", client, os.NewSyscallError("sendto", err))
+	if err := send(c, replay.RST(local, client, isn), replay.To(client.Addr(), ifindex)); err != nil {
+		return fmt.Errorf("listener: refuse %v: %w", client, err)
 	}
 	return nil
 }
@@ -335,12 +337,12 @@ func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) e
 // replay sends the captured SYN ip (checksum already fixed) back into the
 // stack, addressed to dst, the listener's local address.
 func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
-	fd := e.raw6
+	c := e.raw6
 	if dst.Is4() {
-		fd = e.raw4
+		c = e.raw4
 	}
-	if err := sendto(fd, ip, 0, replay.To(dst, ifindex)); err != nil {
-		return fmt.Errorf("listener: replay SYN to %v: %w", dst, os.NewSyscallError("sendto", err))
+	if err := send(c, ip, replay.To(dst, ifindex)); err != nil {
+		return fmt.Errorf("listener: replay SYN to %v: %w", dst, err)
 	}
 	return nil
 }

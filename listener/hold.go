@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ type Held struct {
 	sys       sysState        // per-OS state
 	clk       releaseclock.Clock
 	listening chan struct{} // closed once ln accepts connections
+	waiting   atomic.Int32  // Accepts waiting for listening, for tests
 	closed    chan struct{}
 	ev        *eventQueue // nil without OnEvent
 
@@ -130,11 +132,14 @@ func (h *Held) AddrPort() netip.AddrPort { return h.local }
 
 // Accept waits for the next connection whose handshake has completed.
 func (h *Held) Accept() (net.Conn, error) {
+	h.waiting.Add(1)
 	select {
 	case <-h.listening:
 	case <-h.closed:
+		h.waiting.Add(-1)
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
 	}
+	h.waiting.Add(-1)
 	for {
 		c, err := h.ln.Accept()
 		if err != nil {
@@ -258,6 +263,41 @@ func (h *Held) ReleaseAt(t time.Time) {
 	}
 	h.mu.Unlock()
 	h.release(t)
+}
+
+// release stops holding the listener at the instant want: it opens the
+// listener, then lets through (or refuses) every SYN held so far. It runs on
+// the clock.
+func (h *Held) release(want time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released || h.isClosed() {
+		return
+	}
+	h.released, h.job = true, nil
+	err := h.open()
+	h.releasedAt = time.Now()
+	n, refuse, rerr := h.replayHeld(want)
+	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Replayed: n, Err: errors.Join(err, rerr)})
+	for _, f := range refuse {
+		h.settle(f, want)
+	}
+}
+
+// stop closes the listener and lets go of the engine and the clock.
+func (h *Held) stop() error {
+	h.sys.unregister(h)
+	var err error
+	if h.ln != nil {
+		err = h.ln.Close()
+	} else {
+		err = h.sys.bound.close()
+	}
+	h.sys.close()
+	if h.clk != nil {
+		releaseclock.Release()
+	}
+	return err
 }
 
 func (h *Held) isClosed() bool {

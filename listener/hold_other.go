@@ -8,8 +8,6 @@ import (
 	"net"
 	"runtime"
 	"time"
-
-	"github.com/synhold/synhold/internal/releaseclock"
 )
 
 type sysState struct {
@@ -17,9 +15,9 @@ type sysState struct {
 }
 
 // Probe reports the strategy Auto picks here: DelayedListen, since holding
-// SYNs is Linux's.
+// SYNs is Linux's; the error wraps errors.ErrUnsupported.
 func Probe() (Strategy, error) {
-	return DelayedListen, fmt.Errorf("listener: holding SYNs is not implemented on %s", runtime.GOOS)
+	return DelayedListen, fmt.Errorf("listener: holding SYNs (strategy replay) on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
 
 func (h *Held) start() error {
@@ -27,25 +25,15 @@ func (h *Held) start() error {
 	case Auto, DelayedListen:
 		return h.startDelayed()
 	}
-	return fmt.Errorf("listener: strategy %v is not implemented on %s", h.cfg.Strategy, runtime.GOOS)
+	return fmt.Errorf("listener: strategy %v on %s: %w", h.cfg.Strategy, runtime.GOOS, errors.ErrUnsupported)
 }
 
 func (h *Held) open() error { return h.listenNow() }
 
 func detachChild(net.Conn) {}
 
-// release starts listening at the instant want. It runs on the clock.
-func (h *Held) release(want time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.released || h.isClosed() {
-		return
-	}
-	h.released, h.job = true, nil
-	err := h.open()
-	h.releasedAt = time.Now()
-	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Err: err})
-}
+// replayHeld does nothing: there are no single held SYNs here.
+func (h *Held) replayHeld(time.Time) (int, []*flow, error) { return 0, nil, nil }
 
 // settle does nothing here: there are no single held SYNs.
 func (h *Held) settle(*flow, time.Time) {}
@@ -58,18 +46,9 @@ func (h *Held) rehold() error {
 // syncCapture does nothing: there is no capture here.
 func (h *Held) syncCapture() {}
 
-func (h *Held) stop() error {
-	var err error
-	if h.ln != nil {
-		err = h.ln.Close()
-	} else {
-		err = h.sys.bound.close()
-	}
-	if h.clk != nil {
-		releaseclock.Release()
-	}
-	return err
-}
+func (s *sysState) unregister(*Held) {}
+
+func (s *sysState) close() {}
 
 // Mechanism says how the listener holds SYNs: here always "delayed listen".
 func (h *Held) Mechanism() string { return "delayed listen" }

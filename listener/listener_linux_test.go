@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,11 +225,53 @@ func TestRetransmittedSYNIsOneHandshake(t *testing.T) {
 // withoutPrivilege makes the engine fail as it does without CAP_NET_RAW.
 func withoutPrivilege(t *testing.T) {
 	CloseIdle() // a lingering engine would serve the listener
+	forgetProbe()
 	old := openEngine
 	openEngine = func() (*engine, error) {
 		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", unix.EPERM))
 	}
+	t.Cleanup(func() { openEngine = old; forgetProbe() })
+}
+
+// TestProbeIsAFeatureProbe: nil when Replay works, a permission error naming
+// CAP_NET_RAW when it may not, an inconclusive error otherwise (not
+// remembered); the conclusive results are remembered.
+func TestProbeIsAFeatureProbe(t *testing.T) {
+	CloseIdle()
+	forgetProbe()
+	t.Cleanup(forgetProbe)
+	var opens int
+	old := openEngine
 	t.Cleanup(func() { openEngine = old })
+	for _, tc := range []struct {
+		name     string
+		open     func() (*engine, error)
+		strategy Strategy
+		check    func(error) bool
+		remember bool
+	}{
+		{"inconclusive", func() (*engine, error) { return nil, errors.New("capture: open: too many open files") }, Retransmit,
+			func(err error) bool { return err != nil && !errors.Is(err, os.ErrPermission) }, false},
+		{"not permitted", func() (*engine, error) { return nil, os.NewSyscallError("socket", unix.EPERM) }, Retransmit,
+			func(err error) bool {
+				return errors.Is(err, os.ErrPermission) && strings.Contains(err.Error(), "CAP_NET_RAW")
+			}, true},
+		{"works", old, Replay, func(err error) bool { return err == nil }, true},
+	} {
+		forgetProbe()
+		CloseIdle()
+		opens = 0
+		openEngine = func() (*engine, error) { opens++; return tc.open() }
+		for range 3 {
+			s, err := Probe()
+			if s != tc.strategy || !tc.check(err) {
+				t.Errorf("%s: Probe() = %v, %v", tc.name, s, err)
+			}
+		}
+		if want := map[bool]int{true: 1, false: 3}[tc.remember]; opens != want {
+			t.Errorf("%s: %d engines opened for 3 probes, want %d", tc.name, opens, want)
+		}
+	}
 }
 
 func TestAutoWithoutPrivilegeFallsBackToRetransmit(t *testing.T) {

@@ -42,6 +42,8 @@ func withoutCaps(t *testing.T, caps []int, fn func()) {
 // CAP_NET_RAW for real, not through a seam.
 func TestRealMissingPrivilege(t *testing.T) {
 	CloseIdle() // a lingering engine would serve the listener
+	forgetProbe()
+	t.Cleanup(forgetProbe)
 	withoutCaps(t, []int{unix.CAP_NET_RAW}, func() {
 		if _, err := newEngine(); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("newEngine() error %v, want a permission error", err)
@@ -103,7 +105,7 @@ func TestQueueHoldWhenTheFilterIsRefused(t *testing.T) {
 					c.Close()
 				}
 			}()
-			time.Sleep(50 * time.Millisecond) // Accept is waiting: it must not take the plug
+			waitFor(t, func() bool { return h.waiting.Load() == 1 }) // Accept is waiting: it must not take the plug
 			done, client := dial(t, "tcp4", h.Addr(), 5*time.Second)
 			if late := done.Sub(at); late < 0 || late > tc.slack {
 				t.Fatalf("connect completed %v after the instant, want within [0, %v]", late, tc.slack)

@@ -1,7 +1,7 @@
 // Package sockopt provides small typed helpers over setsockopt(2) and
 // getsockopt(2) for the socket options the rest of the toolkit needs:
 // classic BPF filters that hold a listener's SYNs, IPV6_V6ONLY, address
-// reuse, kernel receive timestamps, packet marks and linger.
+// reuse, kernel receive timestamps, packet marks and receive buffers.
 //
 // Every helper works on a syscall.RawConn, which *net.TCPListener,
 // *net.TCPConn and *os.File all provide, so the descriptor stays owned by
@@ -10,15 +10,9 @@
 package sockopt
 
 import (
-	"errors"
 	"fmt"
-	"runtime"
 	"syscall"
 )
-
-// ErrNotImplemented is returned by helpers for options that this GOOS does
-// not provide.
-var ErrNotImplemented = errors.New("sockopt: not implemented on " + runtime.GOOS)
 
 // control runs fn on the descriptor behind c and wraps both the Control
 // failure and fn's error with the operation name op.

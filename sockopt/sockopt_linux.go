@@ -3,7 +3,6 @@ package sockopt
 import (
 	"os"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -60,13 +59,4 @@ func SetReceiveBuffer(c syscall.RawConn, bytes int) error {
 		return nil
 	}
 	return setInt(c, "set SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
-}
-
-// SetLinger sets SO_LINGER. A zero d makes Close send RST instead of FIN,
-// which is how a server says "refused" after the handshake.
-func SetLinger(c syscall.RawConn, d time.Duration) error {
-	l := unix.Linger{Onoff: 1, Linger: int32(d / time.Second)}
-	return control(c, "set SO_LINGER", func(fd int) error {
-		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
-	})
 }

@@ -4,9 +4,11 @@ package sockopt
 
 import "syscall"
 
-// SetV6Only is not implemented on this GOOS; the net package sets
+// SetV6Only is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported; the net package sets
 // IPV6_V6ONLY itself for "tcp6" listeners.
-func SetV6Only(c syscall.RawConn, on bool) error { return ErrNotImplemented }
+func SetV6Only(c syscall.RawConn, on bool) error { return errUnsupported }
 
-// SetReuseAddr is not implemented on this GOOS.
-func SetReuseAddr(c syscall.RawConn, on bool) error { return ErrNotImplemented }
+// SetReuseAddr is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func SetReuseAddr(c syscall.RawConn, on bool) error { return errUnsupported }

@@ -3,26 +3,34 @@
 package sockopt
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
 	"syscall"
-	"time"
 
 	"golang.org/x/net/bpf"
 )
 
-// AttachFilter is not implemented on this GOOS.
-func AttachFilter(c syscall.RawConn, prog []bpf.RawInstruction) error { return ErrNotImplemented }
+// errUnsupported is returned by helpers for options that this GOOS does not
+// provide; it wraps errors.ErrUnsupported.
+var errUnsupported = fmt.Errorf("sockopt: not provided on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
-// DetachFilter is not implemented on this GOOS.
-func DetachFilter(c syscall.RawConn) error { return ErrNotImplemented }
+// AttachFilter is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func AttachFilter(c syscall.RawConn, prog []bpf.RawInstruction) error { return errUnsupported }
 
-// SetTimestampNS is not implemented on this GOOS.
-func SetTimestampNS(c syscall.RawConn, on bool) error { return ErrNotImplemented }
+// DetachFilter is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func DetachFilter(c syscall.RawConn) error { return errUnsupported }
 
-// SetMark is not implemented on this GOOS.
-func SetMark(c syscall.RawConn, mark uint32) error { return ErrNotImplemented }
+// SetTimestampNS is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func SetTimestampNS(c syscall.RawConn, on bool) error { return errUnsupported }
 
-// SetReceiveBuffer is not implemented on this GOOS.
-func SetReceiveBuffer(c syscall.RawConn, bytes int) error { return ErrNotImplemented }
+// SetMark is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func SetMark(c syscall.RawConn, mark uint32) error { return errUnsupported }
 
-// SetLinger is not implemented on this GOOS; use (*net.TCPConn).SetLinger.
-func SetLinger(c syscall.RawConn, d time.Duration) error { return ErrNotImplemented }
+// SetReceiveBuffer is not provided on this GOOS: it returns an error
+// wrapping errors.ErrUnsupported.
+func SetReceiveBuffer(c syscall.RawConn, bytes int) error { return errUnsupported }

@@ -19,13 +19,18 @@ import (
 // values are toxiproxy's own, its bodies are marshalled the same way, and
 // errors go out through http.Error as there (a JSON body, text/plain).
 
-// maxBody bounds a request body.
+// maxBody bounds a request body (toxiproxy has no bound; a megabyte is
+// thousands of proxies).
 const maxBody = 1 << 20
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, refuseBrowsers(http.TimeoutHandler(h, 25*time.Second, "")))
+		limited := func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			h(w, r)
+		}
+		mux.Handle(pattern, refuseBrowsers(http.TimeoutHandler(http.HandlerFunc(limited), 25*time.Second, "")))
 	}
 	handle("POST /reset", s.resetState)
 	handle("GET /proxies", s.proxyIndex)
@@ -97,12 +102,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(data)
 }
 
-// readBody reads a request body whole, up to maxBody.
+// readBody reads a request body whole (routes limit it to maxBody).
 func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err == nil && len(b) > maxBody {
-		err = fmt.Errorf("body longer than %d bytes", maxBody)
-	}
+	b, err := io.ReadAll(r.Body)
 	return b, joinError(err, toxiproxy.ErrBadRequestBody)
 }
 
@@ -320,7 +322,11 @@ func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
 	if err := f.replan(); err != nil {
 		f.tp.Toxics.RemoveToxic(r.Context(), t.Name)
 		f.replan()
-		s.apiError(w, fmt.Errorf("%s: %w", t.Type, err))
+		err = fmt.Errorf("%s: %w", t.Type, err)
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = &toxiproxy.ApiError{Message: err.Error(), StatusCode: http.StatusNotImplemented}
+		}
+		s.apiError(w, err)
 		return
 	}
 	attrs := []any{"toxic", t.Name, "type", t.Type, "stream", t.Stream, "toxicity", t.Toxicity}

@@ -80,6 +80,10 @@ func TestAPIErrors(t *testing.T) {
 			want: `{"error":"bad request body: unexpected EOF","status":400,"proxies":null}`, ctype: "application/json"},
 		{name: "populate no upstream", method: "POST", path: "/populate", body: `[{"name":"a"}]`, code: 400,
 			want: `{"error":"missing required field: upstream at proxy 1","status":400,"proxies":null}`, ctype: "application/json"},
+		{name: "body too large", method: "POST", path: "/proxies", body: `{"name":"` + strings.Repeat("x", maxBody) + `"}`, code: 400,
+			want: `{"error":"bad request body: http: request body too large","status":400}` + "\n", ctype: textPlain},
+		{name: "toxic body too large", method: "POST", path: "/proxies/p/toxics", body: `{"type":"latency","name":"` + strings.Repeat("x", maxBody) + `"}`, code: 400,
+			want: `{"error":"bad request body: http: request body too large","status":400}` + "\n", ctype: textPlain},
 		{name: "populate empty", method: "POST", path: "/populate", body: `[]`, code: 201,
 			want: `{"proxies":null}`, ctype: "application/json"},
 	}

@@ -27,23 +27,23 @@ func TestClientLifecycle(t *testing.T) {
 	c := dial(t, p.Listen)
 	direct := roundTrip(t, c, "hello")
 
-	if _, err := p.AddToxic("lag", "latency", "downstream", 1, toxiclient.Attributes{"latency": 300}); err != nil {
+	if _, err := p.AddToxic("lag", "latency", "downstream", 1, toxiclient.Attributes{"latency": 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if d := roundTrip(t, c, "slow"); d < 300*time.Millisecond {
-		t.Errorf("with 300 ms latency downstream the round trip took %v (before: %v)", d, direct)
+	if d := roundTrip(t, c, "slow"); d < time.Second {
+		t.Errorf("with 1000 ms latency downstream the round trip took %v (before: %v)", d, direct)
 	}
 	got, err := e.client.Proxy("echo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.ActiveToxics) != 1 || got.ActiveToxics[0].Name != "lag" || got.ActiveToxics[0].Attributes["latency"] != 300.0 {
+	if len(got.ActiveToxics) != 1 || got.ActiveToxics[0].Name != "lag" || got.ActiveToxics[0].Attributes["latency"] != 1000.0 {
 		t.Fatalf("proxy's toxics: %+v", got.ActiveToxics)
 	}
 	if _, err := p.UpdateToxic("lag", 1, toxiclient.Attributes{"latency": 0}); err != nil {
 		t.Fatal(err)
 	}
-	if d := roundTrip(t, c, "fast"); d > 250*time.Millisecond {
+	if d := roundTrip(t, c, "fast"); d > 700*time.Millisecond {
 		t.Errorf("latency updated to 0: round trip took %v", d)
 	}
 

@@ -36,6 +36,7 @@ type forwarder struct {
 
 	plan    atomic.Pointer[plan] // the handshake toxics, for the capture path
 	holding atomic.Bool          // the gate holds SYNs
+	held    heldLog              // clients whose SYN was held, for the log
 	run     *run                 // while enabled
 	seq     atomic.Uint64        // names links
 }

@@ -38,11 +38,3 @@ type gateConfig struct {
 
 // openGate opens a proxy's listener; per OS. A variable for fault injection.
 var openGate = listenGate
-
-// plainGate is a listener that holds nothing.
-type plainGate struct{ net.Listener }
-
-func (plainGate) Hold() error                 { return errNoHold }
-func (plainGate) Release()                    {}
-func (plainGate) ReleaseHeld()                {}
-func (plainGate) Strategy() listener.Strategy { return listener.Auto }

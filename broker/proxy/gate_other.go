@@ -3,11 +3,10 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
-
-	"errors"
 
 	"github.com/synhold/synhold/listener"
 )
@@ -29,3 +28,14 @@ func listenGate(network, address string, cfg gateConfig) (gate, error) {
 	}
 	return plainGate{ln}, nil
 }
+
+// errNoHold is what a gate that cannot hold says.
+var errNoHold = fmt.Errorf("this listener cannot hold handshakes: %w", errors.ErrUnsupported)
+
+// plainGate is a listener that holds nothing.
+type plainGate struct{ net.Listener }
+
+func (plainGate) Hold() error                 { return errNoHold }
+func (plainGate) Release()                    {}
+func (plainGate) ReleaseHeld()                {}
+func (plainGate) Strategy() listener.Strategy { return listener.Auto }

@@ -1,7 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/synhold/synhold/listener"
@@ -67,41 +72,113 @@ func completes(s listener.Strategy) string {
 	return "at each client's next SYN retransmission"
 }
 
+// maxHeldLog bounds the clients a forwarder remembers as held, for the
+// level of their later lines; the oldest are forgotten first.
+const maxHeldLog = 4096
+
+// heldLog remembers which clients' SYNs were held, so that the lines of
+// their release, SYN-ACK or RST are info lines and the others debug lines.
+type heldLog struct {
+	mu    sync.Mutex
+	set   map[netip.AddrPort]struct{}
+	order []netip.AddrPort
+}
+
+func (h *heldLog) add(c netip.AddrPort) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.set == nil {
+		h.set = make(map[netip.AddrPort]struct{})
+	}
+	if _, ok := h.set[c]; ok {
+		return
+	}
+	if len(h.order) >= maxHeldLog {
+		delete(h.set, h.order[0])
+		h.order = h.order[1:]
+	}
+	h.set[c] = struct{}{}
+	h.order = append(h.order, c)
+}
+
+// has reports whether c was held; done also forgets it.
+func (h *heldLog) has(c netip.AddrPort, done bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.set[c]
+	if ok && done {
+		delete(h.set, c)
+		if i := slices.Index(h.order, c); i >= 0 {
+			h.order = slices.Delete(h.order, i, i+1)
+		}
+	}
+	return ok
+}
+
 // onEvent logs what the listener reports: one line per event, with the
-// figures that matter.
+// figures that matter. A handshake a toxic held gets info lines from its SYN
+// to its SYN-ACK or RST; one no toxic touched, debug lines. Each line's time
+// is the event's (a SYN's or SYN-ACK's kernel time), not when it was
+// written, so that it lines up with the reader's own capture.
 func (f *forwarder) onEvent(e listener.Event) {
-	attrs := []any{"client", e.Client.String(), "time", e.Time}
+	var attrs []any
+	if e.Client.IsValid() {
+		attrs = append(attrs, "client", e.Client.String())
+	}
 	if e.Kind == listener.SYNSeen {
 		attrs = append(attrs, "retransmit", e.Retransmit)
 		switch {
 		case !f.holding.Load():
-			f.log.Debug("syn", attrs...)
+			f.logAt(slog.LevelDebug, e.Time, "syn", attrs...)
+			return
 		case e.Want.IsZero():
-			f.log.Info("syn held", append(attrs, "until", "the hold is removed")...)
+			attrs = append(attrs, "until", "the hold is removed")
 		default:
-			f.log.Info("syn held", append(attrs, "want", e.Want, "hold_us", e.Want.Sub(e.Time).Microseconds())...)
+			attrs = append(attrs, "want", e.Want, "hold_us", e.Want.Sub(e.Time).Microseconds())
 		}
-		return
-	}
-	if e.Want.IsZero() && !f.holding.Load() && e.Err == nil {
-		// A handshake no toxic touched.
-		f.log.Debug(e.Kind.String(), attrs...)
+		f.held.add(e.Client)
+		f.logAt(slog.LevelInfo, e.Time, "syn held", attrs...)
 		return
 	}
 	if !e.Want.IsZero() {
 		attrs = append(attrs, "want", e.Want, "late_us", e.Late().Microseconds())
 	}
+	level := slog.LevelDebug
 	switch e.Kind {
-	case listener.SYNACKSent:
-		f.log.Info("syn-ack sent", attrs...)
+	case listener.SYNACKSent, listener.Refused:
+		if f.held.has(e.Client, true) {
+			level = slog.LevelInfo
+		}
 	case listener.Released:
 		attrs = append(attrs, "replayed", e.Replayed)
-		if e.Err != nil {
-			f.log.Warn("released", append(attrs, "err", e.Err)...)
-			return
+		if e.Client.IsValid() && f.held.has(e.Client, false) || !e.Client.IsValid() && e.Replayed > 0 {
+			level = slog.LevelInfo
 		}
-		f.log.Info("released", attrs...)
 	default:
-		f.log.Info(e.Kind.String(), attrs...)
+		level = slog.LevelInfo
 	}
+	if e.Err != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, "err", e.Err)
+	}
+	msg := map[listener.EventKind]string{listener.SYNACKSent: "syn-ack sent", listener.Refused: "refused",
+		listener.Released: "released", listener.Fault: "listener fault"}[e.Kind]
+	if msg == "" {
+		msg = e.Kind.String()
+	}
+	f.logAt(level, e.Time, msg, attrs...)
+}
+
+// logAt writes a line whose time is t.
+func (f *forwarder) logAt(level slog.Level, t time.Time, msg string, args ...any) {
+	ctx := context.Background()
+	if !f.log.Enabled(ctx, level) {
+		return
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.Add(args...)
+	_ = f.log.Handler().Handle(ctx, r)
 }

@@ -63,8 +63,16 @@ func (s *sink) close() {
 // to its descriptors and goroutines.
 func TestNoLeak(t *testing.T) {
 	const n = 1000
-	for _, how := range []string{"delete", "disable"} {
-		t.Run(how, func(t *testing.T) {
+	for _, tc := range []struct {
+		how       string
+		handshake bool // a handshake_delay on the proxy: every SYN held and replayed
+	}{{"delete", false}, {"disable", false}, {"delete", true}} {
+		how := tc.how
+		name := how
+		if tc.handshake {
+			name += " with handshake_delay"
+		}
+		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, listener.Auto)
 			up := newSink(t)
 			defer up.close()
@@ -81,6 +89,14 @@ func TestNoLeak(t *testing.T) {
 			}
 			if _, err := p.AddToxic("", "latency", "downstream", 1, toxiclient.Attributes{"latency": 10}); err != nil {
 				t.Fatal(err)
+			}
+			if tc.handshake {
+				if e.srv.support.perConn != nil {
+					t.Skipf("handshake_delay needs CAP_NET_RAW (strategy replay): %v", e.srv.support.perConn)
+				}
+				if _, err := p.AddToxic("", "handshake_delay", "", 1, toxiclient.Attributes{"delay": 1}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			clients := make([]net.Conn, 0, n)
 			for range n {

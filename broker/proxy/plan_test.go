@@ -196,3 +196,17 @@ func TestHoldFailure(t *testing.T) {
 		t.Fatalf("the refused toxic stayed: %d %s", c, b)
 	}
 }
+
+func TestListenAddress(t *testing.T) {
+	for _, tt := range []struct{ in, network, address string }{
+		{"127.0.0.1:0", "tcp", "127.0.0.1:0"},
+		{"[::1]:8080", "tcp", "[::1]:8080"},
+		{"localhost:26379", "tcp", "localhost:26379"},
+		{":8080", "tcp", "[::]:8080"}, // every address, both families, as net.Listen
+		{"", "tcp", "[::]:0"},
+	} {
+		if n, a := listenAddress(tt.in); n != tt.network || a != tt.address {
+			t.Errorf("listenAddress(%q) = %q, %q; want %q, %q", tt.in, n, a, tt.network, tt.address)
+		}
+	}
+}

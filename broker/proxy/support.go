@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -21,9 +20,6 @@ type support struct {
 	// hold is why handshake_hold cannot run at all; nil if it can.
 	hold error
 }
-
-// errNoHold is what a gate that cannot hold says.
-var errNoHold = fmt.Errorf("this listener cannot hold handshakes: %w", errors.ErrUnsupported)
 
 // check says whether a handshake toxic of type kind with toxicity can run,
 // as an API error.

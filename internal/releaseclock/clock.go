@@ -7,7 +7,6 @@ package releaseclock
 
 import (
 	"container/heap"
-	"log/slog"
 	"sync"
 	"time"
 )
@@ -86,14 +85,6 @@ func Release() {
 	if clockRefs--; clockRefs == 0 {
 		theClock.Stop()
 		theClock = nil
-	}
-}
-
-// fault reports a failure of the clock, to OnFault and the log.
-func fault(err error) {
-	slog.Error("release clock failed", "err", err)
-	if f := OnFault; f != nil {
-		f(err)
 	}
 }
 

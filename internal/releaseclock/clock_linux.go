@@ -2,6 +2,7 @@ package releaseclock
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -171,6 +172,14 @@ func Scheduling() (string, error) {
 	}()
 	r := <-ch
 	return r.p, r.err
+}
+
+// fault reports a failure of the clock, to OnFault and the log.
+func fault(err error) {
+	slog.Error("release clock failed", "err", err)
+	if f := OnFault; f != nil {
+		f(err)
+	}
 }
 
 // Sleeper puts the calling thread to sleep until absolute CLOCK_REALTIME

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"syscall"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/sockopt"
 )
 
 // tcpACK and tcpSYN are the TCP header's flag bits the filter tests.
@@ -35,10 +38,10 @@ func HoldFilter() []bpf.RawInstruction {
 	return prog
 }
 
-// Socket opens the socket that replays SYNs of one family (unix.AF_INET or
-// unix.AF_INET6): IPPROTO_RAW, so the packet is sent with the IP header it
-// was captured with, and marked with Mark so that the hold filter lets it
-// through. It needs CAP_NET_RAW: without it errors.Is(err, os.ErrPermission).
+// Socket opens a blocking raw socket of family marked with Mark, as a bare
+// descriptor, for callers that make the system calls themselves (the
+// benchmarks' release by hand); the listener uses Open. It needs
+// CAP_NET_RAW: without it errors.Is(err, os.ErrPermission).
 func Socket(family int) (int, error) {
 	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
@@ -50,6 +53,58 @@ func Socket(family int) (int, error) {
 	}
 	return fd, nil
 }
+
+// Conn is a raw socket that replays SYNs (and sends RSTs) of one family,
+// owned by the runtime poller, as net's sockets are: non-blocking, a send
+// that would block waits for the socket to be writable, and EINTR is
+// retried. It carries Mark, set through sockopt.
+type Conn struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// Open opens a Conn of family (unix.AF_INET or unix.AF_INET6): IPPROTO_RAW,
+// so each packet is sent with the IP header it carries. It needs
+// CAP_NET_RAW: without it errors.Is(err, os.ErrPermission).
+func Open(family int) (*Conn, error) {
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), "replay")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = sockopt.SetMark(rc, Mark)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	return &Conn{f: f, rc: rc}, nil
+}
+
+// Send sends the IP packet b to to (see To).
+func (c *Conn) Send(b []byte, to unix.Sockaddr) error {
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			serr = unix.Sendto(int(fd), b, 0, to)
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("replay: send: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("replay: send: %w", os.NewSyscallError("sendto", serr))
+	}
+	return nil
+}
+
+// Close closes the socket.
+func (c *Conn) Close() error { return c.f.Close() }
 
 // To is where a SYN captured with destination dst, on interface ifindex, is
 // sent on a Socket: the IP header carries the rest, and an IPv6 link-local

@@ -1,8 +1,6 @@
 package capture
 
 import (
-	"errors"
-	"runtime"
 	"time"
 )
 
@@ -31,6 +29,3 @@ type Config struct {
 	// segments a program injects itself are not seen again. 0 ignores none.
 	IgnoreMark uint32
 }
-
-// ErrNotImplemented is returned by Open on systems without AF_PACKET.
-var ErrNotImplemented = errors.New("capture: not implemented on " + runtime.GOOS)

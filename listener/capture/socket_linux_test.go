@@ -254,3 +254,36 @@ func TestReadPacketRetriesTransientErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSyscallFaults makes socket(2) and bind(2) fail: Open returns the
+// error, wrapped so that errors.Is still sees it, and leaves nothing open.
+func TestOpenSyscallFaults(t *testing.T) {
+	oldSocket, oldBind := socketFunc, bindFunc
+	defer func() { socketFunc, bindFunc = oldSocket, oldBind }()
+	socketFunc = func(int, int, int) (int, error) { return -1, unix.EPERM }
+	if _, err := Open(Config{}); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("Open with socket(2) refused: %v, want a permission error", err)
+	}
+	socketFunc = oldSocket
+	bindFunc = func(int, unix.Sockaddr) error { return unix.ENODEV }
+	before := countFDs(t)
+	_, err := Open(Config{Ifindex: 1})
+	if errors.Is(err, os.ErrPermission) {
+		t.Skipf("capture needs CAP_NET_RAW: %v", err)
+	}
+	if !errors.Is(err, unix.ENODEV) {
+		t.Errorf("Open with bind(2) failing: %v, want ENODEV", err)
+	}
+	if after := countFDs(t); after > before {
+		t.Errorf("%d descriptors open after the failed Open, %d before", after, before)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

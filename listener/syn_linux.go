@@ -1,0 +1,103 @@
+package listener
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/synhold/synhold/listener/capture"
+)
+
+// onSYN records a SYN the capture saw for this listener, and decides its
+// fate: held, replayed at once, or already through.
+func (h *Held) onSYN(p capture.Packet) {
+	k := flowKey{clientKey(p.Src), p.Seq}
+	if k.client == h.plugAddr {
+		return // the listener's own plug, not a client
+	}
+	ip := slices.Clone(p.IP)
+	ferr := capture.FixChecksum(ip)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, retransmit := h.flows[k]
+	if !retransmit {
+		f = &flow{hs: Handshake{Client: k.client, ISN: k.isn}}
+		h.remember(k, f)
+	}
+	f.hs.SYNs = append(f.hs.SYNs, p.Time)
+	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
+	var late *Event // a replay, logged after the SYN
+	var settleNow bool
+	switch {
+	case f.released || h.isClosed() || ferr != nil:
+	case h.released && p.Time.After(h.releasedAt), !h.released && p.Time.Before(h.holdSince):
+		// It came while the filter was off: the kernel answers it itself.
+		f.released, f.hs.Want, f.hs.Released = true, h.want, p.Time
+	case h.released:
+		// Dropped just before the filter went: replay it now.
+		err := h.replay(f, h.want)
+		late = &Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
+	case h.cfg.Decide != nil:
+		if !retransmit { // a retransmission keeps its first SYN's verdict
+			v := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+			f.hs.Want, f.refuse = v.At, v.Refuse
+			switch {
+			case v.At.IsZero(): // held until Release or ReleaseHeld
+			case !v.At.After(time.Now()):
+				settleNow = true
+			default:
+				want := v.At
+				f.job = h.clk.Schedule(want, func(time.Time) { h.releaseFlow(k, want) })
+			}
+		}
+	default:
+		f.hs.Want = h.want
+	}
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
+	if late != nil {
+		h.emit(*late)
+	}
+	if settleNow {
+		h.settle(f, f.hs.Want)
+	}
+}
+
+// onSYNACK records the kernel's answer to a SYN of this listener's. On
+// loopback it comes twice, sent then received: the time it reports is the
+// one received, which tcpdump records and the client gets.
+func (h *Held) onSYNACK(p capture.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.byClient[clientKey(p.Dst)]
+	if f == nil || p.Ack != f.hs.ISN+1 || !f.hs.SYNACK.IsZero() {
+		return
+	}
+	if p.Outgoing && f.hs.SYNACKSent.IsZero() {
+		f.hs.SYNACKSent = p.Time
+	}
+	if p.Outgoing && p.Loopback {
+		return // the received copy follows
+	}
+	f.hs.SYNACK = p.Time
+	h.emit(Event{Kind: SYNACKSent, Local: p.Src, Client: f.hs.Client, ISN: f.hs.ISN, Time: p.Time, Want: f.hs.Want, IP: slices.Clone(p.IP)})
+}
+
+// onFault is told that the capture failed: SYNs from now on go unseen.
+func (h *Held) onFault(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return
+	}
+	h.degraded = true
+	h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf(
+		"listener: %w; SYNs from now on complete at their client's retransmission after the release, as with strategy retransmit", err)})
+}
+
+// syncCapture waits, briefly, until the capture has handed over every
+// packet it held when syncCapture was called.
+func (h *Held) syncCapture() {
+	if h.sys.eng != nil {
+		h.sys.eng.sync()
+	}
+}
