@@ -28,6 +28,6 @@ func (h *Held) listenNow() error {
 		return err
 	}
 	h.ln = ln
-	close(h.listening)
+	h.openGate()
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/releaseclock"
@@ -168,22 +170,45 @@ func TestCloseFromOnEvent(t *testing.T) {
 	}
 }
 
-// observer is an AF_PACKET socket of the test's own, with no filter: the
-// received copy of each SYN-ACK on loopback, as libpcap records it.
-func observer(t *testing.T) (read func(port uint16, deadline time.Time) time.Time) {
+// observer is an AF_PACKET socket of the test's own on lo, with a filter of
+// its own that keeps TCP segments from port: the received copy of a
+// SYN-ACK, as libpcap records it.
+func observer(t *testing.T, port uint16) (read func(deadline time.Time) time.Time) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtProto},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: 4},
+		bpf.LoadAbsolute{Off: 9, Size: 1}, // IPv4 protocol
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: 8},
+		bpf.LoadMemShift{Off: 0},
+		bpf.Jump{Skip: 3},
+		bpf.LoadAbsolute{Off: 6, Size: 1}, // IPv6 next header
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: 4},
+		bpf.LoadConstant{Dst: bpf.RegX, Val: 40},
+		bpf.LoadIndirect{Off: 0, Size: 2}, // TCP source port
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(port), SkipTrue: 1},
+		bpf.RetConstant{Val: 0xffff},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: 1}); err != nil {
 		t.Fatal(err)
 	}
-	return func(port uint16, deadline time.Time) time.Time {
+	return func(deadline time.Time) time.Time {
 		buf, oob := make([]byte, 65536), make([]byte, 256)
 		for time.Now().Before(deadline) {
 			tv := unix.NsecToTimeval(int64(time.Until(deadline)) + 1000)
@@ -194,7 +219,7 @@ func observer(t *testing.T) (read func(port uint16, deadline time.Time) time.Tim
 			}
 			ll, _ := from.(*unix.SockaddrLinklayer)
 			seg, err := capture.Decode(buf[:n])
-			if err != nil || ll == nil || ll.Pkttype != unix.PACKET_HOST || !seg.IsSYNACK() || seg.Src.Port() != port {
+			if err != nil || ll == nil || ll.Pkttype != unix.PACKET_HOST || !seg.IsSYNACK() {
 				continue
 			}
 			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
@@ -221,10 +246,10 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func TestSYNACKTimeIsTheObserversTime(t *testing.T) {
 	for _, fam := range families {
 		t.Run(fam.network, func(t *testing.T) {
-			read := observer(t)
-			h := listenOrSkip(t, fam.network, fam.address, Config{Strategy: Replay, At: time.Now().Add(50 * time.Millisecond)})
+			h := listenOrSkip(t, fam.network, fam.address, Config{Strategy: Replay, At: time.Now().Add(100 * time.Millisecond)})
+			read := observer(t, h.AddrPort().Port())
 			_, client := dial(t, fam.network, h.Addr(), 5*time.Second)
-			seen := read(h.AddrPort().Port(), time.Now().Add(2*time.Second))
+			seen := read(time.Now().Add(2 * time.Second))
 			hs, ok := h.Handshake(client)
 			if !ok || hs.SYNACK.IsZero() || seen.IsZero() {
 				t.Fatalf("handshake %+v, observer %v: want both SYN-ACK times", hs, seen)

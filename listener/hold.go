@@ -25,15 +25,20 @@ type Held struct {
 	cfg      Config
 	strategy Strategy
 	local    netip.AddrPort
-	dual     bool           // IPv6 wildcard that also takes IPv4
-	plugAddr netip.AddrPort // the connection that holds a full accept queue
+	dual     bool // IPv6 wildcard that also takes IPv4
 
-	ln        net.Listener
-	rc        syscall.RawConn // the listening socket, for its filter
-	sys       sysState        // per-OS state
-	clk       releaseclock.Clock
-	listening chan struct{} // closed once ln accepts connections
-	waiting   atomic.Int32  // Accepts waiting for listening, for tests
+	ln      net.Listener
+	rc      syscall.RawConn // the listening socket, for its filter
+	sys     sysState        // per-OS state
+	clk     releaseclock.Clock
+	waiting atomic.Int32 // Accepts waiting at the gate, for tests
+
+	// The gate Accept waits at: listening is closed while Accept may take
+	// connections from ln (not while a full accept queue holds SYNs: it
+	// would take the plug). plugAddr is the plug's address.
+	gateMu    sync.Mutex
+	listening chan struct{}
+	plugAddr  netip.AddrPort
 	closed    chan struct{}
 	ev        *eventQueue // nil without OnEvent
 
@@ -132,26 +137,66 @@ func (h *Held) AddrPort() netip.AddrPort { return h.local }
 
 // Accept waits for the next connection whose handshake has completed.
 func (h *Held) Accept() (net.Conn, error) {
-	h.waiting.Add(1)
-	select {
-	case <-h.listening:
-	case <-h.closed:
-		h.waiting.Add(-1)
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
-	}
-	h.waiting.Add(-1)
 	for {
+		h.waiting.Add(1)
+		select {
+		case <-h.gate():
+		case <-h.closed:
+			h.waiting.Add(-1)
+			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
+		}
+		h.waiting.Add(-1)
 		c, err := h.ln.Accept()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !h.isClosed() {
+			continue // Hold woke it: wait at the gate
+		}
 		if err != nil {
 			return nil, err
 		}
-		if h.plugAddr.IsValid() && clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort()) == h.plugAddr {
+		if plug := h.plug(); plug.IsValid() && clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort()) == plug {
 			c.Close() // the connection that held the queue full
 			continue
 		}
 		detachChild(c)
 		return c, nil
 	}
+}
+
+// gate returns the channel Accept waits on.
+func (h *Held) gate() chan struct{} {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	return h.listening
+}
+
+// openGate lets Accept take connections.
+func (h *Held) openGate() {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	select {
+	case <-h.listening:
+	default:
+		close(h.listening)
+	}
+}
+
+// shutGate makes Accept wait again.
+func (h *Held) shutGate() {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	select {
+	case <-h.listening:
+		h.listening = make(chan struct{})
+	default:
+	}
+}
+
+// plug returns the address of the connection that fills the accept queue.
+func (h *Held) plug() netip.AddrPort {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	return h.plugAddr
 }
 
 // Close stops the listener. Handshakes still held are abandoned: their

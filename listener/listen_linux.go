@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -43,9 +45,13 @@ func (h *Held) listenHeld() error {
 		return err
 	}
 	if h.sys.queueHold {
-		if h.sys.plug, h.plugAddr, err = plugSocket(h.local); err != nil {
+		var addr netip.AddrPort
+		if h.sys.plug, addr, err = plugSocket(h.local); err != nil {
 			return err
 		}
+		h.gateMu.Lock()
+		h.plugAddr = addr
+		h.gateMu.Unlock()
 	}
 	if h.sys.eng != nil {
 		h.sys.eng.register(h)
@@ -69,7 +75,7 @@ func (h *Held) listenHeld() error {
 	}
 	h.ln = ln
 	if !h.sys.queueHold { // else Accept waits for the release: it would take the plug
-		close(h.listening)
+		h.openGate()
 	}
 	return nil
 }
@@ -80,14 +86,60 @@ func (h *Held) open() error {
 		return h.listenNow()
 	}
 	if h.sys.queueHold {
-		var lerr error
-		if err := h.rc.Control(func(fd uintptr) { lerr = listenFunc(int(fd), unix.SOMAXCONN) }); err != nil {
+		if err := h.backlog(unix.SOMAXCONN); err != nil {
 			return err
 		}
-		close(h.listening)
-		return os.NewSyscallError("listen", lerr)
+		_ = h.ln.(*net.TCPListener).SetDeadline(time.Time{}) // lifts a Hold's wake-up
+		h.openGate()
+		return nil
 	}
 	return sockopt.DetachFilter(h.rc)
+}
+
+// backlog calls listen(2) again on the listening socket, with backlog n.
+func (h *Held) backlog(n int) error {
+	var lerr error
+	if err := h.rc.Control(func(fd uintptr) { lerr = listenFunc(int(fd), n) }); err != nil {
+		return err
+	}
+	return os.NewSyscallError("listen", lerr)
+}
+
+// replug holds a released listener again with a full accept queue: Accept
+// is stopped at its gate (and woken if it waits in accept(2)), a new plug
+// connects while the backlog is still high, then the backlog goes to 0, so
+// that the plug (and whatever else is queued) fills the queue. h.mu is held.
+func (h *Held) replug() error {
+	tl := h.ln.(*net.TCPListener)
+	h.shutGate()
+	_ = tl.SetDeadline(time.Unix(1, 0)) // wakes an Accept in accept(2)
+	undo := func(err error) error {
+		_ = tl.SetDeadline(time.Time{})
+		h.openGate()
+		return fmt.Errorf("listener: hold again: %w", err)
+	}
+	plug, addr, err := plugSocket(h.local)
+	if err != nil {
+		return undo(err)
+	}
+	h.gateMu.Lock()
+	old := h.plugAddr
+	h.plugAddr = addr // before its SYN, so that onSYN ignores it
+	h.gateMu.Unlock()
+	err = plugQueue(plug, h.local)
+	if err == nil {
+		err = h.backlog(0)
+	}
+	if err != nil {
+		plug.Close()
+		h.gateMu.Lock()
+		h.plugAddr = old
+		h.gateMu.Unlock()
+		return undo(err)
+	}
+	h.sys.closePlug()
+	h.sys.plug = plug
+	return nil
 }
 
 // detachChild removes the hold filter that an accepted connection inherited.
@@ -105,7 +157,7 @@ func (h *Held) rehold() error {
 	case h.strategy == DelayedListen:
 		return fmt.Errorf("listener: strategy delayed-listen cannot hold again once it listens: %w", errors.ErrUnsupported)
 	case h.sys.queueHold:
-		return fmt.Errorf("listener: holding again with a full accept queue (the kernel refused the hold filter): %w", errors.ErrUnsupported)
+		return h.replug()
 	}
 	if err := sockopt.AttachFilter(h.rc, replay.HoldFilter()); err != nil {
 		return fmt.Errorf("listener: hold again: %w", err)

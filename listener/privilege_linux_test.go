@@ -116,3 +116,74 @@ func TestQueueHoldWhenTheFilterIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldAgainWithAFullAcceptQueue: where the filter is refused, Hold puts
+// the full accept queue back, with an Accept waiting all along that must not
+// take the new plug, and the next release lets the held client in.
+func TestHoldAgainWithAFullAcceptQueue(t *testing.T) {
+	var (
+		h   *Held
+		err error
+	)
+	withoutCaps(t, []int{unix.CAP_NET_ADMIN}, func() {
+		h, err = Listen("tcp4", "127.0.0.1:0", Config{Strategy: Replay, At: time.Now()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.Mechanism() != "full accept queue" {
+		t.Skipf("this kernel lets the filter attach without CAP_NET_ADMIN (%s): nothing to fall back from", h.Mechanism())
+	}
+	accepted := make(chan netip.AddrPort, 8)
+	go func() {
+		for {
+			c, err := h.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			c.Close()
+		}
+	}()
+	_, first := dial(t, "tcp4", h.Addr(), 2*time.Second)
+	if got := <-accepted; got != first {
+		t.Fatalf("accepted %v, want %v", got, first)
+	}
+	for range 2 { // twice: the second Hold does nothing
+		if err := h.Hold(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, err := net.DialTimeout("tcp4", h.Addr().String(), 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("handshake completed after Hold")
+	}
+	connected := make(chan netip.AddrPort, 1)
+	go func() {
+		c, err := net.DialTimeout("tcp4", h.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Error(err)
+			close(connected)
+			return
+		}
+		connected <- c.LocalAddr().(*net.TCPAddr).AddrPort()
+		c.Close()
+	}()
+	waitFor(t, func() bool { return len(h.Handshakes()) >= 3 }) // its SYN is held
+	released := time.Now()
+	h.Release()
+	client := <-connected
+	if d := time.Since(released); d > time.Second {
+		t.Errorf("held client connected %v after the release, want at its replay", d)
+	}
+	for got := range accepted {
+		if got == client {
+			return
+		}
+		if got != first {
+			t.Fatalf("Accept returned %v: not a client (the plug?)", got)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 // fate: held, replayed at once, or already through.
 func (h *Held) onSYN(p capture.Packet) {
 	k := flowKey{clientKey(p.Src), p.Seq}
-	if k.client == h.plugAddr {
+	if k.client == h.plug() {
 		return // the listener's own plug, not a client
 	}
 	ip := slices.Clone(p.IP)
