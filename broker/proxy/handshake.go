@@ -157,7 +157,13 @@ func (f *forwarder) onEvent(e listener.Event) {
 	default:
 		level = slog.LevelInfo
 	}
-	if e.Err != nil {
+	switch {
+	case e.Kind == listener.Fault:
+		// The capture failed: what the proxy's handshake toxics promise no
+		// longer holds (the error says what happens instead).
+		level = slog.LevelError
+		attrs = append(attrs, "err", e.Err)
+	case e.Err != nil:
 		level = slog.LevelWarn
 		attrs = append(attrs, "err", e.Err)
 	}
