@@ -38,6 +38,14 @@ func unjittered(p Policy) model {
 	}
 }
 
+// lateTimers waits the expected gaps, each timer firing up to late after
+// its time (a client on a busy machine): still no jitter.
+func lateTimers(p Policy, late time.Duration) model {
+	return func(run time.Duration, r *rand.Rand) []time.Duration {
+		return until(run, func(n int) time.Duration { return p.Expected(n) + time.Duration(r.Int64N(int64(late))) })
+	}
+}
+
 // compounder draws each delay around the previous jittered delay times the
 // multiplier, capping before the jitter: the widely used client whose jitter
 // compounds.

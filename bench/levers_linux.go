@@ -72,11 +72,7 @@ func buildKnobServer(dir string) (string, error) {
 	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "happyeyeballs-server-knobs")
-	if out, err := exec.Command(goCmd, "build", "-o", bin, "-overlay", ov, serverPkg).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -overlay %s: %w\n%s", serverPkg, err, out)
-	}
-	return bin, nil
+	return goBuild(dir, "happyeyeballs-server-knobs", serverPkg, "-overlay", ov)
 }
 
 // leverCases are the lever rows: the server with one lever turned off (or

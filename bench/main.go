@@ -1,23 +1,30 @@
 // Command bench measures how precisely synhold's listeners complete TCP
-// handshakes at a requested instant on this machine, side by side in one
-// process, and writes into -out a Markdown report (report.md, also printed
-// on stdout), a JSON file with every figure (results.json) and SVG plots of
-// the error distributions (cdf.svg per strategy and timing path,
-// cdf-experiments.svg for the experiments); progress goes to stderr:
+// handshakes at a requested instant on this machine, and writes into -out a
+// Markdown report (report.md, also printed on stdout), a JSON file with
+// every figure (results.json) and SVG plots of the error distributions
+// (cdf-used.svg, cdf.svg per strategy and timing path, cdf-experiments.svg
+// for the experiments); progress goes to stderr:
 //
-//	go run ./bench [-trials N] [-pairs 1,100,500] [-short] [-out DIR]
+//	go run ./bench [-trials N] [-pairs 1,100,500] [-used-pairs N] [-only PARTS] [-short] [-out DIR]
 //
-// It measures (1) the error of the SYN-ACK's kernel timestamp against the
-// instant, per strategy and per timing path of the release clock, (2) the
-// server's timestamps of a connection attempt against the client's own
-// record, and (3) Happy Eyeballs pairs requested at once: control reply
-// latency, release error, memory and descriptors. Experiments (on by
-// default; -experiments=false skips them) turn one knob at a time, make the
-// release by hand with the same system calls, and load the machine with
-// busy processes it starts and kills, to show what a change to the library
-// would buy. It needs Linux and CAP_NET_RAW, and sends traffic only to
-// 127.0.0.1 and ::1. It exits non-zero on any error, and if descriptors
-// leaked. The default size takes about three minutes; -short under 30 s.
+// It measures (0) the Happy Eyeballs server as it is used: the
+// happyeyeballs-server binary in its own process, pairs asked for one after
+// another by a client process, tcpdump as the observer, on the machine as
+// it is and with 4 busy processes, then each of the library's levers turned
+// off on the same binary; in one process, (1) the error of the SYN-ACK's
+// kernel timestamp against the instant, per strategy and per timing path of
+// the release clock, (2) the server's timestamps of a connection attempt
+// against the client's own record, and (3) Happy Eyeballs pairs requested
+// at once: control reply latency, release error, memory and descriptors;
+// and handshake-proxy's handshake_delay and handshake_refuse error and its
+// forwarding against a direct connection and against toxiproxy-server.
+// Experiments (on by default; -experiments=false skips them) turn one knob
+// at a time, make the release by hand with the same system calls, and load
+// the machine with busy processes it starts and kills, to show what a
+// change to the library would buy. It needs Linux, CAP_NET_RAW, the go
+// command and tcpdump, and sends traffic only to 127.0.0.1 and ::1. It
+// exits non-zero on any error, and if descriptors leaked. The default size
+// takes about 11 minutes; -short under a minute.
 package main
 
 import (
@@ -53,7 +60,7 @@ func parseFlags(args []string) (Options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	trials := fs.Int("trials", 300, "release trials per timing path (experiments run half as many)")
 	pairs := fs.String("pairs", "1,100,500", "comma-separated counts of Happy Eyeballs pairs requested at once")
-	short := fs.Bool("short", false, "a quick run (under 30 s): fewer trials and rounds")
+	short := fs.Bool("short", false, "a quick run (under a minute): fewer trials and rounds")
 	out := fs.String("out", filepath.Join("bench", "out"), "directory for report.md, results.json and cdf.svg")
 	extra := fs.Bool("experiments", true, "run the experiments that push toward the targets")
 	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", "))

@@ -183,12 +183,14 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 	return append(rows, row), nil
 }
 
-// goBuild builds pkg into dir/name.
-func goBuild(dir, name, pkg string) (string, error) {
+// goBuild builds pkg into dir/name, with flags (such as -overlay FILE)
+// before the package.
+func goBuild(dir, name, pkg string, flags ...string) (string, error) {
 	bin := filepath.Join(dir, name)
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	args := append(append([]string{"build", "-o", bin}, flags...), pkg)
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", strings.Join(args[3:], " "), err, out)
 	}
 	return bin, nil
 }

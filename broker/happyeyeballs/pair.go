@@ -77,10 +77,9 @@ type side struct {
 	want   time.Time // when its handshakes complete; set by start
 
 	mu       sync.Mutex
-	released bool                         // its Released event was logged
-	faulted  bool                         // a Fault event was: SYN-ACKs may go unseen
-	early    []listener.Event             // SYN-ACKs reported before the release, logged after it
-	synacks  map[netip.AddrPort]time.Time // kernel times of the SYN-ACKs logged, by client
+	released bool                         // its Released event came
+	faulted  bool                         // a Fault event came: SYN-ACKs may go unseen
+	synacks  map[netip.AddrPort]time.Time // kernel times of its SYN-ACKs, by client
 	changed  chan struct{}                // closed and replaced whenever the above change
 }
 
@@ -359,7 +358,7 @@ func (p *pair) announce(from string, received, replied time.Time) {
 	p.armLocked()
 }
 
-// waitEvents waits until sd's release was logged and, if the listener
+// waitEvents waits until sd's release came and, if the listener
 // captured the handshake of client, its SYN-ACK too, for at most limit. It
 // returns the SYN-ACK's kernel time, if it was seen.
 func (sd *side) waitEvents(client netip.AddrPort, captured bool, limit time.Duration) (time.Time, bool) {
@@ -387,40 +386,50 @@ func (sd *side) broadcast() {
 	sd.changed = make(chan struct{})
 }
 
-// onEvent returns the listener callback of one side: one log line per
-// event, in the order the events happened. A SYN-ACK the listener reports
-// before the side's release (the two travel separately) is logged after
-// it. It runs on the listener's goroutine, so it only logs.
+// onEvent returns the listener callback of one side. Its line waits, with
+// the pair's other event lines, to be written in time order; what the
+// winner's line waits for is noted at once. It runs on the listener's
+// goroutine, so it only logs and notes.
 func (p *pair) onEvent(sd *side) func(listener.Event) {
-	return func(e listener.Event) { p.inTime(e.Time, func() { p.logEvent(sd, e) }) }
+	return func(e listener.Event) {
+		p.inTime(e.Time, func() { p.logEvent(sd, e) })
+		sd.note(e)
+	}
 }
 
-// logEvent logs one event of side sd.
-func (p *pair) logEvent(sd *side, e listener.Event) {
+// note records what waitEvents waits for: the release, the SYN-ACKs, a
+// fault.
+func (sd *side) note(e listener.Event) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
+	switch e.Kind {
+	case listener.Released:
+		sd.released = true
+	case listener.SYNACKSent:
+		if _, dup := sd.synacks[e.Client]; dup {
+			return
+		}
+		sd.synacks[e.Client] = e.Time
+	case listener.Fault:
+		sd.faulted = true
+	default:
+		return
+	}
+	sd.broadcast()
+}
+
+// logEvent writes the line of one event of side sd.
+func (p *pair) logEvent(sd *side, e listener.Event) {
 	switch e.Kind {
 	case listener.SYNSeen:
 		p.logSYN(sd, e)
 	case listener.Released:
 		p.logReleased(sd, e)
-		sd.released = true
-		for _, early := range sd.early {
-			p.logSYNACK(sd, early)
-		}
-		sd.early = nil
-		sd.broadcast()
 	case listener.SYNACKSent:
-		if !sd.released {
-			sd.early = append(sd.early, e)
-			return
-		}
-		p.logSYNACK(sd, e)
-		sd.broadcast()
+		p.log.Info("syn-ack sent", "family", familyName(sd.family), "client", e.Client.String(),
+			"want", stamp(e.Want), "synack", stamp(e.Time), "synack_ms", p.sinceStart(e.Time), "late_us", e.Late().Microseconds())
 	case listener.Fault:
 		p.log.Error("listener fault", "family", familyName(sd.family), "at", stamp(e.Time), "err", e.Err)
-		sd.faulted = true
-		sd.broadcast()
 	}
 }
 
@@ -456,16 +465,6 @@ func (p *pair) logReleased(sd *side, e listener.Event) {
 		return
 	}
 	p.log.Info("released", attrs...)
-}
-
-// logSYNACK logs a SYN-ACK and remembers it for the connected line; sd.mu
-// is held.
-func (p *pair) logSYNACK(sd *side, e listener.Event) {
-	if _, dup := sd.synacks[e.Client]; !dup {
-		sd.synacks[e.Client] = e.Time
-	}
-	p.log.Info("syn-ack sent", "family", familyName(sd.family), "client", e.Client.String(),
-		"want", stamp(e.Want), "synack", stamp(e.Time), "synack_ms", p.sinceStart(e.Time), "late_us", e.Late().Microseconds())
 }
 
 // logConnected logs the winning connection: when it was asked to

@@ -36,14 +36,14 @@ func (s *Server) routes() http.Handler {
 	handle("GET /proxies", s.proxyIndex)
 	handle("POST /proxies", s.proxyCreate)
 	handle("POST /populate", s.populateHandler)
-	handle("GET /proxies/{proxy}", s.proxyShow)
-	handle("POST /proxies/{proxy}", s.proxyUpdate)
-	handle("DELETE /proxies/{proxy}", s.proxyDelete)
-	handle("GET /proxies/{proxy}/toxics", s.toxicIndex)
-	handle("POST /proxies/{proxy}/toxics", s.toxicCreate)
-	handle("GET /proxies/{proxy}/toxics/{toxic}", s.toxicShow)
-	handle("POST /proxies/{proxy}/toxics/{toxic}", s.toxicUpdate)
-	handle("DELETE /proxies/{proxy}/toxics/{toxic}", s.toxicDelete)
+	handle("GET /proxies/{proxy}", s.withProxy(s.proxyShow))
+	handle("POST /proxies/{proxy}", s.withProxy(s.proxyUpdate))
+	handle("DELETE /proxies/{proxy}", s.withProxy(s.proxyDelete))
+	handle("GET /proxies/{proxy}/toxics", s.withProxy(s.toxicIndex))
+	handle("POST /proxies/{proxy}/toxics", s.withProxy(s.toxicCreate))
+	handle("GET /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicShow))
+	handle("POST /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicUpdate))
+	handle("DELETE /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicDelete))
 	handle("GET /version", s.version)
 	// A known path with another method: 405 with an empty body, as
 	// gorilla/mux answers for toxiproxy.
@@ -108,13 +108,19 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, joinError(err, toxiproxy.ErrBadRequestBody)
 }
 
-// get returns the proxy a request names. s.mu is held.
-func (s *Server) get(r *http.Request) (*forwarder, error) {
-	f, ok := s.proxies[r.PathValue("proxy")]
-	if !ok {
-		return nil, toxiproxy.ErrProxyNotFound
+// withProxy serves a route of one proxy: h runs with s.mu held and the
+// proxy the path names; a proxy that does not exist is toxiproxy's 404.
+func (s *Server) withProxy(h func(http.ResponseWriter, *http.Request, *forwarder)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		f, ok := s.proxies[r.PathValue("proxy")]
+		if !ok {
+			s.apiError(w, toxiproxy.ErrProxyNotFound)
+			return
+		}
+		h(w, r, f)
 	}
-	return f, nil
 }
 
 func (s *Server) proxyIndex(w http.ResponseWriter, r *http.Request) {
@@ -235,23 +241,11 @@ func (s *Server) populate(r io.Reader) ([]*forwarder, error) {
 	return out, nil
 }
 
-func (s *Server) proxyShow(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) proxyShow(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	s.writeJSON(w, http.StatusOK, f.view())
 }
 
-func (s *Server) proxyUpdate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) proxyUpdate(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	type Proxy proxyInput // as in proxyCreate
 	in := Proxy{Listen: f.listen, Upstream: f.upstream, Enabled: f.enabled}
 	if err := json.NewDecoder(r.Body).Decode(&in); s.apiError(w, joinError(err, toxiproxy.ErrBadRequestBody)) {
@@ -263,25 +257,13 @@ func (s *Server) proxyUpdate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, f.view())
 }
 
-func (s *Server) proxyDelete(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) proxyDelete(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	f.stop()
 	delete(s.proxies, f.name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) toxicIndex(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) toxicIndex(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	s.writeJSON(w, http.StatusOK, f.tp.Toxics.GetToxicArray())
 }
 
@@ -292,28 +274,13 @@ type toxicHead struct {
 	Attributes json.RawMessage `json:"attributes"`
 }
 
-func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	body, err := readBody(r)
 	if s.apiError(w, err) {
 		return
 	}
-	var head toxicHead
-	if json.Unmarshal(body, &head) == nil {
-		if proto, ok := toxics.New(&toxics.ToxicWrapper{Type: head.Type}).(handshakeToxic); ok {
-			toxicity := float32(1)
-			if head.Toxicity != nil {
-				toxicity = *head.Toxicity
-			}
-			if s.apiError(w, s.checkHandshake(proto, head.Type, toxicity, nil, head.Attributes)) {
-				return
-			}
-		}
+	if s.apiError(w, s.checkHandshake(body, nil)) {
+		return
 	}
 	t, err := f.tp.Toxics.AddToxicJson(bytes.NewReader(body))
 	if s.apiError(w, err) {
@@ -337,16 +304,35 @@ func (s *Server) toxicCreate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, t)
 }
 
-// checkHandshake checks a handshake toxic before toxiproxy takes it: that
-// this host can run it, and that its attributes (decoded over cur, the
-// toxic's current ones, if any) make sense.
-func (s *Server) checkHandshake(proto handshakeToxic, kind string, toxicity float32, cur toxics.Toxic, attrs json.RawMessage) error {
+// checkHandshake checks the body of a toxic's create (cur nil) or update
+// (cur the toxic as it is) before toxiproxy takes it. If it is a handshake
+// toxic: that this host can run it, with the toxicity the body gives (else
+// 1, or cur's), and that its attributes, decoded over cur's, make sense.
+// Any other toxic, or a body that is not JSON, is left to toxiproxy.
+func (s *Server) checkHandshake(body []byte, cur *toxics.ToxicWrapper) error {
+	var head toxicHead
+	if json.Unmarshal(body, &head) != nil {
+		return nil
+	}
+	kind, toxicity := head.Type, float32(1)
+	var proto toxics.Toxic
+	if cur != nil {
+		kind, toxicity, proto = cur.Type, cur.Toxicity, cur.Toxic
+	} else {
+		proto = toxics.New(&toxics.ToxicWrapper{Type: head.Type})
+	}
+	if _, ok := proto.(handshakeToxic); !ok {
+		return nil
+	}
+	if head.Toxicity != nil {
+		toxicity = *head.Toxicity
+	}
 	v := reflect.New(reflect.TypeOf(proto).Elem())
 	if cur != nil {
-		v.Elem().Set(reflect.ValueOf(cur).Elem())
+		v.Elem().Set(reflect.ValueOf(cur.Toxic).Elem())
 	}
 	t := v.Interface().(handshakeToxic)
-	if len(attrs) > 0 && string(attrs) != "null" {
+	if attrs := head.Attributes; len(attrs) > 0 && string(attrs) != "null" {
 		if err := json.Unmarshal(attrs, t); err != nil {
 			return joinError(err, toxiproxy.ErrBadRequestBody)
 		}
@@ -357,13 +343,7 @@ func (s *Server) checkHandshake(proto handshakeToxic, kind string, toxicity floa
 	return s.support.check(kind, toxicity)
 }
 
-func (s *Server) toxicShow(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) toxicShow(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	t := f.tp.Toxics.GetToxic(r.PathValue("toxic"))
 	if t == nil {
 		s.apiError(w, toxiproxy.ErrToxicNotFound)
@@ -372,31 +352,14 @@ func (s *Server) toxicShow(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, t)
 }
 
-func (s *Server) toxicUpdate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) toxicUpdate(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	body, err := readBody(r)
 	if s.apiError(w, err) {
 		return
 	}
 	name := r.PathValue("toxic")
-	if cur := f.tp.Toxics.GetToxic(name); cur != nil {
-		if proto, ok := cur.Toxic.(handshakeToxic); ok {
-			var head toxicHead
-			if json.Unmarshal(body, &head) == nil {
-				toxicity := cur.Toxicity
-				if head.Toxicity != nil {
-					toxicity = *head.Toxicity
-				}
-				if s.apiError(w, s.checkHandshake(proto, cur.Type, toxicity, cur.Toxic, head.Attributes)) {
-					return
-				}
-			}
-		}
+	if cur := f.tp.Toxics.GetToxic(name); cur != nil && s.apiError(w, s.checkHandshake(body, cur)) {
+		return
 	}
 	t, err := f.tp.Toxics.UpdateToxicJson(name, bytes.NewReader(body))
 	if s.apiError(w, err) {
@@ -407,13 +370,7 @@ func (s *Server) toxicUpdate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, t)
 }
 
-func (s *Server) toxicDelete(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.get(r)
-	if s.apiError(w, err) {
-		return
-	}
+func (s *Server) toxicDelete(w http.ResponseWriter, r *http.Request, f *forwarder) {
 	name := r.PathValue("toxic")
 	if s.apiError(w, f.tp.Toxics.RemoveToxic(r.Context(), name)) {
 		return

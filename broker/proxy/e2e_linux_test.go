@@ -200,7 +200,9 @@ func TestE2EHandshakeHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := curl(t, "http://"+p.Listen+"/", time.Second)
-	if r.exit != 28 || r.total < time.Second {
+	// curl's own total can end a fraction of a millisecond short of its
+	// timeout (seen: 999.797 ms): its clock and its timer are read apart.
+	if r.exit != 28 || r.total < time.Second-10*time.Millisecond {
 		t.Fatalf("curl --connect-timeout 1 against a hold: %+v, want exit 28 after 1 s", r)
 	}
 	_, err := (&net.Dialer{Timeout: 500 * time.Millisecond}).Dial("tcp", p.Listen)

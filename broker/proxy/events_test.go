@@ -42,7 +42,7 @@ func TestEventLog(t *testing.T) {
 		{false, listener.Event{Kind: listener.Released, Time: syn}, "DEBUG", "released", map[string]any{"replayed": 0.0}},
 		{false, listener.Event{Kind: listener.Released, Time: syn, Err: errors.New("replay: sendto: EPERM")}, "WARN", "released",
 			map[string]any{"err": "replay: sendto: EPERM"}},
-		{false, listener.Event{Kind: listener.Fault, Time: syn, Err: errors.New("capture: read: ENETDOWN; held SYNs complete at their retransmission")}, "WARN", "listener fault",
+		{false, listener.Event{Kind: listener.Fault, Time: syn, Err: errors.New("capture: read: ENETDOWN; held SYNs complete at their retransmission")}, "ERROR", "listener fault",
 			map[string]any{"err": "capture: read: ENETDOWN; held SYNs complete at their retransmission"}},
 		{false, listener.Event{Kind: listener.SYNSeen, Client: client, Time: syn}, "DEBUG", "syn", nil},
 		{false, listener.Event{Kind: listener.SYNACKSent, Client: client, Time: syn}, "DEBUG", "syn-ack sent", nil},

@@ -239,20 +239,3 @@ func hasResetPeer(tp *toxiproxy.Proxy) bool {
 	}
 	return false
 }
-
-// idle reports whether no proxy of s has a connection open (for tests).
-func (s *Server) idle() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, f := range s.proxies {
-		if r := f.run; r != nil {
-			r.mu.Lock()
-			n := len(r.pairs)
-			r.mu.Unlock()
-			if n > 0 {
-				return false
-			}
-		}
-	}
-	return true
-}

@@ -38,7 +38,7 @@ func FuzzAPI(f *testing.F) {
 		return &fakeGate{Listener: ln, strategy: listener.Replay}, nil
 	}
 	defer func() { openGate = old }()
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Strategy: listener.Auto, Seed: 1})
+	s, err := NewServer(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Strategy: listener.Auto, Seed: 1})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -129,7 +129,7 @@ func (f *forwarder) onEvent(e listener.Event) {
 		attrs = append(attrs, "retransmit", e.Retransmit)
 		switch {
 		case !f.holding.Load():
-			f.logAt(slog.LevelDebug, e.Time, "syn", attrs...)
+			eventlog.At(f.log, slog.LevelDebug, e.Time, "syn", attrs...)
 			return
 		case e.Want.IsZero():
 			attrs = append(attrs, "until", "the hold is removed")
@@ -137,7 +137,7 @@ func (f *forwarder) onEvent(e listener.Event) {
 			attrs = append(attrs, "want", e.Want, "hold_us", e.Want.Sub(e.Time).Microseconds())
 		}
 		f.held.add(e.Client)
-		f.logAt(slog.LevelInfo, e.Time, "syn held", attrs...)
+		eventlog.At(f.log, slog.LevelInfo, e.Time, "syn held", attrs...)
 		return
 	}
 	if !e.Want.IsZero() {
@@ -157,28 +157,30 @@ func (f *forwarder) onEvent(e listener.Event) {
 	default:
 		level = slog.LevelInfo
 	}
-	if e.Err != nil {
+	switch {
+	case e.Kind == listener.Fault:
+		// The capture failed: what the proxy's handshake toxics promise no
+		// longer holds (the error says what happens instead).
+		level = slog.LevelError
+		attrs = append(attrs, "err", e.Err)
+	case e.Err != nil:
 		level = slog.LevelWarn
 		attrs = append(attrs, "err", e.Err)
 	}
-	msg := map[listener.EventKind]string{listener.SYNACKSent: "syn-ack sent", listener.Refused: "refused",
-		listener.Released: "released", listener.Fault: "listener fault"}[e.Kind]
-	if msg == "" {
-		msg = e.Kind.String()
-	}
-	f.logAt(level, e.Time, msg, attrs...)
+	eventlog.At(f.log, level, e.Time, eventMessage(e.Kind), attrs...)
 }
 
-// logAt writes a line whose time is t.
-func (f *forwarder) logAt(level slog.Level, t time.Time, msg string, args ...any) {
-	ctx := context.Background()
-	if !f.log.Enabled(ctx, level) {
-		return
+// eventMessage is the message of an event's line (a SYN's are onEvent's).
+func eventMessage(k listener.EventKind) string {
+	switch k {
+	case listener.SYNACKSent:
+		return "syn-ack sent"
+	case listener.Refused:
+		return "refused"
+	case listener.Released:
+		return "released"
+	case listener.Fault:
+		return "listener fault"
 	}
-	if t.IsZero() {
-		t = time.Now()
-	}
-	r := slog.NewRecord(t, level, msg, 0)
-	r.Add(args...)
-	_ = f.log.Handler().Handle(ctx, r)
+	return k.String()
 }

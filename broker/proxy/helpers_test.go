@@ -66,7 +66,7 @@ type env struct {
 func newEnv(t *testing.T, strategy listener.Strategy) *env {
 	t.Helper()
 	logs := new(syncBuffer)
-	s, err := New(Config{
+	s, err := NewServer(Config{
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Strategy: strategy,
 		Seed:     1,

@@ -54,9 +54,9 @@ type Server struct {
 	proxies map[string]*forwarder
 }
 
-// New returns a Server with no proxies. It fails if cfg.Strategy cannot run
-// here.
-func New(cfg Config) (*Server, error) {
+// NewServer returns a Server with no proxies. It fails if cfg.Strategy
+// cannot run here.
+func NewServer(cfg Config) (*Server, error) {
 	sup, err := probeSupport(cfg.Strategy)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,12 @@
 package reconnect
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/synhold/synhold/backoff"
+	"github.com/synhold/synhold/internal/eventlog"
 )
 
 // defaultMaxMs is the cap a client gets when it asks for
@@ -221,32 +221,20 @@ func (l attemptLine) log(log *slog.Logger) {
 	attrs := []any{"test", l.test, "src", l.at.Src, "dst", l.at.Dst, "since_start_ms", millis(l.sinceRun)}
 	switch {
 	case l.removed != nil && l.removed.Reason == backoff.ForeignSource:
-		logAt(log, slog.LevelError, l.at.Time, "reconnect: attempt from a host other than the client under test; left out of the verdict",
+		eventlog.At(log, slog.LevelError, l.at.Time, "reconnect: attempt from a host other than the client under test; left out of the verdict",
 			append(attrs, "verdict", "foreign", "detail", l.removed.Detail)...)
 	case l.removed != nil:
-		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt left out", append(attrs, "verdict", string(l.removed.Reason), "detail", l.removed.Detail)...)
+		eventlog.At(log, slog.LevelInfo, l.at.Time, "reconnect: attempt left out", append(attrs, "verdict", string(l.removed.Reason), "detail", l.removed.Detail)...)
 	case l.skipped || l.series == 0:
-		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "verdict", "not judged live")...)
+		eventlog.At(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "verdict", "not judged live")...)
 	case l.index == 0:
-		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", 0, "verdict", "first")...)
+		eventlog.At(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", 0, "verdict", "first")...)
 	default:
 		g := l.gap
-		logAt(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
+		eventlog.At(log, slog.LevelInfo, l.at.Time, "reconnect: attempt", append(attrs, "series", l.series, "attempt", l.index,
 			"gap_ms", millis(g.Got), "expected_ms", millis(g.Expected), "lo_ms", millis(g.Lo), "hi_ms", millis(g.Hi),
 			"verdict", string(g.Verdict))...)
 	}
-}
-
-// logAt writes a line whose time (the handler's "time" key, RFC 3339 with
-// nanoseconds in JSON) is t, when the thing it reports happened.
-func logAt(log *slog.Logger, level slog.Level, t time.Time, msg string, args ...any) {
-	ctx := context.Background()
-	if !log.Enabled(ctx, level) {
-		return
-	}
-	r := slog.NewRecord(t, level, msg, 0)
-	r.Add(args...)
-	_ = log.Handler().Handle(ctx, r)
 }
 
 // millis converts d to milliseconds with microsecond resolution, for logs.

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synhold/synhold/internal/eventlog"
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
 )
@@ -108,8 +110,9 @@ func (r *Server) serveRetry(ln *listener.Held) {
 	}
 }
 
-// onEvent takes the retry listeners' events: SYNs are attempts, and SYNs and
-// SYN-ACKs go to the pcap file.
+// onEvent takes the retry listeners' events: SYNs are attempts, SYNs and
+// SYN-ACKs go to the pcap file, and a failed release or a listener's fault
+// is logged.
 func (r *Server) onEvent(e listener.Event) {
 	switch e.Kind {
 	case listener.SYNSeen:
@@ -121,6 +124,9 @@ func (r *Server) onEvent(e listener.Event) {
 		if e.Err != nil {
 			r.log.Warn("reconnect: a held handshake was not released as planned", "client", e.Client, "err", e.Err)
 		}
+	case listener.Fault:
+		// e.Err says what failed and what the listener does now.
+		eventlog.At(r.log, slog.LevelError, e.Time, "reconnect: retry port's listener failed", "err", e.Err)
 	}
 }
 
@@ -130,7 +136,7 @@ func (r *Server) onSYN(e listener.Event) {
 	if seg, err := capture.Decode(e.IP); err == nil {
 		dst = seg.Dst // Local is the listener's wildcard address
 	}
-	src := unmap(e.Client)
+	src := netaddr.Canonical(e.Client)
 	r.mu.Lock()
 	t := r.test
 	if t == nil {
@@ -138,7 +144,7 @@ func (r *Server) onSYN(e listener.Event) {
 		r.log.Debug("reconnect: SYN outside a test, ignored", "src", src, "dst", dst)
 		return
 	}
-	a, fresh := t.syn(src, unmap(dst), e.ISN, e.Time, e.Retransmit)
+	a, fresh := t.syn(src, netaddr.Canonical(dst), e.ISN, e.Time, e.Retransmit)
 	var (
 		line  attemptLine
 		after time.Duration
@@ -154,7 +160,7 @@ func (r *Server) onSYN(e listener.Event) {
 	case a == nil:
 		r.log.Debug("reconnect: retransmitted SYN of a connection begun before the test, ignored", "src", src, "isn", e.ISN)
 	case !fresh:
-		logAt(r.log, slog.LevelInfo, e.Time, "reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
+		eventlog.At(r.log, slog.LevelInfo, e.Time, "reconnect: retransmitted SYN, not an attempt", "test", t.n, "src", src, "isn", e.ISN,
 			"after_ms", millis(after))
 	case r.ts == SYN:
 		line.log(r.log)
@@ -185,14 +191,6 @@ func (r *Server) onAccept(src, dst netip.AddrPort, at time.Time) {
 	if !synAt.IsZero() {
 		r.log.Debug("reconnect: accepted", "test", t.n, "src", src, "syn_to_accept_ms", millis(at.Sub(synAt)))
 	}
-}
-
-// unmap removes the IPv4-mapped form and the zone from ap.
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	if !ap.IsValid() {
-		return ap
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
 // pcapWriter writes handshake packets to a pcap file from several goroutines,

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -373,8 +374,5 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	} else if a != nil {
 		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	if !ap.IsValid() {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	return netaddr.Canonical(ap)
 }

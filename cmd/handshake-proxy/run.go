@@ -105,7 +105,7 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 
 // serve runs the API until ctx ends, then stops every proxy.
 func serve(ctx context.Context, o options, log *slog.Logger, started func(net.Addr)) error {
-	s, err := proxy.New(proxy.Config{Logger: log, Strategy: o.strategy, Seed: o.seed})
+	s, err := proxy.NewServer(proxy.Config{Logger: log, Strategy: o.strategy, Seed: o.seed})
 	if err != nil {
 		return err
 	}

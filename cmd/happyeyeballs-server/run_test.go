@@ -291,7 +291,7 @@ func TestControlPortTaken(t *testing.T) {
 }
 
 func TestStrategyReported(t *testing.T) {
-	probed, _ := probe()
+	probed, _ := listener.Probe()
 	autoWhy := "replay: held SYNs are captured"
 	if probed == listener.Retransmit {
 		autoWhy = "retransmit: capture needs CAP_NET_RAW"

@@ -120,7 +120,7 @@ func resolveStrategy(name string) (listener.Strategy, string, error) {
 	if err != nil {
 		return listener.Auto, "", fmt.Errorf("--strategy: %w", err)
 	}
-	probed, perr := probe()
+	probed, perr := listener.Probe()
 	switch {
 	case s == listener.Auto:
 		return probed, strategyWhy(probed, perr, false), perr
@@ -128,15 +128,6 @@ func resolveStrategy(name string) (listener.Strategy, string, error) {
 		return listener.Auto, "", fmt.Errorf("--strategy replay: %w%s", perr, capHint(perr))
 	}
 	return s, strategyWhy(s, perr, true), nil
-}
-
-// probe is listener.Probe, with the capability looked at first so that the
-// start-up line names the missing CAP_NET_RAW rather than a socket error.
-func probe() (listener.Strategy, error) {
-	if lacks, err := lacksNetRaw(); err == nil && lacks {
-		return listener.Retransmit, fmt.Errorf("listener: replay: capture needs CAP_NET_RAW: %w", os.ErrPermission)
-	}
-	return listener.Probe()
 }
 
 // capHint suggests the fix for a missing CAP_NET_RAW.

@@ -26,11 +26,10 @@ type Socket struct {
 	buf    []byte
 	oob    []byte
 
-	// Sync's state: requests made, the latest one served, and the wake-up
-	// it sends a blocked ReadPacket through the read deadline, which
-	// ReadPacket then puts back to the caller's.
+	// Sync's state: requests made and the latest one served. Sync wakes a
+	// blocked ReadPacket through a read deadline in the past, which
+	// ReadPacket then puts back to the caller's own.
 	syncReq  atomic.Uint64
-	syncWake atomic.Bool
 	deadline atomic.Int64 // the caller's read deadline, UnixNano; 0 none
 	syncMu   sync.Mutex
 	syncDone uint64
@@ -124,8 +123,11 @@ func (s *Socket) ReadPacket() (Packet, error) {
 		switch {
 		case err != nil && s.closed.Load():
 			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
-		case errors.Is(err, os.ErrDeadlineExceeded) && s.syncWake.Swap(false):
-			// Sync's wake-up, not the caller's deadline: put that back.
+		case errors.Is(err, os.ErrDeadlineExceeded) && !s.callerDeadlinePassed():
+			// A Sync's wake-up, not the caller's deadline: put that back.
+			// (Asking the deadline, not counting wake-ups, is what makes
+			// overlapping Syncs safe: a wake-up that lands after the
+			// restore is recognised the same way.)
 			s.restoreDeadline()
 			continue
 		case err != nil:
@@ -151,7 +153,6 @@ func (s *Socket) ReadPacket() (Packet, error) {
 // deadline and returns os.ErrDeadlineExceeded.
 func (s *Socket) Sync(deadline time.Time) error {
 	req := s.syncReq.Add(1)
-	s.syncWake.Store(true)
 	_ = s.f.SetReadDeadline(time.Unix(0, 1)) // wakes a blocked ReadPacket
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
@@ -182,6 +183,13 @@ func (s *Socket) served(req uint64) {
 		close(s.synced)
 		s.synced = make(chan struct{})
 	}
+}
+
+// callerDeadlinePassed reports whether the read deadline the caller set
+// with SetReadDeadline has passed.
+func (s *Socket) callerDeadlinePassed() bool {
+	ns := s.deadline.Load()
+	return ns != 0 && time.Now().UnixNano() >= ns
 }
 
 func (s *Socket) restoreDeadline() {

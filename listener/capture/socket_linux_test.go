@@ -213,6 +213,44 @@ func TestSyncKeepsTheCallersDeadline(t *testing.T) {
 	}
 }
 
+// TestConcurrentSyncsDoNotFailTheReader runs many Syncs at once against a
+// reader with no deadline of its own: none of their wake-ups may reach it as
+// a timeout (two overlapping wake-ups once did, and the engine took the
+// capture for failed).
+func TestConcurrentSyncsDoNotFailTheReader(t *testing.T) {
+	s := openOrSkip(t, Config{Ifindex: 1})
+	readerErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := s.ReadPacket(); err != nil {
+				readerErr <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 300 {
+				if err := s.Sync(time.Now().Add(5 * time.Second)); err != nil {
+					t.Errorf("Sync: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-readerErr:
+		t.Fatalf("ReadPacket failed during the Syncs: %v", err)
+	default:
+	}
+	s.Close()
+	if err := <-readerErr; !errors.Is(err, os.ErrClosed) {
+		t.Errorf("ReadPacket after Close: %v, want os.ErrClosed", err)
+	}
+}
+
 // TestReadPacketRetriesTransientErrors injects recvmsg errors: transient
 // ones are retried and the packet still comes back; a fatal one is returned.
 func TestReadPacketRetriesTransientErrors(t *testing.T) {
