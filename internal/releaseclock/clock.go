@@ -32,9 +32,13 @@ var (
 	Use = TimerFD
 	// Spin is how long before a release instant the clock stops sleeping
 	// and spins on the time, on its own OS thread: it buys the last few
-	// hundred microseconds of precision for up to Spin of one core's time
-	// per release. 0 turns spinning off.
-	Spin = 200 * time.Microsecond
+	// hundred microseconds of precision, and room for a wake-up that comes
+	// late, for up to Spin (+ PrepareAhead) of one core's time per release.
+	// As used (the server binary, pairs one after another), a wake-up came
+	// 0.5-3.5 ms late in about 1% of releases; with 200 µs those releases
+	// were that late, with 1 ms the bench's rows of 30 pairs had none
+	// (p99 71-80 µs, idle and with 4 busy processes). 0 turns spinning off.
+	Spin = time.Millisecond
 	// PrepareAhead is how much earlier than Spin the clock wakes for a job
 	// that has a prepare (SchedulePrepared): the prepare runs then, and the
 	// thread spins from its end to the job's instant. The listener warms
