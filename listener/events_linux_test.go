@@ -349,3 +349,25 @@ func TestEngineOutlivesItsLastListener(t *testing.T) {
 		t.Error("CloseIdle left the idle engine open")
 	}
 }
+
+// TestOnEventMayWriteIntoThePacket: an OnEvent that writes into a SYN
+// event's packet (a pcap writer fixing a field, say) must not change the
+// SYN the listener replays: the handshake still completes at the instant,
+// not at the client's retransmission.
+func TestOnEventMayWriteIntoThePacket(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.network, func(t *testing.T) {
+			at := time.Now().Add(300 * time.Millisecond)
+			scribble := func(e Event) {
+				if e.Kind == SYNSeen {
+					clear(e.IP)
+				}
+			}
+			h := listenOrSkip(t, fam.network, fam.address, Config{Strategy: Replay, At: at, OnEvent: scribble})
+			done, _ := dial(t, fam.network, h.Addr(), 5*time.Second)
+			if late := done.Sub(at); late > 500*time.Millisecond {
+				t.Fatalf("connect completed %v after the instant: the replayed SYN was the one OnEvent wrote into", late)
+			}
+		})
+	}
+}

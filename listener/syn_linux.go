@@ -62,7 +62,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	default:
 		f.hs.Want = h.want
 	}
-	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: slices.Clone(ip)}) // ip is the replay's: the receiver may keep and write into its own
 	if late != nil {
 		h.emit(*late)
 	}
