@@ -85,11 +85,11 @@ func plugQueue(plug *os.File, local netip.AddrPort) error {
 		}
 		return true
 	})
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("listener: fill the accept queue: %w", os.NewSyscallError("connect", err))
+	switch {
+	case err != nil: // the poller's, not the system call's
+		return fmt.Errorf("listener: fill the accept queue: %w", err)
+	case cerr != nil:
+		return fmt.Errorf("listener: fill the accept queue: %w", os.NewSyscallError("connect", cerr))
 	}
 	return nil
 }
