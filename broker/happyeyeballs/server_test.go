@@ -12,11 +12,11 @@ import (
 	"net"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/logtest"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -31,16 +31,7 @@ const (
 )
 
 // logBuffer collects a server's JSON log lines, safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ logtest.Buffer }
 
 // records returns the decoded log lines whose msg is msg.
 func (l *logBuffer) records(msg string) []map[string]any {
@@ -55,10 +46,8 @@ func (l *logBuffer) records(msg string) []map[string]any {
 
 // all returns every decoded log line, in order.
 func (l *logBuffer) all() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(l.Bytes()))
 	for sc.Scan() {
 		var m map[string]any
 		if json.Unmarshal(sc.Bytes(), &m) == nil {

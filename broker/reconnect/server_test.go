@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,28 +26,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/synhold/synhold/backoff"
+	"github.com/synhold/synhold/internal/logtest"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
 )
 
 // logBuffer is a bytes.Buffer safe for concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// Bytes returns a copy of what was written.
-func (b *logBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.b.Bytes())
-}
+type logBuffer = logtest.Buffer
 
 // harness is a Server with its control port on 127.0.0.1.
 type harness struct {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +22,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/synhold/synhold/broker/reconnect"
+	"github.com/synhold/synhold/internal/logtest"
 	"github.com/synhold/synhold/listener/capture"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = logtest.Buffer
 
 // freePort returns a port free on both 0.0.0.0 and [::].
 func freePort(t *testing.T) int {
