@@ -93,18 +93,7 @@ func TestQueueHoldWhenTheFilterIsRefused(t *testing.T) {
 			if h.Mechanism() != "full accept queue" {
 				t.Skipf("this kernel lets the filter attach without CAP_NET_ADMIN (%s): nothing to fall back from", h.Mechanism())
 			}
-			accepted := make(chan netip.AddrPort, 2)
-			go func() {
-				for {
-					c, err := h.Accept()
-					if err != nil {
-						close(accepted)
-						return
-					}
-					accepted <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
-					c.Close()
-				}
-			}()
+			accepted := acceptAll(h, 2)
 			waitFor(t, func() bool { return h.waiting.Load() == 1 }) // Accept is waiting: it must not take the plug
 			done, client := dial(t, "tcp4", h.Addr(), 5*time.Second)
 			if late := done.Sub(at); late < 0 || late > tc.slack {
@@ -135,18 +124,7 @@ func TestHoldAgainWithAFullAcceptQueue(t *testing.T) {
 	if h.Mechanism() != "full accept queue" {
 		t.Skipf("this kernel lets the filter attach without CAP_NET_ADMIN (%s): nothing to fall back from", h.Mechanism())
 	}
-	accepted := make(chan netip.AddrPort, 8)
-	go func() {
-		for {
-			c, err := h.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
-			c.Close()
-		}
-	}()
+	accepted := acceptAll(h, 8)
 	_, first := dial(t, "tcp4", h.Addr(), 2*time.Second)
 	if got := <-accepted; got != first {
 		t.Fatalf("accepted %v, want %v", got, first)
@@ -186,4 +164,23 @@ func TestHoldAgainWithAFullAcceptQueue(t *testing.T) {
 			t.Fatalf("Accept returned %v: not a client (the plug?)", got)
 		}
 	}
+}
+
+// acceptAll accepts and closes every connection of ln, sending each
+// client's address on the channel it returns (buffered for n), which it
+// closes when Accept fails.
+func acceptAll(ln net.Listener, n int) <-chan netip.AddrPort {
+	accepted := make(chan netip.AddrPort, n)
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			c.Close()
+		}
+	}()
+	return accepted
 }
