@@ -46,42 +46,32 @@ func (f *firings) wait(t *testing.T) ([]string, []time.Duration) {
 // kind, cancels one, and checks that exactly the others fire, once each, in
 // order, never early, and within a tolerance a loaded machine keeps.
 func TestClockFiresInOrderAndOnTime(t *testing.T) {
-	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
-		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
-			old := Use
-			Use = kind
-			defer func() { Use = old }()
-			c, err := New()
-			if err != nil {
-				t.Fatal(err)
+	forEachKind(t, func(t *testing.T, c Clock) {
+		f := &firings{done: make(chan struct{}), want: 5}
+		base := time.Now().Add(50 * time.Millisecond)
+		jobs := []struct {
+			name string
+			at   time.Duration
+		}{{"e", 40}, {"b", 10}, {"cancelled", 30}, {"a", 0}, {"c", 20}, {"d", 21}}
+		var cancelMe *Job
+		for _, j := range jobs {
+			at := base.Add(j.at * time.Millisecond)
+			job := c.Schedule(at, f.job(j.name, at))
+			if j.name == "cancelled" {
+				cancelMe = job
 			}
-			defer c.Stop()
-			f := &firings{done: make(chan struct{}), want: 5}
-			base := time.Now().Add(50 * time.Millisecond)
-			jobs := []struct {
-				name string
-				at   time.Duration
-			}{{"e", 40}, {"b", 10}, {"cancelled", 30}, {"a", 0}, {"c", 20}, {"d", 21}}
-			var cancelMe *Job
-			for _, j := range jobs {
-				at := base.Add(j.at * time.Millisecond)
-				job := c.Schedule(at, f.job(j.name, at))
-				if j.name == "cancelled" {
-					cancelMe = job
-				}
+		}
+		c.Cancel(cancelMe)
+		names, late := f.wait(t)
+		if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(names, want) {
+			t.Fatalf("fired %v, want %v (cancelled must not fire)", names, want)
+		}
+		for i, l := range late {
+			if l < 0 || l > 50*time.Millisecond {
+				t.Errorf("job %s fired %v after its instant, want within [0, 50ms]", names[i], l)
 			}
-			c.Cancel(cancelMe)
-			names, late := f.wait(t)
-			if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(names, want) {
-				t.Fatalf("fired %v, want %v (cancelled must not fire)", names, want)
-			}
-			for i, l := range late {
-				if l < 0 || l > 50*time.Millisecond {
-					t.Errorf("job %s fired %v after its instant, want within [0, 50ms]", names[i], l)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestClockStopsRightAfterStart starts and stops clocks back to back, the
@@ -109,31 +99,21 @@ func TestClockStopsRightAfterStart(t *testing.T) {
 // TestPrepareRunsBeforeItsJob checks that a job's prepare runs once, on the
 // clock, before the job fires, on each clock kind.
 func TestPrepareRunsBeforeItsJob(t *testing.T) {
-	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
-		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
-			old := Use
-			Use = kind
-			defer func() { Use = old }()
-			c, err := New()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
-			var order []string // written on the clock's thread only, read after done
-			done := make(chan struct{})
-			c.SchedulePrepared(time.Now().Add(20*time.Millisecond),
-				func() { order = append(order, "prepare") },
-				func(time.Time) { order = append(order, "fire"); close(done) })
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the job did not fire within 5 s")
-			}
-			if want := []string{"prepare", "fire"}; !slices.Equal(order, want) {
-				t.Fatalf("ran %v, want %v", order, want)
-			}
-		})
-	}
+	forEachKind(t, func(t *testing.T, c Clock) {
+		var order []string // written on the clock's thread only, read after done
+		done := make(chan struct{})
+		c.SchedulePrepared(time.Now().Add(20*time.Millisecond),
+			func() { order = append(order, "prepare") },
+			func(time.Time) { order = append(order, "fire"); close(done) })
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the job did not fire within 5 s")
+		}
+		if want := []string{"prepare", "fire"}; !slices.Equal(order, want) {
+			t.Fatalf("ran %v, want %v", order, want)
+		}
+	})
 }
 
 // TestPreparedJobWakesEarlier checks that a job with a prepare is ordered,
@@ -153,5 +133,22 @@ func TestPreparedJobWakesEarlier(t *testing.T) {
 	q.push(prepared, func(time.Time) {})
 	if got := q.armNext(func(time.Time) {}); !got.Equal(prepared.key) {
 		t.Errorf("the clock arms for %v, want the prepared job's wake %v, which comes first", got, prepared.key)
+	}
+}
+
+// forEachKind runs f as a subtest with a new clock of each kind.
+func forEachKind(t *testing.T, f func(t *testing.T, c Clock)) {
+	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
+		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
+			old := Use
+			Use = kind
+			defer func() { Use = old }()
+			c, err := New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Stop()
+			f(t, c)
+		})
 	}
 }
