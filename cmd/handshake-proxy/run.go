@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/proxy"
+	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -96,11 +97,7 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 			return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return eventlog.New(w, format, lv)
 }
 
 // serve runs the API until ctx ends, then stops every proxy.

@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case o.stop:
 		return stopServer(ctx, o, stdout, stderr)
 	}
-	logger, err := newLogger(o.logFormat, stderr)
+	logger, err := eventlog.New(stderr, o.logFormat, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "happyeyeballs-server: %v\n", err)
 		return 2
@@ -108,15 +108,4 @@ func (o options) check(rest []string) error {
 		return fmt.Errorf("--strategy: %w", err)
 	}
 	return nil
-}
-
-// newLogger returns a logger writing format ("text" or "json") to w.
-func newLogger(format string, w io.Writer) (*slog.Logger, error) {
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

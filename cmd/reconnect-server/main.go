@@ -37,6 +37,7 @@ import (
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/synhold/synhold/broker/reconnect"
+	"github.com/synhold/synhold/internal/eventlog"
 )
 
 // gracePeriod is how long a graceful stop waits for RPCs in flight.
@@ -200,10 +201,12 @@ func stopGracefully(gs *grpc.Server, log *slog.Logger) {
 	log.Info("reconnect-server: stopped")
 }
 
-// newLogger returns a logger writing text or JSON to w.
+// newLogger returns a logger writing text or JSON to w; parseFlags has
+// checked the format.
 func newLogger(w io.Writer, format string) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+	log, err := eventlog.New(w, format, nil)
+	if err != nil {
+		panic(err) // parseFlags accepts only text and json
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return log
 }

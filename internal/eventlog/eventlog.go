@@ -6,6 +6,8 @@ package eventlog
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -24,4 +26,18 @@ func At(log *slog.Logger, level slog.Level, t time.Time, msg string, args ...any
 	r := slog.NewRecord(t, level, msg, 0)
 	r.Add(args...)
 	_ = log.Handler().Handle(ctx, r)
+}
+
+// New returns a logger writing format ("text" or "json", the servers'
+// --log-format) to w, from level on; any other format is an error that
+// names the flag.
+func New(w io.Writer, format string, level slog.Leveler) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -56,5 +57,25 @@ func TestAt(t *testing.T) {
 				t.Errorf("time %v is not the time of the call", line.Time)
 			}
 		})
+	}
+}
+
+// TestNew: text and JSON write the line from the level on; another format
+// is an error naming the flag.
+func TestNew(t *testing.T) {
+	for _, tc := range []struct{ format, want string }{{"text", "msg=shown"}, {"json", `"msg":"shown"`}} {
+		var b strings.Builder
+		log, err := New(&b, tc.format, slog.LevelInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Debug("hidden")
+		log.Info("shown")
+		if out := b.String(); !strings.Contains(out, tc.want) || strings.Contains(out, "hidden") {
+			t.Errorf("%s: wrote %q, want the info line only", tc.format, out)
+		}
+	}
+	if _, err := New(io.Discard, "xml", nil); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("New(xml) = %v, want an error naming --log-format", err)
 	}
 }
