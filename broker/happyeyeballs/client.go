@@ -79,7 +79,7 @@ func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 	if c.SamePort {
 		b |= 0x10
 	}
-	req, err := ParseRequest(b)
+	req, err := parseRequest(b)
 	if err != nil {
 		return Pair{}, err
 	}
@@ -93,7 +93,7 @@ func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 
 // Ping asks whether the server is ready; nil once it answered.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.exchange(ctx, Request{Byte: reqPing, Op: OpPing}, readAck)
+	return c.exchange(ctx, request{Byte: reqPing, Op: opPing}, readAck)
 }
 
 // Wait pings the server every poll until it answers, or ctx is done; it
@@ -115,7 +115,7 @@ func (c *Client) Wait(ctx context.Context, poll time.Duration) error {
 // no server running, the error satisfies errors.Is(err,
 // syscall.ECONNREFUSED).
 func (c *Client) Stop(ctx context.Context, poll time.Duration) error {
-	if err := c.exchange(ctx, Request{Byte: reqShutdown, Op: OpShutdown}, readAck); err != nil {
+	if err := c.exchange(ctx, request{Byte: reqShutdown, Op: opShutdown}, readAck); err != nil {
 		return err
 	}
 	for {
@@ -155,7 +155,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 
 // exchange sends req's byte on a control connection of its own and hands
 // the connection to read for the reply. A ctx done mid-way cuts it short.
-func (c *Client) exchange(ctx context.Context, req Request, read func(io.Reader) error) error {
+func (c *Client) exchange(ctx context.Context, req request, read func(io.Reader) error) error {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return err
@@ -206,7 +206,7 @@ func checkStatus(b byte) error {
 
 // readPairReply reads the answer to pair request req: 0x01 and two ports,
 // or one for a same-port pair.
-func readPairReply(r io.Reader, req Request) (Pair, error) {
+func readPairReply(r io.Reader, req request) (Pair, error) {
 	var buf [5]byte
 	if _, err := io.ReadFull(r, buf[:1]); err != nil {
 		return Pair{}, fmt.Errorf("read reply: %w", err)

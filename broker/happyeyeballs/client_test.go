@@ -228,8 +228,8 @@ func FuzzPairReply(f *testing.F) {
 	f.Add(byte(0x06), []byte{0})
 	f.Add(byte(0x14), []byte{1, 0})
 	f.Fuzz(func(t *testing.T, b byte, reply []byte) {
-		req, err := ParseRequest(b)
-		if err != nil || req.Op != OpPair {
+		req, err := parseRequest(b)
+		if err != nil || req.Op != opPair {
 			return
 		}
 		p, err := readPairReply(bytes.NewReader(reply), req)

@@ -24,8 +24,8 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	req, perr := ParseRequest(b)
-	if s.cfg.SamePort && req.Op == OpPair {
+	req, perr := parseRequest(b)
+	if s.cfg.SamePort && req.Op == opPair {
 		req.SamePort = true
 	}
 	reply, p := s.answer(req, perr, from)
@@ -41,7 +41,7 @@ func (s *Server) serveConn(c net.Conn) {
 			p.close("reply failed: nobody knows its ports")
 		}
 	}
-	if req.Op == OpShutdown && perr == nil {
+	if req.Op == opShutdown && perr == nil {
 		s.stop("0xff request from " + from)
 	}
 	linger(c, min(s.cfg.IdleTimeout, lingerMax))
@@ -49,19 +49,19 @@ func (s *Server) serveConn(c net.Conn) {
 
 // answer carries out req and returns the reply to send, with the pair it
 // opened, if any.
-func (s *Server) answer(req Request, perr error, from string) ([]byte, *pair) {
+func (s *Server) answer(req request, perr error, from string) ([]byte, *pair) {
 	switch {
 	case perr != nil:
 		s.log.Warn("unknown control request; replied 0x00", "request", hexByte(req.Byte), "from", from)
 		return []byte{replyFailure}, nil
-	case req.Op == OpPair:
+	case req.Op == opPair:
 		p, err := s.newPair(req)
 		if err != nil {
 			s.log.Error("pair request failed; replied 0x00", "request", hexByte(req.Byte), "from", from, "err", err)
 			return []byte{replyFailure}, nil
 		}
 		return encodeReply(req, p.sides[0].port(), p.sides[1].port()), p
-	case req.Op == OpPing:
+	case req.Op == opPing:
 		s.log.Debug("ping", "from", from)
 		return encodeReply(req, 0, 0), nil
 	default:

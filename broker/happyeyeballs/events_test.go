@@ -16,7 +16,7 @@ import (
 func eventPair(t *testing.T) (*pair, *logBuffer) {
 	t.Helper()
 	log := &logBuffer{}
-	s := newServer(t, Config{Logger: slog.New(slog.NewJSONHandler(log, nil)), Spares: -1})
+	s := newServer(t, Config{Logger: slog.New(slog.NewJSONHandler(log, nil)), Spares: 0})
 	fac := &fakeFactory{}
 	s.listen = fac.listen
 	p, err := s.openPair(false)
@@ -24,7 +24,7 @@ func eventPair(t *testing.T) (*pair, *logBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.closeListeners)
-	p.start(Request{Byte: 0x04, Op: OpPair, Slow: 4})
+	p.start(request{Byte: 0x04, Op: opPair, Slow: 4})
 	return p, log
 }
 

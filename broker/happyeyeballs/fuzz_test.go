@@ -77,7 +77,7 @@ func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldLi
 }
 
 // wantReply checks reply against the protocol, independently of
-// ParseRequest: what first asks for, given the server's
+// parseRequest: what first asks for, given the server's
 // SamePort and whether listeners could be opened.
 func wantReply(first byte, samePort, listenFails bool, reply []byte) error {
 	switch first {
@@ -230,7 +230,7 @@ func TestSamePortRetries(t *testing.T) {
 		t.Run(strconv.Itoa(int(tc.taken)), func(t *testing.T) {
 			fac := &fakeFactory{}
 			fac.failV6.Store(tc.taken)
-			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: -1}) // counts every listen
+			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: 0}) // counts every listen
 			s.listen = fac.listen
 			reply := fuzzExchange(s, []byte{0x16})
 			if ok := len(reply) == 3 && reply[0] == replyOK; ok != tc.wantOK || len(reply) == 0 {
@@ -274,7 +274,7 @@ func TestSpares(t *testing.T) {
 	}
 	for i, b := range []byte{0x04, 0x06} {
 		reply := fuzzExchange(s, []byte{b})
-		want := encodeReply(Request{Op: OpPair}, ready[i].sides[0].port(), ready[i].sides[1].port())
+		want := encodeReply(request{Op: opPair}, ready[i].sides[0].port(), ready[i].sides[1].port())
 		if !bytes.Equal(reply, want) {
 			t.Errorf("request %d: reply % x, want the spare's % x", i, reply, want)
 		}

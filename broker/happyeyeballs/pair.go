@@ -53,7 +53,7 @@ type pair struct {
 	// Set by start, before the pair is served; read by the event callbacks,
 	// which may run before (a stray SYN at a spare), hence the lock.
 	mu      sync.Mutex
-	req     Request
+	req     request
 	started time.Time // the instant the delays count from; zero for a spare
 
 	// The pair's log lines are written under logMu, in the order of the
@@ -102,7 +102,7 @@ func (s *Server) openPair(samePort bool) (*pair, error) {
 // one, else one bound now, and starts the pair's clock. The caller replies
 // with its ports, then calls announce and serve: what can wait until the
 // reply is out waits.
-func (s *Server) newPair(req Request) (*pair, error) {
+func (s *Server) newPair(req request) (*pair, error) {
 	p := s.takeSpare(req.SamePort)
 	if p == nil {
 		var err error
@@ -203,7 +203,7 @@ func (p *pair) listen(sd *side, address string) (heldListener, error) {
 
 // start sets each side's release instant from now: the fast side
 // FastDelay after it, the slow side SlowDelay after.
-func (p *pair) start(req Request) {
+func (p *pair) start(req request) {
 	now := time.Now()
 	p.mu.Lock()
 	p.req, p.started = req, now

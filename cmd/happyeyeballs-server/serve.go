@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +40,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		FastDelay: o.fast, SlowDelay: o.slow,
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
 		SamePort: o.samePort, Strategy: strategy, Logger: logger,
-		Spares: cmp.Or(o.spares, -1),
+		Spares: o.spares,
 	})
 	if err != nil {
 		return err
