@@ -3,6 +3,7 @@ package happyeyeballs
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,6 +92,85 @@ func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 	return p, err
 }
 
+// judgementPoll is how often Judgement asks again while the pair is open.
+const judgementPoll = 20 * time.Millisecond
+
+// Judgement asks for the server's judgement of pair p (request 0xE0 and
+// p's IPv4 port): what the client did on it, judged against RFC 8305. The
+// server answers once the pair has closed, which it does when the first
+// connection on it was accepted (or at its timeout); until then Judgement
+// asks again every 20 ms, until ctx is done. A port the server handed out
+// no pair on is an error wrapping ErrRefused.
+func (c *Client) Judgement(ctx context.Context, p Pair) (Judgement, error) {
+	req := request{Byte: reqJudge, Op: opJudge, Port: p.IPv4.Port()}
+	for {
+		var j Judgement
+		open := false
+		err := c.exchange(ctx, req, func(r io.Reader) (err error) {
+			j, open, err = readJudgement(r)
+			return err
+		})
+		switch {
+		case errors.Is(err, ErrRefused):
+			return Judgement{}, fmt.Errorf("%w: no pair was handed out on IPv4 port %d", err, req.Port)
+		case err != nil || !open:
+			return j, err
+		}
+		if !sleepCtx(ctx, judgementPoll) {
+			return Judgement{}, fmt.Errorf("happyeyeballs: the pair on IPv4 port %d has not closed: %w", req.Port, ctx.Err())
+		}
+	}
+}
+
+// readJudgement reads the answer to 0xE0: 0x01, a length and the JSON of a
+// Judgement; 0x02 while the pair is open (open is then true); 0x00.
+func readJudgement(r io.Reader) (j Judgement, open bool, err error) {
+	var b [5]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return j, false, fmt.Errorf("read reply: %w", err)
+	}
+	if b[0] == replyOpen {
+		return j, true, nil
+	}
+	if err := checkStatus(b[0]); err != nil {
+		return j, false, err
+	}
+	if _, err := io.ReadFull(r, b[1:5]); err != nil {
+		return j, false, fmt.Errorf("read judgement length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(b[1:5])
+	if n > maxJudgementLen {
+		return j, false, fmt.Errorf("judgement of %d bytes, more than %d: is this a Happy Eyeballs control port?", n, maxJudgementLen)
+	}
+	js := make([]byte, n)
+	if _, err := io.ReadFull(r, js); err != nil {
+		return j, false, fmt.Errorf("read judgement: %w", err)
+	}
+	j, err = decodeJudgement(js)
+	return j, false, err
+}
+
+// decodeJudgement parses a Judgement's JSON, insisting on every field.
+func decodeJudgement(js []byte) (Judgement, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
+		return Judgement{}, fmt.Errorf("judgement %q: %w", js, err)
+	}
+	for _, k := range []string{"pair", "first", "attempt_delay_ms", "winner", "verdict", "deviations", "why"} {
+		if _, ok := fields[k]; !ok {
+			return Judgement{}, fmt.Errorf("judgement %q has no %q", js, k)
+		}
+	}
+	var j Judgement
+	if err := json.Unmarshal(js, &j); err != nil {
+		return Judgement{}, fmt.Errorf("judgement %q: %w", js, err)
+	}
+	if j.Deviations == nil {
+		j.Deviations = []Deviation{}
+	}
+	return j, nil
+}
+
 // Ping asks whether the server is ready; nil once it answered.
 func (c *Client) Ping(ctx context.Context) error {
 	return c.exchange(ctx, request{Byte: reqPing, Op: opPing}, readAck)
@@ -171,7 +251,11 @@ func (c *Client) exchange(ctx context.Context, req request, read func(io.Reader)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	err = func() error {
-		if _, err := conn.Write([]byte{req.Byte}); err != nil {
+		msg := []byte{req.Byte}
+		if req.Op == opJudge {
+			msg = binary.BigEndian.AppendUint16(msg, req.Port)
+		}
+		if _, err := conn.Write(msg); err != nil {
 			return fmt.Errorf("send %s: %w", hexByte(req.Byte), err)
 		}
 		return read(conn)

@@ -2,6 +2,7 @@ package happyeyeballs
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,9 +19,11 @@ const (
 	opPing
 	// opShutdown asks the server to shut down (what --stop sends).
 	opShutdown
+	// opJudge asks for the judgement of the pair on a port.
+	opJudge
 )
 
-var opNames = [...]string{"", "pair", "ping", "shutdown"}
+var opNames = [...]string{"", "pair", "ping", "shutdown", "judgement"}
 
 func (o op) String() string {
 	if int(o) >= len(opNames) || o == 0 {
@@ -37,9 +40,14 @@ const (
 	reqSame6     = 0x16 // pair, IPv6 slow, one port number for both
 	reqPing      = 0xF0
 	reqShutdown  = 0xFF
+	reqJudge     = 0xE0 // and a pair's IPv4 port, big-endian: its Judgement
 	replyOK      = 0x01
 	replyFailure = 0x00
+	replyOpen    = 0x02 // to 0xE0: the pair has not closed yet
 )
+
+// maxJudgementLen bounds the JSON of a Judgement a Client accepts.
+const maxJudgementLen = 1 << 16
 
 // request is one decoded control byte.
 type request struct {
@@ -52,6 +60,9 @@ type request struct {
 	// SamePort puts both families of a pair on one port number, and makes
 	// the reply carry that one port.
 	SamePort bool
+	// Port is the IPv4 port a judgement request names (read after the
+	// byte, by the server).
+	Port uint16
 }
 
 // Fast is the family whose handshakes are fast, 4 or 6 (pairs only).
@@ -69,7 +80,8 @@ var errUnknownRequest = errors.New("happyeyeballs: unknown request")
 // parseRequest decodes the single byte a client sends on a
 // Happy Eyeballs control connection: 0x04 and 0x06 ask for a pair whose IPv4
 // or IPv6 side is slow, 0x14 and 0x16 the same on one port number, 0xF0 is a
-// readiness ping and 0xFF a shutdown. It is pure, so the protocol can be
+// readiness ping, 0xFF a shutdown, and 0xE0 (followed by two bytes of port,
+// which the server reads next) asks for a pair's judgement. It is pure, so the protocol can be
 // tested and fuzzed without sockets; any other byte yields an error wrapping
 // errUnknownRequest.
 func parseRequest(b byte) (request, error) {
@@ -83,6 +95,8 @@ func parseRequest(b byte) (request, error) {
 		r.Op = opPing
 	case reqShutdown:
 		r.Op = opShutdown
+	case reqJudge:
+		r.Op = opJudge
 	default:
 		return request{Byte: b}, fmt.Errorf("%w: 0x%02x", errUnknownRequest, b)
 	}
@@ -97,6 +111,7 @@ func encodeReply(r request, port4, port6 uint16) []byte {
 	if r.Op != opPair {
 		return b
 	}
+
 	b = binary.BigEndian.AppendUint16(b, port4)
 	if !r.SamePort {
 		b = binary.BigEndian.AppendUint16(b, port6)
@@ -127,4 +142,15 @@ func stamp(t time.Time) string {
 // millis is d in milliseconds, to the microsecond.
 func millis(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// encodeJudgement encodes the answer to a judgement request for a closed
+// pair: 0x01, the JSON's length (4 bytes, big-endian), the JSON.
+func encodeJudgement(j Judgement) []byte {
+	js, err := json.Marshal(j)
+	if err != nil { // a Judgement always marshals
+		panic(fmt.Sprintf("happyeyeballs: marshal judgement: %v", err))
+	}
+	b := binary.BigEndian.AppendUint32([]byte{replyOK}, uint32(len(js)))
+	return append(b, js...)
 }

@@ -88,6 +88,15 @@ type Server struct {
 	lastID  uint64
 	spares  []*pair // opened ahead, not handed out yet
 	filling bool    // a goroutine is opening spares
+
+	// The judgements: the latest pair handed out on each IPv4 port (for
+	// 0xE0), the counts, and the first pairs' reports.
+	byPort   map[uint16]*pair
+	summary  Summary
+	reported []PairReport
+	omitted  int
+
+	summaryOnce sync.Once
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -106,13 +115,15 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("happyeyeballs: fast delay %v must be shorter than slow delay %v", cfg.FastDelay, cfg.SlowDelay)
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		listen: listenHeld,
-		done:   make(chan struct{}),
-		lns:    make(map[net.Listener]struct{}),
-		conns:  make(map[net.Conn]struct{}),
-		pairs:  make(map[*pair]struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		listen:  listenHeld,
+		done:    make(chan struct{}),
+		lns:     make(map[net.Listener]struct{}),
+		conns:   make(map[net.Conn]struct{}),
+		pairs:   make(map[*pair]struct{}),
+		byPort:  make(map[uint16]*pair),
+		summary: newSummary(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -200,7 +211,9 @@ func nextBackoff(d time.Duration) time.Duration {
 
 // Shutdown stops the server: it stops accepting control connections, cuts
 // short the ones waiting for their byte, closes every pair, then waits
-// until every goroutine of the server has returned, or ctx is done.
+// until every goroutine of the server has returned, or ctx is done. Once
+// they have, it logs the run's summary ("happy eyeballs summary": how many
+// pairs got each verdict and named each deviation), once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop("shutdown")
 	waited := make(chan struct{})
@@ -210,6 +223,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-waited:
+		s.summaryOnce.Do(func() {
+			s.log.Info("happy eyeballs summary", s.Report().Summary.LogArgs()...)
+		})
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("happy eyeballs: shutdown: %w", ctx.Err())

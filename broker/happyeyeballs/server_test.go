@@ -68,7 +68,7 @@ func (l *logBuffer) waitRecords(t *testing.T, msg string, n int) {
 }
 
 // checkPairLogs checks the lines of every pair that got a connection: they
-// begin with "pair requested" and end with "pair closed"; the winner's side
+// begin with "pair requested" and end with "pair closed" and "pair judged"; the winner's side
 // logs "released", then its SYN-ACK (if synack), then "connected", whose
 // figures match those lines; the instant asked for is the delay of the
 // winning family after the pair's start. It returns how many pairs it
@@ -105,8 +105,8 @@ func checkPairLogs(t *testing.T, lines []map[string]any, fast, slow time.Duratio
 		}
 		checked++
 		c := ls[conn]
-		if msgs[0] != "pair requested" || msgs[len(msgs)-1] != "pair closed" {
-			t.Errorf("pair %v: lines %v, want pair requested first and pair closed last", id, msgs)
+		if n := len(msgs); msgs[0] != "pair requested" || n < 2 || msgs[n-2] != "pair closed" || msgs[n-1] != "pair judged" {
+			t.Errorf("pair %v: lines %v, want pair requested first, then pair closed and pair judged last", id, msgs)
 		}
 		family, client := c["family"], c["client"]
 		var released, ack map[string]any
@@ -408,6 +408,7 @@ func TestParseRequest(t *testing.T) {
 		0x16: {Byte: 0x16, Op: opPair, Slow: 6, SamePort: true},
 		0xF0: {Byte: 0xF0, Op: opPing},
 		0xFF: {Byte: 0xFF, Op: opShutdown},
+		0xE0: {Byte: 0xE0, Op: opJudge},
 	}
 	for i := range 256 {
 		b := byte(i)

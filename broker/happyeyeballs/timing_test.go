@@ -139,7 +139,7 @@ func TestLoneConnect(t *testing.T) {
 // checkPairLogs), and reports how late the server saw the handshakes. Run
 // it from t.Cleanup, after the parallel subtests.
 func checkLogs(t *testing.T, hs *testServer, pairs int, synack bool) {
-	hs.log.waitRecords(t, "pair closed", pairs)
+	hs.log.waitRecords(t, "pair judged", pairs)
 	if n := checkPairLogs(t, hs.log.all(), hs.cfg.FastDelay, hs.cfg.SlowDelay, synack); n != pairs {
 		t.Errorf("%d pairs with a connected line, want %d", n, pairs)
 	}
