@@ -200,7 +200,7 @@ func judge(o observation) Judgement {
 		if o.winner == o.slow {
 			side = "slow"
 		}
-		won = fmt.Sprintf("connected over %s (the %s side)", familyName(o.winner), side)
+		won = fmt.Sprintf("connected over %s (the %s side)", ipName(o.winner), side)
 	} else {
 		won = "connected over neither family (" + o.closedWhy + ")"
 	}
@@ -223,9 +223,9 @@ func judge(o observation) Judgement {
 	}
 	if t2.IsZero() {
 		j.Deviations = append(j.Deviations, SingleFamily)
-		says = append(says, fmt.Sprintf("never tried %s", familyName(10-first)))
+		says = append(says, fmt.Sprintf("never tried %s", ipName(10-first)))
 	} else {
-		d := fmt.Sprintf("started %s %.2f ms later", familyName(second), *j.AttemptDelayMS)
+		d := fmt.Sprintf("started %s %.2f ms later", ipName(second), *j.AttemptDelayMS)
 		switch {
 		case delay < minAttemptDelay:
 			j.Deviations = append(j.Deviations, NoAttemptDelay)
@@ -275,5 +275,8 @@ func slowWinner(o observation, firstAt time.Time) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf(" %.2f ms after %s could have completed, so it did not race its attempts",
-		millis(o.won.Sub(could)), familyName(fast)), true
+		millis(o.won.Sub(could)), ipName(fast)), true
 }
+
+// ipName names a family in sentences: IPv4, IPv6.
+func ipName(family int) string { return fmt.Sprintf("IPv%d", family) }
