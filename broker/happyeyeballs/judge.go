@@ -3,6 +3,7 @@ package happyeyeballs
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,6 +48,10 @@ const (
 
 // deviationOrder is the order in which deviations are listed and counted.
 var deviationOrder = []Deviation{IPv4First, NoAttemptDelay, ShortAttemptDelay, LongAttemptDelay, SingleFamily, SlowWinner}
+
+// Deviations returns every deviation a Judgement can name, in the order it
+// names them.
+func Deviations() []Deviation { return slices.Clone(deviationOrder) }
 
 // The Connection Attempt Delay's bounds, from RFC 8305 section 5.
 const (

@@ -47,7 +47,9 @@ func svgClasses(t *testing.T, doc []byte) (map[string]int, string) {
 func sampleReport() Report {
 	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
 	at := func(ms float64) time.Time { return t0.Add(time.Duration(ms * float64(time.Millisecond))) }
-	mk := func(f Family, kind string, ms float64) Mark { return Mark{Family: f, Kind: kind, At: at(ms), MS: ms, Client: "[::1]:4000"} }
+	mk := func(f Family, kind string, ms float64) Mark {
+		return Mark{Family: f, Kind: kind, At: at(ms), MS: ms, Client: "[::1]:4000"}
+	}
 	r := Report{Summary: newSummary()}
 	for i, o := range []observation{
 		{slow: 4, fastWant: at(1000), firstSYN: [2]time.Time{at(250.3), at(0.2)}, winner: 6, won: at(1000.1)},

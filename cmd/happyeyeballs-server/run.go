@@ -26,6 +26,7 @@ type options struct {
 	nice        int
 	strategy    string
 	logFormat   string
+	reportDir   string
 }
 
 // run is the whole program, callable in-process by tests: it parses args,
@@ -76,6 +77,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.nice, "nice", -10, "nice value of the server's threads, where permitted (CAP_SYS_NICE), so that a busy machine delays its replies less; 0: leave it")
 	fs.StringVar(&o.strategy, "strategy", "auto", "how handshakes are held: auto, replay, retransmit or delayed-listen")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.reportDir, "report", "", "on shutdown, write the judgements of every pair into `DIR` (report.json, summary.txt, timeline.svg), creating it if needed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
