@@ -24,7 +24,7 @@ type attempt struct {
 	fd             int
 	before, after  time.Time // around connect(2): the SYN left in between
 	abandoned      atomic.Bool
-	connected, err chan error
+	connected      chan error
 }
 
 func startAttempt(t *testing.T, family int, to netip.AddrPort) *attempt {
