@@ -20,11 +20,11 @@ import (
 // connect(2), so that the SYN has left when startAttempt returns and two
 // attempts' order is the order of the calls.
 type attempt struct {
-	family         int
-	fd             int
-	before, after  time.Time // around connect(2): the SYN left in between
-	abandoned      atomic.Bool
-	connected      chan error
+	family        int
+	fd            int
+	before, after time.Time // around connect(2): the SYN left in between
+	abandoned     atomic.Bool
+	connected     chan error
 }
 
 func startAttempt(t *testing.T, family int, to netip.AddrPort) *attempt {
