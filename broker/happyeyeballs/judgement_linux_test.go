@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -365,4 +366,65 @@ func delayDeviation(devs []Deviation, d time.Duration) []Deviation {
 		}
 	}
 	return out
+}
+
+// TestGoDialerJudged judges Go's own net.Dialer, a real client, dialling a
+// name that resolves to ::1 and 127.0.0.1 on same-port pairs: its default
+// 300 ms FallbackDelay conforms, 50 ms is short, and with fast fallback
+// disabled it waits for IPv6 alone.
+func TestGoDialerJudged(t *testing.T) {
+	needReplay(t)
+	dns := serveDNS(t)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp4", dns)
+	}}
+	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
+	for _, tc := range []struct {
+		name     string
+		slow     int
+		fallback time.Duration
+		delay    time.Duration // the attempt delay it must show; 0 for none
+		winner   Family
+		want     Conformance
+		devs     []Deviation
+	}{
+		{"default, IPv4 slow", 4, 0, 300 * time.Millisecond, 6, Conforms, nil},
+		{"default, IPv6 slow", 6, 0, 300 * time.Millisecond, 4, Conforms, nil},
+		{"FallbackDelay 50ms", 6, 50 * time.Millisecond, 50 * time.Millisecond, 4, Deviates, []Deviation{ShortAttemptDelay}},
+		{"no fast fallback, IPv6 slow", 6, -1, 0, 6, Deviates, []Deviation{SingleFamily, SlowWinner}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c := &Client{Addr: hs.ctl4, SamePort: true}
+			p, err := c.Pair(ctx, tc.slow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := net.Dialer{Resolver: resolver, FallbackDelay: tc.fallback}
+			conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("happyeyeballs.test", strconv.Itoa(int(p.IPv4.Port()))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			j, err := c.Judgement(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s %v: %s", tc.name, j.Verdict, j.Deviations, j.Why)
+			if j.First != 6 || j.Winner != tc.winner || j.Verdict != tc.want || !slices.Equal(j.Deviations, append([]Deviation{}, tc.devs...)) {
+				t.Errorf("judgement %+v, want first ipv6, winner %v, %v %v", j, tc.winner, tc.want, tc.devs)
+			}
+			switch got := j.AttemptDelayMS; {
+			case tc.delay == 0 && got != nil:
+				t.Errorf("attempt delay %v ms, want none", *got)
+			case tc.delay != 0 && got == nil:
+				t.Error("no attempt delay")
+			case tc.delay != 0 && (*got < float64(tc.delay.Milliseconds()) || *got > float64((tc.delay+testTol).Milliseconds())):
+				t.Errorf("attempt delay %v ms, want %v to %v after", *got, tc.delay, testTol)
+			}
+		})
+	}
 }
