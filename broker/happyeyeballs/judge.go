@@ -165,6 +165,7 @@ type observation struct {
 	winner    int          // the family connected over, 0 if none
 	won       time.Time    // when the winner's handshake completed (its SYN-ACK, else its accept)
 	closedWhy string       // why the pair closed
+	samePort  bool         // both sides on one port number
 }
 
 func famIndex(family int) int {
@@ -228,7 +229,11 @@ func judge(o observation) Judgement {
 	}
 	if t2.IsZero() {
 		j.Deviations = append(j.Deviations, SingleFamily)
-		says = append(says, fmt.Sprintf("never tried %s", ipName(10-first)))
+		never := fmt.Sprintf("never tried %s", ipName(10-first))
+		if !o.samePort {
+			never += " (a client that dials one name and port reaches one side of a pair with two port numbers: ask for 0x14 or 0x16)"
+		}
+		says = append(says, never)
 	} else {
 		d := fmt.Sprintf("started %s %.2f ms later", ipName(second), *j.AttemptDelayMS)
 		switch {

@@ -175,7 +175,7 @@ func (o optionalMS) MarshalText() ([]byte, error) {
 // judge judges the pair once it has closed (both listeners are, so every
 // event has come), records the judgement, and logs it.
 func (p *pair) judge(why string, closed time.Time) {
-	o := observation{pair: p.id, slow: p.req.Slow, closedWhy: why}
+	o := observation{pair: p.id, slow: p.req.Slow, closedWhy: why, samePort: p.samePort}
 	p.mu.Lock()
 	o.winner, o.won = p.winner, p.wonAt
 	replied := p.replied
