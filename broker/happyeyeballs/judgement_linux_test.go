@@ -374,11 +374,7 @@ func delayDeviation(devs []Deviation, d time.Duration) []Deviation {
 // disabled it waits for IPv6 alone.
 func TestGoDialerJudged(t *testing.T) {
 	needReplay(t)
-	dns := serveDNS(t)
-	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp4", dns)
-	}}
+	resolver := fakeResolver(t)
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
 	for _, tc := range []struct {
 		name     string

@@ -18,7 +18,7 @@ const (
 	svgWidth  = 1400
 	svgLeft   = 270 // room for the row labels
 	svgRight  = 30
-	svgTop    = 112 // title, counts and legend above the rows
+	svgTop    = 116 // title, counts, legend and the axis' labels above the rows
 	svgRowH   = 92
 	svgAxisH  = 48
 	svgCharW  = 6.6 // average width of a 12 px sans-serif character
@@ -140,6 +140,8 @@ func (tl *timeline) axis(b *bytes.Buffer, y float64) {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#e2e2e2"/>`+"\n", x, svgTop, x, y+6)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>`+"\n", x, y+6, x, y+11)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%g</text>`+"\n", x, y+25, t)
+		// Again above the rows, for a report too long to see both ends.
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="10" fill="#666666">%g ms</text>`+"\n", x, svgTop-3, t)
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#333333">%s</text>`+"\n",
 		float64(svgLeft+svgWidth-svgRight)/2, y+42, esc("ms since the server replied with the pair's ports"))

@@ -149,6 +149,15 @@ func checkLogs(t *testing.T, hs *testServer, pairs int, synack bool) {
 	}
 }
 
+// fakeResolver resolves every name to ::1 and 127.0.0.1, through serveDNS.
+func fakeResolver(t *testing.T) *net.Resolver {
+	dns := serveDNS(t)
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp4", dns)
+	}}
+}
+
 // serveDNS answers every A query with 127.0.0.1 and every AAAA query with
 // ::1, on 127.0.0.1 UDP, until the test ends. It returns its address.
 func serveDNS(t *testing.T) string {
@@ -204,11 +213,7 @@ func dNSAnswer(q []byte) ([]byte, error) {
 
 func TestGoDialer(t *testing.T) {
 	needReplay(t)
-	dns := serveDNS(t)
-	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp4", dns)
-	}}
+	resolver := fakeResolver(t)
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
 	for _, req := range []byte{0x14, 0x16} {
 		t.Run(hexByte(req), func(t *testing.T) {

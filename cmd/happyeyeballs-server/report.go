@@ -48,11 +48,11 @@ func writeReport(dir string, r happyeyeballs.Report, logger *slog.Logger) error 
 func summaryText(r happyeyeballs.Report) string {
 	var b strings.Builder
 	s := r.Summary
-	fmt.Fprintf(&b, "%d pairs judged against RFC 8305: %d conform, %d deviate, %d unknown.\n",
-		s.Pairs, s.Verdicts[happyeyeballs.Conforms], s.Verdicts[happyeyeballs.Deviates], s.Verdicts[happyeyeballs.Unknown])
+	fmt.Fprintf(&b, "%s judged against RFC 8305: %d conform, %d deviate, %d unknown.\n",
+		count(s.Pairs, "pair"), s.Verdicts[happyeyeballs.Conforms], s.Verdicts[happyeyeballs.Deviates], s.Verdicts[happyeyeballs.Unknown])
 	for _, d := range happyeyeballs.Deviations() {
 		if n := s.Deviations[d]; n > 0 {
-			fmt.Fprintf(&b, "  %s: %d pairs. %s\n", d, n, d.Meaning())
+			fmt.Fprintf(&b, "  %s: %s. %s\n", d, count(n, "pair"), d.Meaning())
 		}
 	}
 	b.WriteString("\n")
@@ -63,4 +63,12 @@ func summaryText(r happyeyeballs.Report) string {
 		fmt.Fprintf(&b, "(%d more pairs judged and counted, not listed.)\n", r.Omitted)
 	}
 	return b.String()
+}
+
+// count says n nouns, in the singular for one.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -76,7 +76,7 @@ func TestReport(t *testing.T) {
 		t.Errorf("marks %s, want syn ... release ... synack connected", got)
 	}
 	txt, err := os.ReadFile(filepath.Join(dir, "summary.txt"))
-	if err != nil || !strings.Contains(string(txt), "1 pairs judged against RFC 8305: 0 conform, 1 deviate, 0 unknown.") ||
+	if err != nil || !strings.Contains(string(txt), "1 pair judged against RFC 8305: 0 conform, 1 deviate, 0 unknown.\n  IPv4First: 1 pair. RFC 8305 section 4") ||
 		!strings.Contains(string(txt), "tried IPv4 first although IPv6 was offered") {
 		t.Errorf("summary.txt %q, %v", txt, err)
 	}
