@@ -197,8 +197,9 @@ func fuzzJudgeSetup(t *testing.T, s *Server, data []byte) ([]byte, *Judgement) {
 	if len(data) > 3 && data[3]&1 == 1 {
 		p.close("fuzz")
 		s.mu.Lock()
-		j = p.judgement
+		judged := s.judgedOn[port]
 		s.mu.Unlock()
+		j = &judged
 	}
 	data = slices.Clone(data)
 	binary.BigEndian.PutUint16(data[1:3], port^binary.BigEndian.Uint16(data[1:3]))

@@ -223,6 +223,16 @@ func TestJudgementsUnderLoad(t *testing.T) {
 func runJudgements(t *testing.T) {
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: judgeSlow, Spares: 1})
 	c := &Client{Addr: hs.ctl4}
+	// Rarely, on a loaded machine, the capture misses a pair's SYN (the
+	// handshake then completes at the client's retransmission, 1 s on);
+	// the server must then say unknown, and why. One such pair in a run is
+	// the listener's affair; two fail the test.
+	var blind atomic.Int32
+	t.Cleanup(func() {
+		if n := blind.Load(); n > 1 {
+			t.Errorf("%d pairs judged unknown: the capture missed their SYNs", n)
+		}
+	})
 	for _, tc := range judgementCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -243,6 +253,12 @@ func runJudgements(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%+v", j)
+			if j.Verdict == Unknown && j.First == 0 && j.Why != "" {
+				blind.Add(1)
+				t.Logf("the capture saw no SYN of pair %d: %s", j.Pair, j.Why)
+				checkJudgedLine(t, hs, j)
+				return
+			}
 			checkJudgement(t, j, pl, tc.first, tc.winner, tc.want, tc.devs)
 			checkJudgedLine(t, hs, j)
 		})

@@ -63,8 +63,6 @@ type pair struct {
 	acceptedAt   time.Time
 	winnerClient string
 
-	judgement *Judgement // set once judged; guarded by s.mu
-
 	// The pair's log lines are written under logMu, in the order of the
 	// events. The listener's events wait in pending, sorted by their time,
 	// for reorderWindow: the two sides' events come on two goroutines. Lines

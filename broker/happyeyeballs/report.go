@@ -130,7 +130,11 @@ func (s *Server) Report() Report {
 func (s *Server) judged(p *pair, j Judgement, rep PairReport) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.judgement = &j
+	port := p.sides[0].port()
+	if s.byPort[port] == p {
+		delete(s.byPort, port)
+		s.judgedOn[port] = j
+	}
 	s.summary.add(j)
 	if len(s.reported) < maxReported {
 		s.reported = append(s.reported, rep)
@@ -139,19 +143,17 @@ func (s *Server) judged(p *pair, j Judgement, rep PairReport) {
 	}
 }
 
-// judgementOf answers a 0xE0 request for IPv4 port port: the judgement of
-// the latest pair handed out on it, once that pair has closed.
+// judgementOf answers a 0xE0 request for IPv4 port port: whether a pair
+// was handed out on it, and the judgement of the latest one once it has
+// closed (not while another is open on the port).
 func (s *Server) judgementOf(port uint16) (j Judgement, known, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.byPort[port]
-	if !ok {
-		return Judgement{}, false, false
-	}
-	if p.judgement == nil {
+	if _, open := s.byPort[port]; open {
 		return Judgement{}, true, false
 	}
-	return *p.judgement, true, true
+	j, ok := s.judgedOn[port]
+	return j, ok, ok
 }
 
 // optionalMS is an attempt delay for the log: a number, or null (text

@@ -89,9 +89,11 @@ type Server struct {
 	spares  []*pair // opened ahead, not handed out yet
 	filling bool    // a goroutine is opening spares
 
-	// The judgements: the latest pair handed out on each IPv4 port (for
-	// 0xE0), the counts, and the first pairs' reports.
+	// The judgements: for 0xE0, the pair open on each IPv4 port and the
+	// judgement of the latest pair closed on it (the pair itself is not
+	// kept); the counts; the first pairs' reports.
 	byPort   map[uint16]*pair
+	judgedOn map[uint16]Judgement
 	summary  Summary
 	reported []PairReport
 	omitted  int
@@ -115,15 +117,16 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("happyeyeballs: fast delay %v must be shorter than slow delay %v", cfg.FastDelay, cfg.SlowDelay)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		listen:  listenHeld,
-		done:    make(chan struct{}),
-		lns:     make(map[net.Listener]struct{}),
-		conns:   make(map[net.Conn]struct{}),
-		pairs:   make(map[*pair]struct{}),
-		byPort:  make(map[uint16]*pair),
-		summary: newSummary(),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		listen:   listenHeld,
+		done:     make(chan struct{}),
+		lns:      make(map[net.Listener]struct{}),
+		conns:    make(map[net.Conn]struct{}),
+		pairs:    make(map[*pair]struct{}),
+		byPort:   make(map[uint16]*pair),
+		judgedOn: make(map[uint16]Judgement),
+		summary:  newSummary(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
