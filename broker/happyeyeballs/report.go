@@ -95,9 +95,9 @@ func (s *Summary) add(j Judgement) {
 	}
 }
 
-// LogArgs are the summary as slog arguments: pairs, the count of each
+// logArgs are the summary as slog arguments: pairs, the count of each
 // verdict, and a group "deviations" with the count of each deviation.
-func (s Summary) LogArgs() []any {
+func (s Summary) logArgs() []any {
 	args := []any{"pairs", s.Pairs}
 	for _, c := range []Conformance{Conforms, Deviates, Unknown} {
 		args = append(args, string(c), s.Verdicts[c])

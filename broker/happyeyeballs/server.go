@@ -227,7 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-waited:
 		s.summaryOnce.Do(func() {
-			s.log.Info("happy eyeballs summary", s.Report().Summary.LogArgs()...)
+			s.log.Info("happy eyeballs summary", s.Report().Summary.logArgs()...)
 		})
 		return nil
 	case <-ctx.Done():
