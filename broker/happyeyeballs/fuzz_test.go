@@ -2,6 +2,7 @@ package happyeyeballs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -24,10 +25,11 @@ import (
 // fakeListener stands in for a held listener in the fuzz target: it opens
 // no socket, accepts nothing, and counts itself open until closed.
 type fakeListener struct {
-	addr   netip.AddrPort
-	open   *atomic.Int64
-	closed chan struct{}
-	once   sync.Once
+	addr     netip.AddrPort
+	strategy listener.Strategy // Retransmit unless the factory says replay
+	open     *atomic.Int64
+	closed   chan struct{}
+	once     sync.Once
 }
 
 func (l *fakeListener) Accept() (net.Conn, error) {
@@ -45,7 +47,7 @@ func (l *fakeListener) Close() error {
 
 func (l *fakeListener) AddrPort() netip.AddrPort    { return l.addr }
 func (l *fakeListener) ReleaseAt(time.Time)         {}
-func (l *fakeListener) Strategy() listener.Strategy { return listener.Retransmit }
+func (l *fakeListener) Strategy() listener.Strategy { return cmp.Or(l.strategy, listener.Retransmit) }
 func (l *fakeListener) Handshake(netip.AddrPort) (listener.Handshake, bool) {
 	return listener.Handshake{}, false
 }
@@ -58,6 +60,7 @@ type fakeFactory struct {
 	fail   bool
 	failV6 atomic.Int64 // how many more tcp6 listens fail
 	calls  atomic.Int64
+	replay bool // its listeners claim strategy Replay (they see the SYNs a test feeds)
 }
 
 func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldListener, error) {
@@ -73,7 +76,11 @@ func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldLi
 		ap = netip.AddrPortFrom(ap.Addr(), uint16(20000+f.next.Add(1)%40000))
 	}
 	f.open.Add(1)
-	return &fakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}, nil
+	l := &fakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}
+	if f.replay {
+		l.strategy = listener.Replay
+	}
+	return l, nil
 }
 
 // wantReply checks reply against the protocol, independently of
