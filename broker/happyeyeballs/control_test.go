@@ -71,8 +71,11 @@ func TestIdleControlConnections(t *testing.T) {
 				t.Errorf("ping beside idle connections: reply % x after %v, want 01 well within %v", a.reply, took, idle)
 			}
 			for range tc.idles {
-				if d := <-closed; d < idle-20*time.Millisecond || d > idle+testTol {
-					t.Errorf("idle connection closed after %v, want about %v", d, idle)
+				// Up to a second late: a loaded 2-core machine running -race
+				// stalled these 900 ms; still well before the 5 s of the
+				// read deadline, which a server that never closes would hit.
+				if d := <-closed; d < idle-20*time.Millisecond || d > idle+time.Second {
+					t.Errorf("idle connection closed after %v, want %v to a second later", d, idle)
 				}
 			}
 		})

@@ -68,7 +68,7 @@ func (l *logBuffer) waitRecords(t *testing.T, msg string, n int) {
 }
 
 // checkPairLogs checks the lines of every pair that got a connection: they
-// begin with "pair requested" and end with "pair closed"; the winner's side
+// begin with "pair requested" and end with "pair closed" and "pair judged"; the winner's side
 // logs "released", then its SYN-ACK (if synack), then "connected", whose
 // figures match those lines; the instant asked for is the delay of the
 // winning family after the pair's start. It returns how many pairs it
@@ -105,8 +105,8 @@ func checkPairLogs(t *testing.T, lines []map[string]any, fast, slow time.Duratio
 		}
 		checked++
 		c := ls[conn]
-		if msgs[0] != "pair requested" || msgs[len(msgs)-1] != "pair closed" {
-			t.Errorf("pair %v: lines %v, want pair requested first and pair closed last", id, msgs)
+		if n := len(msgs); msgs[0] != "pair requested" || n < 2 || msgs[n-2] != "pair closed" || msgs[n-1] != "pair judged" {
+			t.Errorf("pair %v: lines %v, want pair requested first, then pair closed and pair judged last", id, msgs)
 		}
 		family, client := c["family"], c["client"]
 		var released, ack map[string]any
@@ -286,13 +286,13 @@ func ask(t *testing.T, addr string, b byte) exchange {
 type testPair struct {
 	exchange
 	addr4, addr6 string
-	req          Request
+	req          request
 }
 
 func (hs *testServer) pair(t *testing.T, b byte) testPair {
 	t.Helper()
-	req, err := ParseRequest(b)
-	if err != nil || req.Op != OpPair {
+	req, err := parseRequest(b)
+	if err != nil || req.Op != opPair {
 		t.Fatalf("0x%02x is not a pair request", b)
 	}
 	req.SamePort = req.SamePort || hs.cfg.SamePort
@@ -401,23 +401,24 @@ func waitRefused(t *testing.T, addr string) {
 }
 
 func TestParseRequest(t *testing.T) {
-	valid := map[byte]Request{
-		0x04: {Byte: 0x04, Op: OpPair, Slow: 4},
-		0x06: {Byte: 0x06, Op: OpPair, Slow: 6},
-		0x14: {Byte: 0x14, Op: OpPair, Slow: 4, SamePort: true},
-		0x16: {Byte: 0x16, Op: OpPair, Slow: 6, SamePort: true},
-		0xF0: {Byte: 0xF0, Op: OpPing},
-		0xFF: {Byte: 0xFF, Op: OpShutdown},
+	valid := map[byte]request{
+		0x04: {Byte: 0x04, Op: opPair, Slow: 4},
+		0x06: {Byte: 0x06, Op: opPair, Slow: 6},
+		0x14: {Byte: 0x14, Op: opPair, Slow: 4, SamePort: true},
+		0x16: {Byte: 0x16, Op: opPair, Slow: 6, SamePort: true},
+		0xF0: {Byte: 0xF0, Op: opPing},
+		0xFF: {Byte: 0xFF, Op: opShutdown},
+		0xE0: {Byte: 0xE0, Op: opJudge},
 	}
 	for i := range 256 {
 		b := byte(i)
-		got, err := ParseRequest(b)
+		got, err := parseRequest(b)
 		want, ok := valid[b]
 		switch {
 		case ok && (err != nil || got != want):
 			t.Errorf("0x%02x: got %+v, %v; want %+v", b, got, err, want)
-		case !ok && !errors.Is(err, ErrUnknownRequest):
-			t.Errorf("0x%02x: got %+v, %v; want ErrUnknownRequest", b, got, err)
+		case !ok && !errors.Is(err, errUnknownRequest):
+			t.Errorf("0x%02x: got %+v, %v; want errUnknownRequest", b, got, err)
 		}
 	}
 }
@@ -434,7 +435,7 @@ func TestReplyEncoding(t *testing.T) {
 		{0xF0, []byte{1}},
 		{0xFF, []byte{1}},
 	} {
-		r, _ := ParseRequest(tc.b)
+		r, _ := parseRequest(tc.b)
 		if got := encodeReply(r, 0x1234, 0xabcd); !bytes.Equal(got, tc.want) {
 			t.Errorf("0x%02x: reply % x, want % x", tc.b, got, tc.want)
 		}

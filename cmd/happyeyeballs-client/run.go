@@ -23,6 +23,7 @@ type options struct {
 
 // pair is the server's answer: where each family listens.
 type pair struct {
+	happyeyeballs.Pair
 	addr4, addr6 string
 	repliedAt    time.Time
 }
@@ -54,11 +55,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "pair: IPv4 %s, IPv6 %s; slow family IPv%d, fast IPv%d\n", p.addr4, p.addr6, o.slow, fast(o.slow))
-	if err := race(ctx, p, o.slow, stdout); err != nil {
+	err = race(ctx, p, o.slow, stdout)
+	printJudgement(ctx, o, p, stdout, stderr)
+	if err != nil {
 		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// judgementWait bounds the wait for the server's judgement.
+const judgementWait = 3 * time.Second
+
+// printJudgement prints the server's judgement of this client on p (it
+// dials both families at once, so RFC 8305 says NoAttemptDelay). A server
+// that does not judge (an older one, or the original) is not an error.
+func printJudgement(ctx context.Context, o options, p pair, stdout, stderr io.Writer) {
+	// The pair closes at its first connection; with none (both dials
+	// failed) it stays open until its timeout: wait a little only.
+	ctx, cancel := context.WithTimeout(ctx, judgementWait)
+	defer cancel()
+	j, err := controlClient(o).Judgement(ctx, p.Pair)
+	if err != nil {
+		fmt.Fprintf(stderr, "happyeyeballs-client: no judgement from the server: %v\n", err)
+		return
+	}
+	devs := ""
+	if len(j.Deviations) > 0 {
+		devs = fmt.Sprintf(" %v", j.Deviations)
+	}
+	fmt.Fprintf(stdout, "server's judgement (RFC 8305): %s%s: %s\n", j.Verdict, devs, j.Why)
+}
+
+// controlClient talks to the server on the control port of o.
+func controlClient(o options) *happyeyeballs.Client {
+	return &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), SamePort: o.samePort}
 }
 
 func parseArgs(args []string, stderr io.Writer) (options, error) {
@@ -87,12 +118,11 @@ func fast(slow int) int { return 10 - slow }
 
 // requestPair asks the server for a pair.
 func requestPair(ctx context.Context, o options) (pair, error) {
-	c := &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), SamePort: o.samePort}
-	p, err := c.Pair(ctx, o.slow)
+	p, err := controlClient(o).Pair(ctx, o.slow)
 	if err != nil {
 		return pair{}, err
 	}
-	return pair{addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
+	return pair{Pair: p, addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
 }
 
 // race dials both families at once, keeps the first that connects, reads

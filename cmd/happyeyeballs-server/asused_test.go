@@ -154,9 +154,10 @@ func checkAsUsedLog(t *testing.T, log string, runs []asUsedPair) {
 			t.Errorf("pair %d: first line %v, want the request for ports %d and %d", i, ls[0], r.pair.IPv4.Port(), r.pair.IPv6.Port())
 			continue
 		}
-		if last := ls[len(ls)-1]; last["msg"] != "pair closed" || last["why"] != "connected over "+fam {
-			t.Errorf("pair %d: last line %v, want pair closed, connected over %s", i, last, fam)
+		if closed := ls[len(ls)-2]; closed["msg"] != "pair closed" || closed["why"] != "connected over "+fam {
+			t.Errorf("pair %d: line before the last %v, want pair closed, connected over %s", i, closed, fam)
 		}
+		checkAsUsedJudged(t, i, r, ls[len(ls)-1])
 		var released, synack, connected map[string]any
 		var order []string
 		for _, l := range ls {
@@ -295,4 +296,25 @@ func driverDial(ctx context.Context, p happyeyeballs.Pair, stagger time.Duration
 		return r.conn, r.family, nil
 	}
 	return nil, 0, fmt.Errorf("neither family connected: %v", errs)
+}
+
+// checkAsUsedJudged checks the judgement of a pair of TestAsUsed: both at
+// once is NoAttemptDelay (with IPv4First when IPv4's SYN happened to go
+// first); IPv6 first and IPv4 250 ms later conforms.
+func checkAsUsedJudged(t *testing.T, i int, r asUsedPair, line map[string]any) {
+	t.Helper()
+	fam := map[int]string{4: "ipv4", 6: "ipv6"}[r.family]
+	delay, _ := line["attempt_delay_ms"].(float64)
+	devs := fmt.Sprint(line["deviations"])
+	ok := line["msg"] == "pair judged" && line["winner"] == fam
+	if r.stagger == 0 {
+		ok = ok && line["verdict"] == "deviates" && delay < 10 &&
+			(line["first"] == "ipv6" && devs == "[NoAttemptDelay]" || line["first"] == "ipv4" && devs == "[IPv4First NoAttemptDelay]")
+	} else {
+		ok = ok && line["verdict"] == "conforms" && line["first"] == "ipv6" && devs == "[]" &&
+			delay >= float64(r.stagger.Milliseconds()) && delay < float64((r.stagger+asUsedTol).Milliseconds())
+	}
+	if !ok {
+		t.Errorf("pair %d (stagger %v, won over %s): last line %v, want its judgement", i, r.stagger, fam, line)
+	}
 }
