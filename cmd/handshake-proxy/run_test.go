@@ -164,7 +164,8 @@ func TestLogLevel(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"-version"}, &out, io.Discard, nil); code != 0 || !strings.Contains(out.String(), "2.5.0") {
+	if code := run(context.Background(), []string{"-version"}, &out, io.Discard, nil); code != 0 || !strings.HasPrefix(out.String(), "handshake-proxy version ") ||
+		!strings.Contains(out.String(), "toxiproxy API version 2.12.0") {
 		t.Fatalf("exit %d, %q", code, out.String())
 	}
 }
