@@ -247,7 +247,7 @@ func (f *forwarder) closed(r *run, p *pair) {
 func hasResetPeer(tp *toxiproxy.Proxy) bool {
 	for _, t := range tp.Toxics.GetToxicArray() {
 		if w, ok := t.(*toxics.ToxicWrapper); ok {
-			if _, ok := w.Toxic.(*ResetPeer); ok {
+			if _, ok := w.Toxic.(*resetPeer); ok {
 				return true
 			}
 		}
