@@ -40,7 +40,10 @@ func (s *Server) routes() http.Handler {
 	// request id, browsers refused, the timeout, then the handler. A GET
 	// route does not take HEAD (gorilla/mux matches the method exactly).
 	handle := func(pattern string, h http.HandlerFunc) {
-		method, _, _ := strings.Cut(pattern, " ")
+		method, _, ok := strings.Cut(pattern, " ")
+		if !ok {
+			method = "" // any method
+		}
 		limited := func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			h(w, r)

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -28,50 +27,10 @@ func TestSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	up := echoUpstream(t)
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	logs := new(syncBuffer)
-	addr := make(chan string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.Write(append(sc.Bytes(), '\n'))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "API listening" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	var api string
-	select {
-	case api = <-addr:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no API after 15 s:\n%s", logs)
-	}
-	p, err := toxiclient.NewClient(api).CreateProxy("echo", "127.0.0.1:0", up.Addr().String())
+	api, logs, ended := startBinary(t, cmd)
+	p, err := toxiclient.NewClient(api).CreateProxy("echo", "127.0.0.1:0", up)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +40,7 @@ func TestSIGTERM(t *testing.T) {
 	}
 	defer proxied.Close()
 	// Half a request: headers and part of the body.
-	body := `{"name":"late","listen":"127.0.0.1:0","upstream":"` + up.Addr().String() + `"}`
+	body := `{"name":"late","listen":"127.0.0.1:0","upstream":"` + up + `"}`
 	req, err := net.Dial("tcp", api)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +77,7 @@ func TestSIGTERM(t *testing.T) {
 	if n, err := proxied.Read(make([]byte, 1)); err == nil {
 		t.Errorf("the proxied connection still reads after shutdown (%d bytes)", n)
 	}
-	<-scanned
+	<-ended
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v, want status 0\n%s", err, logs)
 	}
