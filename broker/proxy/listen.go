@@ -9,13 +9,18 @@ import (
 // The listen address as toxiproxy 2.12 treats it: resolved to compare it
 // (proxy.Differs), and its errors worded as net.Listen's.
 
+// resolveTCP resolves a proxy's listen address, as net.Listen does (a host
+// name through the system's resolver). A variable for fault injection, and
+// so that the fuzz test resolves no name.
+var resolveTCP = func(address string) (*net.TCPAddr, error) { return net.ResolveTCPAddr("tcp", address) }
+
 // differs reports whether a proxy given listen and upstream is another than
 // f, as toxiproxy's Proxy.Differs: listen is resolved (a host name to its
 // first address, IPv4 first) and compared with the address f listens on (or
 // was given, if it never started). An unresolvable listen is an error,
 // which the API answers 500 with its text.
 func (f *forwarder) differs(listen, upstream string) (bool, error) {
-	a, err := net.ResolveTCPAddr("tcp", listen)
+	a, err := resolveTCP(listen)
 	if err != nil {
 		return false, err
 	}
@@ -26,7 +31,7 @@ func (f *forwarder) differs(listen, upstream string) (bool, error) {
 // net.Listen's error if it cannot be ("listen tcp: address nope: missing
 // port in address").
 func resolveListen(listen string) (*net.TCPAddr, error) {
-	a, err := net.ResolveTCPAddr("tcp", listen)
+	a, err := resolveTCP(listen)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
 	}
