@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -95,40 +96,56 @@ func TestMetricsAsToxiproxy(t *testing.T) {
 	theirs := startToxiproxy(t, "-proxy-metrics", "-runtime-metrics")
 	e := newEnvConfig(t, Config{Strategy: listener.Auto, ProxyMetrics: true, RuntimeMetrics: true})
 	up := echoServer(t)
-	// Each server's proxy forwards one connection: 5 bytes up, 5 down, a
-	// latency toxic on the way so that both run through toxiproxy's links.
+	// Each server's two proxies forward one connection each, 5 bytes up
+	// and 5 down: "lag" through a latency toxic, "plain" with no toxic (a
+	// connection without data toxics must be counted too, however it is
+	// forwarded).
+	proxies := []string{"lag", "plain"}
 	listens := map[string]string{}
 	for _, base := range []string{theirs, e.api.URL} {
 		c := toxiclient.NewClient(base)
-		p, err := c.CreateProxy("echo", "127.0.0.1:0", up)
-		if err != nil {
-			t.Fatal(err)
+		for _, name := range proxies {
+			p, err := c.CreateProxy(name, "127.0.0.1:0", up)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "lag" {
+				if _, err := p.AddToxic("lag", "latency", "downstream", 1, toxiclient.Attributes{"latency": 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn := dial(t, p.Listen)
+			roundTrip(t, conn, "hello")
+			conn.Close()
+			listens[base+" "+name] = p.Listen
 		}
-		if _, err := p.AddToxic("lag", "latency", "downstream", 1, toxiclient.Attributes{"latency": 1}); err != nil {
-			t.Fatal(err)
-		}
-		conn := dial(t, p.Listen)
-		roundTrip(t, conn, "hello")
-		conn.Close()
-		listens[base] = p.Listen
-	}
-	want := func(base string) []string {
-		return []string{"proxy=echo", "listener=" + listens[base], "upstream=" + up}
 	}
 	fams := map[string]map[string]*dto.MetricFamily{}
 	for _, base := range []string{theirs, e.api.URL} {
-		// The counters are added to as each direction ends: wait for both.
-		eventually(t, 10*time.Second, base+"'s byte counters", func() bool {
+		// The counters are added to as each direction ends: wait for all.
+		counted := func() string {
 			fams[base] = scrape(t, base)
 			for _, name := range []string{"toxiproxy_proxy_received_bytes_total", "toxiproxy_proxy_sent_bytes_total"} {
-				for _, dir := range []string{"upstream", "downstream"} {
-					if v, _ := sample(fams[base], name, append(want(base), "direction="+dir)...); v != 5 {
-						return false
+				for _, proxy := range proxies {
+					for _, dir := range []string{"upstream", "downstream"} {
+						labels := []string{"proxy=" + proxy, "listener=" + listens[base+" "+proxy], "upstream=" + up, "direction=" + dir}
+						if v, _ := sample(fams[base], name, labels...); v != 5 {
+							return fmt.Sprintf("%s%v = %v, want 5", name, labels, v)
+						}
 					}
 				}
 			}
-			return true
-		})
+			return ""
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			missing := counted()
+			if missing == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s after 10 s: %s", base, missing)
+			}
+		}
 	}
 	theirFams, ourFams := fams[theirs], fams[e.api.URL]
 	for name, f := range theirFams {
