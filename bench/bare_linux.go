@@ -182,7 +182,7 @@ func bareClock(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, se
 		return opened, sent, err
 	}
 	defer sl.Close()
-	if _, err := sl.Wait(want); err != nil {
+	if _, err := sl.Wait(want, defaultSpin); err != nil {
 		return opened, sent, err
 	}
 	detach := func() error {

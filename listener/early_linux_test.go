@@ -2,12 +2,13 @@ package listener
 
 import (
 	"errors"
-	"github.com/synhold/synhold/internal/replay"
-	"golang.org/x/sys/unix"
 	"os"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/tune"
 )
 
@@ -17,8 +18,8 @@ import (
 // microsecond of tcpdump) came more than 20 µs before its instant, and that
 // the lead was learned (so the early start was in play).
 func TestEarlyStartNeverCompletesBeforeTheInstant(t *testing.T) {
-	if !tune.EarlyStart {
-		t.Fatal("tune.EarlyStart is off by default; this test checks the default")
+	if !tune.Default().EarlyStart {
+		t.Fatal("tune.Default().EarlyStart is off; this test checks the default")
 	}
 	const rounds = 24 // per family; the lead needs leadMinSamples first
 	for _, fam := range families {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +21,8 @@ import (
 // engine is the machinery of strategy Replay for one network namespace:
 // capture sockets for every held listener in it, and raw sockets to replay
 // SYNs. It is reference-counted and closed a little after its last listener
-// (tune.EngineLinger), so that nothing stays open.
+// (tune.Config.EngineLinger), so that nothing stays open. It keeps the
+// tuning of the listener that opened it.
 //
 // There are two capture sockets: lo, bound to the loopback device, and cap,
 // bound to every device, whose loopback packets are left to lo. A packet
@@ -36,9 +38,14 @@ type engine struct {
 	cap, lo    *capture.Socket
 	raw4, raw6 *replay.Conn
 	netns      uint64
+	cfg        tune.Config
 
 	warm4, warm6 *warmer     // nil where warming is off or loopback lacks the family
 	lead4, lead6 leadLearner // the early start's lead, per family
+	// lastWarm4 and lastWarm6 are when the path of each family was last
+	// warmed or taken by a replay (UnixNano), so that releases due
+	// together share one warm-up.
+	lastWarm4, lastWarm6 atomic.Int64
 
 	readers sync.WaitGroup // the read goroutines started; done closes when they end
 
@@ -48,7 +55,7 @@ type engine struct {
 
 	// Guarded by engineMu.
 	refs   int
-	idle   *time.Timer // closes the engine once it has had no listener for tune.EngineLinger
+	idle   *time.Timer // closes the engine once it has had no listener for cfg.EngineLinger
 	failed bool        // the capture failed; the next acquire opens another
 }
 
@@ -71,20 +78,26 @@ var (
 	// readPacket is the seam through which the engine reads its capture;
 	// tests replace it to make the capture fail.
 	readPacket = (*capture.Socket).ReadPacket
+	// statNetns is the seam through which the namespace is identified;
+	// tests replace it to make it fail.
+	statNetns = unix.Stat
 )
 
 // acquireEngine returns the engine of the calling thread's network
-// namespace, opening it if needed.
-func acquireEngine() (*engine, error) {
+// namespace, opening it with cfg if needed.
+func acquireEngine(cfg tune.Config) (*engine, error) {
 	runtime.LockOSThread() // the namespace is the thread's
 	defer runtime.UnlockOSThread()
-	ns := currentNetns()
+	ns, err := currentNetns()
+	if err != nil {
+		return nil, err
+	}
 	engineMu.Lock()
 	defer engineMu.Unlock()
 	e := engines[ns]
 	if e == nil {
 		var err error
-		if e, err = openEngine(); errors.Is(err, os.ErrPermission) {
+		if e, err = openEngine(cfg); errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("listener: strategy replay needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on the binary): %w", err)
 		} else if err != nil {
 			return nil, err
@@ -101,16 +114,18 @@ func acquireEngine() (*engine, error) {
 }
 
 // currentNetns identifies the calling thread's network namespace by inode.
-func currentNetns() uint64 {
+// Without it, listeners of different namespaces could share one engine,
+// which captures in one of them only: it is an error.
+func currentNetns() (uint64, error) {
 	var st unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/net", &st) != nil {
-		return 0
+	if err := statNetns("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("listener: which network namespace this is: %w", os.NewSyscallError("stat /proc/thread-self/ns/net", err))
 	}
-	return st.Ino
+	return st.Ino, nil
 }
 
 // release drops a reference. The engine outlives its last listener by
-// tune.EngineLinger, so that listeners opened one after another share one
+// cfg.EngineLinger, so that listeners opened one after another share one
 // (opening costs a capture socket, closing one waits ~15 ms for the kernel);
 // then it closes. The sockets are closed outside engineMu: closing an
 // AF_PACKET socket waits for an RCU grace period (about 12-15 ms here), and a
@@ -123,7 +138,7 @@ func (e *engine) release() {
 		engineMu.Unlock()
 		return
 	}
-	if linger := tune.EngineLinger; linger > 0 && !e.failed {
+	if linger := e.cfg.EngineLinger; linger > 0 && !e.failed {
 		e.idle = time.AfterFunc(linger, e.closeIdle)
 		engineMu.Unlock()
 		return
@@ -153,10 +168,17 @@ func (e *engine) forget() {
 	}
 }
 
-// CloseIdle closes, now, the capture engines that no listener uses, which
-// otherwise outlive their last listener by a few seconds. A program or test
-// that counts its descriptors calls it after closing its listeners.
-func CloseIdle() {
+// closeIdleEngines closes, now, the capture engines that no listener uses,
+// which otherwise outlive their last listener by a few seconds. A test that
+// counts its descriptors calls it after closing its listeners.
+func closeIdleEngines() {
+	closeIdle()
+}
+
+func init() { tune.RegisterCloseIdle(closeIdle) }
+
+// closeIdle is closeIdleEngines.
+func closeIdle() {
 	engineMu.Lock()
 	var idle []*engine
 	for _, e := range engines {
@@ -173,8 +195,8 @@ func CloseIdle() {
 	}
 }
 
-func newEngine() (_ *engine, err error) {
-	e := &engine{ports: make(map[uint16][]*Held), done: make(chan struct{})}
+func newEngine(cfg tune.Config) (_ *engine, err error) {
+	e := &engine{cfg: cfg, ports: make(map[uint16][]*Held), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.close() // e, not the named result, which is nil by now
@@ -186,7 +208,7 @@ func newEngine() (_ *engine, err error) {
 	if e.raw6, err = replay.Open(unix.AF_INET6); err != nil {
 		return nil, err
 	}
-	if tune.WarmRelease {
+	if cfg.WarmRelease {
 		e.warm4, e.warm6 = openWarmer(unix.AF_INET), openWarmer(unix.AF_INET6)
 	}
 	if e.lo, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, Ifindex: loopbackIfindex}); err != nil {
@@ -228,9 +250,9 @@ func (e *engine) close() {
 }
 
 // leadFor is the early start's lead for a release to addresses of the
-// families asked for: the smaller of theirs. 0 with tune.EarlyStart off.
+// families asked for: the smaller of theirs. 0 with EarlyStart off.
 func (e *engine) leadFor(v4, v6 bool) time.Duration {
-	if !tune.EarlyStart {
+	if !e.cfg.EarlyStart {
 		return 0
 	}
 	l := maxLead
@@ -374,10 +396,11 @@ func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) e
 // replay sends the captured SYN ip (checksum already fixed) back into the
 // stack, addressed to dst, the listener's local address.
 func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
-	c := e.raw6
+	c, last := e.raw6, &e.lastWarm6
 	if dst.Is4() {
-		c = e.raw4
+		c, last = e.raw4, &e.lastWarm4
 	}
+	last.Store(time.Now().UnixNano())
 	if err := send(c, ip, replay.To(dst, ifindex)); err != nil {
 		return fmt.Errorf("listener: replay SYN to %v: %w", dst, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/tune"
 )
 
 // maxFlows bounds the handshakes a listener remembers; the oldest are
@@ -23,6 +24,7 @@ const maxFlows = 4096
 // a net.Listener; Accept returns connections once their handshake is done.
 type Held struct {
 	cfg      Config
+	tune     tune.Config // the machinery's tuning when it opened
 	strategy Strategy
 	local    netip.AddrPort
 	dual     bool // IPv6 wildcard that also takes IPv4
@@ -95,6 +97,7 @@ func Listen(network, address string, cfg Config) (*Held, error) {
 	}
 	h := &Held{
 		cfg:       cfg,
+		tune:      tune.Get(),
 		local:     local,
 		dual:      network == "tcp" && local.Addr().IsUnspecified() && local.Addr().Is6(),
 		want:      cfg.At,
@@ -304,7 +307,7 @@ func (h *Held) ReleaseAt(t time.Time) {
 	}
 	h.want = t
 	if start := t.Add(-h.lead()); start.After(time.Now()) {
-		h.job = h.clk.SchedulePrepared(start, h.preparer(start), func(time.Time) { h.release(t) })
+		h.job = h.clk.SchedulePrepared(start, h.preparer(), func(time.Time) { h.release(t) })
 		h.mu.Unlock()
 		return
 	}
@@ -330,11 +333,34 @@ func (h *Held) release(want time.Time) {
 	n, refuse, rerr := h.replayHeld(want)
 	h.startedAt = time.Time{}
 	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Replayed: n, Err: errors.Join(err, rerr)})
-	if len(refuse) > 0 {
-		releaseclock.SpinUntil(want)
+	if len(refuse) == 0 {
+		return
 	}
+	if want.After(time.Now()) { // started early: the refusals wait for want, on the clock
+		h.job = h.clk.Schedule(want, func(time.Time) { h.refuseHeld(refuse, want) })
+		return
+	}
+	h.refuseNow(refuse, want)
+}
+
+// refuseHeld refuses, at want, the SYNs a release left to refuse. It runs
+// on the clock.
+func (h *Held) refuseHeld(refuse []*flow, want time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed() {
+		return
+	}
+	h.job = nil
+	h.refuseNow(refuse, want)
+}
+
+// refuseNow refuses those of refuse not yet settled; h.mu is held.
+func (h *Held) refuseNow(refuse []*flow, want time.Time) {
 	for _, f := range refuse {
-		h.settle(f, want)
+		if !f.released {
+			h.settle(f, want)
+		}
 	}
 }
 
@@ -447,20 +473,33 @@ var (
 func track(h *Held)   { openMu.Lock(); openHelds[h] = struct{}{}; openMu.Unlock() }
 func untrack(h *Held) { openMu.Lock(); delete(openHelds, h); openMu.Unlock() }
 
-func init() {
-	releaseclock.OnFault = func(err error) {
-		openMu.Lock()
-		hs := make([]*Held, 0, len(openHelds))
-		for h := range openHelds {
-			hs = append(hs, h)
-		}
-		openMu.Unlock()
-		for _, h := range hs {
-			h.mu.Lock()
-			h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf("listener: %w", err)})
-			h.mu.Unlock()
-		}
+// clockFault tells every open listener that the process's release clock
+// failed (its Config.OnFault).
+func clockFault(err error) {
+	openMu.Lock()
+	hs := make([]*Held, 0, len(openHelds))
+	for h := range openHelds {
+		hs = append(hs, h)
 	}
+	openMu.Unlock()
+	for _, h := range hs {
+		h.mu.Lock()
+		h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf("listener: %w", err)})
+		h.mu.Unlock()
+	}
+}
+
+// acquireClock acquires the process's release clock, started with the
+// listener's tuning if it is the first.
+func (h *Held) acquireClock() error {
+	cfg := h.tune.Clock
+	cfg.OnFault = clockFault
+	clk, err := releaseclock.Acquire(cfg)
+	if err != nil {
+		return err
+	}
+	h.clk = clk
+	return nil
 }
 
 // owns reports whether a captured packet to address a is for this listener.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/tune"
 )
 
 // listenOrSkip opens a held listener, skipping the test when the strategy
@@ -224,10 +226,10 @@ func TestRetransmittedSYNIsOneHandshake(t *testing.T) {
 
 // withoutPrivilege makes the engine fail as it does without CAP_NET_RAW.
 func withoutPrivilege(t *testing.T) {
-	CloseIdle() // a lingering engine would serve the listener
+	closeIdleEngines() // a lingering engine would serve the listener
 	forgetProbe()
 	old := openEngine
-	openEngine = func() (*engine, error) {
+	openEngine = func(tune.Config) (*engine, error) {
 		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", unix.EPERM))
 	}
 	t.Cleanup(func() { openEngine = old; forgetProbe() })
@@ -237,7 +239,7 @@ func withoutPrivilege(t *testing.T) {
 // CAP_NET_RAW when it may not, an inconclusive error otherwise (not
 // remembered); the conclusive results are remembered.
 func TestProbeIsAFeatureProbe(t *testing.T) {
-	CloseIdle()
+	closeIdleEngines()
 	forgetProbe()
 	t.Cleanup(forgetProbe)
 	var opens int
@@ -245,23 +247,23 @@ func TestProbeIsAFeatureProbe(t *testing.T) {
 	t.Cleanup(func() { openEngine = old })
 	for _, tc := range []struct {
 		name     string
-		open     func() (*engine, error)
+		open     func(tune.Config) (*engine, error)
 		strategy Strategy
 		check    func(error) bool
 		remember bool
 	}{
-		{"inconclusive", func() (*engine, error) { return nil, errors.New("capture: open: too many open files") }, Retransmit,
+		{"inconclusive", func(tune.Config) (*engine, error) { return nil, errors.New("capture: open: too many open files") }, Retransmit,
 			func(err error) bool { return err != nil && !errors.Is(err, os.ErrPermission) }, false},
-		{"not permitted", func() (*engine, error) { return nil, os.NewSyscallError("socket", unix.EPERM) }, Retransmit,
+		{"not permitted", func(tune.Config) (*engine, error) { return nil, os.NewSyscallError("socket", unix.EPERM) }, Retransmit,
 			func(err error) bool {
 				return errors.Is(err, os.ErrPermission) && strings.Contains(err.Error(), "CAP_NET_RAW")
 			}, true},
 		{"works", old, Replay, func(err error) bool { return err == nil }, true},
 	} {
 		forgetProbe()
-		CloseIdle()
+		closeIdleEngines()
 		opens = 0
-		openEngine = func() (*engine, error) { opens++; return tc.open() }
+		openEngine = func(c tune.Config) (*engine, error) { opens++; return tc.open(c) }
 		for range 3 {
 			s, err := Probe()
 			if s != tc.strategy || !tc.check(err) {
@@ -376,12 +378,12 @@ func TestCloseLeavesNothingOpen(t *testing.T) {
 					t.Errorf("%d engines right after the last listener closed, want 1 lingering", n)
 				}
 			}
-			CloseIdle()
+			closeIdleEngines()
 			waitFor(t, func() bool { return openFDs(t) <= fds && runtime.NumGoroutine() <= gs })
 			engineMu.Lock()
 			defer engineMu.Unlock()
 			if len(engines) != 0 {
-				t.Error("engine still open after CloseIdle")
+				t.Error("engine still open after closeIdleEngines")
 			}
 		})
 	}

@@ -5,9 +5,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
-
-	"github.com/synhold/synhold/internal/releaseclock"
-	"github.com/synhold/synhold/internal/tune"
 )
 
 // replayHeld replays every SYN still held, but those to refuse, which it
@@ -99,29 +96,25 @@ func (h *Held) lead() time.Duration {
 	return h.sys.eng.leadFor(v4, !a.Is4())
 }
 
-// preparer is the prepare of the listener's release starting at start:
-// prepareRelease with tune.WarmRelease, else none (the clock then wakes
-// Spin before the release, not PrepareAhead earlier still).
-func (h *Held) preparer(start time.Time) func() {
-	if h.sys.eng == nil || !tune.WarmRelease {
+// preparer is the prepare of the listener's release: prepareRelease with
+// WarmRelease, else none (the clock then wakes Spin before the release, not
+// PrepareAhead earlier still).
+func (h *Held) preparer() func() {
+	if h.sys.eng == nil || !h.tune.WarmRelease {
 		return nil
 	}
-	return func() { h.prepareRelease(start) }
+	return h.prepareRelease
 }
 
-// rewarmBefore is when, before a release starts, its path is warmed the
-// second time. Measured as used (the server binary, pairs 100-300 ms
-// apart, the clock's own trace): a warm-up takes 100-250 µs; the kernel's
-// path from the replayed SYN to the SYN-ACK took 45-175 µs unwarmed, 22-32
-// µs right after a warm-up, and 35-130 µs again ~600 µs after one; with a
-// second warm-up 100 µs before the start, 28-55 µs.
-const rewarmBefore = 100 * time.Microsecond
-
-// prepareRelease runs when the clock wakes for the listener's release
-// starting at start, shortly before it: it touches what the release will
-// touch (the held SYNs) and warms the kernel's path of the replay, once,
-// then again right before start (see rewarmBefore).
-func (h *Held) prepareRelease(start time.Time) {
+// prepareRelease runs when the clock wakes for the listener's release,
+// shortly before it, and again Rewarm (100 µs) before it: it touches what
+// the release will touch (the held SYNs) and warms the kernel's path of the
+// replay. Measured as used (the server binary, pairs 100-300 ms apart, the
+// clock's own trace): a warm-up takes 100-250 µs; the kernel's path from
+// the replayed SYN to the SYN-ACK took 45-175 µs unwarmed, 22-32 µs right
+// after a warm-up, and 35-130 µs again ~600 µs after one; with a second
+// warm-up 100 µs before the start, 28-55 µs.
+func (h *Held) prepareRelease() {
 	h.mu.Lock()
 	var v4, v6 bool
 	for _, f := range h.flows {
@@ -136,15 +129,10 @@ func (h *Held) prepareRelease(start time.Time) {
 		v4, v6 = a.Is4() || h.dual, !a.Is4()
 	}
 	h.sys.eng.warm(v4, v6)
-	if again := start.Add(-rewarmBefore); time.Now().Before(again) {
-		releaseclock.SpinUntil(again)
-		h.sys.eng.warm(v4, v6)
-	}
 }
 
-// prepareFlow is prepareRelease for one flow's own instant, its release
-// starting at start.
-func (h *Held) prepareFlow(k flowKey, start time.Time) {
+// prepareFlow is prepareRelease for one flow's own instant.
+func (h *Held) prepareFlow(k flowKey) {
 	h.mu.Lock()
 	f := h.flows[k]
 	var dst netip.Addr
@@ -157,10 +145,6 @@ func (h *Held) prepareFlow(k flowKey, start time.Time) {
 		return
 	}
 	h.sys.eng.warm(dst.Is4(), !dst.Is4())
-	if again := start.Add(-rewarmBefore); time.Now().Before(again) {
-		releaseclock.SpinUntil(again)
-		h.sys.eng.warm(dst.Is4(), !dst.Is4())
-	}
 }
 
 // touchSink keeps touch's reads from being optimised away.

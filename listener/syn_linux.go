@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -19,7 +18,17 @@ func (h *Held) onSYN(p capture.Packet) {
 	}
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
-	h.mu.Lock()
+	// Decide runs without the listener's lock: it is the user's code.
+	var v *Verdict
+	for {
+		h.mu.Lock()
+		if v != nil || !h.decides(k, p.Time, ferr) {
+			break
+		}
+		h.mu.Unlock()
+		d := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+		v = &d
+	}
 	defer h.mu.Unlock()
 	f, retransmit := h.flows[k]
 	if !retransmit {
@@ -40,8 +49,7 @@ func (h *Held) onSYN(p capture.Packet) {
 		err := h.replay(f, h.want)
 		late = &Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
 	case h.cfg.Decide != nil:
-		if !retransmit { // a retransmission keeps its first SYN's verdict
-			v := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+		if !retransmit && v != nil { // a retransmission keeps its first SYN's verdict
 			f.hs.Want, f.refuse = v.At, v.Refuse
 			switch {
 			case v.At.IsZero(): // held until Release or ReleaseHeld
@@ -53,8 +61,8 @@ func (h *Held) onSYN(p capture.Packet) {
 					start = want.Add(-h.flowLead(p.Dst.Addr()))
 				}
 				var prepare func()
-				if tune.WarmRelease {
-					prepare = func() { h.prepareFlow(k, start) }
+				if h.tune.WarmRelease {
+					prepare = func() { h.prepareFlow(k) }
 				}
 				f.job = h.clk.SchedulePrepared(start, prepare, func(time.Time) { h.releaseFlow(k, want) })
 			}
@@ -69,6 +77,16 @@ func (h *Held) onSYN(p capture.Packet) {
 	if settleNow {
 		h.settle(f, f.hs.Want)
 	}
+}
+
+// decides reports whether onSYN will ask Decide for the verdict of a SYN
+// of flow k received at t: a new connection, while the listener holds.
+// h.mu is held.
+func (h *Held) decides(k flowKey, t time.Time, ferr error) bool {
+	if _, ok := h.flows[k]; ok || h.cfg.Decide == nil || ferr != nil || h.isClosed() {
+		return false
+	}
+	return !h.released && !t.Before(h.holdSince)
 }
 
 // onSYNACK records the kernel's answer to a SYN of this listener's. On

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,8 +139,7 @@ func warmSYN(src, dst netip.AddrPort) []byte {
 	return b
 }
 
-// warm runs the path once: the filter attached and detached on the source
-// socket (the release detaches the listener's), then the SYN through c.
+// warm runs the path once: the SYN through c.
 func (w *warmer) warm(c *replay.Conn) {
 	_ = c.Send(w.syn, w.to)
 }
@@ -152,13 +152,27 @@ func (w *warmer) close() {
 	}
 }
 
+// warmShare is how recently a family's path must have been warmed, or
+// taken by a replay, for a warm-up to be left out: releases due together
+// share one warm-up.
+const warmShare = 50 * time.Microsecond
+
 // warm exercises the release's path of the families asked for; see warmer.
+// It leaves out a family whose path was warmed or used within warmShare.
 func (e *engine) warm(v4, v6 bool) {
-	if v4 && e.warm4 != nil {
-		e.warm4.warm(e.raw4)
+	now := time.Now()
+	warm := func(w *warmer, c *replay.Conn, last *atomic.Int64) {
+		if w == nil || now.Sub(time.Unix(0, last.Load())) < warmShare {
+			return
+		}
+		last.Store(now.UnixNano())
+		w.warm(c)
 	}
-	if v6 && e.warm6 != nil {
-		e.warm6.warm(e.raw6)
+	if v4 {
+		warm(e.warm4, e.raw4, &e.lastWarm4)
+	}
+	if v6 {
+		warm(e.warm6, e.raw6, &e.lastWarm6)
 	}
 }
 

@@ -25,6 +25,9 @@ const shutdownGrace = 5 * time.Second
 // serve runs the server until ctx is done, a 0xFF request arrives or a
 // control listener fails.
 func serve(ctx context.Context, o options, logger *slog.Logger) error {
+	if err := applyTuning(os.Getenv); err != nil {
+		return err
+	}
 	strategy, why, perr := resolveStrategy(o.strategy)
 	if strategy == listener.Auto {
 		return perr
@@ -56,6 +59,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	err = waitStop(ctx, srv, errc, logger)
+	logClock(logger)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	return errors.Join(err, srv.Shutdown(sctx))
