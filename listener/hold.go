@@ -37,10 +37,13 @@ type Held struct {
 
 	// The gate Accept waits at: listening is closed while Accept may take
 	// connections from ln (not while a full accept queue holds SYNs: it
-	// would take the plug). plugAddr is the plug's address.
+	// would take the plug). plugs are the addresses of the plugs that may
+	// still sit in the accept queue: the current one, and those a Hold
+	// replaced before any Accept took them.
 	gateMu    sync.Mutex
 	listening chan struct{}
-	plugAddr  netip.AddrPort
+	plugs     map[netip.AddrPort]bool
+	plugNow   netip.AddrPort // the plug filling the queue now
 	closed    chan struct{}
 	ev        *eventQueue // nil without OnEvent
 
@@ -159,8 +162,8 @@ func (h *Held) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if plug := h.plug(); plug.IsValid() && clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort()) == plug {
-			c.Close() // the connection that held the queue full
+		if h.takePlug(clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort())) {
+			c.Close() // a connection that held the queue full
 			continue
 		}
 		detachChild(c)
@@ -197,11 +200,45 @@ func (h *Held) shutGate() {
 	}
 }
 
-// plug returns the address of the connection that fills the accept queue.
-func (h *Held) plug() netip.AddrPort {
+// isPlug reports whether a is the address of one of the listener's plugs.
+func (h *Held) isPlug(a netip.AddrPort) bool {
 	h.gateMu.Lock()
 	defer h.gateMu.Unlock()
-	return h.plugAddr
+	return h.plugs[a]
+}
+
+// takePlug reports whether a is the address of one of the listener's plugs
+// that Accept just took from the queue, and forgets it if so (unless it is
+// the current plug, whose SYNs onSYN must still ignore).
+func (h *Held) takePlug(a netip.AddrPort) bool {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	if !h.plugs[a] {
+		return false
+	}
+	if a != h.plugNow {
+		delete(h.plugs, a)
+	}
+	return true
+}
+
+// addPlug records the address of a new plug, before its SYN, so that
+// onSYN ignores it and Accept skips it, and makes it the current one.
+func (h *Held) addPlug(a netip.AddrPort) {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	if h.plugs == nil {
+		h.plugs = make(map[netip.AddrPort]bool)
+	}
+	h.plugs[a], h.plugNow = true, a
+}
+
+// dropPlug forgets a plug that never connected, making old current again.
+func (h *Held) dropPlug(a, old netip.AddrPort) {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	delete(h.plugs, a)
+	h.plugNow = old
 }
 
 // Close stops the listener. Handshakes still held are abandoned: their
@@ -436,14 +473,20 @@ func (f *flow) copy() Handshake {
 	return hs
 }
 
-// remember adds f under k, forgetting the oldest flow past maxFlows.
-// h.mu is held.
+// remember adds f under k, forgetting the oldest flow past maxFlows, and
+// its clock job with it. h.mu is held.
 func (h *Held) remember(k flowKey, f *flow) {
 	if len(h.order) >= maxFlows {
 		old := h.order[0]
 		h.order = h.order[1:]
-		if of := h.flows[old]; of != nil && h.byClient[old.client] == of {
-			delete(h.byClient, old.client)
+		if of := h.flows[old]; of != nil {
+			if of.job != nil {
+				h.clk.Cancel(of.job)
+				of.job = nil
+			}
+			if h.byClient[old.client] == of {
+				delete(h.byClient, old.client)
+			}
 		}
 		delete(h.flows, old)
 	}

@@ -49,9 +49,7 @@ func (h *Held) listenHeld() error {
 		if h.sys.plug, addr, err = plugSocket(h.local); err != nil {
 			return err
 		}
-		h.gateMu.Lock()
-		h.plugAddr = addr
-		h.gateMu.Unlock()
+		h.addPlug(addr)
 	}
 	if h.sys.eng != nil {
 		h.sys.eng.register(h)
@@ -123,18 +121,16 @@ func (h *Held) replug() error {
 		return undo(err)
 	}
 	h.gateMu.Lock()
-	old := h.plugAddr
-	h.plugAddr = addr // before its SYN, so that onSYN ignores it
+	old := h.plugNow
 	h.gateMu.Unlock()
+	h.addPlug(addr) // before its SYN, so that onSYN ignores it
 	err = plugQueue(plug, h.local)
 	if err == nil {
 		err = h.backlog(0)
 	}
 	if err != nil {
 		plug.Close()
-		h.gateMu.Lock()
-		h.plugAddr = old
-		h.gateMu.Unlock()
+		h.dropPlug(addr, old)
 		return undo(err)
 	}
 	h.sys.closePlug()

@@ -13,8 +13,8 @@ import (
 // fate: held, replayed at once, or already through.
 func (h *Held) onSYN(p capture.Packet) {
 	k := flowKey{clientKey(p.Src), p.Seq}
-	if k.client == h.plug() {
-		return // the listener's own plug, not a client
+	if h.isPlug(k.client) {
+		return // one of the listener's own plugs, not a client
 	}
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
