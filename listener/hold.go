@@ -34,6 +34,9 @@ type Held struct {
 	sys     sysState        // per-OS state
 	clk     releaseclock.Clock
 	waiting atomic.Int32 // Accepts waiting at the gate, for tests
+	// accepting counts Accepts past the gate, in accept(2): Hold waits for
+	// them to leave before it plugs the queue again.
+	accepting atomic.Int32
 
 	// The gate Accept waits at: listening is closed while Accept may take
 	// connections from ln (not while a full accept queue holds SYNs: it
@@ -154,7 +157,9 @@ func (h *Held) Accept() (net.Conn, error) {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
 		}
 		h.waiting.Add(-1)
+		h.accepting.Add(1)
 		c, err := h.ln.Accept()
+		h.accepting.Add(-1)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !h.isClosed() {
 			continue // Hold woke it: wait at the gate

@@ -111,6 +111,13 @@ func (h *Held) replug() error {
 	tl := h.ln.(*net.TCPListener)
 	h.shutGate()
 	_ = tl.SetDeadline(time.Unix(1, 0)) // wakes an Accept in accept(2)
+	// An Accept woken for a connection rather than by the deadline could
+	// still take the new plug, leaving room in the queue for a client:
+	// wait for every Accept past the gate to leave (a new one meets the
+	// deadline before accept(2)).
+	for end := time.Now().Add(time.Second); h.accepting.Load() > 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Microsecond)
+	}
 	undo := func(err error) error {
 		_ = tl.SetDeadline(time.Time{})
 		h.openGate()
