@@ -10,6 +10,7 @@ import (
 
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/tune"
+	"github.com/synhold/synhold/listener/capture"
 )
 
 // TestEarlyStartNeverCompletesBeforeTheInstant releases many held
@@ -83,8 +84,13 @@ func TestLeadLearner(t *testing.T) {
 }
 
 // TestWarmerDrawsNoHandshake warms the release's path through a raw socket
-// and checks that the warm-up listener is left with nothing to accept: its
-// SYN-ACK was answered by a RST.
+// and checks both halves of what a warm-up must do: its SYN reaches the
+// warm-up listener through the hold filter and draws a SYN-ACK (seen on lo
+// by an observer of the test's own), so the path is exercised; and that
+// listener is left with nothing to accept, since the SYN-ACK was answered
+// by a RST. It catches a warm-up that never reaches the listener (a wrong
+// checksum or address, a filter that drops it), which would warm nothing,
+// and one that completes a handshake, which would leave connections behind.
 func TestWarmerDrawsNoHandshake(t *testing.T) {
 	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
 		c, err := replay.Open(fam)
@@ -99,8 +105,16 @@ func TestWarmerDrawsNoHandshake(t *testing.T) {
 			c.Close()
 			t.Fatalf("family %d: no warm-up sockets on loopback", fam)
 		}
+		seg, err := capture.Decode(w.syn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := observer(t, seg.Dst.Port())
 		for range 3 {
 			w.warm(c)
+		}
+		if at := read(time.Now().Add(2 * time.Second)); at.IsZero() {
+			t.Errorf("family %d: no SYN-ACK from the warm-up listener: the warm-up SYN did not reach it", fam)
 		}
 		if _, _, err := unix.Accept(w.ln); err != unix.EAGAIN {
 			t.Errorf("family %d: accept on the warm-up listener = %v, want EAGAIN (nothing completed)", fam, err)

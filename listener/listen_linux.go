@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // listenHeld opens the listening socket with the hold in place before

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // tcpACK and tcpSYN are the TCP header's flag bits the filter tests.

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // Socket is an AF_PACKET socket that receives the TCP SYNs a host gets and
