@@ -18,11 +18,14 @@ import (
 	"github.com/synhold/synhold/listener/capture"
 )
 
-// engine is the machinery of strategy Replay for one network namespace:
-// capture sockets for every held listener in it, and raw sockets to replay
-// SYNs. It is reference-counted and closed a little after its last listener
-// (tune.Config.EngineLinger), so that nothing stays open. It keeps the
-// tuning of the listener that opened it.
+// engine is the capture-and-send of strategy Replay for one network
+// namespace: the one type that owns the packet sockets (capture, for every
+// held listener in it) and the raw sockets (replayed SYNs, refusals,
+// warm-ups). It hands what it captures to each listener's flow table (a
+// sink) and sends what the flow table and the release scheduler ask; it
+// knows nothing of either. It is reference-counted and closed a little
+// after its last listener (tune.Config.EngineLinger), so that nothing stays
+// open. It keeps the tuning of the listener that opened it.
 //
 // There are two capture sockets: lo, bound to the loopback device, and cap,
 // bound to every device, whose loopback packets are left to lo. A packet
@@ -50,7 +53,7 @@ type engine struct {
 	readers sync.WaitGroup // the read goroutines started; done closes when they end
 
 	mu    sync.Mutex
-	ports map[uint16][]*Held
+	ports map[uint16][]sink
 	done  chan struct{}
 
 	// Guarded by engineMu.
@@ -196,7 +199,7 @@ func closeIdle() {
 }
 
 func newEngine(cfg tune.Config) (_ *engine, err error) {
-	e := &engine{cfg: cfg, ports: make(map[uint16][]*Held), done: make(chan struct{})}
+	e := &engine{cfg: cfg, ports: make(map[uint16][]sink), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.close() // e, not the named result, which is nil by now
@@ -249,43 +252,30 @@ func (e *engine) close() {
 	}
 }
 
-// leadFor is the early start's lead for a release to addresses of the
-// families asked for: the smaller of theirs. 0 with EarlyStart off.
-func (e *engine) leadFor(v4, v6 bool) time.Duration {
-	if !e.cfg.EarlyStart {
-		return 0
-	}
-	l := maxLead
-	if v4 {
-		l = min(l, e.lead4.lead())
-	}
-	if v6 {
-		l = min(l, e.lead6.lead())
-	}
-	return l
+// sink is what the engine hands a listener's captured packets to: its
+// flow table. The engine knows listeners only as sinks, so that packets
+// flow one way, from the capture to the flows.
+type sink interface {
+	// port is the listener's port; owns says whether a packet to a is its.
+	port() uint16
+	owns(a netip.Addr) bool
+	onSYN(p capture.Packet)
+	onSYNACK(p capture.Packet)
+	// onFault is told that the capture failed.
+	onFault(err error)
 }
 
-// learnLead adds the latency of one release to dst, from its start to its
-// SYN-ACK.
-func (e *engine) learnLead(dst netip.Addr, d time.Duration) {
-	if dst.Is4() || dst.Is4In6() {
-		e.lead4.learn(d)
-	} else {
-		e.lead6.learn(d)
-	}
-}
-
-func (e *engine) register(h *Held) {
+func (e *engine) register(h sink) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := h.local.Port()
+	p := h.port()
 	e.ports[p] = append(e.ports[p], h)
 }
 
-func (e *engine) unregister(h *Held) {
+func (e *engine) unregister(h sink) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := h.local.Port()
+	p := h.port()
 	hs := e.ports[p]
 	for i, x := range hs {
 		if x == h {
@@ -301,7 +291,7 @@ func (e *engine) unregister(h *Held) {
 }
 
 // lookup finds the listener that owns local address a.
-func (e *engine) lookup(a netip.AddrPort) *Held {
+func (e *engine) lookup(a netip.AddrPort) sink {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, h := range e.ports[a.Port()] {
@@ -357,7 +347,7 @@ func (e *engine) fail(err error) {
 	engineMu.Unlock()
 	slog.Error("listener: capture failed; SYNs from now on complete at their client's retransmission after the release", "err", err)
 	e.mu.Lock()
-	var hs []*Held
+	var hs []sink
 	for _, l := range e.ports {
 		hs = append(hs, l...)
 	}

@@ -1,75 +1,11 @@
 package listener
 
 import (
-	"errors"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// replayHeld replays every SYN still held, but those to refuse, which it
-// returns; h.mu is held.
-func (h *Held) replayHeld(want time.Time) (n int, refuse []*flow, err error) {
-	for _, f := range h.flows {
-		switch {
-		case f.released:
-		case f.refuse:
-			refuse = append(refuse, f)
-		default:
-			if rerr := h.replay(f, want); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-			n++
-		}
-	}
-	return n, refuse, err
-}
-
-// settle lets one held SYN through now, or refuses it, as its verdict says,
-// and reports it; h.mu is held. Without the engine (strategy Retransmit) a
-// single SYN cannot be let through: it waits for the listener's release.
-func (h *Held) settle(f *flow, want time.Time) {
-	if h.sys.eng == nil {
-		return
-	}
-	c := f.hs.Client
-	if f.refuse {
-		err := h.refuse(f, want)
-		h.emit(Event{Kind: Refused, Client: c, ISN: f.hs.ISN, Time: f.hs.Refused, Want: want, Err: err})
-		return
-	}
-	err := h.replay(f, want)
-	h.emit(Event{Kind: Released, Client: c, ISN: f.hs.ISN, Time: f.hs.Released, Want: want, Replayed: 1, Err: err})
-}
-
-// refuse answers f's SYN with a RST|ACK; h.mu is held.
-func (h *Held) refuse(f *flow, want time.Time) error {
-	if f.job != nil {
-		h.clk.Cancel(f.job)
-		f.job = nil
-	}
-	f.released, f.hs.Want = true, want
-	local := netip.AddrPortFrom(f.dst, h.local.Port())
-	err := h.sys.eng.refuse(local, f.hs.Client, f.hs.ISN, f.ifindex)
-	f.hs.Refused = time.Now()
-	return err
-}
-
-// replay sends f's SYN back into the stack; h.mu is held.
-func (h *Held) replay(f *flow, want time.Time) error {
-	if f.job != nil {
-		h.clk.Cancel(f.job)
-		f.job = nil
-	}
-	f.released, f.hs.Want = true, want
-	if h.sys.eng == nil {
-		return nil
-	}
-	f.started = h.startedAt
-	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
-	f.hs.Released = time.Now()
-	return err
-}
 
 // releaseFlow settles one held SYN at its own instant. It runs on the clock.
 func (h *Held) releaseFlow(k flowKey, want time.Time) {
@@ -157,4 +93,87 @@ func touch(b []byte) {
 		x ^= c
 	}
 	touchSink.Add(uint32(x))
+}
+
+// The lead of an early start: how much before its instant a release begins,
+// so that the SYN-ACK leaves at the instant rather than the kernel's path
+// after it. It is learned per network namespace and family from the
+// releases' own latency, from the start of the release to the SYN-ACK as the
+// capture records it: once it has leadMinSamples, the smallest of the last
+// leadSamples, less leadMargin, at most maxLead.
+const (
+	leadSamples    = 64
+	leadMinSamples = 8
+	leadMargin     = 15 * time.Microsecond
+	maxLead        = 150 * time.Microsecond
+)
+
+// leadLearner keeps the latest latencies of one family's releases.
+type leadLearner struct {
+	mu      sync.Mutex
+	samples [leadSamples]time.Duration
+	n, next int
+}
+
+// learn adds one release's latency, start of the release to its SYN-ACK.
+func (l *leadLearner) learn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.samples[l.next] = d
+	l.next = (l.next + 1) % leadSamples
+	if l.n < leadSamples {
+		l.n++
+	}
+}
+
+// lead is the smallest latency kept, less leadMargin, within [0, maxLead];
+// 0 before leadMinSamples.
+func (l *leadLearner) lead() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n < leadMinSamples {
+		return 0
+	}
+	m := l.samples[0]
+	for _, d := range l.samples[1:l.n] {
+		m = min(m, d)
+	}
+	return max(0, min(m-leadMargin, maxLead))
+}
+
+// leadFor is the early start's lead for a release to addresses of the
+// families asked for: the smaller of theirs. 0 with EarlyStart off.
+func (e *engine) leadFor(v4, v6 bool) time.Duration {
+	if !e.cfg.EarlyStart {
+		return 0
+	}
+	l := maxLead
+	if v4 {
+		l = min(l, e.lead4.lead())
+	}
+	if v6 {
+		l = min(l, e.lead6.lead())
+	}
+	return l
+}
+
+// learnLead adds the latency of one release to dst, from its start to its
+// SYN-ACK.
+func (e *engine) learnLead(dst netip.Addr, d time.Duration) {
+	if dst.Is4() || dst.Is4In6() {
+		e.lead4.learn(d)
+	} else {
+		e.lead6.learn(d)
+	}
+}
+
+// flowLead is the early start's lead for one flow to dst; h.mu is held.
+func (h *Held) flowLead(dst netip.Addr) time.Duration {
+	if h.sys.eng == nil {
+		return 0
+	}
+	return h.sys.eng.leadFor(dst.Is4(), !dst.Is4())
 }
