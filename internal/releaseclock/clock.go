@@ -364,7 +364,7 @@ func (q *queue) nextPrepare(batch []*Job, now time.Time) *Job {
 			}
 			if now.Add(q.prepCost[0]).After(j.at) {
 				j.prepared = 2 // no room left before its own instant
-				q.skipped.Add(1)
+				q.skip(0)
 			}
 		case 1: // again Rewarm before the instant
 			if q.cfg.Rewarm <= 0 {
@@ -378,9 +378,19 @@ func (q *queue) nextPrepare(batch []*Job, now time.Time) *Job {
 			if fits(1) {
 				return j
 			}
+			q.skip(1)
 		}
 	}
 	return nil
+}
+
+// skip counts a prepare of phase left out. Its expected cost decays, by a
+// quarter a skip (a prepare that runs decays it by 1/16), so that one slow
+// prepare does not have every later one of its phase skipped for good.
+func (q *queue) skip(phase int) {
+	q.skipped.Add(1)
+	c := &q.prepCost[phase]
+	*c = max(initialPrepCost[phase], *c-*c/4)
 }
 
 func sortBatch(b []*Job) {

@@ -204,3 +204,35 @@ func forEachKind(t *testing.T, f func(t *testing.T, c Clock), tweak ...func(*Con
 		})
 	}
 }
+
+// TestOneSlowPrepareDoesNotSkipTheRest: a prepare that once takes longer
+// than the room before its instant must not have every later prepare of
+// its phase skipped for good.
+func TestOneSlowPrepareDoesNotSkipTheRest(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Kind = TimerFD
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	var ran [2]int // [0]: the first job's prepares, [1]: the later jobs'
+	for i := range 40 {
+		done := make(chan struct{})
+		slow := i == 0
+		c.SchedulePrepared(time.Now().Add(5*time.Millisecond), func() {
+			if slow {
+				SpinUntil(time.Now().Add(300 * time.Microsecond)) // longer than Rewarm
+				ran[0]++
+				return
+			}
+			ran[1]++
+		}, func(time.Time) { close(done) })
+		<-done
+	}
+	// 39 later jobs, two prepares each; a few may be skipped on a loaded
+	// machine, not all second ones.
+	if ran[1] < 39+30 {
+		t.Errorf("the later jobs' prepares ran %d times, want most of %d (after one slow prepare)", ran[1], 2*39)
+	}
+}
