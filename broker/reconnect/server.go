@@ -96,9 +96,9 @@ type Config struct {
 	// as JSON and its picture as SVG (see Result.WriteFiles). A failure to
 	// write them is logged; the server goes on.
 	ReportDir string
-	// Listen opens a retry listener; listener.Listen when nil. Tests use it
-	// to open the retry port in another network namespace.
-	Listen func(network, address string, cfg listener.Config) (*listener.Held, error)
+	// listen opens a retry listener; listener.Listen when nil. The tests set
+	// it to open the retry port in another network namespace.
+	listen func(network, address string, cfg listener.Config) (*listener.Held, error)
 }
 
 // Server is the server of gRPC's connection-backoff interop test
@@ -162,8 +162,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	if r.cfg.Listen == nil {
-		r.cfg.Listen = listener.Listen
+	if r.cfg.listen == nil {
+		r.cfg.listen = listener.Listen
 	}
 	why, err := r.resolve()
 	if err != nil {
