@@ -2,14 +2,19 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/netnstest"
 )
 
 // openOrSkip opens a capture socket on every interface, or skips the test
@@ -324,4 +329,184 @@ func countFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// collect reads s in a goroutine until it is closed, and returns a function
+// that returns a copy of the segments read so far.
+func collect(t *testing.T, s *Socket) func() []Packet {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		seen []Packet
+	)
+	go func() {
+		for {
+			p, err := s.ReadPacket()
+			if err != nil {
+				return
+			}
+			p.IP = nil
+			mu.Lock()
+			seen = append(seen, p)
+			mu.Unlock()
+		}
+	}()
+	return func() []Packet {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// waitFor reads s until it returns a packet for which match is true, and
+// fails the test after 5 s.
+func waitFor(t *testing.T, s *Socket, what string, match func(Packet) bool) {
+	t.Helper()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		p, err := s.ReadPacket()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if match(p) {
+			return
+		}
+	}
+}
+
+// TestSkipIfindexDropsInTheFilter opens a socket on every interface that
+// skips the loopback device, in a namespace with a veth pair, and makes one
+// connection over each: the socket sees the SYN that came over the veth, and
+// nothing at all of the loopback one, although a socket bound to lo saw it
+// (and the kernel hands a packet to sockets on every interface before those
+// on its own).
+func TestSkipIfindexDropsInTheFilter(t *testing.T) {
+	pair := netnstest.New(t)
+	var all, lo *Socket
+	var ln net.Listener
+	err := pair.Server.Do(func() (err error) {
+		if all, err = Open(Config{SkipIfindex: 1}); err != nil {
+			return err
+		}
+		if lo, err = Open(Config{Ifindex: 1}); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp4", "0.0.0.0:0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { all.Close(); lo.Close(); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	seen := collect(t, all)
+
+	dial := func(ns netnstest.NS, to netip.Addr) (client netip.AddrPort) {
+		t.Helper()
+		err := ns.Do(func() error {
+			c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(to, port).String(), 5*time.Second)
+			if err != nil {
+				return err
+			}
+			client = c.LocalAddr().(*net.TCPAddr).AddrPort()
+			return c.Close()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client
+	}
+	overVeth := dial(pair.Client, pair.Server.Addr4)
+	overLo := dial(pair.Server, netip.MustParseAddr("127.0.0.1"))
+	waitFor(t, lo, "the loopback SYN on lo", func(p Packet) bool { return p.IsSYN() && p.Src.Port() == overLo.Port() })
+	if err := all.Sync(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var veth int
+	for _, p := range seen() {
+		switch {
+		case p.Ifindex == 1:
+			t.Errorf("a loopback packet reached the socket that skips lo: %v (ifindex %d, outgoing %t)", p.Segment, p.Ifindex, p.Outgoing)
+		case p.IsSYN() && p.Src.Port() == overVeth.Port():
+			veth++
+		}
+	}
+	if veth != 1 {
+		t.Errorf("the socket on every interface saw %d SYNs of the connection over the veth, want 1: %v", veth, seen())
+	}
+}
+
+// TestIgnoreMarkDropsInTheFilter makes two connections on loopback, one
+// from a socket with SO_MARK set: a capture socket ignoring that mark sees
+// only the other, one ignoring no mark sees both.
+func TestIgnoreMarkDropsInTheFilter(t *testing.T) {
+	const mark = 0x5e1d
+	plain := openOrSkip(t, Config{Ifindex: 1})
+	ignoring := openOrSkip(t, Config{Ifindex: 1, IgnoreMark: mark})
+	seen := collect(t, ignoring)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func(m int) uint16 {
+		t.Helper()
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, m) }); err != nil {
+				return err
+			}
+			return serr
+		}}
+		c, err := d.Dial("tcp4", ln.Addr().String())
+		if errors.Is(err, os.ErrPermission) {
+			t.Skipf("SO_MARK needs CAP_NET_ADMIN: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
+	}
+	marked, unmarked := dial(mark), dial(0)
+	for _, port := range []uint16{marked, unmarked} {
+		waitFor(t, plain, fmt.Sprintf("the SYN from port %d on the socket ignoring no mark", port),
+			func(p Packet) bool { return p.IsSYN() && p.Src.Port() == port })
+	}
+	if err := ignoring.Sync(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint16
+	for _, p := range seen() {
+		if p.IsSYN() && (p.Src.Port() == marked || p.Src.Port() == unmarked) {
+			got = append(got, p.Src.Port())
+		}
+	}
+	if !slices.Equal(got, []uint16{unmarked}) {
+		t.Errorf("the socket ignoring mark %#x saw SYNs from ports %v, want only the unmarked %d (marked: %d)", mark, got, unmarked, marked)
+	}
+}
+
+func TestOpenRejectsContradictoryConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Ifindex: 1, SkipIfindex: 1},
+		{Ifindex: 2, SkipIfindex: 1},
+		{SkipIfindex: -1},
+		{Ifindex: -1},
+	} {
+		s, err := Open(cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%+v) succeeded, want an error", cfg)
+		}
+	}
 }
