@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/rawconn"
 	"github.com/synhold/synhold/sockopt"
 )
 
@@ -43,10 +44,10 @@ var (
 	recvmsgFunc = unix.Recvmsg
 )
 
-// transient reports whether a recvmsg error is worth retrying: the call was
-// interrupted, or the kernel was short of memory for a moment.
+// transient reports whether a recvmsg error is worth retrying: the kernel
+// was short of memory for a moment. (rawconn retries an interrupted call.)
 func transient(err error) bool {
-	return err == unix.EINTR || err == unix.ENOBUFS || err == unix.ENOMEM
+	return err == unix.ENOBUFS || err == unix.ENOMEM
 }
 
 // maxTransient bounds the transient errors in a row ReadPacket retries
@@ -94,12 +95,8 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	}
 	_ = sockopt.SetReceiveBuffer(rc, 4<<20) // a larger queue is best effort
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: cfg.Ifindex}
-	var berr error
-	if err := rc.Control(func(fd uintptr) { berr = bindFunc(int(fd), sa) }); err != nil {
-		return nil, fmt.Errorf("capture: bind: %w", err)
-	}
-	if berr != nil {
-		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, os.NewSyscallError("bind", berr))
+	if err := rawconn.Control(rc, "bind", func(fd int) error { return bindFunc(fd, sa) }); err != nil {
+		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, err)
 	}
 	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
@@ -108,24 +105,23 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // ReadPacket blocks until the next SYN or SYN-ACK arrives, the read deadline
 // passes, or the socket is closed. Packets that do not decode are skipped,
-// and transient errors (EINTR, ENOBUFS, ENOMEM) are retried; any other error
-// is returned.
+// and transient errors (ENOBUFS, ENOMEM; rawconn retries EINTR) are retried;
+// any other error is returned.
 func (s *Socket) ReadPacket() (Packet, error) {
 	for failures := 0; ; {
 		var (
 			n, oobn int
 			from    unix.Sockaddr
-			rerr    error
 		)
-		err := s.rc.Read(func(fd uintptr) bool {
+		err := rawconn.Read(s.rc, "recvmsg", func(fd int) (err error) {
 			req := s.syncReq.Load() // requests made before this recvmsg
-			n, oobn, _, from, rerr = recvmsgFunc(int(fd), s.buf, s.oob, 0)
-			if rerr == unix.EAGAIN {
+			n, oobn, _, from, err = recvmsgFunc(fd, s.buf, s.oob, 0)
+			if err == unix.EAGAIN {
 				s.served(req) // everything queued before req is read
-				return false
 			}
-			return true
+			return err
 		})
+		var serr *os.SyscallError
 		switch {
 		case err != nil && s.closed.Load():
 			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
@@ -136,13 +132,11 @@ func (s *Socket) ReadPacket() (Packet, error) {
 			// restore is recognised the same way.)
 			s.restoreDeadline()
 			continue
-		case err != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", err)
-		case rerr != nil && transient(rerr) && failures < maxTransient:
+		case errors.As(err, &serr) && transient(serr.Err) && failures < maxTransient:
 			failures++
 			continue
-		case rerr != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", os.NewSyscallError("recvmsg", rerr))
+		case err != nil:
+			return Packet{}, fmt.Errorf("capture: read: %w", err)
 		}
 		failures = 0
 		p, err := s.packet(s.buf[:n], s.oob[:oobn], from)

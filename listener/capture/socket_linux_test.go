@@ -265,6 +265,8 @@ func TestReadPacketRetriesTransientErrors(t *testing.T) {
 		wantOK bool
 	}{
 		{"EINTR", []error{unix.EINTR}, true},
+		{"EINTR five times", slices.Repeat([]error{unix.EINTR}, 5), true},
+		{"EINTR then ENOBUFS", []error{unix.EINTR, unix.ENOBUFS}, true},
 		{"ENOBUFS twice", []error{unix.ENOBUFS, unix.ENOBUFS}, true},
 		{"ENOMEM", []error{unix.ENOMEM}, true},
 		{"EBADF", []error{unix.EBADF}, false},
@@ -293,6 +295,10 @@ func TestReadPacketRetriesTransientErrors(t *testing.T) {
 				t.Errorf("ReadPacket after %v: %v, want the packet", tc.errs, err)
 			case !tc.wantOK && !errors.Is(err, last):
 				t.Errorf("ReadPacket: %v, want %v", err, last)
+			}
+			var se *os.SyscallError
+			if !tc.wantOK && (!errors.As(err, &se) || se.Syscall != "recvmsg") {
+				t.Errorf("ReadPacket: %#v does not name recvmsg", err)
 			}
 		})
 	}
