@@ -35,7 +35,12 @@ const (
 	Auto Timestamps = iota
 	// SYN times an attempt by the kernel's receive time of its
 	// first SYN: what the client did, free of the server's scheduling, and
-	// unaffected by a stalled handshake.
+	// unaffected by a stalled handshake. The kernel stamps a SYN received on
+	// loopback for each packet socket as it hands the SYN to it, newest
+	// socket first: a "tcpdump -i lo" started before the server stamps the
+	// same SYN a few µs later, and now and then, on a loaded machine, 1-2
+	// ms later, by the time the kernel spent on the sockets in between. The
+	// server's time, the earlier, is the nearer to the SYN's arrival.
 	SYN
 	// Accept times an attempt when accept(2) returns it, as the
 	// reference C++ server does.
