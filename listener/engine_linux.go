@@ -217,12 +217,12 @@ func newEngine(cfg tune.Config) (_ *engine, err error) {
 	if e.lo, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, Ifindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
-	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark}); err != nil {
+	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, SkipIfindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
 	e.readers.Add(2)
-	go e.read(e.lo, false)
-	go e.read(e.cap, true)
+	go e.read(e.lo)
+	go e.read(e.cap)
 	go func() { e.readers.Wait(); close(e.done) }()
 	return e, nil
 }
@@ -303,11 +303,12 @@ func (e *engine) lookup(a netip.AddrPort) sink {
 }
 
 // read hands every SYN and SYN-ACK captured by c to the listener it belongs
-// to; with skipLoopback, those of the loopback device are left to e.lo.
+// to. (e.cap's filter leaves the loopback device's packets to e.lo: the
+// kernel drops them before they wake the reader.)
 // A failure it cannot retry (the capture retries the transient ones) goes
 // to every listener of the engine as a Fault, and the next listener opened
 // gets an engine of its own.
-func (e *engine) read(c *capture.Socket, skipLoopback bool) {
+func (e *engine) read(c *capture.Socket) {
 	defer e.readers.Done()
 	for {
 		p, err := readPacket(c)
@@ -317,9 +318,6 @@ func (e *engine) read(c *capture.Socket, skipLoopback bool) {
 		if err != nil {
 			e.fail(err)
 			return
-		}
-		if skipLoopback && p.Ifindex == loopbackIfindex {
-			continue
 		}
 		switch {
 		case p.IsSYN() && !p.Outgoing:

@@ -343,22 +343,30 @@ func (q *queue) runBatch(batch []*Job) int {
 
 // nextPrepare returns the job whose prepare should run now, if any, having
 // marked skipped those that can no longer fit: a prepare runs only if it is
-// expected (prepCost) to end before the earliest unfired job's instant.
+// expected (prepCost) to end before the instant of every other unfired job,
+// and, the first time, before its own.
 func (q *queue) nextPrepare(batch []*Job, now time.Time) *Job {
-	// The earliest instant still to come: the batch is sorted, and a job
-	// still in the heap has its instant at or after its key.
-	first := batch[0].at
-	if k := q.nextKey.Load(); k < first.UnixNano() {
-		first = time.Unix(0, k)
+	// The earliest instant of another job still to come: the batch is
+	// sorted, and a job still in the heap has its instant at or after its
+	// key. A job's prepare may hold up the job itself (as a warm-up 100 µs
+	// before the instant that runs slow), never another.
+	heapFirst := time.Unix(0, q.nextKey.Load())
+	fits := func(j *Job, phase int) bool {
+		first := heapFirst
+		for _, o := range batch[:min(2, len(batch))] {
+			if o != j && o.at.Before(first) {
+				first = o.at
+			}
+		}
+		return now.Add(q.prepCost[phase]).Before(first)
 	}
-	fits := func(phase int) bool { return now.Add(q.prepCost[phase]).Before(first) }
 	for _, j := range batch {
 		if j.prepare == nil || j.prepared >= 2 {
 			continue
 		}
 		switch j.prepared {
 		case 0: // at wake-up
-			if fits(0) {
+			if fits(j, 0) {
 				j.prepared = 1
 				return j
 			}
@@ -375,7 +383,7 @@ func (q *queue) nextPrepare(batch []*Job, now time.Time) *Job {
 				continue // not yet
 			}
 			j.prepared = 2
-			if fits(1) {
+			if fits(j, 1) {
 				return j
 			}
 			q.skip(1)

@@ -156,8 +156,16 @@ func TestPrepareNeverDelaysAnEarlierJob(t *testing.T) {
 		if want := []string{"early", "later"}; !slices.Equal(names, want) {
 			t.Fatalf("fired %v, want %v", names, want)
 		}
-		if late[0] < 0 || late[0] > time.Millisecond {
-			t.Errorf("the earlier job fired %v after its instant, want within [0, 1ms] (the later job's prepare must not hold it up)", late[0])
+		// The order says it: held up by the later job's prepare, the
+		// earlier job fired after the later one. The bound is for a
+		// loaded machine; the runtime timer wakes there tens of
+		// milliseconds late.
+		bound := 5 * time.Millisecond
+		if _, ok := c.(*goClock); ok {
+			bound = 50 * time.Millisecond
+		}
+		if late[0] < 0 || late[0] > bound {
+			t.Errorf("the earlier job fired %v after its instant, want within [0, %v] (the later job's prepare must not hold it up)", late[0], bound)
 		}
 	}, func(c *Config) { c.PrepareAhead = 5 * time.Millisecond })
 }
@@ -166,23 +174,43 @@ func TestPrepareNeverDelaysAnEarlierJob(t *testing.T) {
 // in a batch, spinning towards a later job: it must fire at its own instant,
 // before the later job, not after it. The job is scheduled from a job of
 // the batch, so that the test does not depend on another thread getting a
-// core while the clock's thread spins.
+// core while the clock's thread spins; an attempt whose scheduling job
+// itself ran too late to tell (a runtime timer on a loaded machine) is
+// made again.
 func TestJobScheduledWhileSpinningIsOnTime(t *testing.T) {
 	forEachKind(t, func(t *testing.T, c Clock) {
-		f := &firings{done: make(chan struct{}), want: 2}
-		trigger := time.Now().Add(20 * time.Millisecond)
-		later := trigger.Add(15 * time.Millisecond) // in the same batch: spin 30 ms
-		early := trigger.Add(5 * time.Millisecond)
-		c.Schedule(later, f.job("later", later))
-		c.Schedule(trigger, func(time.Time) { c.Schedule(early, f.job("early", early)) })
-		names, late := f.wait(t)
-		if want := []string{"early", "later"}; !slices.Equal(names, want) {
-			t.Fatalf("fired %v (late %v), want %v (the job scheduled while spinning comes first)", names, late, want)
+		for attempt := 1; ; attempt++ {
+			f := &firings{done: make(chan struct{}), want: 2}
+			// The batch spins from 4 ms before trigger to later, 8 ms:
+			// under the 10 ms after which the runtime preempts a running
+			// goroutine.
+			trigger := time.Now().Add(20 * time.Millisecond)
+			later := trigger.Add(4 * time.Millisecond) // in the same batch: spin 8 ms
+			early := trigger.Add(1500 * time.Microsecond)
+			var triggered time.Time // written on the clock's thread before early is scheduled
+			c.Schedule(later, f.job("later", later))
+			c.Schedule(trigger, func(now time.Time) {
+				triggered = now
+				c.Schedule(early, f.job("early", early))
+			})
+			names, late := f.wait(t)
+			if triggered.After(early.Add(-500*time.Microsecond)) && attempt < 5 {
+				t.Logf("attempt %d: the scheduling job ran %v late, too late to tell: again", attempt, triggered.Sub(trigger))
+				continue
+			}
+			if want := []string{"early", "later"}; !slices.Equal(names, want) {
+				t.Fatalf("fired %v (late %v), want %v (the job scheduled while spinning comes first)", names, late, want)
+			}
+			bound := 2 * time.Millisecond
+			if _, ok := c.(*goClock); ok {
+				bound = 50 * time.Millisecond // preempted in its spin on a loaded machine
+			}
+			if late[0] < 0 || late[0] > bound {
+				t.Errorf("the job scheduled while spinning fired %v after its instant, want within [0, %v]", late[0], bound)
+			}
+			return
 		}
-		if late[0] < 0 || late[0] > 5*time.Millisecond {
-			t.Errorf("the job scheduled while spinning fired %v after its instant, want within [0, 5ms]", late[0])
-		}
-	}, func(c *Config) { c.Spin = 30 * time.Millisecond })
+	}, func(c *Config) { c.Spin = 8 * time.Millisecond })
 }
 
 // forEachKind runs f as a subtest with a new clock of each kind, configured
