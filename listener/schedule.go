@@ -60,7 +60,7 @@ func (h *Held) ReleaseAt(t time.Time) {
 // release stops holding the listener for the instant want: it opens the
 // listener, then lets through every SYN held so far, and refuses those to
 // refuse at want. It runs on the clock, the early start's lead before want
-// (see tune.EarlyStart): never so early that a SYN-ACK leaves before want
+// (see tune.Config.EarlyStart): never so early that a SYN-ACK leaves before want
 // by more than the margin, and a refusal waits for want.
 func (h *Held) release(want time.Time) {
 	h.mu.Lock()
