@@ -27,9 +27,6 @@ type usedCase struct {
 	// serverArgs are added to the server's command line, env to its
 	// environment: how a lever is turned.
 	serverArgs, env []string
-	// knobs runs the server built with knobsFile, so that env can turn
-	// the library's internal knobs.
-	knobs bool
 	// pairs is how many pairs the client asks for.
 	pairs int
 	note  string
@@ -47,10 +44,10 @@ func usedCases(pairs int) []usedCase {
 
 // usedRun is what a case needs: the binaries and where to put the files.
 type usedRun struct {
-	server, knobServer string // the server's binaries: as shipped, with knobsFile
-	self               string // the client's (this one)
-	dir                string
-	sn                 *sniffer
+	server string // the server's binary, as shipped
+	self   string // the client's (this one)
+	dir    string
+	sn     *sniffer
 }
 
 // buildServer builds cmd/happyeyeballs-server into dir, as a user installs
@@ -95,9 +92,7 @@ func asUsed(sn *sniffer, cases []usedCase) ([]UsedRow, error) {
 // build builds the binary case c needs, once.
 func (u *usedRun) build(c usedCase) (err error) {
 	switch {
-	case c.knobs && u.knobServer == "":
-		u.knobServer, err = buildKnobServer(u.dir)
-	case !c.knobs && u.server == "":
+	case u.server == "":
 		u.server, err = buildServer(u.dir)
 	}
 	return err
@@ -120,9 +115,6 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 		return nil, err
 	}
 	bin := u.server
-	if c.knobs {
-		bin = u.knobServer
-	}
 	srv, err := startServer(bin, c)
 	if err != nil {
 		td.stop()
@@ -145,7 +137,7 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
 	rows := []UsedRow{usedRow(c, "", in)}
 	rows[0].ServerStart = startFields(srv.ready)
-	if c.knobs || c.env != nil || c.serverArgs != nil {
+	if c.env != nil || c.serverArgs != nil {
 		return rows, nil
 	}
 	for _, m := range []string{modeBoth, modeV6First} {

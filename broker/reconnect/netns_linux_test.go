@@ -25,7 +25,7 @@ func TestForeignSource(t *testing.T) {
 	pair := netnstest.New(t)
 	server, other := pair.Server, pair.Client
 	cfg := Config{
-		Listen: func(network, address string, c listener.Config) (h *listener.Held, err error) {
+		listen: func(network, address string, c listener.Config) (h *listener.Held, err error) {
 			err = server.Do(func() error {
 				h, err = listener.Listen(network, address, c)
 				return err

@@ -332,7 +332,7 @@ func TestSpecClient(t *testing.T) {
 	if res.Skew.Attempts != len(primary.Attempts) || res.Skew.Max >= 50*time.Millisecond || res.Skew.Min < 0 {
 		t.Errorf("SYN to accept %s over %d attempts; want every attempt, within [0, 50 ms)", res.Skew, len(primary.Attempts))
 	}
-	if p, _ := Verdict(*res.Accept); !p {
+	if p, _ := stopReply(*res.Accept); !p {
 		t.Errorf("the accept times fail the client the SYN times pass")
 	}
 	gaps := pcapGaps(t, pcap.Bytes(), uint16(h.srv.RetryPort()))

@@ -24,6 +24,9 @@ const shutdownGrace = 5 * time.Second
 // serve runs the server until ctx is done, a 0xFF request arrives or a
 // control listener fails.
 func serve(ctx context.Context, o options, logger *slog.Logger) error {
+	if err := applyTuning(os.Getenv); err != nil {
+		return err
+	}
 	strategy, why, perr := resolveStrategy(o.strategy)
 	if strategy == listener.Auto {
 		return perr
@@ -60,6 +63,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	err = waitStop(ctx, srv, errc, logger)
+	logClock(logger)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err = errors.Join(err, srv.Shutdown(sctx))

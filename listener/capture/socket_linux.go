@@ -13,7 +13,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/rawconn"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // Socket is an AF_PACKET socket that receives the TCP SYNs a host gets and
@@ -43,10 +44,10 @@ var (
 	recvmsgFunc = unix.Recvmsg
 )
 
-// transient reports whether a recvmsg error is worth retrying: the call was
-// interrupted, or the kernel was short of memory for a moment.
+// transient reports whether a recvmsg error is worth retrying: the kernel
+// was short of memory for a moment. (rawconn retries an interrupted call.)
 func transient(err error) bool {
-	return err == unix.EINTR || err == unix.ENOBUFS || err == unix.ENOMEM
+	return err == unix.ENOBUFS || err == unix.ENOMEM
 }
 
 // maxTransient bounds the transient errors in a row ReadPacket retries
@@ -58,6 +59,12 @@ const maxTransient = 100
 // protocol 0, so that it receives nothing until its filter is attached and
 // it is bound: there is no window in which unfiltered packets queue up.
 func Open(cfg Config) (*Socket, error) {
+	switch {
+	case cfg.Ifindex < 0 || cfg.SkipIfindex < 0:
+		return nil, fmt.Errorf("capture: open: negative interface index (Ifindex %d, SkipIfindex %d)", cfg.Ifindex, cfg.SkipIfindex)
+	case cfg.Ifindex != 0 && cfg.SkipIfindex != 0:
+		return nil, fmt.Errorf("capture: open: SkipIfindex %d is for a socket on every interface, not one bound to interface %d: leave one of them 0", cfg.SkipIfindex, cfg.Ifindex)
+	}
 	fd, err := socketFunc(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", err))
@@ -76,7 +83,7 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	prog, err := bpf.Assemble(Filter(cfg.IgnoreMark))
+	prog, err := bpf.Assemble(filter(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("capture: assemble filter: %w", err)
 	}
@@ -88,12 +95,8 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	}
 	_ = sockopt.SetReceiveBuffer(rc, 4<<20) // a larger queue is best effort
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: cfg.Ifindex}
-	var berr error
-	if err := rc.Control(func(fd uintptr) { berr = bindFunc(int(fd), sa) }); err != nil {
-		return nil, fmt.Errorf("capture: bind: %w", err)
-	}
-	if berr != nil {
-		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, os.NewSyscallError("bind", berr))
+	if err := rawconn.Control(rc, "bind", func(fd int) error { return bindFunc(fd, sa) }); err != nil {
+		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, err)
 	}
 	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
@@ -102,24 +105,23 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // ReadPacket blocks until the next SYN or SYN-ACK arrives, the read deadline
 // passes, or the socket is closed. Packets that do not decode are skipped,
-// and transient errors (EINTR, ENOBUFS, ENOMEM) are retried; any other error
-// is returned.
+// and transient errors (ENOBUFS, ENOMEM; rawconn retries EINTR) are retried;
+// any other error is returned.
 func (s *Socket) ReadPacket() (Packet, error) {
 	for failures := 0; ; {
 		var (
 			n, oobn int
 			from    unix.Sockaddr
-			rerr    error
 		)
-		err := s.rc.Read(func(fd uintptr) bool {
+		err := rawconn.Read(s.rc, "recvmsg", func(fd int) (err error) {
 			req := s.syncReq.Load() // requests made before this recvmsg
-			n, oobn, _, from, rerr = recvmsgFunc(int(fd), s.buf, s.oob, 0)
-			if rerr == unix.EAGAIN {
+			n, oobn, _, from, err = recvmsgFunc(fd, s.buf, s.oob, 0)
+			if err == unix.EAGAIN {
 				s.served(req) // everything queued before req is read
-				return false
 			}
-			return true
+			return err
 		})
+		var serr *os.SyscallError
 		switch {
 		case err != nil && s.closed.Load():
 			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
@@ -130,13 +132,11 @@ func (s *Socket) ReadPacket() (Packet, error) {
 			// restore is recognised the same way.)
 			s.restoreDeadline()
 			continue
-		case err != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", err)
-		case rerr != nil && transient(rerr) && failures < maxTransient:
+		case errors.As(err, &serr) && transient(serr.Err) && failures < maxTransient:
 			failures++
 			continue
-		case rerr != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", os.NewSyscallError("recvmsg", rerr))
+		case err != nil:
+			return Packet{}, fmt.Errorf("capture: read: %w", err)
 		}
 		failures = 0
 		p, err := s.packet(s.buf[:n], s.oob[:oobn], from)
@@ -249,25 +249,46 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// Filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
+// filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
 // the data starts at the IP header). It keeps unfragmented IPv4 and IPv6 TCP
 // segments with SYN set that are a client's SYN as received (no ACK, not
 // outgoing), or this host's SYN-ACK as sent (outgoing) and, on a loopback
-// interface, also as received, and drops any packet marked ignoreMark (0:
-// none). On loopback every packet is seen twice, once sent and once
-// received: this keeps the received copy of a SYN, the one tcpdump records,
-// and both copies of a SYN-ACK (Packet.Outgoing tells them apart), since
-// the received one is what tcpdump records and the client gets.
-func Filter(ignoreMark uint32) []bpf.Instruction {
+// interface, also as received, and drops any packet marked cfg.IgnoreMark
+// (0: none) and any packet of interface cfg.SkipIfindex (0: none). On
+// loopback every packet is seen twice, once sent and once received: this
+// keeps the received copy of a SYN, the one tcpdump records, and both copies
+// of a SYN-ACK (Packet.Outgoing tells them apart), since the received one is
+// what tcpdump records and the client gets.
+func filter(cfg Config) []bpf.Instruction {
+	var prog []bpf.Instruction
+	if cfg.SkipIfindex != 0 {
+		// First, so that a skipped interface's packets cost two instructions.
+		prog = []bpf.Instruction{
+			bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(cfg.SkipIfindex), SkipTrue: uint8(len(segmentFilter) - 1)}, // to segmentFilter's drop
+		}
+	}
+	prog = append(prog, segmentFilter...)
+	if cfg.IgnoreMark != 0 {
+		i := len(prog) - len(segmentFilter) + markCheck
+		prog[i] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: cfg.IgnoreMark, SkipTrue: uint8(len(segmentFilter) - 1 - markCheck - 1)} // to the drop
+	}
+	return prog
+}
+
+// markCheck is the index in segmentFilter of the jump that drops packets
+// carrying the ignored mark; as written it drops none (both branches fall
+// through), and filter puts the mark and the jump's target in.
+const markCheck = 16
+
+// segmentFilter is the body of filter; see there. Its last instruction
+// drops the packet, the one before keeps it.
+var segmentFilter = func() []bpf.Instruction {
 	const (
 		accept = 25
 		drop   = 26
 	)
 	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
-	markDrop := skip(16, drop)
-	if ignoreMark == 0 {
-		markDrop = 0 // both branches fall through: no packet is ignored
-	}
 	return []bpf.Instruction{
 		/* 0 */ bpf.LoadExtension{Num: bpf.ExtProto},
 		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: skip(1, 8)},
@@ -285,7 +306,7 @@ func Filter(ignoreMark uint32) []bpf.Instruction {
 		/* 13 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(SYN), SkipTrue: skip(13, drop)},
 		/* 14 */ bpf.StoreScratch{Src: bpf.RegA, N: 0},
 		/* 15 */ bpf.LoadExtension{Num: bpf.ExtMark},
-		/* 16 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ignoreMark, SkipTrue: markDrop},
+		/* 16 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0}, // markCheck: filter fills it in
 		/* 17 */ bpf.LoadExtension{Num: bpf.ExtType},
 		/* 18 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipFalse: skip(18, 21)},
 		/* 19 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
@@ -297,4 +318,4 @@ func Filter(ignoreMark uint32) []bpf.Instruction {
 		/* 25 */ bpf.RetConstant{Val: 0xffff},
 		/* 26 */ bpf.RetConstant{Val: 0},
 	}
-}
+}()
