@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,9 +214,7 @@ func TestJudgements(t *testing.T) {
 // compete for every core.
 func TestJudgementsUnderLoad(t *testing.T) {
 	needReplay(t)
-	if testing.Short() {
-		t.Skip("-short: takes 2 s of every core")
-	}
+	testenv.SkipIfShort(t, "nine clients' pairs while busy processes take every core: about 2 s of every core")
 	hogCPUs(t)
 	runJudgements(t)
 }

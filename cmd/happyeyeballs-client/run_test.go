@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -57,9 +58,7 @@ func holdStrategy(t *testing.T) (s listener.Strategy) {
 		return s
 	}
 	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Retransmit})
-	if err != nil {
-		t.Skipf("cannot hold handshakes here (replay needs CAP_NET_RAW): %v", err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW for replay, or CAP_NET_ADMIN where the kernel refuses the SYN-holding socket filter without it")
 	h.Close()
 	return listener.Retransmit
 }

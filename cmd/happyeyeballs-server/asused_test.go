@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // asUsed are the delays of TestAsUsed: the fast one longer than a driver's
@@ -50,10 +51,11 @@ type asUsedPair struct {
 // "released" and "syn-ack sent" lines, and the instant asked for exactly
 // the fast delay after the pair's start.
 func TestAsUsed(t *testing.T) {
+	testenv.SkipIfShort(t, "builds the binary, then 12 pairs from a separate process with 400 ms and 1.2 s delays: 9-17 s")
 	needHold(t, "replay") // the SYN-ACK times come from the capture: CAP_NET_RAW
 	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-asused")
 	buildServer(t, bin)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	log := &syncBuffer{}
 	cmd := exec.Command(bin, "-c", strconv.Itoa(port), "--log-format", "json", "--strategy", "replay",
 		"--fast-delay", asUsedFast.String(), "--slow-delay", asUsedSlow.String())
@@ -83,10 +85,7 @@ func TestAsUsed(t *testing.T) {
 			}
 		}
 	}
-	n := 12
-	if testing.Short() {
-		n = 4
-	}
+	const n = 12
 	var runs []asUsedPair
 	for i := range n {
 		r := asUsedPair{slow: []int{4, 6}[i%2], stagger: []time.Duration{0, 0, 250 * time.Millisecond, 250 * time.Millisecond}[i%4]}
