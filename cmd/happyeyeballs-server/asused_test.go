@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/dialrace"
 	"github.com/synhold/synhold/internal/testenv"
 )
 
@@ -254,47 +255,13 @@ func stampOf(t *testing.T, l map[string]any, field string) time.Time {
 // first and IPv4 stagger later (both at once when stagger is 0), the first
 // connection winning, the other attempt cancelled or closed.
 func driverDial(ctx context.Context, p happyeyeballs.Pair, stagger time.Duration) (net.Conn, int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		conn   net.Conn
-		family int
-		err    error
+	families := []int{6, 4}
+	conn, i, _, err := dialrace.Race(ctx, stagger,
+		dialrace.Target{Network: "tcp6", Addr: p.Addr(6).String()}, dialrace.Target{Network: "tcp4", Addr: p.Addr(4).String()})
+	if err != nil {
+		return nil, 0, fmt.Errorf("neither family connected: %w", err)
 	}
-	results := make(chan result, 2)
-	for _, family := range []int{6, 4} {
-		go func() {
-			if family == 4 && stagger > 0 {
-				select {
-				case <-time.After(stagger):
-				case <-ctx.Done():
-					results <- result{family: family, err: ctx.Err()}
-					return
-				}
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), p.Addr(family).String())
-			results <- result{c, family, err}
-		}()
-	}
-	var errs []error
-	for i := range 2 {
-		r := <-results
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("IPv%d: %w", r.family, r.err))
-			continue
-		}
-		cancel()
-		if i == 0 {
-			go func() {
-				if l := <-results; l.conn != nil {
-					l.conn.Close()
-				}
-			}()
-		}
-		return r.conn, r.family, nil
-	}
-	return nil, 0, fmt.Errorf("neither family connected: %v", errs)
+	return conn, families[i], nil
 }
 
 // checkAsUsedJudged checks the judgement of a pair of TestAsUsed: both at
