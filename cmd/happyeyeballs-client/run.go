@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/dialrace"
 )
 
@@ -41,12 +41,8 @@ type dialResult struct {
 // exit status: 0 only if the fast family won and its byte matched.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
-		return 2
+	if code, exit := cli.UsageExit("happyeyeballs-client", err, stderr); exit {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
