@@ -19,8 +19,8 @@ const (
 	svgWidth  = 1400
 	svgLeft   = 270 // room for the row labels
 	svgRight  = 30
-	svgTop    = 116 // title, counts, legend and the axis' labels above the rows
-	svgRowH   = 92
+	svgTop    = 124 // title, counts, legend and the axis' labels above the rows
+	svgRowH   = 100
 	svgAxisH  = 48
 	colorV6   = "#1f4e9e"
 	colorV4   = "#b35806"
@@ -31,7 +31,7 @@ const (
 )
 
 // WriteSVG draws the report as an SVG timeline, titled title: one row per
-// pair (the first 200), its IPv6 and IPv6 lanes against ms since the
+// pair (the first 200), its IPv6 and IPv4 lanes against ms since the
 // server's reply; in each lane the new connections' SYNs (filled circles,
 // classes "syn"), retransmitted SYNs (hollow, "retransmit"), how long the
 // server held them (grey bar, "hold"), the side's release instant (dashed,
@@ -71,9 +71,9 @@ func newTimeline(r Report) *timeline {
 func (tl *timeline) draw(b *bytes.Buffer, title string) {
 	height := svgTop + max(1, len(tl.rows))*svgRowH + svgAxisH + 30
 	svgplot.Start(b, svgWidth, height)
-	// The sentences under the lanes are cut at the right edge; each row's
-	// title holds the whole.
-	fmt.Fprintf(b, `<clipPath id="why"><rect x="%d" y="0" width="%d" height="%d"/></clipPath>`+"\n", svgLeft, svgWidth-svgLeft-svgRight, height)
+	// The sentences under the lanes, as wide as the row, are cut at its
+	// right edge; each row's title holds the whole.
+	fmt.Fprintf(b, `<clipPath id="why"><rect x="20" y="0" width="%d" height="%d"/></clipPath>`+"\n", svgWidth-40, height)
 	tl.header(b, title)
 	axisY := float64(svgTop + max(1, len(tl.rows))*svgRowH)
 	tl.axis(b, axisY)
@@ -129,7 +129,7 @@ func (tl *timeline) axis(b *bytes.Buffer, y float64) {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>`+"\n", x, y+6, x, y+11)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%g</text>`+"\n", x, y+25, t)
 		// Again above the rows, for a report too long to see both ends.
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="10" fill="#666666">%g ms</text>`+"\n", x, svgTop-3, t)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="10" fill="#666666">%g ms</text>`+"\n", x, svgTop-9, t)
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#333333">%s</text>`+"\n",
 		float64(svgLeft+svgWidth-svgRight)/2, y+42, svgplot.Esc("ms since the server replied with the pair's ports"))
@@ -156,7 +156,7 @@ func (tl *timeline) row(b *bytes.Buffer, p PairReport, top float64) {
 		tl.lane(b, p, f, lanes[f])
 	}
 	tl.attemptDelay(b, p, lanes)
-	fmt.Fprintf(b, `<text x="%d" y="%.1f" fill="#333333" clip-path="url(#why)">%s</text>`+"\n", svgLeft, top+78, svgplot.Esc(p.Why))
+	fmt.Fprintf(b, `<text x="20" y="%.1f" fill="#333333" clip-path="url(#why)">%s</text>`+"\n", top+88, svgplot.Esc(p.Why))
 	b.WriteString("</g>\n")
 }
 
