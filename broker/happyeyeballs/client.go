@@ -179,13 +179,20 @@ func (c *Client) Ping(ctx context.Context) error {
 // Wait pings the server every poll until it answers, or ctx is done; it
 // then returns the last error. It is what happyeyeballs-server --wait does.
 func (c *Client) Wait(ctx context.Context, poll time.Duration) error {
+	var last error
 	for {
 		err := c.Ping(ctx)
 		if err == nil {
 			return nil
 		}
+		// A ping cut short by ctx's deadline says less than the one before
+		// it (a refusal, say): keep that one. The dial may see the deadline
+		// pass before ctx.Err does.
+		if last == nil || ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			last = err
+		}
 		if !sleepCtx(ctx, poll) {
-			return fmt.Errorf("happyeyeballs: wait: %w; last error: %w", ctx.Err(), err)
+			return fmt.Errorf("happyeyeballs: wait: %w; last error: %w", ctx.Err(), last)
 		}
 	}
 }

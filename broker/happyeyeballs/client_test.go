@@ -117,16 +117,23 @@ func TestClientBadFamily(t *testing.T) {
 	}
 }
 
-// freeAddr is a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
+// refusedAddr is a loopback address that refuses connections until the
+// test ends: the local end of a connection the test keeps open, so that no
+// other test (of this process or another's) can listen on it, hold its
+// SYNs or answer them meanwhile, as it could on a port merely closed.
+func refusedAddr(t *testing.T) string {
 	ln := mustListen(t, "tcp4", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr().String()
 }
 
 func TestClientNoServer(t *testing.T) {
-	c := &Client{Addr: freeAddr(t)}
+	c := &Client{Addr: refusedAddr(t)}
 	ctx := context.Background()
 	for name, err := range map[string]error{
 		"Pair": func() error { _, err := c.Pair(ctx, 4); return err }(),

@@ -149,7 +149,7 @@ func TestJudgedLineInWords(t *testing.T) {
 		}
 	}
 	want := `pair=1 first=ipv4 attempt_delay_ms=250.50 winner=none verdict=deviates deviations=[IPv4First] ` +
-		`why="The client tried IPv4 first although IPv6 was offered, started IPv6 250.50 ms later, connected over neither family (timeout: nobody connected): deviates."`
+		`why="The client tried IPv4 first although IPv6 was offered, started IPv6 250.50 ms later, and connected over neither family before the pair closed (timeout: nobody connected)."`
 	if !strings.HasSuffix(line, want) {
 		t.Errorf("pair judged line\n%s\nwant it to end\n%s", line, want)
 	}

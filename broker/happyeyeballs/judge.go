@@ -208,7 +208,7 @@ func judge(o observation) Judgement {
 		}
 		won = fmt.Sprintf("connected over %s (the %s side)", ipName(o.winner), side)
 	} else {
-		won = "connected over neither family (" + o.closedWhy + ")"
+		won = "connected over neither family before the pair closed (" + o.closedWhy + ")"
 	}
 	switch {
 	case o.blind != "":
@@ -239,13 +239,13 @@ func judge(o observation) Judgement {
 		switch {
 		case delay < minAttemptDelay:
 			j.Deviations = append(j.Deviations, NoAttemptDelay)
-			d += " (both at once: under the 10 ms RFC 8305 allows at least)"
+			d += " (both at once; RFC 8305 never allows less than 10 ms, and recommends 250 ms)"
 		case delay < shortAttemptDelay:
 			j.Deviations = append(j.Deviations, ShortAttemptDelay)
-			d += " (under the 100 ms RFC 8305 asks at least; 250 ms recommended)"
+			d += " (RFC 8305 recommends at least 100 ms, and 250 ms by default)"
 		case delay > maxAttemptDelay:
 			j.Deviations = append(j.Deviations, LongAttemptDelay)
-			d += " (over the 2 s RFC 8305 allows at most)"
+			d += " (RFC 8305 recommends at most 2 s)"
 		}
 		says = append(says, d)
 	}
@@ -258,7 +258,9 @@ func judge(o observation) Judgement {
 	if len(j.Deviations) > 0 {
 		j.Verdict = Deviates
 	}
-	j.Why = fmt.Sprintf("The client %s: %s.", strings.Join(says, ", "), j.Verdict)
+	// The verdict stands beside the sentence wherever it is shown (its own
+	// field, the row's label), so the sentence says what happened only.
+	j.Why = fmt.Sprintf("The client %s, and %s.", strings.Join(says[:len(says)-1], ", "), says[len(says)-1])
 	return j
 }
 

@@ -26,25 +26,25 @@ func TestJudge(t *testing.T) {
 		why    []string // words the sentence must hold
 	}{
 		{"IPv6 first, 250 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(250.004), at(0)}, winner: 6, won: at(1000)},
-			6, delay(250), 6, Conforms, nil, []string{"tried IPv6 first", "started IPv4 250.00 ms later", "connected over IPv6 (the fast side)", "conforms"}},
+			6, delay(250), 6, Conforms, nil, []string{"tried IPv6 first", "started IPv4 250.00 ms later", ", and connected over IPv6 (the fast side)."}},
 		{"IPv4 first, 250.5 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(0.18), at(250.68)}, winner: 6, won: at(1000)},
-			4, delay(250.5), 6, Deviates, []Deviation{IPv4First}, []string{"IPv4 first although IPv6 was offered", "250.50 ms later", "deviates"}},
+			4, delay(250.5), 6, Deviates, []Deviation{IPv4First}, []string{"IPv4 first although IPv6 was offered", "250.50 ms later, and connected"}},
 		{"both at once", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(0.05), at(0)}, winner: 6, won: at(1000)},
-			6, delay(0.05), 6, Deviates, []Deviation{NoAttemptDelay}, []string{"both at once"}},
+			6, delay(0.05), 6, Deviates, []Deviation{NoAttemptDelay}, []string{"(both at once; RFC 8305 never allows less than 10 ms, and recommends 250 ms)"}},
 		{"9.99 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(9.99), at(0)}, winner: 6, won: at(1000)},
 			6, delay(9.99), 6, Deviates, []Deviation{NoAttemptDelay}, nil},
 		{"10 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(10), at(0)}, winner: 6, won: at(1000)},
 			6, delay(10), 6, Deviates, []Deviation{ShortAttemptDelay}, nil},
 		{"50 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(50), at(0)}, winner: 6, won: at(1000)},
-			6, delay(50), 6, Deviates, []Deviation{ShortAttemptDelay}, []string{"under the 100 ms"}},
+			6, delay(50), 6, Deviates, []Deviation{ShortAttemptDelay}, []string{"later (RFC 8305 recommends at least 100 ms"}},
 		{"100 ms", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(100), at(0)}, winner: 6, won: at(1000)},
 			6, delay(100), 6, Conforms, nil, nil},
 		{"2 s", observation{slow: 6, fastWant: at(3000), firstSYN: [2]time.Time{at(2000), at(0)}, winner: 4, won: at(3000)},
 			6, delay(2000), 4, Conforms, nil, nil},
 		{"2.5 s", observation{slow: 6, fastWant: at(1000), firstSYN: [2]time.Time{at(2500), at(0)}, winner: 4, won: at(2500.1)},
-			6, delay(2500), 4, Deviates, []Deviation{LongAttemptDelay}, []string{"over the 2 s"}},
+			6, delay(2500), 4, Deviates, []Deviation{LongAttemptDelay}, []string{"later (RFC 8305 recommends at most 2 s)"}},
 		{"one family, the fast one", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{{}, at(0)}, winner: 6, won: at(1000), samePort: true},
-			6, nil, 6, Deviates, []Deviation{SingleFamily}, []string{"never tried IPv4, connected"}},
+			6, nil, 6, Deviates, []Deviation{SingleFamily}, []string{"never tried IPv4, and connected"}},
 		{"one family, two port numbers", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{{}, at(0)}, winner: 6, won: at(1000)},
 			6, nil, 6, Deviates, []Deviation{SingleFamily}, []string{"never tried IPv4 (a client that dials one name and port reaches one side", "0x14 or 0x16"}},
 		{"one family, the slow one", observation{slow: 6, fastWant: fastWant, firstSYN: [2]time.Time{{}, at(0)}, winner: 6, won: at(2000)},
@@ -60,7 +60,7 @@ func TestJudge(t *testing.T) {
 		{"slow winner within a millisecond", observation{slow: 4, fastWant: at(1000), firstSYN: [2]time.Time{at(0), at(250)}, winner: 4, won: at(1000.5)},
 			4, delay(250), 4, Deviates, []Deviation{IPv4First}, nil},
 		{"nobody connected", observation{slow: 4, fastWant: fastWant, firstSYN: [2]time.Time{at(0), at(250)}, closedWhy: "timeout: nobody connected"},
-			4, delay(250), 0, Deviates, []Deviation{IPv4First}, []string{"connected over neither family (timeout: nobody connected)"}},
+			4, delay(250), 0, Deviates, []Deviation{IPv4First}, []string{"and connected over neither family before the pair closed (timeout: nobody connected)."}},
 		{"no SYN", observation{slow: 4, fastWant: fastWant, closedWhy: "timeout: nobody connected"},
 			0, nil, 0, Unknown, nil, []string{"No SYN reached the pair", "timeout"}},
 		{"blind", observation{slow: 4, fastWant: fastWant, blind: "strategy retransmit does not capture SYNs", winner: 6, won: at(1000)},
@@ -88,6 +88,9 @@ func TestJudge(t *testing.T) {
 			}
 			if strings.Count(j.Why, ". ") > 0 || !strings.HasSuffix(j.Why, ".") {
 				t.Errorf("why %q is not one sentence", j.Why)
+			}
+			if strings.Contains(j.Why, ": "+string(j.Verdict)) {
+				t.Errorf("why %q repeats the verdict that stands beside it", j.Why)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,9 +214,7 @@ func TestJudgements(t *testing.T) {
 // compete for every core.
 func TestJudgementsUnderLoad(t *testing.T) {
 	needReplay(t)
-	if testing.Short() {
-		t.Skip("-short: takes 2 s of every core")
-	}
+	testenv.SkipIfShort(t, "nine clients' pairs while busy processes take every core: about 2 s of every core")
 	hogCPUs(t)
 	runJudgements(t)
 }
@@ -269,7 +268,17 @@ func checkJudgement(t *testing.T, j Judgement, pl played, first, winner Family, 
 	t.Helper()
 	lo, hi, two := pl.delayBounds()
 	if two {
-		devs = delayDeviation(devs, (lo+hi)/2)
+		at := (lo + hi) / 2
+		// Where the client's bounds straddle a threshold (10 ms between
+		// connects that took 18 ms under load), only the SYNs' own interval,
+		// which the server measured, says which side it fell on; the checks
+		// below hold that measure within the bounds.
+		if j.AttemptDelayMS != nil {
+			if got := time.Duration(*j.AttemptDelayMS * float64(time.Millisecond)); got >= lo && got <= hi {
+				at = got
+			}
+		}
+		devs = delayDeviation(devs, at)
 	} else if !slices.Contains(devs, SingleFamily) {
 		// The first attempt connected before the client's late timer
 		// started the second: it did try one family only.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -327,8 +328,10 @@ func (p testPair) addr(family int) string {
 // needReplay skips a test whose timing needs strategy Replay.
 func needReplay(t *testing.T) {
 	t.Helper()
-	if s, err := listener.Probe(); s != listener.Replay {
-		t.Skipf("needs CAP_NET_RAW: strategy %v here (%v); handshakes would complete at SYN retransmissions", s, err)
+	s, err := listener.Probe()
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+	if s != listener.Replay {
+		t.Fatalf("the probe found strategy %v and no error; the timing needs replay", s)
 	}
 }
 
@@ -345,11 +348,20 @@ func holdStrategy(t *testing.T, s listener.Strategy) listener.Strategy {
 		s = listener.Retransmit
 	}
 	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: s})
-	if err != nil {
-		t.Skipf("cannot hold handshakes with strategy %v here (replay needs CAP_NET_RAW): %v", s, err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, holdCapability(s))
 	h.Close()
 	return s
+}
+
+// holdCapability names what a process lacks when strategy s cannot hold
+// handshakes: CAP_NET_RAW for the capture that replay needs, else
+// CAP_NET_ADMIN for a kernel that refuses the holding socket filter
+// without it.
+func holdCapability(s listener.Strategy) string {
+	if s == listener.Replay {
+		return "CAP_NET_RAW"
+	}
+	return "CAP_NET_ADMIN (this kernel refuses the SYN-holding socket filter without it)"
 }
 
 // checkTiming checks that a handshake completed at when, no earlier than

@@ -2,44 +2,14 @@ package happyeyeballs
 
 import (
 	"bytes"
-	"encoding/xml"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// svgClasses parses an SVG, failing the test unless it is well-formed, and
-// counts the elements of each class; it also returns all its text.
-func svgClasses(t *testing.T, doc []byte) (map[string]int, string) {
-	t.Helper()
-	d := xml.NewDecoder(bytes.NewReader(doc))
-	counts := map[string]int{}
-	var text strings.Builder
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v", err)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			for _, a := range e.Attr {
-				if a.Name.Local == "class" {
-					counts[a.Value]++
-				}
-			}
-		case xml.CharData:
-			text.Write(e)
-			text.WriteByte(' ')
-		}
-	}
-	return counts, text.String()
-}
+	"github.com/synhold/synhold/internal/svgplot/svgtest"
+)
 
 // sampleReport is two judged pairs: a conforming client (IPv6, then IPv4
 // 250 ms later, IPv6 wins) and one that does not race (it drops IPv6 at
@@ -78,7 +48,7 @@ func TestWriteSVG(t *testing.T) {
 	if err := r.WriteSVG(&b, "two clients"); err != nil {
 		t.Fatal(err)
 	}
-	counts, text := svgClasses(t, b.Bytes())
+	counts, text := svgtest.Parse(t, b.Bytes())
 	want := map[string]int{"pair": 2, "syn": 4, "retransmit": 1, "hold": 4, "want": 4, "release": 3, "synack": 2, "winner": 2, "attempt-delay": 2}
 	for class, n := range want {
 		if counts[class] != n {
@@ -98,7 +68,7 @@ func TestWriteSVG(t *testing.T) {
 	if err := (Report{Summary: newSummary()}).WriteSVG(&empty, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, text := svgClasses(t, empty.Bytes()); !strings.Contains(text, "No pair was judged") {
+	if _, text := svgtest.Parse(t, empty.Bytes()); !strings.Contains(text, "No pair was judged") {
 		t.Errorf("an empty report's picture says %q", text)
 	}
 }

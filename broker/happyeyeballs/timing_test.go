@@ -120,18 +120,26 @@ func TestLoneConnect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := hs.pair(t, tc.req)
-			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
-			at := time.Now()
-			if err != nil {
-				t.Fatalf("dial IPv%d: %v", tc.family, err)
-			}
-			defer c.Close()
-			checkTiming(t, p.exchange, at, tc.delay, testTol)
-			if b := readByte(t, c); b != FamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
-			}
+			dialAlone(t, hs, tc.req, tc.family, tc.delay, testTol)
 		})
+	}
+}
+
+// dialAlone asks hs for a pair with request req and dials family alone:
+// its handshake must complete delay after the reply, within tol, and the
+// connection carry the family's byte.
+func dialAlone(t *testing.T, hs *testServer, req byte, family int, delay, tol time.Duration) {
+	t.Helper()
+	p := hs.pair(t, req)
+	c, err := net.DialTimeout("tcp"+strconv.Itoa(family), p.addr(family), 10*time.Second)
+	at := time.Now()
+	if err != nil {
+		t.Fatalf("dial IPv%d: %v", family, err)
+	}
+	defer c.Close()
+	checkTiming(t, p.exchange, at, delay, tol)
+	if b := readByte(t, c); b != FamilyByte(family) {
+		t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(family))
 	}
 }
 
@@ -268,17 +276,7 @@ func TestRetransmit(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := hs.pair(t, tc.req)
-			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
-			at := time.Now()
-			if err != nil {
-				t.Fatalf("dial IPv%d: %v", tc.family, err)
-			}
-			defer c.Close()
-			checkTiming(t, p.exchange, at, tc.delay, retransmitSlack)
-			if b := readByte(t, c); b != FamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
-			}
+			dialAlone(t, hs, tc.req, tc.family, tc.delay, retransmitSlack)
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -57,9 +58,7 @@ func holdStrategy(t *testing.T) (s listener.Strategy) {
 		return s
 	}
 	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Retransmit})
-	if err != nil {
-		t.Skipf("cannot hold handshakes here (replay needs CAP_NET_RAW): %v", err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW for replay, or CAP_NET_ADMIN where the kernel refuses the SYN-holding socket filter without it")
 	h.Close()
 	return listener.Retransmit
 }
@@ -97,34 +96,9 @@ func TestClientAgainstServer(t *testing.T) {
 	}
 }
 
-// fakeControl serves a control port that answers every request with what
-// reply returns.
-func fakeControl(t *testing.T, reply func(req byte) []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			var b [1]byte
-			if _, err := io.ReadFull(c, b[:]); err == nil {
-				c.Write(reply(b[0]))
-			}
-			c.Close()
-		}
-	}()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// byteServer accepts on network and writes b to every connection; it
-// returns the port.
-func byteServer(t *testing.T, network, addr string, b byte) uint16 {
+// serveEach listens on network's addr until the test ends and hands every
+// connection to handle, which closes it; it returns the port.
+func serveEach(t *testing.T, network, addr string, handle func(net.Conn)) uint16 {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -137,11 +111,33 @@ func byteServer(t *testing.T, network, addr string, b byte) uint16 {
 			if err != nil {
 				return
 			}
-			c.Write([]byte{b})
-			c.Close()
+			handle(c)
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).AddrPort().Port()
+}
+
+// fakeControl serves a control port that answers every request with what
+// reply returns.
+func fakeControl(t *testing.T, reply func(req byte) []byte) string {
+	t.Helper()
+	return strconv.Itoa(int(serveEach(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+		defer c.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err == nil {
+			c.Write(reply(b[0]))
+		}
+	})))
+}
+
+// byteServer accepts on network and writes b to every connection; it
+// returns the port.
+func byteServer(t *testing.T, network, addr string, b byte) uint16 {
+	t.Helper()
+	return serveEach(t, network, addr, func(c net.Conn) {
+		defer c.Close()
+		c.Write([]byte{b})
+	})
 }
 
 // closedPort returns a port on which connecting is refused.

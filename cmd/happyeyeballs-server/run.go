@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
@@ -33,12 +34,8 @@ type options struct {
 // then waits for, stops or runs a server. It returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "happyeyeballs-server: %v\n", err)
-		return 2
+	if code, exit := cli.UsageExit("happyeyeballs-server", err, stderr); exit {
+		return code
 	}
 	switch {
 	case o.wait:
