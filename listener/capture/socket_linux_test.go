@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/netnstest"
@@ -663,4 +664,45 @@ func portsUpTo(n int, p uint16) []uint16 {
 		}
 	}
 	return ports
+}
+
+// TestSetPortsAttachesOnlyChanges counts the filters SetPorts attaches: a
+// call that leaves the filter as it is (the same ports in another order, or
+// "every port" said another way) attaches none, and a failed attach keeps
+// the old filter on record.
+func TestSetPortsAttachesOnlyChanges(t *testing.T) {
+	s := openOrSkip(t, Config{Ifindex: 1})
+	old := attachFilter
+	defer func() { attachFilter = old }()
+	var attached int
+	var fail error
+	attachFilter = func(rc syscall.RawConn, prog []bpf.RawInstruction) error {
+		if fail != nil {
+			return fail
+		}
+		attached++
+		return old(rc, prog)
+	}
+	for _, step := range []struct {
+		ports []uint16
+		fail  error
+		want  int // attaches so far
+	}{
+		{nil, nil, 0}, // every port, as opened
+		{portsUpTo(maxPorts+1, 7), nil, 0},
+		{[]uint16{7, 9}, nil, 1},
+		{[]uint16{9, 7, 9}, nil, 1},
+		{[]uint16{7}, unix.ENOMEM, 1},
+		{[]uint16{7}, nil, 2}, // the failed attach left {7, 9} in place
+		{[]uint16{}, nil, 3},
+	} {
+		fail = step.fail
+		err := s.SetPorts(step.ports)
+		if !errors.Is(err, step.fail) || (step.fail == nil) != (err == nil) {
+			t.Errorf("SetPorts(%v): %v, want %v", step.ports, err, step.fail)
+		}
+		if attached != step.want {
+			t.Fatalf("after SetPorts(%v): %d filters attached, want %d", step.ports, attached, step.want)
+		}
+	}
 }
