@@ -27,10 +27,10 @@ type Socket struct {
 
 	portsMu sync.Mutex
 	ports   []uint16 // the ports in the filter; nil: every port
-	f      *os.File
-	rc     syscall.RawConn
-	buf    []byte
-	oob    []byte
+	f       *os.File
+	rc      syscall.RawConn
+	buf     []byte
+	oob     []byte
 
 	// Sync's state: requests made and the latest one served. Sync wakes a
 	// blocked ReadPacket through a read deadline in the past, which
