@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,10 +23,14 @@ import (
 // the runtime poller: they honour deadlines and Close wakes them.
 type Socket struct {
 	closed atomic.Bool
-	f      *os.File
-	rc     syscall.RawConn
-	buf    []byte
-	oob    []byte
+	cfg    Config
+
+	portsMu sync.Mutex
+	ports   []uint16 // the ports in the filter; nil: every port
+	f       *os.File
+	rc      syscall.RawConn
+	buf     []byte
+	oob     []byte
 
 	// Sync's state: requests made and the latest one served. Sync wakes a
 	// blocked ReadPacket through a read deadline in the past, which
@@ -39,9 +44,10 @@ type Socket struct {
 
 // Seams for fault injection in tests.
 var (
-	socketFunc  = unix.Socket
-	bindFunc    = unix.Bind
-	recvmsgFunc = unix.Recvmsg
+	socketFunc   = unix.Socket
+	bindFunc     = unix.Bind
+	recvmsgFunc  = unix.Recvmsg
+	attachFilter = sockopt.AttachFilter
 )
 
 // transient reports whether a recvmsg error is worth retrying: the kernel
@@ -83,11 +89,11 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	prog, err := bpf.Assemble(filter(cfg))
+	prog, err := bpf.Assemble(filter(cfg, nil))
 	if err != nil {
 		return nil, fmt.Errorf("capture: assemble filter: %w", err)
 	}
-	if err := sockopt.AttachFilter(rc, prog); err != nil {
+	if err := attachFilter(rc, prog); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if err := sockopt.SetTimestampNS(rc, true); err != nil {
@@ -98,7 +104,7 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if err := rawconn.Control(rc, "bind", func(fd int) error { return bindFunc(fd, sa) }); err != nil {
 		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, err)
 	}
-	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
+	return &Socket{cfg: cfg, f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -228,6 +234,35 @@ func kernelTime(oob []byte) time.Time {
 	return time.Now()
 }
 
+// SetPorts makes the socket keep only the SYNs to, and the SYN-ACKs from,
+// the local ports given: the kernel drops the handshakes of other programs
+// in the filter, before they are queued, and the reader is not woken for
+// them. No ports, or more than 200, keep every port again, as Open does.
+// The kernel swaps the filter in one step, so no packet meets neither
+// filter; packets queued before the swap are still read. A new filter
+// costs ~80 µs (assembled, checked and compiled by the kernel), so a call
+// that leaves the filter as it is does nothing.
+func (s *Socket) SetPorts(ports []uint16) error {
+	ports = slices.Compact(slices.Sorted(slices.Values(ports)))
+	if len(ports) > maxPorts || len(ports) == 0 {
+		ports = nil
+	}
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
+	if slices.Equal(ports, s.ports) {
+		return nil
+	}
+	prog, err := bpf.Assemble(filter(s.cfg, ports))
+	if err != nil {
+		return fmt.Errorf("capture: assemble filter: %w", err)
+	}
+	if err := attachFilter(s.rc, prog); err != nil {
+		return fmt.Errorf("capture: set ports: %w", err)
+	}
+	s.ports = ports
+	return nil
+}
+
 // SetReadDeadline sets the deadline for ReadPacket.
 func (s *Socket) SetReadDeadline(t time.Time) error {
 	var ns int64
@@ -249,47 +284,60 @@ func (s *Socket) Close() error {
 	return err
 }
 
+// maxPorts is the most ports SetPorts puts in the filter: the filter's
+// conditional jumps reach at most 255 instructions ahead.
+const maxPorts = 200
+
 // filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
 // the data starts at the IP header). It keeps unfragmented IPv4 and IPv6 TCP
 // segments with SYN set that are a client's SYN as received (no ACK, not
 // outgoing), or this host's SYN-ACK as sent (outgoing) and, on a loopback
 // interface, also as received, and drops any packet marked cfg.IgnoreMark
-// (0: none) and any packet of interface cfg.SkipIfindex (0: none). On
-// loopback every packet is seen twice, once sent and once received: this
-// keeps the received copy of a SYN, the one tcpdump records, and both copies
-// of a SYN-ACK (Packet.Outgoing tells them apart), since the received one is
-// what tcpdump records and the client gets.
-func filter(cfg Config) []bpf.Instruction {
-	var prog []bpf.Instruction
-	if cfg.SkipIfindex != 0 {
-		// First, so that a skipped interface's packets cost two instructions.
-		prog = []bpf.Instruction{
-			bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(cfg.SkipIfindex), SkipTrue: uint8(len(segmentFilter) - 1)}, // to segmentFilter's drop
+// (0: none) and any packet of interface cfg.SkipIfindex (0: none). With
+// ports (at most maxPorts), it keeps only SYNs to and SYN-ACKs from those
+// local ports. On loopback every packet is seen twice, once sent and once
+// received: this keeps the received copy of a SYN, the one tcpdump records,
+// and both copies of a SYN-ACK (Packet.Outgoing tells them apart), since
+// the received one is what tcpdump records and the client gets.
+func filter(cfg Config, ports []uint16) []bpf.Instruction {
+	var portCheck []bpf.Instruction
+	if len(ports) > 0 {
+		portCheck = []bpf.Instruction{
+			bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: 2},
+			bpf.LoadIndirect{Off: 2, Size: 2}, // a SYN's destination port
+			bpf.Jump{Skip: 1},
+			bpf.LoadIndirect{Off: 0, Size: 2}, // a SYN-ACK's source port
 		}
+		for i, p := range ports {
+			portCheck = append(portCheck, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p), SkipTrue: uint8(len(ports) - i)})
+		}
+		portCheck = append(portCheck, bpf.Jump{Skip: 1}) // to the drop
 	}
-	prog = append(prog, segmentFilter...)
-	if cfg.IgnoreMark != 0 {
-		i := len(prog) - len(segmentFilter) + markCheck
-		prog[i] = bpf.JumpIf{Cond: bpf.JumpEqual, Val: cfg.IgnoreMark, SkipTrue: uint8(len(segmentFilter) - 1 - markCheck - 1)} // to the drop
+	body := segmentFilter(cfg.IgnoreMark, portCheck)
+	if cfg.SkipIfindex == 0 {
+		return body
 	}
-	return prog
+	// First, so that a skipped interface's packets cost two instructions.
+	return append([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(cfg.SkipIfindex), SkipTrue: uint8(len(body) - 1)}, // to body's drop
+	}, body...)
 }
 
-// markCheck is the index in segmentFilter of the jump that drops packets
-// carrying the ignored mark; as written it drops none (both branches fall
-// through), and filter puts the mark and the jump's target in.
-const markCheck = 16
-
-// segmentFilter is the body of filter; see there. Its last instruction
-// drops the packet, the one before keeps it.
-var segmentFilter = func() []bpf.Instruction {
-	const (
-		accept = 25
-		drop   = 26
-	)
+// segmentFilter is the body of filter; see there. portCheck runs before a
+// packet is kept; it falls through to keep it and jumps one ahead to drop
+// it. The last instruction drops the packet.
+func segmentFilter(ignoreMark uint32, portCheck []bpf.Instruction) []bpf.Instruction {
+	check := 25
+	accept := check + len(portCheck)
+	drop := accept + 1
 	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
-	return []bpf.Instruction{
+	markDrop := skip(16, drop)
+	if ignoreMark == 0 {
+		markDrop = 0 // both branches fall through: no packet is ignored
+	}
+	prog := []bpf.Instruction{
 		/* 0 */ bpf.LoadExtension{Num: bpf.ExtProto},
 		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: skip(1, 8)},
 		/* 2 */ bpf.LoadAbsolute{Off: 9, Size: 1},
@@ -302,20 +350,23 @@ var segmentFilter = func() []bpf.Instruction {
 		/* 9 */ bpf.LoadAbsolute{Off: 6, Size: 1},
 		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: skip(10, drop)},
 		/* 11 */ bpf.LoadConstant{Dst: bpf.RegX, Val: 40},
-		/* 12 */ bpf.LoadIndirect{Off: 13, Size: 1},
+		/* 12 */ bpf.LoadIndirect{Off: 13, Size: 1}, // X is the TCP header's offset from here on
 		/* 13 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(SYN), SkipTrue: skip(13, drop)},
 		/* 14 */ bpf.StoreScratch{Src: bpf.RegA, N: 0},
 		/* 15 */ bpf.LoadExtension{Num: bpf.ExtMark},
-		/* 16 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0}, // markCheck: filter fills it in
+		/* 16 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: ignoreMark, SkipTrue: markDrop},
 		/* 17 */ bpf.LoadExtension{Num: bpf.ExtType},
 		/* 18 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipFalse: skip(18, 21)},
 		/* 19 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, accept), SkipFalse: skip(20, drop)},
+		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, check), SkipFalse: skip(20, drop)},
 		/* 21 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipFalse: skip(22, accept)},
+		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipFalse: skip(22, check)},
 		/* 23 */ bpf.LoadExtension{Num: bpf.ExtLinkLayerType},
-		/* 24 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ARPHRD_LOOPBACK, SkipTrue: skip(24, accept), SkipFalse: skip(24, drop)},
-		/* 25 */ bpf.RetConstant{Val: 0xffff},
-		/* 26 */ bpf.RetConstant{Val: 0},
+		/* 24 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ARPHRD_LOOPBACK, SkipTrue: skip(24, check), SkipFalse: skip(24, drop)},
 	}
-}()
+	prog = append(prog, portCheck...)
+	return append(prog,
+		bpf.RetConstant{Val: 0xffff}, // accept
+		bpf.RetConstant{Val: 0},      // drop
+	)
+}

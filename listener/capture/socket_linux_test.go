@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/netnstest"
@@ -145,7 +146,7 @@ func dialLoopback(t *testing.T) (lport, cport uint16) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
+	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,10 +576,133 @@ func TestEachSocketStampsWhenHandedThePacket(t *testing.T) {
 // client's port.
 func dialTo(t *testing.T, ln net.Listener) (lport, cport uint16) {
 	t.Helper()
-	c, err := net.Dial("tcp4", ln.Addr().String())
+	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	return ln.Addr().(*net.TCPAddr).AddrPort().Port(), c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
+}
+
+// TestSetPortsKeepsOnlyThosePorts narrows a socket on lo to one listener's
+// port: it sees that listener's SYN and SYN-ACKs and nothing of another's,
+// which an older socket on lo did see (the kernel hands a packet to the
+// newer socket first, so it had been judged). With the ports cleared, or
+// too many to filter, it sees every port again.
+func TestSetPortsKeepsOnlyThosePorts(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) { testSetPorts(t, network) })
+	}
+}
+
+func testSetPorts(t *testing.T, network string) {
+	older := openOrSkip(t, Config{Ifindex: 1})
+	s := openOrSkip(t, Config{Ifindex: 1})
+	seen := collect(t, s)
+	listen := func() net.Listener {
+		ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+		if err != nil {
+			t.Skipf("no %s loopback: %v", network, err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	kept, other := listen(), listen()
+	keptPort := kept.Addr().(*net.TCPAddr).AddrPort().Port()
+	// count returns how many segments s handed over from or to client port.
+	count := func(cport uint16) (n int) {
+		for _, p := range seen() {
+			if p.Src.Port() == cport || p.Dst.Port() == cport {
+				n++
+			}
+		}
+		return n
+	}
+	// dialBoth dials both listeners and waits until the older socket saw
+	// both SYNs and s handed over what it kept.
+	dialBoth := func() (k, o uint16) {
+		t.Helper()
+		_, k = dialTo(t, kept)
+		_, o = dialTo(t, other)
+		waitFor(t, older, "the other listener's SYN", func(p Packet) bool { return p.IsSYN() && p.Src.Port() == o })
+		if err := s.Sync(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		return k, o
+	}
+	for _, tc := range []struct {
+		name      string
+		ports     []uint16
+		wantOther int
+	}{
+		{"one port", []uint16{keptPort}, 0},
+		{"one port twice, among others", []uint16{1, keptPort, 2, keptPort}, 0},
+		{"cleared", nil, 3},
+		{"too many to filter", portsUpTo(maxPorts+1, keptPort), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.SetPorts(tc.ports); err != nil {
+				t.Fatal(err)
+			}
+			k, o := dialBoth()
+			if n := count(k); n != 3 {
+				t.Errorf("%d segments of the kept port's connection, want 3 (SYN, SYN-ACK sent and received)", n)
+			}
+			if n := count(o); n != tc.wantOther {
+				t.Errorf("%d segments of the other port's connection, want %d", n, tc.wantOther)
+			}
+		})
+	}
+}
+
+// portsUpTo returns n distinct ports, one of them p.
+func portsUpTo(n int, p uint16) []uint16 {
+	ports := []uint16{p}
+	for q := uint16(1); len(ports) < n; q++ {
+		if q != p {
+			ports = append(ports, q)
+		}
+	}
+	return ports
+}
+
+// TestSetPortsAttachesOnlyChanges counts the filters SetPorts attaches: a
+// call that leaves the filter as it is (the same ports in another order, or
+// "every port" said another way) attaches none, and a failed attach keeps
+// the old filter on record.
+func TestSetPortsAttachesOnlyChanges(t *testing.T) {
+	s := openOrSkip(t, Config{Ifindex: 1})
+	old := attachFilter
+	defer func() { attachFilter = old }()
+	var attached int
+	var fail error
+	attachFilter = func(rc syscall.RawConn, prog []bpf.RawInstruction) error {
+		if fail != nil {
+			return fail
+		}
+		attached++
+		return old(rc, prog)
+	}
+	for _, step := range []struct {
+		ports []uint16
+		fail  error
+		want  int // attaches so far
+	}{
+		{nil, nil, 0}, // every port, as opened
+		{portsUpTo(maxPorts+1, 7), nil, 0},
+		{[]uint16{7, 9}, nil, 1},
+		{[]uint16{9, 7, 9}, nil, 1},
+		{[]uint16{7}, unix.ENOMEM, 1},
+		{[]uint16{7}, nil, 2}, // the failed attach left {7, 9} in place
+		{[]uint16{}, nil, 3},
+	} {
+		fail = step.fail
+		err := s.SetPorts(step.ports)
+		if !errors.Is(err, step.fail) || (step.fail == nil) != (err == nil) {
+			t.Errorf("SetPorts(%v): %v, want %v", step.ports, err, step.fail)
+		}
+		if attached != step.want {
+			t.Fatalf("after SetPorts(%v): %d filters attached, want %d", step.ports, attached, step.want)
+		}
+	}
 }
