@@ -265,16 +265,32 @@ type sink interface {
 	onFault(err error)
 }
 
-func (e *engine) register(h sink) {
+// register hands h the captured packets of its port, and narrows the
+// captures' filters to the ports held. A filter that cannot be narrowed is
+// widened to every port instead (more wake-ups, nothing missed); one that
+// can be neither would drop h's SYNs, and register fails.
+func (e *engine) register(h sink) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := h.port()
 	e.ports[p] = append(e.ports[p], h)
+	if err := e.setPorts(); err != nil {
+		e.remove(h)
+		return err
+	}
+	return nil
 }
 
 func (e *engine) unregister(h sink) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.remove(h)
+	// A filter left wider than the ports held only costs wake-ups.
+	_ = e.setPorts()
+}
+
+// remove forgets h; e.mu is held.
+func (e *engine) remove(h sink) {
 	p := h.port()
 	hs := e.ports[p]
 	for i, x := range hs {
@@ -288,6 +304,28 @@ func (e *engine) unregister(h sink) {
 	} else {
 		e.ports[p] = hs
 	}
+}
+
+// setPorts narrows both captures to the ports held, so that the capture
+// wakes for no other loopback traffic (the control connections of a server,
+// other programs' connections); e.mu is held. Where a capture's filter
+// cannot be narrowed it is widened to every port.
+func (e *engine) setPorts() error {
+	ports := make([]uint16, 0, len(e.ports))
+	for p := range e.ports {
+		ports = append(ports, p)
+	}
+	for _, c := range []*capture.Socket{e.lo, e.cap} {
+		if c == nil {
+			continue
+		}
+		if err := c.SetPorts(ports); err != nil {
+			if err2 := c.SetPorts(nil); err2 != nil {
+				return fmt.Errorf("listener: capture filter: %w (and widening it: %w)", err, err2)
+			}
+		}
+	}
+	return nil
 }
 
 // lookup finds the listener that owns local address a.

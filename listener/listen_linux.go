@@ -52,7 +52,10 @@ func (h *Held) listenHeld() error {
 		h.addPlug(addr)
 	}
 	if h.sys.eng != nil {
-		h.sys.eng.register(h)
+		if err := h.sys.eng.register(h); err != nil {
+			h.sys.closePlug()
+			return err
+		}
 	}
 	ln, err := listenFile(f, rc, backlog)
 	if err == nil && h.sys.queueHold {
