@@ -135,11 +135,15 @@ func settle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
 }
 
 func TestPairsNobodyConnectsToLeakNothing(t *testing.T) {
-	testenv.SkipIfShort(t, "1000 pairs held until their 1.5 s timeout, then a wait for every descriptor back: 5-7 s")
+	testenv.SkipIfShort(t, "1000 pairs held until their 4 s timeout, then a wait for every descriptor back: 8-10 s")
 	const (
-		pairs       = 1000
-		workers     = 16
-		pairTimeout = 1500 * time.Millisecond
+		pairs   = 1000
+		workers = 16
+		// pairTimeout outlasts asking for the pairs on a loaded machine
+		// (4.1 s at load 5, more beside other builds), so that most are
+		// still open at the peak: at 1.5 s the peak check failed under
+		// load although no pair closed early.
+		pairTimeout = 4 * time.Second
 	)
 	hs := startServer(t, Config{PairTimeout: pairTimeout, Logger: slog.New(slog.DiscardHandler)})
 	ask(t, hs.ctl4, reqPing) // the poller and the Serve goroutines are up
