@@ -220,7 +220,7 @@ func (f *forwarder) connect(r *run, client net.Conn) {
 			f.log.Warn("reset_peer: cannot set SO_LINGER 0", "client", from, "err", err)
 		}
 	}
-	f.log.Debug("connection accepted", "client", from, "upstream", up.LocalAddr().String())
+	f.log.Debug("connection accepted", "client", from, "upstream", up.LocalAddr())
 	go p.up.run()
 	go p.down.run()
 }
@@ -261,7 +261,7 @@ func (f *forwarder) closed(r *run, p *pair) {
 	r.mu.Lock()
 	delete(r.pairs, p)
 	r.mu.Unlock()
-	f.log.Debug("connection closed", "client", p.client.c.RemoteAddr().String(),
+	f.log.Debug("connection closed", "client", p.client.c.RemoteAddr(),
 		"bytes_up", p.client.read.Load(), "bytes_down", p.upstream.read.Load(),
 		"duration_ms", time.Since(p.started).Milliseconds())
 }
