@@ -38,11 +38,13 @@ func (s *Server) routes() http.Handler {
 	handle("POST /populate", s.populateHandler)
 	handle("GET /proxies/{proxy}", s.withProxy(s.proxyShow))
 	handle("POST /proxies/{proxy}", s.withProxy(s.proxyUpdate))
+	handle("PATCH /proxies/{proxy}", s.withProxy(s.proxyUpdate))
 	handle("DELETE /proxies/{proxy}", s.withProxy(s.proxyDelete))
 	handle("GET /proxies/{proxy}/toxics", s.withProxy(s.toxicIndex))
 	handle("POST /proxies/{proxy}/toxics", s.withProxy(s.toxicCreate))
 	handle("GET /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicShow))
 	handle("POST /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicUpdate))
+	handle("PATCH /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicUpdate))
 	handle("DELETE /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicDelete))
 	handle("GET /version", s.version)
 	// A known path with another method: 405 with an empty body, as
