@@ -42,7 +42,6 @@ type pump struct {
 	toxic    bool // the direction has a data toxic: run a link
 	stopping bool // a change of mode is pending: the running one is being stopped
 	running  bool // the mode running (true: a link)
-	links    int
 }
 
 // aLongTimeAgo is a read deadline in the past: it ends a blocked read now.
@@ -75,15 +74,18 @@ func (p *pump) stopped() bool {
 
 // run moves bytes until either side closes, switching modes as asked.
 func (p *pump) run() {
-	for {
+	prev := false
+	for n := 1; ; n++ {
 		p.mu.Lock()
 		p.stopping = false
 		p.src.c.SetReadDeadline(time.Time{})
 		link := p.toxic || !p.tcp
 		p.running = link
-		p.links++
-		n := p.links
 		p.mu.Unlock()
+		if n > 1 && link != prev {
+			p.f.log.Debug("connection switched", "stream", p.dir.String(), "to", modeName(link), "client", p.name)
+		}
+		prev = link
 		var more bool
 		if link {
 			more = p.link(n)
@@ -93,8 +95,6 @@ func (p *pump) run() {
 		if !more {
 			return
 		}
-		p.f.log.Debug("connection switched", "stream", p.dir.String(), "to", modeName(!link),
-			"client", p.name)
 	}
 }
 
