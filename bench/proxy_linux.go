@@ -75,13 +75,14 @@ type proxySizes struct {
 	bytes    int64 // throughput transfer
 	rate     int   // connections timed for connections/s
 	idle     int   // idle connections held for RSS per connection
+	rounds   int   // interleaved rounds the pings, bytes and rate are split into
 }
 
 func proxySizesOf(short bool) proxySizes {
 	if short {
-		return proxySizes{connects: 20, pings: 500, bytes: 32 << 20, rate: 200, idle: 200}
+		return proxySizes{connects: 20, pings: 500, bytes: 32 << 20, rate: 200, idle: 200, rounds: 1}
 	}
-	return proxySizes{connects: 200, pings: 5000, bytes: 512 << 20, rate: 2000, idle: 1000}
+	return proxySizes{connects: 200, pings: 6000, bytes: 768 << 20, rate: 3000, idle: 1000, rounds: 3}
 }
 
 // toxiproxyVersions are the toxiproxy-server releases measured, oldest
@@ -152,24 +153,19 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 	theirsVia := servers[len(servers)-1].via
 
 	// Forwarding: direct, through each server with no toxic, then with a
-	// data toxic.
-	type fwd struct {
-		srv   *apiServer // nil: direct
-		toxic bool
-	}
-	plan := []fwd{{}}
+	// data toxic, measured in interleaved rounds so that a change in the
+	// machine's load falls on every row alike.
+	cases := []*forwardCase{{}}
 	for _, srv := range servers {
-		plan = append(plan, fwd{srv: srv})
+		cases = append(cases, &forwardCase{srv: srv})
 	}
 	for _, srv := range servers {
-		plan = append(plan, fwd{srv: srv, toxic: true})
+		cases = append(cases, &forwardCase{srv: srv, toxic: true})
 	}
-	for _, f := range plan {
-		row, err := forwardRow(f.srv, f.toxic, echo.Addr().String(), sink.Addr().String(), sz, progress)
-		if err != nil {
-			return rows, fmt.Errorf("%s: %w", row.Label, err)
-		}
-		rows = append(rows, row)
+	fwd, err := measureForwarding(cases, echo.Addr().String(), sink.Addr().String(), sz, progress)
+	rows = append(rows, fwd...)
+	if err != nil {
+		return rows, err
 	}
 
 	// Toxiproxy completes the handshake at once whatever toxic is set.
@@ -272,81 +268,132 @@ func startAPI(bin string) (*apiServer, error) {
 	return &apiServer{api: toxiclient.NewClient(url), pid: cmd.Process.Pid, stop: stop}, nil
 }
 
-// forwardRow measures forwarding directly (srv nil) or through srv's
-// proxies, with dataToxic on both streams if toxic: round trips,
-// throughput, connects, connections/s, then the server's RSS and what each
-// idle connection adds to it.
-func forwardRow(srv *apiServer, toxic bool, echoAddr, sinkAddr string, sz proxySizes, progress func(string, ...any)) (ProxyRow, error) {
+// forwardCase is one forwarding row being measured: directly (srv nil) or
+// through srv's proxies, with dataToxic on both streams if toxic.
+type forwardCase struct {
+	srv   *apiServer
+	toxic bool
+
+	row             ProxyRow
+	echoAddr, sink  string
+	proxies         []*toxiclient.Proxy
+	rtts            []time.Duration
+	mbps, connsPerS []float64
+}
+
+// setup names the row and creates its proxies and toxics.
+func (c *forwardCase) setup(echoAddr, sinkAddr string) error {
 	via := "direct"
-	if srv != nil {
-		via = srv.via
+	if c.srv != nil {
+		via = c.srv.via
 	}
-	row := ProxyRow{Name: "forward_" + rowName(via), Label: "forwarding, " + via, Via: via}
-	if toxic {
-		row.Toxic = toxicString(dataToxic.typ, dataToxic.attrs) + " (both streams)"
-		row.Name += "_" + dataToxic.typ
-		row.Label += ", " + row.Toxic
+	c.row = ProxyRow{Name: "forward_" + rowName(via), Label: "forwarding, " + via, Via: via}
+	if c.toxic {
+		c.row.Toxic = toxicString(dataToxic.typ, dataToxic.attrs) + " (both streams)"
+		c.row.Name += "_" + dataToxic.typ
+		c.row.Label += ", " + c.row.Toxic
 	}
-	progress("proxy: %s", row.Label)
-	if srv != nil {
-		pe, err := newProxy(srv.api, "echo", echoAddr)
+	c.echoAddr, c.sink = echoAddr, sinkAddr
+	if c.srv == nil {
+		return nil
+	}
+	for _, up := range []*string{&c.echoAddr, &c.sink} {
+		p, err := newProxy(c.srv.api, "fwd", *up)
 		if err != nil {
-			return row, err
+			return err
 		}
-		defer pe.Delete()
-		ps, err := newProxy(srv.api, "sink", sinkAddr)
-		if err != nil {
-			return row, err
-		}
-		defer ps.Delete()
-		if toxic {
-			for _, p := range []*toxiclient.Proxy{pe, ps} {
-				for _, stream := range []string{"upstream", "downstream"} {
-					if _, err := p.AddToxic("", dataToxic.typ, stream, 1, dataToxic.attrs); err != nil {
-						return row, err
-					}
+		c.proxies = append(c.proxies, p)
+		if c.toxic {
+			for _, stream := range []string{"upstream", "downstream"} {
+				if _, err := p.AddToxic("", dataToxic.typ, stream, 1, dataToxic.attrs); err != nil {
+					return err
 				}
 			}
 		}
-		echoAddr, sinkAddr = pe.Listen, ps.Listen
+		*up = p.Listen
 	}
-	var err error
-	if row.RTT, err = pingPong(echoAddr, sz.pings); err != nil {
-		return row, err
+	return nil
+}
+
+// measureForwarding measures every case: round trips, throughput and
+// connections/s in interleaved rounds (the round trips of all rounds
+// together, the median round's throughput and connections/s), then each
+// case's connects, and the server's RSS and what each idle connection adds
+// to it.
+func measureForwarding(cases []*forwardCase, echoAddr, sinkAddr string, sz proxySizes, progress func(string, ...any)) (rows []ProxyRow, err error) {
+	defer func() {
+		for _, c := range cases {
+			for _, p := range c.proxies {
+				p.Delete()
+			}
+		}
+	}()
+	for _, c := range cases {
+		if err := c.setup(echoAddr, sinkAddr); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.row.Label, err)
+		}
 	}
-	if row.MBps, err = throughput(sinkAddr, sz.bytes); err != nil {
-		return row, err
+	for round := range sz.rounds {
+		progress("proxy: forwarding, round %d of %d: %d rows", round+1, sz.rounds, len(cases))
+		for _, c := range cases {
+			ds, err := pingPong(c.echoAddr, sz.pings/sz.rounds)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.row.Label, err)
+			}
+			c.rtts = append(c.rtts, ds...)
+			m, err := throughput(c.sink, sz.bytes/int64(sz.rounds))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.row.Label, err)
+			}
+			c.mbps = append(c.mbps, m)
+			r, err := connRate(c.echoAddr, sz.rate/sz.rounds)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.row.Label, err)
+			}
+			c.connsPerS = append(c.connsPerS, r)
+		}
 	}
-	if row.Connect, _, err = connects(echoAddr, sz.connects, 0); err != nil {
-		return row, err
+	for _, c := range cases {
+		progress("proxy: %s: connects, RSS", c.row.Label)
+		row := c.row
+		row.RTT, row.MBps, row.ConnsPerS = Summarize(c.rtts), median(c.mbps), median(c.connsPerS)
+		if row.Connect, _, err = connects(c.echoAddr, sz.connects, 0); err != nil {
+			return rows, fmt.Errorf("%s: %w", row.Label, err)
+		}
+		if c.srv != nil {
+			if err := idleRSS(&row, c.srv.pid, c.echoAddr, sz.idle); err != nil {
+				return rows, fmt.Errorf("%s: %w", row.Label, err)
+			}
+		}
+		rows = append(rows, row)
 	}
-	if row.ConnsPerS, err = connRate(echoAddr, sz.rate); err != nil {
-		return row, err
-	}
-	if srv == nil {
-		return row, nil
-	}
-	before, err := procRSS(srv.pid)
+	return rows, nil
+}
+
+// idleRSS sets the row's RSS (process pid's, now) and what each of n idle
+// connections to addr, held open, adds to it.
+func idleRSS(row *ProxyRow, pid int, addr string, n int) error {
+	before, err := procRSS(pid)
 	if err != nil {
-		return row, err
+		return err
 	}
 	row.RSSMB = round3(float64(before) / 1e6)
-	idle, err := holdIdle(echoAddr, sz.idle)
+	idle, err := holdIdle(addr, n)
 	defer func() {
 		for _, c := range idle {
 			c.Close()
 		}
 	}()
 	if err != nil {
-		return row, fmt.Errorf("idle connection %d: %w", len(idle), err)
+		return fmt.Errorf("idle connection %d: %w", len(idle), err)
 	}
-	after, err := procRSS(srv.pid)
+	after, err := procRSS(pid)
 	if err != nil {
-		return row, err
+		return err
 	}
 	row.IdleConns = len(idle)
 	row.RSSPerIdleKB = round3((float64(after) - float64(before)) / 1e3 / float64(len(idle)))
-	return row, nil
+	return nil
 }
 
 // rowName is via as part of a row's name: "toxiproxy 2.5.0" is
@@ -599,10 +646,10 @@ func connects(addr string, n int, want time.Duration) (Summary, int, error) {
 }
 
 // pingPong times n 1-byte round trips on one connection to an echo server.
-func pingPong(addr string, n int) (Summary, error) {
+func pingPong(addr string, n int) ([]time.Duration, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return Summary{}, err
+		return nil, err
 	}
 	defer c.Close()
 	c.(*net.TCPConn).SetNoDelay(true)
@@ -612,14 +659,14 @@ func pingPong(addr string, n int) (Summary, error) {
 	for range n {
 		start := time.Now()
 		if _, err := c.Write(b); err != nil {
-			return Summary{}, err
+			return nil, err
 		}
 		if _, err := io.ReadFull(c, b); err != nil {
-			return Summary{}, err
+			return nil, err
 		}
 		ds = append(ds, time.Since(start))
 	}
-	return Summarize(ds), nil
+	return ds, nil
 }
 
 // throughput writes size bytes to a discarding upstream and times it until
