@@ -155,7 +155,12 @@ func runProxyBench(short bool, progress func(string, ...any)) (rows []ProxyRow, 
 	// Forwarding: direct, through each server with no toxic, then with a
 	// data toxic, measured in interleaved rounds so that a change in the
 	// machine's load falls on every row alike.
-	cases := []*forwardCase{{}}
+	ref, err := startRefProxy(dir, echo.Addr().String(), sink.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	defer ref.stop()
+	cases := []*forwardCase{{}, {ref: ref}}
 	for _, srv := range servers {
 		cases = append(cases, &forwardCase{srv: srv})
 	}
@@ -272,6 +277,7 @@ func startAPI(bin string) (*apiServer, error) {
 // through srv's proxies, with dataToxic on both streams if toxic.
 type forwardCase struct {
 	srv   *apiServer
+	ref   *refProxy // the reference proxy instead of a server's
 	toxic bool
 
 	row             ProxyRow
@@ -284,8 +290,11 @@ type forwardCase struct {
 // setup names the row and creates its proxies and toxics.
 func (c *forwardCase) setup(echoAddr, sinkAddr string) error {
 	via := "direct"
-	if c.srv != nil {
+	switch {
+	case c.srv != nil:
 		via = c.srv.via
+	case c.ref != nil:
+		via = refVia
 	}
 	c.row = ProxyRow{Name: "forward_" + rowName(via), Label: "forwarding, " + via, Via: via}
 	if c.toxic {
@@ -294,6 +303,9 @@ func (c *forwardCase) setup(echoAddr, sinkAddr string) error {
 		c.row.Label += ", " + c.row.Toxic
 	}
 	c.echoAddr, c.sink = echoAddr, sinkAddr
+	if c.ref != nil {
+		c.echoAddr, c.sink = c.ref.echo, c.ref.sink
+	}
 	if c.srv == nil {
 		return nil
 	}
@@ -360,8 +372,15 @@ func measureForwarding(cases []*forwardCase, echoAddr, sinkAddr string, sz proxy
 		if row.Connect, _, err = connects(c.echoAddr, sz.connects, 0); err != nil {
 			return rows, fmt.Errorf("%s: %w", row.Label, err)
 		}
-		if c.srv != nil {
-			if err := idleRSS(&row, c.srv.pid, c.echoAddr, sz.idle); err != nil {
+		pid := 0
+		switch {
+		case c.srv != nil:
+			pid = c.srv.pid
+		case c.ref != nil:
+			pid = c.ref.cmd.Process.Pid
+		}
+		if pid != 0 {
+			if err := idleRSS(&row, pid, c.echoAddr, sz.idle); err != nil {
 				return rows, fmt.Errorf("%s: %w", row.Label, err)
 			}
 		}
@@ -394,6 +413,104 @@ func idleRSS(row *ProxyRow, pid int, addr string, n int) error {
 	row.IdleConns = len(idle)
 	row.RSSPerIdleKB = round3((float64(after) - float64(before)) / 1e3 / float64(len(idle)))
 	return nil
+}
+
+// refVia names the reference proxy's row.
+const refVia = "reference: minimal Go splice proxy"
+
+// refProxySource is the reference proxy: the least a Go proxy can do per
+// connection (accept, dial, one goroutine per direction, (*net.TCPConn).ReadFrom,
+// which splices), with no API and no toxic: the floor handshake-proxy's
+// fast path is measured against. It listens on 127.0.0.1 for each upstream
+// given and prints the listen addresses, one a line.
+const refProxySource = `package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+)
+
+func main() {
+	for _, up := range os.Args[1:] {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr())
+		go serve(ln, up)
+	}
+	select {}
+}
+
+func serve(ln net.Listener, up string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			u, err := net.Dial("tcp", up)
+			if err != nil {
+				c.Close()
+				return
+			}
+			go func() { u.(*net.TCPConn).ReadFrom(c); u.Close() }()
+			c.(*net.TCPConn).ReadFrom(u)
+			c.Close()
+		}()
+	}
+}
+`
+
+// refProxy is the reference proxy's process and its two listen addresses.
+type refProxy struct {
+	cmd        *exec.Cmd
+	echo, sink string
+}
+
+// startRefProxy builds and starts the reference proxy in front of the echo
+// and sink upstreams.
+func startRefProxy(dir, echo, sink string) (*refProxy, error) {
+	src := filepath.Join(dir, "refproxy")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(
+		os.WriteFile(filepath.Join(src, "main.go"), []byte(refProxySource), 0o644),
+		os.WriteFile(filepath.Join(src, "go.mod"), []byte("module refproxy\n\ngo 1.22\n"), 0o644)); err != nil {
+		return nil, err
+	}
+	build := exec.Command("go", "build", "-o", "refproxy", ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the reference proxy: %w\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(src, "refproxy"), echo, sink)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &refProxy{cmd: cmd}
+	sc := bufio.NewScanner(out)
+	for _, addr := range []*string{&r.echo, &r.sink} {
+		if !sc.Scan() {
+			r.stop()
+			return nil, fmt.Errorf("the reference proxy printed no listen address: %v", sc.Err())
+		}
+		*addr = sc.Text()
+	}
+	return r, nil
+}
+
+func (r *refProxy) stop() {
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
 }
 
 // rowName is via as part of a row's name: "toxiproxy 2.5.0" is
@@ -778,13 +895,15 @@ func proxyReport(rows []ProxyRow) string {
 // forwardTargets compares handshake-proxy's forwarding rows with direct and
 // toxiproxy's (its best release on each figure): the targets of issue 13.
 func forwardTargets(rows []ProxyRow) string {
-	var direct, ours, oursToxic *ProxyRow
+	var direct, reference, ours, oursToxic *ProxyRow
 	var theirs, theirsToxic []*ProxyRow
 	for i := range rows {
 		r := &rows[i]
 		switch {
 		case r.Via == "direct":
 			direct = r
+		case r.Via == refVia:
+			reference = r
 		case r.Via == "handshake-proxy" && r.Toxic == "":
 			ours = r
 		case r.Via == "handshake-proxy":
@@ -820,11 +939,19 @@ func forwardTargets(rows []ProxyRow) string {
 	var b strings.Builder
 	b.WriteString("Targets (handshake-proxy against direct, and against toxiproxy's best release on each figure):\n\n")
 	x := rtt(ours) / rtt(direct)
-	fmt.Fprintf(&b, "- RTT p50 %.2f× direct (≤ 2×): %s\n", x, mark(x <= 2))
+	fmt.Fprintf(&b, "- RTT p50 %.2f× direct (≤ 2×): %s", x, mark(x <= 2))
+	if reference != nil {
+		fmt.Fprintf(&b, "; the reference Go splice proxy's: %.2f×", rtt(reference)/rtt(direct))
+	}
+	b.WriteString("\n")
 	x = mbps(ours) / mbps(direct)
 	fmt.Fprintf(&b, "- throughput %.0f%% of direct (≥ 80%%): %s\n", 100*x, mark(x >= 0.8))
 	x = rate(ours) / best(theirs, rate, false)
-	fmt.Fprintf(&b, "- connections/s %.2f× toxiproxy's (≥ 2×): %s\n", x, mark(x >= 2))
+	fmt.Fprintf(&b, "- connections/s %.2f× toxiproxy's (≥ 2×): %s", x, mark(x >= 2))
+	if reference != nil {
+		fmt.Fprintf(&b, "; the reference Go splice proxy's: %.2f×", rate(reference)/best(theirs, rate, false))
+	}
+	b.WriteString("\n")
 	y := best(theirs, idle, true)
 	fmt.Fprintf(&b, "- RSS per idle connection %.1f kB, toxiproxy's %.1f kB (no more): %s\n", idle(ours), y, mark(idle(ours) <= y))
 	if oursToxic != nil && len(theirsToxic) > 0 {
