@@ -42,6 +42,7 @@ type pump struct {
 	toxic    bool // the direction has a data toxic: run a link
 	stopping bool // a change of mode is pending: the running one is being stopped
 	running  bool // the mode running (true: a link)
+	modes    int  // modes run so far: names links
 }
 
 // aLongTimeAgo is a read deadline in the past: it ends a blocked read now.
@@ -72,27 +73,29 @@ func (p *pump) stopped() bool {
 	return p.stopping
 }
 
-// run moves bytes until either side closes, switching modes as asked.
+// run moves bytes until either side closes, switching modes as asked. A
+// link runs on toxiproxy's goroutines: run returns once it has started it,
+// and the link's hand-over runs it again (see linkDest.Close), so that a
+// direction under toxics costs no goroutine of the pump's.
 func (p *pump) run() {
-	prev := false
-	for n := 1; ; n++ {
+	for {
 		p.mu.Lock()
 		p.stopping = false
 		p.src.c.SetReadDeadline(time.Time{})
 		link := p.toxic || !p.tcp
+		switched := p.modes > 0 && link != p.running
 		p.running = link
+		p.modes++
+		n := p.modes
 		p.mu.Unlock()
-		if n > 1 && link != prev {
+		if switched {
 			p.f.log.Debug("connection switched", "stream", p.dir.String(), "to", modeName(link), "client", p.name)
 		}
-		prev = link
-		var more bool
 		if link {
-			more = p.link(n)
-		} else {
-			more = p.splice()
+			p.link(n)
+			return
 		}
-		if !more {
+		if !p.splice() {
 			return
 		}
 	}
@@ -119,14 +122,11 @@ func (p *pump) splice() bool {
 	return false
 }
 
-// link runs the n-th toxiproxy link of the pump until the link ends; true
-// if it ended on a change of mode, with every byte it had read delivered.
-func (p *pump) link(n int) bool {
-	done := make(chan bool, 1)
+// link starts the n-th toxiproxy link of the pump.
+func (p *pump) link(n int) {
 	in := &linkSource{p: p}
-	out := &linkDest{p: p, in: in, done: done}
+	out := &linkDest{p: p, in: in}
 	p.f.tp.Toxics.StartLink(p.f.s.tp, p.name+p.dir.String()+"#"+strconv.Itoa(n), in, out, p.dir)
-	return <-done
 }
 
 // linkSource is the src end as a link reads it: a read ended by a change of
@@ -148,24 +148,23 @@ func (s *linkSource) Read(b []byte) (int, error) {
 
 // linkDest is the dst end as a link writes it. The link closes it when its
 // input has ended and it has written everything: after a change of mode
-// that is the hand-over, and the socket stays open; otherwise the
-// connection is over.
+// that is the hand-over, and the socket stays open for the pump's next
+// mode; otherwise the connection is over.
 type linkDest struct {
-	p    *pump
-	in   *linkSource
-	done chan bool
+	p  *pump
+	in *linkSource
 }
 
 func (d *linkDest) Write(b []byte) (int, error) { return d.p.dst.c.Write(b) }
 
 func (d *linkDest) Close() error {
 	if d.in.stopped.Load() {
-		d.done <- true
+		// Not on this goroutine: the link removes itself from
+		// toxiproxy's collection after Close returns.
+		go d.p.run()
 		return nil
 	}
-	err := d.p.dst.Close()
-	d.done <- false
-	return err
+	return d.p.dst.Close()
 }
 
 // dataToxics reports, per direction, whether a chain has a toxic that acts

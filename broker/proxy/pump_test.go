@@ -34,11 +34,15 @@ func (p *pattern) next(b []byte) {
 }
 
 // check reads n bytes of the stream from r and fails at the first byte that
-// differs, saying where.
+// differs, saying where. It reads slowly, pausing every 256 KiB, so that
+// the writer's socket fills and a link holds bytes queued when it hands over.
 func (p *pattern) check(r io.Reader, n int64) error {
 	buf := make([]byte, 32<<10)
 	want := make([]byte, len(buf))
-	for n > 0 {
+	for i := 0; n > 0; i++ {
+		if i%8 == 7 {
+			time.Sleep(time.Millisecond)
+		}
 		k, err := r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			at := p.off
@@ -184,8 +188,8 @@ func TestSwitchMidStream(t *testing.T) {
 	}
 	slicer := toxiclient.Attributes{"average_size": 64, "size_variation": 32, "delay": 0}
 	cycle := []toxic{
-		{"latency", []string{"upstream"}, toxiclient.Attributes{"latency": 0}},
-		{"latency", []string{"downstream"}, toxiclient.Attributes{"latency": 1}},
+		{"latency", []string{"upstream"}, toxiclient.Attributes{"latency": 3}},
+		{"latency", []string{"downstream"}, toxiclient.Attributes{"latency": 5}},
 		{"slicer", []string{"upstream"}, slicer},
 		{"slicer", []string{"downstream"}, slicer},
 		{"bandwidth", []string{"upstream", "downstream"}, toxiclient.Attributes{"rate": 1 << 20}},
