@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -135,14 +134,7 @@ func TestNoLeak(t *testing.T) {
 					t.Fatalf("disabled: dial err %v, want refused", err)
 				}
 			}
-			// The API's idle connection may come and go: allow a few.
-			eventually(t, 20*time.Second, "descriptors and goroutines to return", func() bool {
-				// Splicing borrows pipes from the runtime's pool; two GCs
-				// close the pooled ones.
-				runtime.GC()
-				runtime.GC()
-				return openFDs(t) <= fds0+2 && goroutines() <= g0+4
-			})
+			eventually(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
 			if !e.srv.idle() {
 				t.Error("the server still tracks connections")
 			}

@@ -104,6 +104,18 @@ func writeChunks(w io.Writer, pat *pattern, sizes []int, pc *pace) error {
 	return nil
 }
 
+// backTo reports whether the process is back to fds descriptors and g
+// goroutines, give or take the API's idle connection, which may come and
+// go. Splicing borrows pipes from the runtime's pool: two GCs close the
+// pooled ones first.
+func backTo(t *testing.T, fds, g int) func() bool {
+	return func() bool {
+		runtime.GC()
+		runtime.GC()
+		return openFDs(t) <= fds+2 && goroutines() <= g+4
+	}
+}
+
 func total(sizes []int) (n int64) {
 	for _, s := range sizes {
 		n += int64(s)
@@ -238,13 +250,7 @@ func TestSwitchMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.Close()
-	eventually(t, 20*time.Second, "descriptors and goroutines to return", func() bool {
-		// Splicing borrows pipes from the runtime's pool; two GCs close
-		// the pooled ones.
-		runtime.GC()
-		runtime.GC()
-		return openFDs(t) <= fds0+2 && goroutines() <= g0+4
-	})
+	eventually(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
 	if !e.srv.idle() {
 		t.Error("the server still tracks connections")
 	}
