@@ -38,12 +38,16 @@ need_docker
 command -v curl >/dev/null || { echo "check.sh needs curl (apt-get install curl)" >&2; exit 1; }
 docker image inspect "$tag" >/dev/null 2>&1 || { echo "no image $tag: run scripts/image/build.sh $tag first" >&2; exit 1; }
 
-# free_port prints a loopback TCP port nobody listens on.
+# free_port prints a TCP port no socket uses, below the kernel's ephemeral
+# range (ip_local_port_range), where other programs' connections and
+# kernel-picked ports never land.
 free_port() {
-	local p
+	local p low
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	[ "$low" -gt 11000 ] || low=30000
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if [ -z "$(ss -Htln "sport = :$p")" ]; then
+		p=$((10000 + RANDOM % (low - 10000)))
+		if [ -z "$(ss -Htan "sport = :$p")" ]; then
 			echo "$p"
 			return
 		fi
@@ -53,7 +57,7 @@ free_port() {
 }
 if [ -z "$port" ]; then
 	port=8474
-	[ -z "$(ss -Htln 'sport = :8474')" ] || port=$(free_port)
+	[ -z "$(ss -Htan 'sport = :8474')" ] || port=$(free_port)
 fi
 first=$(free_port)
 second=$(free_port)
