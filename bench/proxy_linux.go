@@ -91,6 +91,7 @@ var toxiproxyVersions = []string{"2.5.0", "2.12.0"}
 
 // apiServer is one toxiproxy-API server process.
 type apiServer struct {
+	bin  string
 	via  string // "handshake-proxy" or "toxiproxy X.Y.Z"
 	api  *toxiclient.Client
 	pid  int
@@ -270,7 +271,7 @@ func startAPI(bin string) (*apiServer, error) {
 			return nil, fmt.Errorf("%s did not answer on %s: %v", filepath.Base(bin), url, err)
 		}
 	}
-	return &apiServer{api: toxiclient.NewClient(url), pid: cmd.Process.Pid, stop: stop}, nil
+	return &apiServer{bin: bin, api: toxiclient.NewClient(url), pid: cmd.Process.Pid, stop: stop}, nil
 }
 
 // forwardCase is one forwarding row being measured: directly (srv nil) or
@@ -372,15 +373,8 @@ func measureForwarding(cases []*forwardCase, echoAddr, sinkAddr string, sz proxy
 		if row.Connect, _, err = connects(c.echoAddr, sz.connects, 0); err != nil {
 			return rows, fmt.Errorf("%s: %w", row.Label, err)
 		}
-		pid := 0
-		switch {
-		case c.srv != nil:
-			pid = c.srv.pid
-		case c.ref != nil:
-			pid = c.ref.cmd.Process.Pid
-		}
-		if pid != 0 {
-			if err := idleRSS(&row, pid, c.echoAddr, sz.idle); err != nil {
+		if c.srv != nil || c.ref != nil {
+			if err := c.idleRSS(&row, echoAddr, sinkAddr, sz.idle); err != nil {
 				return rows, fmt.Errorf("%s: %w", row.Label, err)
 			}
 		}
@@ -389,14 +383,47 @@ func measureForwarding(cases []*forwardCase, echoAddr, sinkAddr string, sz proxy
 	return rows, nil
 }
 
-// idleRSS sets the row's RSS (process pid's, now) and what each of n idle
-// connections to addr, held open, adds to it.
-func idleRSS(row *ProxyRow, pid int, addr string, n int) error {
+// idleRSS sets the row's RSS (the measured process's, after the rounds)
+// and what each of n idle connections, held open, adds to the RSS of a
+// fresh process of the same kind (with the case's toxics): a process that
+// has just moved gigabytes holds freed memory that new connections would
+// reuse, more or less of it from one program to the next.
+func (c *forwardCase) idleRSS(row *ProxyRow, echoAddr, sinkAddr string, n int) error {
+	measured := c.ref.pid()
+	if c.srv != nil {
+		measured = c.srv.pid
+	}
+	rss, err := procRSS(measured)
+	if err != nil {
+		return err
+	}
+	row.RSSMB = round3(float64(rss) / 1e6)
+	var pid int
+	var addr string
+	var stop func()
+	if c.ref != nil {
+		fresh, err := runRefProxy(c.ref.bin, echoAddr, sinkAddr)
+		if err != nil {
+			return err
+		}
+		pid, addr, stop = fresh.pid(), fresh.echo, fresh.stop
+	} else {
+		fresh, err := startAPI(c.srv.bin)
+		if err != nil {
+			return err
+		}
+		f := &forwardCase{srv: fresh, toxic: c.toxic}
+		if err := f.setup(echoAddr, sinkAddr); err != nil {
+			fresh.stop()
+			return err
+		}
+		pid, addr, stop = fresh.pid, f.echoAddr, fresh.stop
+	}
+	defer stop()
 	before, err := procRSS(pid)
 	if err != nil {
 		return err
 	}
-	row.RSSMB = round3(float64(before) / 1e6)
 	idle, err := holdIdle(addr, n)
 	defer func() {
 		for _, c := range idle {
@@ -467,6 +494,7 @@ func serve(ln net.Listener, up string) {
 // refProxy is the reference proxy's process and its two listen addresses.
 type refProxy struct {
 	cmd        *exec.Cmd
+	bin        string
 	echo, sink string
 }
 
@@ -488,7 +516,12 @@ func startRefProxy(dir, echo, sink string) (*refProxy, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the reference proxy: %w\n%s", err, out)
 	}
-	cmd := exec.Command(filepath.Join(src, "refproxy"), echo, sink)
+	return runRefProxy(filepath.Join(src, "refproxy"), echo, sink)
+}
+
+// runRefProxy starts the reference proxy binary bin.
+func runRefProxy(bin, echo, sink string) (*refProxy, error) {
+	cmd := exec.Command(bin, echo, sink)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -496,7 +529,7 @@ func startRefProxy(dir, echo, sink string) (*refProxy, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &refProxy{cmd: cmd}
+	r := &refProxy{cmd: cmd, bin: bin}
 	sc := bufio.NewScanner(out)
 	for _, addr := range []*string{&r.echo, &r.sink} {
 		if !sc.Scan() {
@@ -506,6 +539,13 @@ func startRefProxy(dir, echo, sink string) (*refProxy, error) {
 		*addr = sc.Text()
 	}
 	return r, nil
+}
+
+func (r *refProxy) pid() int {
+	if r == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
 }
 
 func (r *refProxy) stop() {
@@ -858,8 +898,9 @@ func proxyReport(rows []ProxyRow) string {
 	var b strings.Builder
 	b.WriteString("## Proxy: handshake-proxy against a direct connection and toxiproxy-server\n\n")
 	b.WriteString("Separate processes on loopback, one run; an echo upstream (1-byte round trips), a discarding one (one connection's throughput).\n")
+	b.WriteString("Round trips, throughput and connections/s in interleaved rounds (round trips pooled, the median round's throughput and connections/s). ")
 	b.WriteString("connections/s: sequential connect + 1-byte round trip + close. RSS: the proxy process after those; per idle connection: ")
-	b.WriteString("what each of the idle connections then held open added to it.\n\n")
+	b.WriteString("what each of the idle connections (each echoed one byte) held open through a fresh process of the same kind, with the same toxics, added to its RSS.\n\n")
 	b.WriteString("| via | toxic | RTT p50 µs | RTT p99 µs | MiB/s | connections/s | connect p50 µs | RSS MB | RSS per idle connection kB |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	var fwd []ProxyRow
