@@ -37,6 +37,9 @@ type pump struct {
 	// tcp: both ends are *net.TCPConn and can be spliced; otherwise the
 	// pump always runs a link.
 	tcp bool
+	// labels are the byte counters' (see countSpliced), as the proxy's
+	// run that accepted the connection had them.
+	labels []string
 
 	mu       sync.Mutex
 	toxic    bool // the direction has a data toxic: run a link
@@ -51,7 +54,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 func newPump(f *forwarder, name string, dir stream.Direction, src, dst *end, toxic bool) *pump {
 	_, a := src.c.(*net.TCPConn)
 	_, b := dst.c.(*net.TCPConn)
-	return &pump{f: f, name: name, dir: dir, src: src, dst: dst, tcp: a && b, toxic: toxic}
+	return &pump{f: f, name: name, dir: dir, src: src, dst: dst, tcp: a && b, toxic: toxic,
+		labels: []string{dir.String(), f.tp.Name, f.tp.Listen, f.tp.Upstream}}
 }
 
 // want sets whether the direction has a data toxic, and stops the running
@@ -113,6 +117,7 @@ func modeName(link bool) string {
 func (p *pump) splice() bool {
 	n, err := p.dst.c.(*net.TCPConn).ReadFrom(p.src.c.(*net.TCPConn))
 	p.src.read.Add(n)
+	p.countSpliced(n)
 	if errors.Is(err, os.ErrDeadlineExceeded) && p.stopped() {
 		return true
 	}
@@ -120,6 +125,18 @@ func (p *pump) splice() bool {
 	// the other direction then finds its source closed and closes src.
 	p.dst.Close()
 	return false
+}
+
+// countSpliced adds n spliced bytes to toxiproxy's byte counters (with
+// -proxy-metrics), read and written, under the labels a link would use:
+// a connection is counted the same however it was forwarded.
+func (p *pump) countSpliced(n int64) {
+	m := p.f.s.metrics
+	if m == nil || m.bytes == nil {
+		return
+	}
+	m.bytes.ReceivedBytesTotal.WithLabelValues(p.labels...).Add(float64(n))
+	m.bytes.SentBytesTotal.WithLabelValues(p.labels...).Add(float64(n))
 }
 
 // link starts the n-th toxiproxy link of the pump.
