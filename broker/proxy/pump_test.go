@@ -12,6 +12,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/Shopify/toxiproxy/v2/stream"
+	"github.com/Shopify/toxiproxy/v2/toxics"
 
 	"github.com/synhold/synhold/listener"
 )
@@ -310,4 +312,69 @@ func TestSpliceCounts(t *testing.T) {
 	eventually(t, 10*time.Second, "the connection's closing line", func() bool {
 		return len(e.log.lines(`"connection closed"`, `"bytes_up":12`, `"bytes_down":12`)) == 1
 	})
+}
+
+// TestDataToxicDirections: which directions a chain makes run through toxiproxy's
+// links. Handshake toxics are not data toxics; any other toxic is, on its
+// own stream only.
+func TestDataToxicDirections(t *testing.T) {
+	on := func(dir stream.Direction, tx toxics.Toxic) toxics.Toxic {
+		return &toxics.ToxicWrapper{Toxic: tx, Direction: dir, Toxicity: 1}
+	}
+	for _, tc := range []struct {
+		name     string
+		chain    []toxics.Toxic
+		up, down bool
+	}{
+		{"none", nil, false, false},
+		{"handshake toxics only", []toxics.Toxic{
+			on(stream.Downstream, &HandshakeDelay{Delay: 10}), on(stream.Upstream, new(HandshakeHold)),
+			on(stream.Downstream, &HandshakeRefuse{}),
+		}, false, false},
+		{"latency downstream", []toxics.Toxic{on(stream.Downstream, &toxics.LatencyToxic{})}, false, true},
+		{"slicer upstream beside a handshake_delay", []toxics.Toxic{
+			on(stream.Downstream, &HandshakeDelay{}), on(stream.Upstream, &toxics.SlicerToxic{}),
+		}, true, false},
+		{"noop both ways", []toxics.Toxic{
+			on(stream.Upstream, new(toxics.NoopToxic)), on(stream.Downstream, new(toxics.NoopToxic)),
+		}, true, true},
+		{"reset_peer", []toxics.Toxic{on(stream.Downstream, new(resetPeer))}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if up, down := dataToxics(tc.chain); up != tc.up || down != tc.down {
+				t.Errorf("dataToxics = up %v, down %v; want up %v, down %v", up, down, tc.up, tc.down)
+			}
+		})
+	}
+}
+
+// TestHandshakeToxicKeepsSplicing: adding and removing a handshake toxic
+// leaves a live connection's directions splicing.
+func TestHandshakeToxicKeepsSplicing(t *testing.T) {
+	e := newEnv(t, listener.Auto)
+	if e.srv.support.perConn != nil {
+		t.Skipf("handshake_delay needs CAP_NET_RAW and CAP_NET_ADMIN: %v", e.srv.support.perConn)
+	}
+	p, err := e.client.CreateProxy("keeps", "127.0.0.1:0", echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, p.Listen)
+	roundTrip(t, c, "before")
+	if _, err := p.AddToxic("hs", "handshake_delay", "downstream", 1, toxiclient.Attributes{"delay": 1}); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "during")
+	if err := p.RemoveToxic("hs"); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "after")
+	// A data toxic does switch it: the log the assertion reads is live.
+	if _, err := p.AddToxic("lat", "latency", "downstream", 1, toxiclient.Attributes{"latency": 0}); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "toxic")
+	if n := len(e.log.lines(`"connection switched"`)); n != 1 {
+		t.Errorf("%d switches, want 1 (the latency toxic's, none for handshake_delay)", n)
+	}
 }
