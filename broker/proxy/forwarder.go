@@ -40,7 +40,7 @@ type forwarder struct {
 	held    heldLog              // clients whose SYN was held, for the log
 	run     *run                 // while enabled
 	seq     atomic.Uint64        // names links
-	toxic   atomic.Uint32        // directions with a data toxic (toxicUp, toxicDown)
+	toxic   atomic.Uint32        // toxicUp, toxicDown, toxicResetPeer: what the chain has
 }
 
 // run is one enabled spell of a forwarder: its gate and its connections.
@@ -230,7 +230,7 @@ func (f *forwarder) connect(r *run, client net.Conn) {
 	p.up = newPump(f, name, stream.Upstream, p.client, p.upstream, toxic&toxicUp != 0)
 	p.down = newPump(f, name, stream.Downstream, p.upstream, p.client, toxic&toxicDown != 0)
 	r.mu.Unlock()
-	if hasResetPeer(f.tp) {
+	if toxic&toxicResetPeer != 0 {
 		if err := p.setLinger(0); err != nil {
 			f.log.Warn("reset_peer: cannot set SO_LINGER 0", "client", from, "err", err)
 		}
@@ -240,18 +240,24 @@ func (f *forwarder) connect(r *run, client net.Conn) {
 	go p.down.run()
 }
 
-// Bits of forwarder.toxic: the directions that have a data toxic.
+// Bits of forwarder.toxic: the directions that have a data toxic, and a
+// reset_peer in the chain (read once per change, not per connection).
 const (
 	toxicUp = 1 << iota
 	toxicDown
+	toxicResetPeer
 )
 
 // retoxic reads the data toxics again after a change to the chain, and
 // switches every connection's directions that gained or lost their last
 // data toxic between splicing and toxiproxy's links.
 func (f *forwarder) retoxic() {
-	up, down := dataToxics(f.tp.Toxics.GetToxicArray())
+	chain := f.tp.Toxics.GetToxicArray()
+	up, down := dataToxics(chain)
 	var bits uint32
+	if hasResetPeer(chain) {
+		bits |= toxicResetPeer
+	}
 	if up {
 		bits |= toxicUp
 	}
@@ -282,8 +288,8 @@ func (f *forwarder) closed(r *run, p *pair) {
 }
 
 // hasResetPeer reports whether a reset_peer toxic is in the chain.
-func hasResetPeer(tp *toxiproxy.Proxy) bool {
-	for _, t := range tp.Toxics.GetToxicArray() {
+func hasResetPeer(chain []toxics.Toxic) bool {
+	for _, t := range chain {
 		if w, ok := t.(*toxics.ToxicWrapper); ok {
 			if _, ok := w.Toxic.(*resetPeer); ok {
 				return true
