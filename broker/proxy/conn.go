@@ -10,6 +10,7 @@ import (
 // pair is one proxied connection: the client's side and the upstream's.
 type pair struct {
 	client, upstream *end
+	up, down         *pump // set under the run's mutex before they start
 	started          time.Time
 	open             atomic.Int32 // ends not yet closed
 	done             func(*pair)  // called once, when both ends are closed
@@ -42,10 +43,8 @@ func (p *pair) setLinger(sec int) error {
 	return nil
 }
 
-// end is one side of a pair as toxiproxy's links see it: a reader for the
-// link that reads it, a writer and closer for the link that writes it. It
-// has no ReadFrom or WriteTo, so every byte goes through Read and Write and
-// is counted.
+// end is one side of a pair: its socket, the bytes read from it (by a
+// splice or a link) and its close, once.
 type end struct {
 	c     net.Conn
 	p     *pair
@@ -53,14 +52,6 @@ type end struct {
 	once  sync.Once
 	close error
 }
-
-func (e *end) Read(b []byte) (int, error) {
-	n, err := e.c.Read(b)
-	e.read.Add(int64(n))
-	return n, err
-}
-
-func (e *end) Write(b []byte) (int, error) { return e.c.Write(b) }
 
 // Close closes the socket; the second end closed finishes the pair.
 func (e *end) Close() error {

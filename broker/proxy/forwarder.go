@@ -23,7 +23,8 @@ var dialUpstream = func(ctx context.Context, address string) (net.Conn, error) {
 }
 
 // forwarder is one proxy: a held listener whose connections it forwards to
-// the upstream through toxiproxy's links. Its fields are guarded by the
+// the upstream, spliced socket to socket while a direction has no data
+// toxic, through toxiproxy's links while it has (see pump). Its fields are guarded by the
 // Server's mutex, except what the capture path and the connections read.
 type forwarder struct {
 	s                      *Server
@@ -39,6 +40,7 @@ type forwarder struct {
 	held    heldLog              // clients whose SYN was held, for the log
 	run     *run                 // while enabled
 	seq     atomic.Uint64        // names links
+	toxic   atomic.Uint32        // toxicUp, toxicDown, toxicResetPeer: what the chain has
 }
 
 // run is one enabled spell of a forwarder: its gate and its connections.
@@ -213,6 +215,7 @@ func (f *forwarder) connect(r *run, client net.Conn) {
 		return
 	}
 	p := newPair(client, up, func(p *pair) { f.closed(r, p) })
+	name := from + "#" + strconv.FormatUint(f.seq.Add(1), 10)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -221,16 +224,57 @@ func (f *forwarder) connect(r *run, client net.Conn) {
 		return
 	}
 	r.pairs[p] = struct{}{}
+	// Under r.mu, as retoxic: the pumps start with the toxics as they are
+	// now, and every later change reaches them.
+	toxic := f.toxic.Load()
+	p.up = newPump(f, name, stream.Upstream, p.client, p.upstream, toxic&toxicUp != 0)
+	p.down = newPump(f, name, stream.Downstream, p.upstream, p.client, toxic&toxicDown != 0)
 	r.mu.Unlock()
-	if hasResetPeer(f.tp) {
+	if toxic&toxicResetPeer != 0 {
 		if err := p.setLinger(0); err != nil {
 			f.log.Warn("reset_peer: cannot set SO_LINGER 0", "client", from, "err", err)
 		}
 	}
-	f.log.Debug("connection accepted", "client", from, "upstream", up.LocalAddr().String())
-	name := from + "#" + strconv.FormatUint(f.seq.Add(1), 10)
-	f.tp.Toxics.StartLink(f.s.tp, name+"upstream", p.client, p.upstream, stream.Upstream)
-	f.tp.Toxics.StartLink(f.s.tp, name+"downstream", p.upstream, p.client, stream.Downstream)
+	f.log.Debug("connection accepted", "client", from, "upstream", up.LocalAddr())
+	go p.up.run()
+	go p.down.run()
+}
+
+// Bits of forwarder.toxic: the directions that have a data toxic, and a
+// reset_peer in the chain (read once per change, not per connection).
+const (
+	toxicUp = 1 << iota
+	toxicDown
+	toxicResetPeer
+)
+
+// retoxic reads the data toxics again after a change to the chain, and
+// switches every connection's directions that gained or lost their last
+// data toxic between splicing and toxiproxy's links.
+func (f *forwarder) retoxic() {
+	chain := f.tp.Toxics.GetToxicArray()
+	up, down := dataToxics(chain)
+	var bits uint32
+	if hasResetPeer(chain) {
+		bits |= toxicResetPeer
+	}
+	if up {
+		bits |= toxicUp
+	}
+	if down {
+		bits |= toxicDown
+	}
+	f.toxic.Store(bits)
+	r := f.run
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.pairs {
+		p.up.want(up)
+		p.down.want(down)
+	}
 }
 
 // closed forgets a pair both of whose ends are closed.
@@ -238,14 +282,14 @@ func (f *forwarder) closed(r *run, p *pair) {
 	r.mu.Lock()
 	delete(r.pairs, p)
 	r.mu.Unlock()
-	f.log.Debug("connection closed", "client", p.client.c.RemoteAddr().String(),
+	f.log.Debug("connection closed", "client", p.client.c.RemoteAddr(),
 		"bytes_up", p.client.read.Load(), "bytes_down", p.upstream.read.Load(),
 		"duration_ms", time.Since(p.started).Milliseconds())
 }
 
 // hasResetPeer reports whether a reset_peer toxic is in the chain.
-func hasResetPeer(tp *toxiproxy.Proxy) bool {
-	for _, t := range tp.Toxics.GetToxicArray() {
+func hasResetPeer(chain []toxics.Toxic) bool {
+	for _, t := range chain {
 		if w, ok := t.(*toxics.ToxicWrapper); ok {
 			if _, ok := w.Toxic.(*resetPeer); ok {
 				return true

@@ -19,10 +19,12 @@ func (f *forwarder) decide(syn time.Time) verdict {
 	return f.plan.Load().decide(syn, f.s.rng)
 }
 
-// replan reads the handshake toxics again after a change to the chain, and
-// makes the gate hold, release or keep holding accordingly. If the gate
+// replan reads the toxics again after a change to the chain: it switches
+// connections between splicing and toxiproxy's links (retoxic), and makes
+// the gate hold, release or keep holding as the handshake toxics ask. If the gate
 // cannot hold, the plan stays as it was and the error says why.
 func (f *forwarder) replan() error {
+	f.retoxic()
 	next := newPlan(f.tp.Toxics.GetToxicArray())
 	prev := f.plan.Swap(next)
 	if f.run == nil {

@@ -134,10 +134,7 @@ func TestNoLeak(t *testing.T) {
 					t.Fatalf("disabled: dial err %v, want refused", err)
 				}
 			}
-			// The API's idle connection may come and go: allow a few.
-			eventually(t, 20*time.Second, "descriptors and goroutines to return", func() bool {
-				return openFDs(t) <= fds0+2 && goroutines() <= g0+4
-			})
+			eventually(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
 			if !e.srv.idle() {
 				t.Error("the server still tracks connections")
 			}
