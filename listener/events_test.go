@@ -62,8 +62,9 @@ func TestCloseFromOtherOnEvent(t *testing.T) {
 func TestCloseFromOwnOnEvent(t *testing.T) {
 	var got []int
 	var q *eventQueue
-	done := make(chan struct{})
+	done, pushed := make(chan struct{}), make(chan struct{})
 	q = newEventQueue(func(e Event) {
+		<-pushed // all three queued before the first is handled
 		got = append(got, int(e.Kind))
 		if len(got) == 1 {
 			q.close()
@@ -73,6 +74,7 @@ func TestCloseFromOwnOnEvent(t *testing.T) {
 	for i := range 3 {
 		q.push(Event{Kind: EventKind(i)})
 	}
+	close(pushed)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
