@@ -15,7 +15,8 @@ import (
 type eventQueue struct {
 	on   func(Event)
 	mu   sync.Mutex
-	q    []Event
+	q    []Event // q[head:] are queued; the array is reused once drained
+	head int
 	shut bool
 	wake chan struct{}
 	done chan struct{}
@@ -37,6 +38,9 @@ func newEventQueue(on func(Event)) *eventQueue {
 	return q
 }
 
+// maxIdleQueue is the most events' room a drained queue keeps.
+const maxIdleQueue = 1024
+
 // push queues e; after close it is dropped (it happened after Close).
 func (q *eventQueue) push(e Event) {
 	q.mu.Lock()
@@ -57,12 +61,19 @@ func (q *eventQueue) push(e Event) {
 func (q *eventQueue) next() (e Event, ok, wait bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.q) == 0 {
+	if q.head == len(q.q) {
 		return Event{}, false, !q.shut
 	}
-	e = q.q[0]
-	q.q[0] = Event{}
-	q.q = q.q[1:]
+	e = q.q[q.head]
+	q.q[q.head] = Event{}
+	if q.head++; q.head == len(q.q) {
+		// Drained: reuse the array (a burst's, up to maxIdleQueue events)
+		// rather than growing a new one behind the head each time.
+		q.q, q.head = q.q[:0], 0
+		if cap(q.q) > maxIdleQueue {
+			q.q = nil
+		}
+	}
 	return e, true, false
 }
 
