@@ -24,6 +24,7 @@ type flow struct {
 	ip       []byte // the latest SYN, checksum fixed, ready to replay
 	dst      netip.Addr
 	ifindex  int
+	sys      flowSys // what the platform keeps to send it
 	job      *releaseclock.Job
 	released bool
 	refuse   bool      // its Verdict says Refuse

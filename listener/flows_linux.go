@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -37,6 +38,9 @@ func (h *Held) onSYN(p capture.Packet) {
 		h.remember(k, f)
 	}
 	f.hs.SYNs = append(f.hs.SYNs, p.Time)
+	if f.dst != p.Dst.Addr() || f.ifindex != p.Ifindex || f.sys.to == nil {
+		f.sys.to = replay.To(p.Dst.Addr(), p.Ifindex)
+	}
 	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
 	var late *Event // a replay, logged after the SYN
 	var settleNow bool
@@ -192,7 +196,7 @@ func (h *Held) replay(f *flow, want time.Time) error {
 		return nil
 	}
 	f.started = h.startedAt
-	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
+	err := h.sys.eng.replay(f.ip, f.dst, f.sys.to)
 	f.hs.Released = time.Now()
 	return err
 }
