@@ -41,7 +41,14 @@ func (h *Held) onSYN(p capture.Packet) {
 	if f.dst != p.Dst.Addr() || f.ifindex != p.Ifindex || f.sys.to == nil {
 		f.sys.to = replay.To(p.Dst.Addr(), p.Ifindex)
 	}
-	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
+	// The flow keeps its own copy, in its own array where the SYN fits;
+	// ip goes to the event, whose receiver may keep it and write into it.
+	if len(ip) <= len(f.ipBuf) {
+		f.ip = f.ipBuf[:copy(f.ipBuf[:], ip)]
+	} else {
+		f.ip = slices.Clone(ip)
+	}
+	f.dst, f.ifindex = p.Dst.Addr(), p.Ifindex
 	var late *Event // a replay, logged after the SYN
 	var settleNow bool
 	switch {
@@ -75,7 +82,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	default:
 		f.hs.Want = h.want
 	}
-	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: slices.Clone(ip)}) // ip is the replay's: the receiver may keep and write into its own
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
 	if late != nil {
 		h.emit(*late)
 	}
