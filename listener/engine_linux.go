@@ -420,14 +420,15 @@ func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) e
 }
 
 // replay sends the captured SYN ip (checksum already fixed) back into the
-// stack, addressed to dst, the listener's local address.
-func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
+// stack, addressed to dst, the listener's local address, whose socket
+// address (replay.To, with the interface) is to.
+func (e *engine) replay(ip []byte, dst netip.Addr, to unix.Sockaddr) error {
 	c, last := e.raw6, &e.lastWarm6
 	if dst.Is4() {
 		c, last = e.raw4, &e.lastWarm4
 	}
 	last.Store(time.Now().UnixNano())
-	if err := send(c, ip, replay.To(dst, ifindex)); err != nil {
+	if err := send(c, ip, to); err != nil {
 		return fmt.Errorf("listener: replay SYN to %v: %w", dst, err)
 	}
 	return nil

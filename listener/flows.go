@@ -21,14 +21,20 @@ type flowKey struct {
 // flow is one connection's handshake, as the capture saw it.
 type flow struct {
 	hs       Handshake
-	ip       []byte // the latest SYN, checksum fixed, ready to replay
+	ip       []byte // the latest SYN, checksum fixed, ready to replay; in ipBuf where it fits
+	ipBuf    [maxSYN]byte
 	dst      netip.Addr
 	ifindex  int
+	sys      flowSys // what the platform keeps to send it
 	job      *releaseclock.Job
 	released bool
 	refuse   bool      // its Verdict says Refuse
 	started  time.Time // the start of the timed release that replayed it, or zero
 }
+
+// maxSYN is the longest SYN a flow keeps in its own array: an IPv6 header
+// and a TCP header with the most options (40 + 60 bytes).
+const maxSYN = 100
 
 // Handshake returns what the listener saw of the latest handshake from
 // client. If it has no SYN-ACK yet, Handshake first lets the capture hand

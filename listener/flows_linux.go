@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -37,7 +38,17 @@ func (h *Held) onSYN(p capture.Packet) {
 		h.remember(k, f)
 	}
 	f.hs.SYNs = append(f.hs.SYNs, p.Time)
-	f.ip, f.dst, f.ifindex = ip, p.Dst.Addr(), p.Ifindex
+	if f.dst != p.Dst.Addr() || f.ifindex != p.Ifindex || f.sys.to == nil {
+		f.sys.to = replay.To(p.Dst.Addr(), p.Ifindex)
+	}
+	// The flow keeps its own copy, in its own array where the SYN fits;
+	// ip goes to the event, whose receiver may keep it and write into it.
+	if len(ip) <= len(f.ipBuf) {
+		f.ip = f.ipBuf[:copy(f.ipBuf[:], ip)]
+	} else {
+		f.ip = slices.Clone(ip)
+	}
+	f.dst, f.ifindex = p.Dst.Addr(), p.Ifindex
 	var late *Event // a replay, logged after the SYN
 	var settleNow bool
 	switch {
@@ -71,7 +82,7 @@ func (h *Held) onSYN(p capture.Packet) {
 	default:
 		f.hs.Want = h.want
 	}
-	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: slices.Clone(ip)}) // ip is the replay's: the receiver may keep and write into its own
+	h.emit(Event{Kind: SYNSeen, Local: p.Dst, Client: k.client, ISN: k.isn, Time: p.Time, Want: f.hs.Want, Retransmit: retransmit, Err: ferr, IP: ip})
 	if late != nil {
 		h.emit(*late)
 	}
@@ -192,7 +203,7 @@ func (h *Held) replay(f *flow, want time.Time) error {
 		return nil
 	}
 	f.started = h.startedAt
-	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
+	err := h.sys.eng.replay(f.ip, f.dst, f.sys.to)
 	f.hs.Released = time.Now()
 	return err
 }

@@ -5,9 +5,15 @@ import (
 	"os"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/tune"
 )
+
+// flowSys is what a flow keeps to replay its SYN: the address to send it
+// to, made when the SYN is captured, so that the release allocates nothing.
+type flowSys struct{ to unix.Sockaddr }
 
 type sysState struct {
 	eng       *engine

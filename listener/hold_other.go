@@ -10,6 +10,8 @@ import (
 	"time"
 )
 
+type flowSys struct{}
+
 type sysState struct {
 	bound bound
 }

@@ -43,6 +43,13 @@ func openWarmer(family int) *warmer {
 		err = unix.SetsockoptSockFprog(w.ln, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, holdProg())
 	}
 	if err == nil {
+		// Its SYN-ACKs carry the replay's mark, so that the capture's
+		// filter drops them in the kernel (IgnoreMark): a warm-up does not
+		// wake the capture's readers, which would take a P beside the
+		// clock's thread while it spins, for packets of no listener's.
+		err = unix.SetsockoptInt(w.ln, unix.SOL_SOCKET, unix.SO_MARK, replay.Mark)
+	}
+	if err == nil {
 		err = unix.Listen(w.ln, 16)
 	}
 	if err == nil {

@@ -24,9 +24,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/synhold/synhold/internal/tune"
 )
 
 func main() {
+	// A P more than the CPUs, for the release clock's thread, and fewer
+	// collections (GOGC 400), as happyeyeballs-server; GOMAXPROCS and GOGC
+	// in the environment win.
+	tune.SetServerRuntime(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 	stop()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,6 +99,14 @@ func testAsNobody(t *testing.T, bin string, tc nobodyCase) {
 	why, _ := line["why"].(string)
 	if line["strategy"] != "retransmit" || !strings.Contains(why, "CAP_NET_RAW") || !strings.Contains(why, "setcap cap_net_raw+ep") {
 		t.Errorf("as nobody the server says strategy %v, why %q; want retransmit because of CAP_NET_RAW", line["strategy"], why)
+	}
+	// The binary's runtime: a P more than the test's, GOGC 400, unless the
+	// environment (which the server inherits) says otherwise.
+	if os.Getenv("GOMAXPROCS") == "" && line["gomaxprocs"] != float64(runtime.GOMAXPROCS(0)+1) {
+		t.Errorf("the start-up line says gomaxprocs %v, want %d", line["gomaxprocs"], runtime.GOMAXPROCS(0)+1)
+	}
+	if os.Getenv("GOGC") == "" && line["gogc"] != float64(400) {
+		t.Errorf("the start-up line says gogc %v, want 400", line["gogc"])
 	}
 	addr4, _, sent, replied := askPair(t, port, 0x06)
 	if b := connectNotEarly(t, "tcp4", addr4, sent, replied, 400*time.Millisecond, 2250*time.Millisecond); b != 0x04 {

@@ -20,17 +20,15 @@ package main
 
 import (
 	"os"
-	"runtime/debug"
 
 	"github.com/synhold/synhold/internal/cli"
+	"github.com/synhold/synhold/internal/tune"
 )
 
 func main() {
-	// Fewer collections: at 500 pairs at once the GC was the release tail
-	// (bench: p99 14.6 ms with GOGC=100, 2.0 ms with 400), and the heap at
-	// that scale is tens of MiB. GOGC in the environment still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	// A P more than the CPUs, for the release clock's thread, and fewer
+	// collections (GOGC 400); GOMAXPROCS and GOGC in the environment win.
+	// The start-up line says what the process runs with.
+	tune.SetServerRuntime(os.Getenv)
 	cli.Main(run)
 }

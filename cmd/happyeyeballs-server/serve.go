@@ -119,6 +119,7 @@ func logStart(logger *slog.Logger, lns []net.Listener, o options, s listener.Str
 			attrs = append(attrs, "clock_why", err.Error())
 		}
 	}
+	attrs = append(attrs, "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gcPercent())
 	logger.Info("happy eyeballs server ready", attrs...)
 }
 

@@ -101,6 +101,11 @@ type Stats struct {
 	// CPU is the clock thread's own CPU time (user and system) spent on
 	// batches, from CLOCK_THREAD_CPUTIME_ID (TimerFD clock only).
 	CPU time.Duration
+	// Busy is the wall time the thread spent on those batches (TimerFD
+	// clock only): where it exceeds CPU, the thread was off its CPU during
+	// a batch (preempted, or waiting for the runtime's P after a system
+	// call), and its releases late by as much.
+	Busy time.Duration
 	// TID is the clock thread's id (TimerFD clock only), named
 	// ThreadName in /proc/PID/task/TID/comm.
 	TID int
@@ -207,7 +212,7 @@ type queue struct {
 
 	// Statistics, written by the thread, read by Stats.
 	fired, batches, prepared, skipped atomic.Uint64
-	cpu                               atomic.Int64 // ns
+	cpu, busy                         atomic.Int64 // ns
 	tid                               atomic.Int64
 }
 
@@ -408,7 +413,7 @@ func sortBatch(b []*Job) {
 // Stats says what the clock has done so far.
 func (q *queue) Stats() Stats {
 	return Stats{Fired: q.fired.Load(), Batches: q.batches.Load(), Prepared: q.prepared.Load(),
-		Skipped: q.skipped.Load(), CPU: time.Duration(q.cpu.Load()), TID: int(q.tid.Load())}
+		Skipped: q.skipped.Load(), CPU: time.Duration(q.cpu.Load()), Busy: time.Duration(q.busy.Load()), TID: int(q.tid.Load())}
 }
 
 // SpinUntil returns at t, or at once if t has passed, with the time it

@@ -97,10 +97,11 @@ func (c *clock) run() {
 		default:
 		}
 		if js := c.due(time.Now().Add(c.cfg.Spin), nil); len(js) > 0 {
-			before := threadCPU()
+			before, start := threadCPU(), time.Now()
 			c.fired.Add(uint64(c.runBatch(js)))
 			c.batches.Add(1)
 			c.cpu.Add(int64(threadCPU() - before))
+			c.busy.Add(int64(time.Since(start)))
 			continue
 		}
 		c.armNext(c.arm)

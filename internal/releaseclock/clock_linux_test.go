@@ -112,11 +112,18 @@ func TestClockThreadIsNamedAndCounted(t *testing.T) {
 	}
 	f.wait(t)
 	st := c.Stats()
+	// The counts are added once the batch ends, after the last fire.
+	for deadline := time.Now().Add(5 * time.Second); st.Fired < 3 && time.Now().Before(deadline); st = c.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if st.Fired != 3 || st.Batches == 0 || st.Batches > 3 {
 		t.Errorf("Stats() = %+v, want 3 fired in 1-3 batches", st)
 	}
 	if st.CPU <= 0 || st.CPU > 3*time.Second {
 		t.Errorf("Stats().CPU = %v, want the thread's own CPU time, > 0", st.CPU)
+	}
+	if st.Busy < st.CPU-time.Millisecond || st.Busy > 3*time.Second {
+		t.Errorf("Stats().Busy = %v, want the batches' wall time, at least their CPU %v", st.Busy, st.CPU)
 	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", st.TID))
 	if err != nil {

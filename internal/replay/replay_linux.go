@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/internal/rawconn"
 	"github.com/synhold/synhold/internal/sockopt"
 )
 
@@ -84,15 +84,55 @@ func Open(family int) (*Conn, error) {
 	return &Conn{f: f, rc: rc}, nil
 }
 
-// Send sends the IP packet b to to (see To).
+// Send sends the IP packet b to to (see To). It allocates nothing (the
+// clock thread calls it for each release, and a thread that allocates
+// while the garbage collector marks is made to help it, for as long as
+// the allocation's share of the marking takes), and senders on other
+// threads are not serialised: each takes a sender of the pool's.
 func (c *Conn) Send(b []byte, to unix.Sockaddr) error {
-	if err := rawconn.Write(c.rc, "sendto", func(fd int) error { return unix.Sendto(fd, b, 0, to) }); err != nil {
-		return fmt.Errorf("replay: send: %w", err)
+	s := senders.Get().(*sender)
+	s.b, s.to = b, to
+	perr := c.rc.Write(s.write)
+	err := s.err
+	s.b, s.to, s.err = nil, nil, nil
+	senders.Put(s)
+	switch {
+	case perr != nil:
+		return fmt.Errorf("replay: send: sendto: %w", perr)
+	case err != nil:
+		return fmt.Errorf("replay: send: %w", os.NewSyscallError("sendto", err))
 	}
 	return nil
 }
 
-// Close closes the socket.
+// sender is one sendto(2) through the poller, with its function built
+// once, so that a Send allocates no closure (rawconn.Write's would be two
+// allocations a send).
+type sender struct {
+	b     []byte
+	to    unix.Sockaddr
+	err   error
+	write func(fd uintptr) bool
+}
+
+var senders = sync.Pool{New: func() any {
+	s := &sender{}
+	s.write = s.sendto
+	return s
+}}
+
+// sendto is rawconn.Write's loop: retried on EINTR, handed back to the
+// poller on EAGAIN.
+func (s *sender) sendto(fd uintptr) bool {
+	for {
+		s.err = unix.Sendto(int(fd), s.b, 0, s.to)
+		if s.err != unix.EINTR {
+			break
+		}
+	}
+	return s.err != unix.EAGAIN
+}
+
 func (c *Conn) Close() error { return c.f.Close() }
 
 // To is where a SYN captured with destination dst, on interface ifindex, is

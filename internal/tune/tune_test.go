@@ -2,6 +2,8 @@ package tune
 
 import (
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +41,23 @@ func TestFromEnv(t *testing.T) {
 				t.Errorf("FromEnv = %+v", c)
 			}
 		})
+	}
+}
+
+func TestSetServerRuntime(t *testing.T) {
+	procs, gc := runtime.GOMAXPROCS(0), debug.SetGCPercent(100)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); debug.SetGCPercent(gc) })
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+
+	if p, g := SetServerRuntime(getenv); p != procs+1 || g != GCPercent || runtime.GOMAXPROCS(0) != procs+1 {
+		t.Errorf("unset environment: GOMAXPROCS %d (said %d), GOGC %d; want %d and %d", runtime.GOMAXPROCS(0), p, g, procs+1, GCPercent)
+	}
+
+	runtime.GOMAXPROCS(procs)
+	debug.SetGCPercent(100)
+	env["GOMAXPROCS"], env["GOGC"] = "1", "100" // the runtime read them at start; only their presence counts here
+	if p, g := SetServerRuntime(getenv); p != procs || g != 100 {
+		t.Errorf("GOMAXPROCS and GOGC set: got %d and %d, want them left at %d and 100", p, g, procs)
 	}
 }
