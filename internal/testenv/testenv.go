@@ -19,6 +19,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -76,6 +77,33 @@ func SkipIfShort(t testing.TB, what string) {
 	if testing.Short() {
 		t.Skip(ShortPrefix + what)
 	}
+}
+
+// SkipWithoutIPv6 skips t when err, from opening an IPv6 socket or binding
+// ::1, says the machine has no IPv6 (EAFNOSUPPORT: no IPv6 in the kernel;
+// EADDRNOTAVAIL: no ::1 on lo), as a missing feature. It returns when err is
+// nil and fails t on any other error.
+func SkipWithoutIPv6(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.EAFNOSUPPORT), errors.Is(err, syscall.EADDRNOTAVAIL):
+		SkipWithoutFeature(t, "IPv6 loopback (::1)", err)
+	default:
+		t.Fatalf("IPv6 on loopback: %v", err)
+	}
+}
+
+// GoCommand returns the path of the go command, for tests that build a
+// binary or a package of their own; without one the test skips as a missing
+// feature. (go test puts its own GOROOT/bin first in the test's PATH.)
+func GoCommand(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		SkipWithoutFeature(t, "the go command, to build a binary", err)
+	}
+	return p
 }
 
 // FreePort returns a TCP port number that nothing listens on right now, on
