@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -176,14 +175,15 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
+// skipUnlessPerConn skips t unless e's proxies decide each handshake
+// (handshake_delay and handshake_refuse; strategy replay), naming what is
+// missing, and fails it if they cannot with every privilege.
+func skipUnlessPerConn(t *testing.T, e *env) {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors: %v", err)
+	if why := e.srv.support.perConn; why != nil {
+		skipWithoutReplay(t)
+		t.Fatalf("handshake toxics unsupported although strategy replay works: %v", why)
 	}
-	return len(ents)
 }
 
 func goroutines() int { return runtime.NumGoroutine() }
