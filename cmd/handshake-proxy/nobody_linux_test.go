@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +14,8 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestAsNobody runs the binary as user nobody, without CAP_NET_RAW:
@@ -22,22 +23,9 @@ import (
 // capability; handshake_hold holds, and a handshake pending when it is
 // removed completes at the client's next SYN retransmission.
 func TestAsNobody(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs the binary as user nobody (uid 65534) to take CAP_NET_RAW away")
-	}
-	// A directory nobody can enter (t.TempDir's parent is not).
-	dir, err := os.MkdirTemp("", "handshake-proxy-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "handshake-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	testenv.SkipUnlessRoot(t, "CAP_SETUID and CAP_SETGID (runs the binary as user nobody, uid 65534, to take CAP_NET_RAW away)")
+	testenv.SkipIfShort(t, "builds the binary (about 2 s), then two runs as nobody whose clients connect at their first SYN retransmission, 1.5 s each")
+	bin := buildBinary(t)
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
