@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -326,13 +326,7 @@ func TestE2EDeleteWhileHeld(t *testing.T) {
 				pending = append(pending, dialAsync(p.Listen, 10*time.Second))
 			}
 			waitLines(t, e, n, `"msg":"syn held"`, `"until"`)
-			var err error
-			if how == "delete" {
-				err = p.Delete()
-			} else {
-				err = p.Disable()
-			}
-			if err != nil {
+			if err := deleteOrDisable(p, how); err != nil {
 				t.Fatal(err)
 			}
 			for _, ch := range pending {
@@ -363,10 +357,10 @@ func TestE2ERetransmitOnly(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("net.Dialer against a hold: %v, want a timeout", err)
 	}
-	_, port, _ := net.SplitHostPort(p.Listen)
+	port := int(netip.MustParseAddrPort(p.Listen).Port())
 	start := time.Now()
 	pending := dialAsync(p.Listen, 10*time.Second)
-	eventually(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return synSent(t, port) })
+	eventually(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return testenv.SYNSent(t, port) })
 	if err := p.RemoveToxic("hold"); err != nil {
 		t.Fatal(err)
 	}
@@ -380,25 +374,6 @@ func TestE2ERetransmitOnly(t *testing.T) {
 		t.Errorf("connected %v after dialing, want at the first retransmission (~1 s)", d)
 	}
 	waitLines(t, e, 1, `"msg":"handshakes released"`, `retransmission`)
-}
-
-// synSent reports whether a socket of this host is in SYN_SENT to port,
-// from /proc/net/tcp (remote address field, state 02).
-func synSent(t *testing.T, port string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	suffix := fmt.Sprintf(":%04X", p)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestE2EHoldOverDelay: with a hold and a delay on one proxy the hold wins;

@@ -6,14 +6,10 @@ import (
 	"testing"
 
 	"github.com/synhold/synhold/internal/testenv"
-	"github.com/synhold/synhold/listener"
 )
 
-// skipWithoutReplay skips t: strategy replay holds handshakes on Linux
-// only (listener.Probe's error wraps errors.ErrUnsupported, a missing
-// feature).
+// skipWithoutReplay skips t: strategy replay holds handshakes on Linux only.
 func skipWithoutReplay(t *testing.T) {
 	t.Helper()
-	_, err := listener.Probe()
-	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+	testenv.SkipWithoutFeature(t, "strategy replay (handshakes held on Linux only)", nil)
 }

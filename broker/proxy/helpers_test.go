@@ -175,6 +175,15 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// deleteOrDisable deletes p (how "delete") or disables it (how "disable"),
+// the two ways a client stops a proxy with connections.
+func deleteOrDisable(p *toxiclient.Proxy, how string) error {
+	if how == "delete" {
+		return p.Delete()
+	}
+	return p.Disable()
+}
+
 // skipUnlessPerConn skips t unless e's proxies decide each handshake
 // (handshake_delay and handshake_refuse; strategy replay), naming what is
 // missing, and fails it if they cannot with every privilege.

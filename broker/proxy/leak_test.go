@@ -108,12 +108,7 @@ func TestNoLeak(t *testing.T) {
 			}
 			eventually(t, 30*time.Second, "the upstream to see every connection", func() bool { return up.count() == n })
 
-			if how == "delete" {
-				err = p.Delete()
-			} else {
-				err = p.Disable()
-			}
-			if err != nil {
+			if err := deleteOrDisable(p, how); err != nil {
 				t.Fatal(err)
 			}
 			for i, c := range clients {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"os"
+	"net/netip"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,8 +99,8 @@ func TestAsNobody(t *testing.T) {
 			}()
 			// Nobody's proxy sees no SYN to log; the client's socket shows it
 			// is waiting for an answer.
-			_, port, _ := net.SplitHostPort(p.Listen)
-			for deadline := time.Now().Add(5 * time.Second); !synSent(t, port); time.Sleep(5 * time.Millisecond) {
+			port := int(netip.MustParseAddrPort(p.Listen).Port())
+			for deadline := time.Now().Add(5 * time.Second); !testenv.SYNSent(t, port); time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the client's socket never showed SYN_SENT")
 				}
@@ -121,23 +119,4 @@ func TestAsNobody(t *testing.T) {
 			}
 		})
 	}
-}
-
-// synSent reports whether a socket of this host is in SYN_SENT to port,
-// from /proc/net/tcp (remote address field, state 02).
-func synSent(t *testing.T, port string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	suffix := fmt.Sprintf(":%04X", p)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
-			return true
-		}
-	}
-	return false
 }

@@ -17,10 +17,12 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -130,6 +132,26 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("testenv: no port free on both families after 20 tries")
 	return 0
+}
+
+// SYNSent reports whether a TCP socket of this host, over IPv4, is in
+// SYN_SENT to port (a client whose handshake is held), from /proc/net/tcp:
+// the remote address's field, state 02. Without /proc/net/tcp the test
+// skips as a missing feature.
+func SYNSent(t testing.TB, port int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		SkipWithoutFeature(t, "/proc/net/tcp (Linux's socket table)", err)
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenFDs counts the process's open descriptors (from /proc/self/fd, or
