@@ -62,9 +62,12 @@ func TestSocketSeesOneSYNAndOneSYNACK(t *testing.T) {
 			var syns, synacks, incoming int
 			var sent, received time.Time
 			s.SetReadDeadline(time.Now().Add(3 * time.Second))
-			for {
-				if syns == 1 && synacks == 2 {
-					// Both seen: a short extra window catches duplicates.
+			for extra := false; ; {
+				if syns == 1 && synacks == 2 && !extra {
+					// Both seen: a short extra window catches duplicates. Set
+					// once: moved on at each packet, other tests' loopback
+					// traffic kept it open for over a minute.
+					extra = true
 					s.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 				}
 				p, err := s.ReadPacket()
@@ -181,7 +184,14 @@ func TestSyncWaitsForWhatWasQueued(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	_, cport := dialLoopback(t)
+	// Only this connection's handshake reaches the slow handler: other
+	// tests' loopback traffic, on a busy machine, could keep it behind for
+	// longer than Sync waits (10 s were seen).
+	ln := listenLoopback(t, "tcp4")
+	if err := s.SetPorts([]uint16{ln.Addr().(*net.TCPAddr).AddrPort().Port()}); err != nil {
+		t.Fatal(err)
+	}
+	_, cport := dialTo(t, ln)
 	if err := s.Sync(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
