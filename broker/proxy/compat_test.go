@@ -13,11 +13,13 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -32,6 +34,7 @@ var (
 // builds set it, so that GET /version compares byte for byte.
 func buildToxiproxy(t *testing.T) string {
 	t.Helper()
+	goCmd := testenv.GoCommand(t) // outside Do: a skip there would leave it done without a binary
 	toxiproxyOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "toxiproxy-")
 		if err != nil {
@@ -39,7 +42,7 @@ func buildToxiproxy(t *testing.T) string {
 			return
 		}
 		toxiproxyBin = filepath.Join(dir, "toxiproxy-server")
-		out, err := exec.Command("go", "build", "-o", toxiproxyBin,
+		out, err := exec.Command(goCmd, "build", "-o", toxiproxyBin,
 			"-ldflags=-X github.com/Shopify/toxiproxy/v2.Version="+Version, "github.com/Shopify/toxiproxy/v2/cmd/server").CombinedOutput()
 		if err != nil {
 			toxiproxyErr = err
@@ -52,24 +55,12 @@ func buildToxiproxy(t *testing.T) string {
 	return toxiproxyBin
 }
 
-// freePort is a loopback port nobody listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 // startToxiproxy runs toxiproxy-server on loopback, with flags added, and
 // returns its API URL.
 func startToxiproxy(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := buildToxiproxy(t)
-	port := freePort(t)
+	port := strconv.Itoa(testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, append([]string{"-host", "127.0.0.1", "-port", port}, flags...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -225,6 +216,7 @@ type compatAnswer struct {
 // random), the set of header names and the body (addresses masked; JSON as
 // JSON).
 func TestCompatWithToxiproxy(t *testing.T) {
+	testenv.SkipIfShort(t, "builds toxiproxy-server (up to 18 s uncached) and sends both servers the same requests: 2 s cached")
 	theirs := startToxiproxy(t)
 	e := newEnv(t, listener.Auto)
 	ours := e.api.URL

@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,6 +18,7 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -36,12 +37,7 @@ func replayEnv(t *testing.T) *env {
 // replayEnvConfig is replayEnv with a Config of its own.
 func replayEnvConfig(t *testing.T, cfg Config) *env {
 	t.Helper()
-	if _, err := listener.Probe(); err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			t.Skipf("needs CAP_NET_RAW (strategy replay): %v", err)
-		}
-		t.Fatal(err)
-	}
+	skipWithoutReplay(t)
 	cfg.Strategy = listener.Replay
 	e := newEnvConfig(t, cfg)
 	if e.srv.support.strategy != listener.Replay || e.srv.support.perConn != nil {
@@ -100,7 +96,7 @@ type curlResult struct {
 func curl(t *testing.T, url string, connectTimeout time.Duration) curlResult {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skipf("curl: %v (apt-get install -y curl)", err)
+		testenv.SkipWithoutFeature(t, "curl(1) (apt-get install -y curl)", err)
 	}
 	cmd := exec.Command("curl", "-s", "--noproxy", "*", "--max-time", "20",
 		"--connect-timeout", strconv.FormatFloat(connectTimeout.Seconds(), 'f', 3, 64),
@@ -145,6 +141,7 @@ func within(t *testing.T, what string, got, want time.Duration) {
 // TestE2EHandshakeDelay: Go's net.Dialer and curl connect at the delay, not
 // before, on each family; the request then goes through.
 func TestE2EHandshakeDelay(t *testing.T) {
+	testenv.SkipIfShort(t, "eight connections delayed 300 ms, four per family, one after another: 2.5 s")
 	for _, fam := range []struct{ network, listen string }{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
 		t.Run(fam.network, func(t *testing.T) {
 			e := replayEnv(t)
@@ -315,6 +312,7 @@ func TestE2EToxicity(t *testing.T) {
 // handshakes holds nothing any more: each client's next SYN finds the port
 // closed and is refused.
 func TestE2EDeleteWhileHeld(t *testing.T) {
+	testenv.SkipIfShort(t, "two runs of clients refused at their first SYN retransmission, 1 s each: 2 s")
 	for _, how := range []string{"delete", "disable"} {
 		t.Run(how, func(t *testing.T) {
 			e := replayEnv(t)
@@ -328,13 +326,7 @@ func TestE2EDeleteWhileHeld(t *testing.T) {
 				pending = append(pending, dialAsync(p.Listen, 10*time.Second))
 			}
 			waitLines(t, e, n, `"msg":"syn held"`, `"until"`)
-			var err error
-			if how == "delete" {
-				err = p.Delete()
-			} else {
-				err = p.Disable()
-			}
-			if err != nil {
+			if err := deleteOrDisable(p, how); err != nil {
 				t.Fatal(err)
 			}
 			for _, ch := range pending {
@@ -365,10 +357,10 @@ func TestE2ERetransmitOnly(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("net.Dialer against a hold: %v, want a timeout", err)
 	}
-	_, port, _ := net.SplitHostPort(p.Listen)
+	port := int(netip.MustParseAddrPort(p.Listen).Port())
 	start := time.Now()
 	pending := dialAsync(p.Listen, 10*time.Second)
-	eventually(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return synSent(t, port) })
+	eventually(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return testenv.SYNSent(t, port) })
 	if err := p.RemoveToxic("hold"); err != nil {
 		t.Fatal(err)
 	}
@@ -382,25 +374,6 @@ func TestE2ERetransmitOnly(t *testing.T) {
 		t.Errorf("connected %v after dialing, want at the first retransmission (~1 s)", d)
 	}
 	waitLines(t, e, 1, `"msg":"handshakes released"`, `retransmission`)
-}
-
-// synSent reports whether a socket of this host is in SYN_SENT to port,
-// from /proc/net/tcp (remote address field, state 02).
-func synSent(t *testing.T, port string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	suffix := fmt.Sprintf(":%04X", p)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestE2EHoldOverDelay: with a hold and a delay on one proxy the hold wins;

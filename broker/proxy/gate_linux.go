@@ -8,8 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
-	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/internal/sockopt"
+	"github.com/synhold/synhold/listener"
 )
 
 // probeSupport says which handshake toxics proxies can run with strategy.

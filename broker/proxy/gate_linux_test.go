@@ -8,8 +8,19 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
+
+// skipWithoutReplay skips t unless a proxy can hold with strategy replay,
+// naming the privilege missing: CAP_NET_RAW, or CAP_NET_ADMIN where the
+// kernel refuses a socket filter without it (kernel.unprivileged_bpf_disabled).
+func skipWithoutReplay(t *testing.T) {
+	t.Helper()
+	_, err := listener.Probe()
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+	testenv.SkipWithoutPrivilege(t, filterRefused(), "CAP_NET_ADMIN")
+}
 
 // TestFilterRefused is a kernel that refuses socket filters without
 // CAP_NET_ADMIN (kernel.unprivileged_bpf_disabled), as in a container with
@@ -17,9 +28,8 @@ import (
 // says what is missing, replay fails with the reason, and proxies still
 // forward; handshake_delay is refused with the reason.
 func TestFilterRefused(t *testing.T) {
-	if s, err := listener.Probe(); s != listener.Replay {
-		t.Skipf("needs CAP_NET_RAW (strategy replay) to reach the filter check: %v", err)
-	}
+	_, err := listener.Probe() // the filter check comes after strategy replay's
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
 	defer func(f func() error) { filterRefused = f }(filterRefused)
 	filterRefused = func() error { return os.NewSyscallError("setsockopt", syscall.EPERM) }
 

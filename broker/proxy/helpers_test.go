@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -176,14 +175,24 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors: %v", err)
+// deleteOrDisable deletes p (how "delete") or disables it (how "disable"),
+// the two ways a client stops a proxy with connections.
+func deleteOrDisable(p *toxiclient.Proxy, how string) error {
+	if how == "delete" {
+		return p.Delete()
 	}
-	return len(ents)
+	return p.Disable()
+}
+
+// skipUnlessPerConn skips t unless e's proxies decide each handshake
+// (handshake_delay and handshake_refuse; strategy replay), naming what is
+// missing, and fails it if they cannot with every privilege.
+func skipUnlessPerConn(t *testing.T, e *env) {
+	t.Helper()
+	if why := e.srv.support.perConn; why != nil {
+		skipWithoutReplay(t)
+		t.Fatalf("handshake toxics unsupported although strategy replay works: %v", why)
+	}
 }
 
 func goroutines() int { return runtime.NumGoroutine() }

@@ -8,6 +8,7 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -62,6 +63,7 @@ func (s *sink) close() {
 // deletes or disables it: every client is closed, and the process is back
 // to its descriptors and goroutines.
 func TestNoLeak(t *testing.T) {
+	testenv.SkipIfShort(t, "three runs of 1000 connections opened, then closed by the proxy: 4 s")
 	const n = 1000
 	for _, tc := range []struct {
 		how       string
@@ -81,7 +83,7 @@ func TestNoLeak(t *testing.T) {
 			if _, err := e.client.Proxies(); err != nil {
 				t.Fatal(err)
 			}
-			fds0, g0 := openFDs(t), goroutines()
+			fds0, g0 := testenv.OpenFDs(t), goroutines()
 
 			p, err := e.client.CreateProxy("many", "127.0.0.1:0", up.ln.Addr().String())
 			if err != nil {
@@ -91,9 +93,7 @@ func TestNoLeak(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.handshake {
-				if e.srv.support.perConn != nil {
-					t.Skipf("handshake_delay needs CAP_NET_RAW (strategy replay): %v", e.srv.support.perConn)
-				}
+				skipUnlessPerConn(t, e)
 				if _, err := p.AddToxic("", "handshake_delay", "", 1, toxiclient.Attributes{"delay": 1}); err != nil {
 					t.Fatal(err)
 				}
@@ -108,12 +108,7 @@ func TestNoLeak(t *testing.T) {
 			}
 			eventually(t, 30*time.Second, "the upstream to see every connection", func() bool { return up.count() == n })
 
-			if how == "delete" {
-				err = p.Delete()
-			} else {
-				err = p.Disable()
-			}
-			if err != nil {
+			if err := deleteOrDisable(p, how); err != nil {
 				t.Fatal(err)
 			}
 			for i, c := range clients {

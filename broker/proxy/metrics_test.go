@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -93,6 +94,7 @@ func shape(f *dto.MetricFamily) string {
 // the same toxiproxy_* families (names, types, labels, byte counts) and the
 // same runtime families, and ours adds the synhold_handshake_* families.
 func TestMetricsAsToxiproxy(t *testing.T) {
+	testenv.SkipIfShort(t, "builds toxiproxy-server (1 s cached, up to 18 s uncached) to compare /metrics with")
 	theirs := startToxiproxy(t, "-proxy-metrics", "-runtime-metrics")
 	e := newEnvConfig(t, Config{Strategy: listener.Auto, ProxyMetrics: true, RuntimeMetrics: true})
 	up := echoServer(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/Shopify/toxiproxy/v2/stream"
 	"github.com/Shopify/toxiproxy/v2/toxics"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -114,7 +115,7 @@ func backTo(t *testing.T, fds, g int) func() bool {
 	return func() bool {
 		runtime.GC()
 		runtime.GC()
-		return openFDs(t) <= fds+2 && goroutines() <= g+4
+		return testenv.OpenFDs(t) <= fds+2 && goroutines() <= g+4
 	}
 }
 
@@ -175,7 +176,7 @@ func TestSwitchMidStream(t *testing.T) {
 	if _, err := e.client.Proxies(); err != nil {
 		t.Fatal(err)
 	}
-	fds0, g0 := openFDs(t), goroutines()
+	fds0, g0 := testenv.OpenFDs(t), goroutines()
 	p, err := e.client.CreateProxy("busy", "127.0.0.1:0", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -352,9 +353,7 @@ func TestDataToxicDirections(t *testing.T) {
 // leaves a live connection's directions splicing.
 func TestHandshakeToxicKeepsSplicing(t *testing.T) {
 	e := newEnv(t, listener.Auto)
-	if e.srv.support.perConn != nil {
-		t.Skipf("handshake_delay needs CAP_NET_RAW and CAP_NET_ADMIN: %v", e.srv.support.perConn)
-	}
+	skipUnlessPerConn(t, e)
 	p, err := e.client.CreateProxy("keeps", "127.0.0.1:0", echoServer(t))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestToxiproxyAPISuite runs toxiproxy's own API test suite (api_test.go of
@@ -22,18 +24,15 @@ import (
 // network namespace of its own, which needs root (CAP_SYS_ADMIN). The
 // package is compiled through an overlay: nothing is written into the tree.
 func TestToxiproxyAPISuite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds and runs toxiproxy's API suite (~30 s)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_ADMIN) for a network namespace of its own: the suite uses fixed ports")
-	}
-	for _, bin := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s(1) for a network namespace: %v", bin, err)
+	testenv.SkipIfShort(t, "builds toxiproxy's API suite and runs its 34 tests: 3 s cached, up to 30 s uncached")
+	testenv.SkipUnlessRoot(t, "CAP_SYS_ADMIN (a network namespace of its own: the suite uses fixed ports)")
+	for _, tool := range []string{"unshare(1) from util-linux", "ip(8) from iproute2"} {
+		if _, err := exec.LookPath(tool[:strings.IndexByte(tool, '(')]); err != nil {
+			testenv.SkipWithoutFeature(t, tool+" (a network namespace)", err)
 		}
 	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/Shopify/toxiproxy/v2").Output()
+	goCmd := testenv.GoCommand(t)
+	out, err := exec.Command(goCmd, "list", "-m", "-f", "{{.Dir}}", "github.com/Shopify/toxiproxy/v2").Output()
 	if err != nil {
 		t.Fatalf("go list toxiproxy's module: %v", err)
 	}
@@ -73,7 +72,7 @@ func TestToxiproxyAPISuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(tmp, "suite.test")
-	build := exec.Command("go", "test", "-c", "-vet=off", "-overlay", overlay, "-o", bin, "./internal/toxiproxysuite")
+	build := exec.Command(goCmd, "test", "-c", "-vet=off", "-overlay", overlay, "-o", bin, "./internal/toxiproxysuite")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building toxiproxy's API suite: %v\n%s", err, out)
 	}

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/backoff"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -114,12 +115,8 @@ type report struct {
 // run checks the attempts and returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "backoff-check:", err)
-		return 2
+	if code, exit := cli.UsageExit("backoff-check", err, stderr); exit {
+		return code
 	}
 	in, err := load(o, stdin)
 	if err != nil {

@@ -21,10 +21,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/tune"
 )
 
@@ -33,8 +33,7 @@ func main() {
 	// collections (GOGC 400), as happyeyeballs-server; GOMAXPROCS and GOGC
 	// in the environment win.
 	tune.SetServerRuntime(os.Getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
-	stop()
-	os.Exit(code)
+	cli.Main(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return run(ctx, args, stdout, stderr, nil)
+	})
 }

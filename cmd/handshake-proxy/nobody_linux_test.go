@@ -2,12 +2,9 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"os"
+	"net/netip"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +12,8 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestAsNobody runs the binary as user nobody, without CAP_NET_RAW:
@@ -22,22 +21,9 @@ import (
 // capability; handshake_hold holds, and a handshake pending when it is
 // removed completes at the client's next SYN retransmission.
 func TestAsNobody(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs the binary as user nobody (uid 65534) to take CAP_NET_RAW away")
-	}
-	// A directory nobody can enter (t.TempDir's parent is not).
-	dir, err := os.MkdirTemp("", "handshake-proxy-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "handshake-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	testenv.SkipUnlessRoot(t, "CAP_SETUID and CAP_SETGID (runs the binary as user nobody, uid 65534, to take CAP_NET_RAW away)")
+	testenv.SkipIfShort(t, "builds the binary (about 2 s), then two runs as nobody whose clients connect at their first SYN retransmission, 1.5 s each")
+	bin := buildBinary(t)
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +99,8 @@ func TestAsNobody(t *testing.T) {
 			}()
 			// Nobody's proxy sees no SYN to log; the client's socket shows it
 			// is waiting for an answer.
-			_, port, _ := net.SplitHostPort(p.Listen)
-			for deadline := time.Now().Add(5 * time.Second); !synSent(t, port); time.Sleep(5 * time.Millisecond) {
+			port := int(netip.MustParseAddrPort(p.Listen).Port())
+			for deadline := time.Now().Add(5 * time.Second); !testenv.SYNSent(t, port); time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the client's socket never showed SYN_SENT")
 				}
@@ -133,23 +119,4 @@ func TestAsNobody(t *testing.T) {
 			}
 		})
 	}
-}
-
-// synSent reports whether a socket of this host is in SYN_SENT to port,
-// from /proc/net/tcp (remote address field, state 02).
-func synSent(t *testing.T, port string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	suffix := fmt.Sprintf(":%04X", p)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
-			return true
-		}
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/synhold/synhold/broker/proxy"
 	"github.com/synhold/synhold/internal/buildinfo"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
@@ -35,12 +36,8 @@ type options struct {
 // gets the API's address once it listens. It returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, started func(net.Addr)) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "handshake-proxy: %v\n", err)
-		return 2
+	if code, exit := cli.UsageExit("handshake-proxy", err, stderr); exit {
+		return code
 	}
 	if o.version {
 		fmt.Fprintf(stdout, "handshake-proxy version %s, toxiproxy API version %s\n", buildinfo.Version(), proxy.Version)

@@ -8,13 +8,14 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestSIGTERM runs the binary and sends it SIGTERM while an API request is
@@ -23,12 +24,9 @@ import (
 // stop (the connection ends, the port refuses), the log says so, and the
 // exit status is 0.
 func TestSIGTERM(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "handshake-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	testenv.SkipIfShort(t, "builds the binary (about 2 s; 0.1 s to run it once built)")
 	up := echoUpstream(t)
-	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
+	cmd := exec.Command(buildBinary(t), "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
 	api, logs, ended := startBinary(t, cmd)
 	p, err := toxiclient.NewClient(api).CreateProxy("echo", "127.0.0.1:0", up)
 	if err != nil {

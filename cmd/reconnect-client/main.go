@@ -26,28 +26,18 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/synhold/synhold/backoff"
 	"github.com/synhold/synhold/broker/reconnect"
+	"github.com/synhold/synhold/internal/cli"
 )
 
 func main() {
-	os.Exit(runMain())
-}
-
-// runMain is main's body, with its defers, which run before main exits
-// (os.Exit skips the defers of the function that calls it).
-func runMain() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	cli.Main(run)
 }
 
 // options are the command line's settings.
@@ -116,12 +106,8 @@ func (o options) client() reconnect.Client {
 // 2 for a bad command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "reconnect-client:", err)
-		return 2
+	if code, exit := cli.UsageExit("reconnect-client", err, stderr); exit {
+		return code
 	}
 	c := o.client()
 	fmt.Fprintf(stdout, "control %s, retry %s (TLS), max backoff %d ms, deadline %v, client backoff: initial %v, multiplier %g, jitter %g\n",

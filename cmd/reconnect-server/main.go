@@ -21,22 +21,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	pb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/synhold/synhold/broker/reconnect"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/eventlog"
 )
 
@@ -44,15 +42,7 @@ import (
 const gracePeriod = 5 * time.Second
 
 func main() {
-	os.Exit(runMain())
-}
-
-// runMain is main's body, with its defers, which run before main exits
-// (os.Exit skips the defers of the function that calls it).
-func runMain() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	cli.Main(run)
 }
 
 // options are the command line's settings.
@@ -110,12 +100,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 // command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "reconnect-server:", err)
-		return 2
+	if code, exit := cli.UsageExit("reconnect-server", err, stderr); exit {
+		return code
 	}
 	log := newLogger(stderr, o.logFormat)
 	if err := serve(ctx, o, log, stdout, stderr); err != nil {

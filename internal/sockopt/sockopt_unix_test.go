@@ -11,14 +11,14 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 func rawConn(t *testing.T) syscall.RawConn {
 	t.Helper()
 	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
+	testenv.SkipWithoutIPv6(t, err)
 	t.Cleanup(func() { ln.Close() })
 	rc, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
@@ -53,9 +53,7 @@ func TestErrorsKeepTheErrno(t *testing.T) {
 // kernel refuses to change it after bind) and reads it back.
 func TestSetV6OnlySticks(t *testing.T) {
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Skipf("no IPv6: %v", err)
-	}
+	testenv.SkipWithoutIPv6(t, os.NewSyscallError("socket", err))
 	f := os.NewFile(uintptr(fd), "v6")
 	defer f.Close()
 	rc, err := f.SyscallConn()

@@ -17,9 +17,12 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -78,6 +81,33 @@ func SkipIfShort(t testing.TB, what string) {
 	}
 }
 
+// SkipWithoutIPv6 skips t when err, from opening an IPv6 socket or binding
+// ::1, says the machine has no IPv6 (EAFNOSUPPORT: no IPv6 in the kernel;
+// EADDRNOTAVAIL: no ::1 on lo), as a missing feature. It returns when err is
+// nil and fails t on any other error.
+func SkipWithoutIPv6(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.EAFNOSUPPORT), errors.Is(err, syscall.EADDRNOTAVAIL):
+		SkipWithoutFeature(t, "IPv6 loopback (::1)", err)
+	default:
+		t.Fatalf("IPv6 on loopback: %v", err)
+	}
+}
+
+// GoCommand returns the path of the go command, for tests that build a
+// binary or a package of their own; without one the test skips as a missing
+// feature. (go test puts its own GOROOT/bin first in the test's PATH.)
+func GoCommand(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		SkipWithoutFeature(t, "the go command, to build a binary", err)
+	}
+	return p
+}
+
 // FreePort returns a TCP port number that nothing listens on right now, on
 // either family: free on 0.0.0.0 and on [::] at once (so on 127.0.0.1 and
 // ::1 too). Another process may take it before the test binds it; tests use
@@ -102,6 +132,26 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("testenv: no port free on both families after 20 tries")
 	return 0
+}
+
+// SYNSent reports whether a TCP socket of this host, over IPv4, is in
+// SYN_SENT to port (a client whose handshake is held), from /proc/net/tcp:
+// the remote address's field, state 02. Without /proc/net/tcp the test
+// skips as a missing feature.
+func SYNSent(t testing.TB, port int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		SkipWithoutFeature(t, "/proc/net/tcp (Linux's socket table)", err)
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenFDs counts the process's open descriptors (from /proc/self/fd, or

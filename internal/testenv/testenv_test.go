@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -63,6 +64,12 @@ func TestSkips(t *testing.T) {
 		}, FeaturePrefix + "what CAP_NET_RAW grants elsewhere: capture on plan9", ""},
 		{"privilege, another error fails", func(t testing.TB) { SkipWithoutPrivilege(t, syscall.EINVAL, "CAP_NET_RAW") }, "", "probing for CAP_NET_RAW"},
 		{"feature with its error", func(t testing.TB) { SkipWithoutFeature(t, "IPv6 loopback (::1)", syscall.EADDRNOTAVAIL) }, FeaturePrefix + "IPv6 loopback (::1): cannot assign", ""},
+		{"IPv6, no error", func(t testing.TB) { SkipWithoutIPv6(t, nil) }, "", ""},
+		{"IPv6, no ::1", func(t testing.TB) {
+			SkipWithoutIPv6(t, &net.OpError{Op: "listen", Net: "tcp6", Err: os.NewSyscallError("bind", syscall.EADDRNOTAVAIL)})
+		}, FeaturePrefix + "IPv6 loopback (::1): listen tcp6", ""},
+		{"IPv6, no family", func(t testing.TB) { SkipWithoutIPv6(t, os.NewSyscallError("socket", syscall.EAFNOSUPPORT)) }, FeaturePrefix + "IPv6 loopback (::1): socket", ""},
+		{"IPv6, another error fails", func(t testing.TB) { SkipWithoutIPv6(t, syscall.EMFILE) }, "", "IPv6 on loopback: too many"},
 		{"feature alone", func(t testing.TB) { SkipWithoutFeature(t, "ip(8) from iproute2", nil) }, FeaturePrefix + "ip(8) from iproute2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +130,13 @@ func TestFreePort(t *testing.T) {
 			t.Fatalf("port %d from FreePort: %v", p, err)
 		}
 		ln.Close()
+	}
+}
+
+func TestGoCommand(t *testing.T) {
+	out, err := exec.Command(GoCommand(t), "env", "GOVERSION").Output()
+	if err != nil || !strings.HasPrefix(string(out), "go") {
+		t.Errorf("go env GOVERSION with the command GoCommand found: %q, %v", out, err)
 	}
 }
 

@@ -1,14 +1,16 @@
 package capture
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/synhold/synhold/internal/testenv"
+)
 
 // BenchmarkSetPorts measures what a change of the port filter costs: the
 // filter assembled, then checked and compiled by the kernel (~80 µs here).
 func BenchmarkSetPorts(b *testing.B) {
 	s, err := Open(Config{Ifindex: 1})
-	if err != nil {
-		b.Skip(err)
-	}
+	testenv.SkipWithoutPrivilege(b, err, "CAP_NET_RAW")
 	defer s.Close()
 	ports := []uint16{1000, 2000}
 	for i := 0; b.Loop(); i++ {

@@ -16,38 +16,43 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/netnstest"
+	"github.com/synhold/synhold/internal/testenv"
 )
 
-// openOrSkip opens a capture socket on every interface, or skips the test
-// when the process lacks CAP_NET_RAW.
+// openOrSkip opens a capture socket with cfg, closed with the test, or
+// skips the test when the process lacks CAP_NET_RAW.
 func openOrSkip(t *testing.T, cfg Config) *Socket {
 	t.Helper()
 	s, err := Open(cfg)
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("capture needs CAP_NET_RAW: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
+// listenLoopback listens on network's ("tcp4" or "tcp6") loopback address,
+// on a port of the kernel's choosing, until the test ends; a tcp6 test skips
+// where lo has no ::1.
+func listenLoopback(t *testing.T, network string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+	if network == "tcp6" {
+		testenv.SkipWithoutIPv6(t, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func TestSocketSeesOneSYNAndOneSYNACK(t *testing.T) {
-	for _, tc := range []struct{ network, addr string }{
-		{"tcp4", "127.0.0.1:0"},
-		{"tcp6", "[::1]:0"},
-	} {
-		t.Run(tc.network, func(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
 			s := openOrSkip(t, Config{})
-			ln, err := net.Listen(tc.network, tc.addr)
-			if err != nil {
-				t.Skipf("no %s loopback: %v", tc.network, err)
-			}
-			defer ln.Close()
+			ln := listenLoopback(t, network)
 			lport := ln.Addr().(*net.TCPAddr).AddrPort().Port()
 			before := time.Now()
-			c, err := net.Dial(tc.network, ln.Addr().String())
+			c, err := net.Dial(network, ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,9 +62,12 @@ func TestSocketSeesOneSYNAndOneSYNACK(t *testing.T) {
 			var syns, synacks, incoming int
 			var sent, received time.Time
 			s.SetReadDeadline(time.Now().Add(3 * time.Second))
-			for {
-				if syns == 1 && synacks == 2 {
-					// Both seen: a short extra window catches duplicates.
+			for extra := false; ; {
+				if syns == 1 && synacks == 2 && !extra {
+					// Both seen: a short extra window catches duplicates. Set
+					// once: moved on at each packet, other tests' loopback
+					// traffic kept it open for over a minute.
+					extra = true
 					s.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 				}
 				p, err := s.ReadPacket()
@@ -129,7 +137,7 @@ func TestCloseWakesReader(t *testing.T) {
 func TestOpenMissingInterface(t *testing.T) {
 	_, err := Open(Config{Ifindex: 1 << 30})
 	if errors.Is(err, os.ErrPermission) {
-		t.Skip("capture needs CAP_NET_RAW")
+		testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
 	}
 	if err == nil {
 		t.Fatal("Open on a missing interface succeeded")
@@ -141,10 +149,7 @@ func TestOpenMissingInterface(t *testing.T) {
 // and the client's port.
 func dialLoopback(t *testing.T) (lport, cport uint16) {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t, "tcp4")
 	defer ln.Close()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -179,7 +184,14 @@ func TestSyncWaitsForWhatWasQueued(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	_, cport := dialLoopback(t)
+	// Only this connection's handshake reaches the slow handler: other
+	// tests' loopback traffic, on a busy machine, could keep it behind for
+	// longer than Sync waits (10 s were seen).
+	ln := listenLoopback(t, "tcp4")
+	if err := s.SetPorts([]uint16{ln.Addr().(*net.TCPAddr).AddrPort().Port()}); err != nil {
+		t.Fatal(err)
+	}
+	_, cport := dialTo(t, ln)
 	if err := s.Sync(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -316,26 +328,17 @@ func TestOpenSyscallFaults(t *testing.T) {
 	}
 	socketFunc = oldSocket
 	bindFunc = func(int, unix.Sockaddr) error { return unix.ENODEV }
-	before := countFDs(t)
+	before := testenv.OpenFDs(t)
 	_, err := Open(Config{Ifindex: 1})
 	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("capture needs CAP_NET_RAW: %v", err)
+		testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
 	}
 	if !errors.Is(err, unix.ENODEV) {
 		t.Errorf("Open with bind(2) failing: %v, want ENODEV", err)
 	}
-	if after := countFDs(t); after > before {
+	if after := testenv.OpenFDs(t); after > before {
 		t.Errorf("%d descriptors open after the failed Open, %d before", after, before)
 	}
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // collect reads s in a goroutine until it is closed, and returns a function
@@ -460,11 +463,7 @@ func TestIgnoreMarkDropsInTheFilter(t *testing.T) {
 	plain := openOrSkip(t, Config{Ifindex: 1})
 	ignoring := openOrSkip(t, Config{Ifindex: 1, IgnoreMark: mark})
 	seen := collect(t, ignoring)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t, "tcp4")
 	dial := func(m int) uint16 {
 		t.Helper()
 		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -475,12 +474,7 @@ func TestIgnoreMarkDropsInTheFilter(t *testing.T) {
 			return serr
 		}}
 		c, err := d.Dial("tcp4", ln.Addr().String())
-		if errors.Is(err, os.ErrPermission) {
-			t.Skipf("SO_MARK needs CAP_NET_ADMIN: %v", err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		testenv.SkipWithoutPrivilege(t, err, "CAP_NET_ADMIN")
 		defer c.Close()
 		return c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
 	}
@@ -531,11 +525,7 @@ func TestOpenRejectsContradictoryConfig(t *testing.T) {
 func TestEachSocketStampsWhenHandedThePacket(t *testing.T) {
 	older := openOrSkip(t, Config{Ifindex: 1})
 	newer := openOrSkip(t, Config{Ifindex: 1})
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t, "tcp4")
 	lport := ln.Addr().(*net.TCPAddr).AddrPort().Port()
 	const conns = 20
 	var ports []uint16
@@ -599,15 +589,7 @@ func testSetPorts(t *testing.T, network string) {
 	older := openOrSkip(t, Config{Ifindex: 1})
 	s := openOrSkip(t, Config{Ifindex: 1})
 	seen := collect(t, s)
-	listen := func() net.Listener {
-		ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
-		if err != nil {
-			t.Skipf("no %s loopback: %v", network, err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		return ln
-	}
-	kept, other := listen(), listen()
+	kept, other := listenLoopback(t, network), listenLoopback(t, network)
 	keptPort := kept.Addr().(*net.TCPAddr).AddrPort().Port()
 	// count returns how many segments s handed over from or to client port.
 	count := func(cport uint16) (n int) {
