@@ -29,6 +29,12 @@ type Results struct {
 	Experiments []ReleaseRow `json:"experiments"`
 	// Wake is the standalone clock experiment (SCHED_FIFO and load).
 	Wake []WakeRow `json:"wake"`
+	// Pool are connection pools warming up through handshake-proxy, Floor
+	// this machine's floor for as many handshakes at once, and Suite the
+	// parallel suite: many at once, as it is used.
+	Pool  []PoolRow  `json:"pool"`
+	Floor []FloorRow `json:"floor"`
+	Suite []UsedRow  `json:"suite"`
 	// Targets are the goals, each met or missed by the figures above.
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
@@ -201,7 +207,16 @@ type UsedRow struct {
 	// holds handshakes (on the row of all pairs).
 	ServerStart []string `json:"server_start,omitempty"`
 	// Dropped is what the kernel dropped before tcpdump read it.
-	Dropped   int       `json:"tcpdump_dropped"`
+	Dropped int `json:"tcpdump_dropped"`
+	// Clients is how many client processes asked at once; Load is
+	// /proc/loadavg when the case started.
+	Clients int    `json:"client_processes,omitempty"`
+	Load    string `json:"loadavg,omitempty"`
+	// ControlFloor is the control reply of a do-nothing server asked by
+	// the same client after the same idle time (if the case asked one).
+	ControlFloor Summary `json:"control_reply_floor"`
+	// ClockCPU is the server's release clock thread's CPU per release.
+	ClockCPU  CPUUse    `json:"clock_cpu"`
 	SamplesUS []float64 `json:"samples_us"`
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -479,28 +478,4 @@ func controlFloor(n int) (CostRow, error) {
 	wg.Wait()
 	return CostRow{Name: "control-floor", Label: fmt.Sprintf("%d control requests at once, minimal server (no listeners)", n),
 		Cost: Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
-}
-
-// serveFixed answers every control connection on ln with 0x01 and two
-// fixed ports, until ln closes.
-func serveFixed(ln net.Listener) {
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		conns.Go(func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			var b [1]byte
-			if _, err := io.ReadFull(c, b[:]); err != nil {
-				return
-			}
-			c.Write([]byte{0x01, 0x27, 0x10, 0x27, 0x11})
-			c.(*net.TCPConn).CloseWrite()
-			io.Copy(io.Discard, c)
-		})
-	}
 }

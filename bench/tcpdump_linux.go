@@ -21,7 +21,10 @@ import (
 // nanosecond timestamps. On lo it records each packet once, as it arrives
 // (libpcap leaves out the outgoing copy), which is when the receiving
 // socket sees it.
-type tcpdump struct{ *child }
+type tcpdump struct {
+	*child
+	file string
+}
 
 // tcpdumpFilter keeps the segments with SYN set (SYNs and SYN-ACKs) whose
 // ports are in the ephemeral range, where every pair, control connection
@@ -41,17 +44,23 @@ func tcpdumpFilter() (string, error) {
 		f[0], f[1]), nil
 }
 
-// startTCPDump starts tcpdump on lo writing to file, and returns once it
-// has said it is listening.
+// startTCPDump starts tcpdump on lo writing the SYNs and SYN-ACKs of the
+// ephemeral ports to file, and returns once it has said it is listening.
 func startTCPDump(file string) (*tcpdump, error) {
-	path, err := exec.LookPath("tcpdump")
-	if err != nil {
-		return nil, fmt.Errorf("the \"as it is used\" scenario needs tcpdump as its observer (apt-get install tcpdump), "+
-			"or leave it out with -only: %w", err)
-	}
 	filter, err := tcpdumpFilter()
 	if err != nil {
 		return nil, err
+	}
+	return startTCPDumpFilter(file, filter)
+}
+
+// startTCPDumpFilter starts tcpdump on lo writing the packets that filter
+// keeps to file, and returns once it has said it is listening.
+func startTCPDumpFilter(file, filter string) (*tcpdump, error) {
+	path, err := exec.LookPath("tcpdump")
+	if err != nil {
+		return nil, fmt.Errorf("the rows \"as it is used\" need tcpdump as their observer (apt-get install tcpdump), "+
+			"or leave them out with -only: %w", err)
 	}
 	// --immediate-mode: deliver each packet at once rather than by ring
 	// block, so that none is still in the ring when tcpdump is stopped;
@@ -65,15 +74,18 @@ func startTCPDump(file string) (*tcpdump, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tcpdump{c}, nil
+	return &tcpdump{c, file}, nil
 }
 
 // droppedRE is tcpdump's closing count of packets the kernel dropped.
 var droppedRE = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
 
-// stop stops tcpdump (SIGINT: it then writes what it holds and its counts)
-// and returns how many packets the kernel dropped before tcpdump read them.
+// stop waits until tcpdump's file stops growing (it has written what the
+// kernel delivered), stops it (SIGINT: it then writes what it still holds
+// and its counts) and returns how many packets the kernel dropped before
+// tcpdump read them.
 func (t *tcpdump) stop() (dropped int, err error) {
+	settled(t.file, 100*time.Millisecond, 5*time.Second)
 	err = t.child.stop(os.Interrupt, 10*time.Second)
 	m := droppedRE.FindSubmatch(t.output())
 	if m == nil {
@@ -81,6 +93,25 @@ func (t *tcpdump) stop() (dropped int, err error) {
 	}
 	dropped, _ = strconv.Atoi(string(m[1]))
 	return dropped, err
+}
+
+// settled waits until file's size has not changed for quiet, or limit
+// passes: tcpdump writes each packet as it reads it (--immediate-mode, -U),
+// so a file that stopped growing holds everything the kernel delivered.
+func settled(file string, quiet, limit time.Duration) {
+	const poll = 10 * time.Millisecond
+	last, same := int64(-1), time.Duration(0)
+	for end := time.Now().Add(limit); time.Now().Before(end) && same < quiet; time.Sleep(poll) {
+		size := int64(-1)
+		if fi, err := os.Stat(file); err == nil {
+			size = fi.Size()
+		}
+		if size == last {
+			same += poll
+		} else {
+			last, same = size, 0
+		}
+	}
 }
 
 // observed is what the observer saw of one connection, by client address.
