@@ -245,6 +245,10 @@ type ScaleRow struct {
 	// Reply is the control reply latency: from before the dial to the last
 	// byte of the reply.
 	Reply Summary `json:"control_reply"`
+	// ReplyFloor is the control reply latency of as many requests at once
+	// to a do-nothing server in this process (controlFloor), measured
+	// right after the rows of this count.
+	ReplyFloor Summary `json:"control_reply_floor"`
 	// RequestsPerSec is pairs answered per second in a round, from the
 	// first request to the last reply, the median over rounds.
 	RequestsPerSec float64 `json:"requests_per_sec"`

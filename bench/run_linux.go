@@ -268,6 +268,12 @@ func scaleRows(sn *sniffer, sz sizes, r *Results) error {
 			vs = append(vs, scaleVariants()...)
 		}
 		rows, err := scaleLog(sn, sz, n, vs)
+		if err == nil {
+			var floor CostRow
+			floor, err = controlFloor(n)
+			rows[0].ReplyFloor = floor.Cost
+			progress("  %s at once to a do-nothing server: reply p99 %s", pairs(n), fmtUS(floor.Cost.P99US))
+		}
 		r.Scale = append(r.Scale, rows[0])
 		r.ScaleExperiments = append(r.ScaleExperiments, rows[1:]...)
 		if err != nil {
