@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// clockThreadName is the name (comm) the listener gives its release clock's
-// thread.
-const clockThreadName = "synhold-clock"
-
 // userHZ is the unit of utime and stime in /proc/PID/task/TID/stat
 // (USER_HZ, 100 on every Linux architecture Go supports).
 const userHZ = 100

@@ -1,5 +1,18 @@
 package main
 
+import "time"
+
+const (
+	// poolDelay is the handshake_delay of the pool rows.
+	poolDelay = 200 * time.Millisecond
+	// suiteClients is how many test processes of the parallel suite ask
+	// for pairs at once.
+	suiteClients = 8
+	// clockThreadName is the name (comm) the listener gives its release
+	// clock's thread.
+	clockThreadName = "synhold-clock"
+)
+
 // PoolRow is a connection pool warming up through handshake-proxy: n
 // connections dialled at once by a client process, Rounds times, through
 // a proxy with handshake_delay set, timed by tcpdump.

@@ -20,9 +20,6 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 )
 
-// poolDelay is the handshake_delay of the pool rows.
-const poolDelay = 200 * time.Millisecond
-
 // poolSize is one count of connections dialled at once, and how many
 // rounds of it a run makes.
 type poolSize struct{ n, rounds int }

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// suiteClients is how many test processes of the parallel suite ask for
-// pairs at once.
-const suiteClients = 8
-
 // suite runs the parallel suite: happyeyeballs-server in its own process,
 // suiteClients client processes asking it for pairs at once, each pairs
 // pairs one after another (IPv6 first, IPv4 250 ms later, as a driver's
