@@ -34,6 +34,10 @@ type PoolRow struct {
 	// Early counts handshakes that completed more than 20 µs before their
 	// instant.
 	Early int `json:"early_over_20us"`
+	// Resent counts connections whose client sent its SYN more than once
+	// (tcpdump saw a retransmission): the first went unanswered for a
+	// second or more.
+	Resent int `json:"syn_resent"`
 	// FloorUS is the floor's cost of n handshakes on this machine, measured
 	// in the same run (FloorRow.SpanUS's median for the same n), and
 	// FloorRatio the error's p99 over it.

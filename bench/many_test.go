@@ -72,7 +72,7 @@ func TestReportMany(t *testing.T) {
 	var b strings.Builder
 	reportMany(&b, r)
 	md := b.String()
-	for _, w := range []string{"## 0b.", "| 100 | 5 | 500/500 | 200 µs | 450 µs | 1.20 ms |", "| 30 µs |",
+	for _, w := range []string{"## 0b.", "| 100 | 5 | 500/500 | 200 µs | 450 µs | 1.20 ms | 0 | 0 | 3.00 ms | 30 µs |", "| 30 µs |",
 		"| 8 client processes in parallel (8 client process(es)) |", "| 1.10 ms | 2.00 ms | 750 µs | 900 µs | 350 µs |"} {
 		if !strings.Contains(md, w) {
 			t.Errorf("section lacks %q:\n%s", w, md)

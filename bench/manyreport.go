@@ -19,15 +19,16 @@ func reportMany(b *strings.Builder, r *Results) {
 		fmt.Fprintf(b, "**Pools.** `cmd/handshake-proxy` built with `go build` and run in its own process; a proxy to a "+
 			"loopback upstream created and `handshake_delay` %d ms set through toxiproxy's own Go client; a client process "+
 			"dials n connections at once (a goroutine and `net.Dial` each), keeps them until every dial returned, closes them, "+
-			"and waits 300 ms before the next round. Error: tcpdump's SYN-ACK − tcpdump's first SYN − %d ms. **Floor**: in this "+
+			"and waits 300 ms before the next round. Error: tcpdump's SYN-ACK − tcpdump's first SYN − %d ms; \"SYN resent\": "+
+			"connections whose client sent its SYN again (the first went unanswered for a second). **Floor**: in this "+
 			"process, n clients held by the hold filter on one listening socket and their SYNs replayed by hand back to back "+
 			"on one locked thread (detach, one `sendto(2)` each): the last SYN-ACK as tcpdump stamped it − the time before the "+
 			"first `sendto`, median of its rounds, measured in the same run just before the pools. Clock CPU: the proxy's "+
 			"thread named `%s` (`/proc/PID/task/TID/schedstat`) over the rounds, divided by the handshakes; where no thread "+
 			"has that name, the whole process's, which says so. Load: /proc/loadavg when the row started.\n\n",
 			poolDelay.Milliseconds(), poolDelay.Milliseconds(), clockThreadName)
-		b.WriteString("| at once | rounds | seen / dialled | error p50 | p99 | max | > 20 µs early | floor for n | per handshake | p99 / floor | clock CPU per release | CPU of | load | tcpdump dropped |\n")
-		b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		b.WriteString("| at once | rounds | seen / dialled | error p50 | p99 | max | > 20 µs early | SYN resent | floor for n | per handshake | p99 / floor | clock CPU per release | CPU of | load | tcpdump dropped |\n")
+		b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, p := range r.Pool {
 			per := "–"
 			for _, f := range r.Floor {
@@ -35,13 +36,13 @@ func reportMany(b *strings.Builder, r *Results) {
 					per = fmtUS(f.PerHandshakeUS)
 				}
 			}
-			fmt.Fprintf(b, "| %d | %d | %d/%d | %s | %s | %s | %d | %s | %s | %.2f | %s | %s | %s | %d |\n", p.N, p.Rounds,
-				p.Seen, p.Dialled, p50Cell(p.Error), p99Cell(p.Error), maxCell(p.Error), p.Early, fmtUS(p.FloorUS), per,
+			fmt.Fprintf(b, "| %d | %d | %d/%d | %s | %s | %s | %d | %d | %s | %s | %.2f | %s | %s | %s | %d |\n", p.N, p.Rounds,
+				p.Seen, p.Dialled, p50Cell(p.Error), p99Cell(p.Error), maxCell(p.Error), p.Early, p.Resent, fmtUS(p.FloorUS), per,
 				p.FloorRatio, fmtUS(p.CPU.PerReleaseUS), p.CPU.Thread, p.Load, p.Dropped)
 		}
 		if len(r.Pool) == 0 {
 			for _, f := range r.Floor {
-				fmt.Fprintf(b, "| %d (floor only) | %d | – | – | – | – | – | %s | %s | – | – | – | %s | %d |\n", f.N, f.Rounds,
+				fmt.Fprintf(b, "| %d (floor only) | %d | – | – | – | – | – | – | %s | %s | – | – | – | %s | %d |\n", f.N, f.Rounds,
 					fmtUS(f.SpanUS), fmtUS(f.PerHandshakeUS), f.Load, f.Dropped)
 			}
 		}

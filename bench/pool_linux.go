@@ -143,9 +143,9 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 		if err != nil {
 			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.tail(8))
 		}
-		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early; floor %s (p99/floor %.2f); "+
+		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent; floor %s (p99/floor %.2f); "+
 			"clock CPU %s per release (%s); load %s", s.n, s.rounds, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US),
-			fmtUS(row.Error.MaxUS), row.Early, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
+			fmtUS(row.Error.MaxUS), row.Early, row.Resent, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
 			row.CPU.Thread, row.Load)
 	}
 	return rows, nil
@@ -190,6 +190,9 @@ func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
 		for _, o := range conns {
 			if o.synack.IsZero() {
 				continue
+			}
+			if o.syns > 1 {
+				row.Resent++
 			}
 			e := o.synack.Sub(o.syn) - poolDelay
 			if e < -earlyLimit {
