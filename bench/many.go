@@ -34,10 +34,13 @@ type PoolRow struct {
 	// Early counts handshakes that completed more than 20 µs before their
 	// instant.
 	Early int `json:"early_over_20us"`
-	// Resent counts connections whose client sent its SYN more than once
-	// (tcpdump saw a retransmission): the first went unanswered for a
-	// second or more.
-	Resent int `json:"syn_resent"`
+	// Resent counts connections of which tcpdump saw three SYNs or more:
+	// the client's, the proxy's replay of it, and the client's
+	// retransmission (its first went unanswered for a second). LateSYN
+	// counts those with a SYN 0.9 s or more after the first (a
+	// retransmission, or a replay that late).
+	Resent  int `json:"syn_resent"`
+	LateSYN int `json:"syn_late"`
 	// FloorUS is the floor's cost of n handshakes on this machine, measured
 	// in the same run (FloorRow.SpanUS's median for the same n), and
 	// FloorRatio the error's p99 over it.

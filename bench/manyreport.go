@@ -20,7 +20,8 @@ func reportMany(b *strings.Builder, r *Results) {
 			"loopback upstream created and `handshake_delay` %d ms set through toxiproxy's own Go client; a client process "+
 			"dials n connections at once (a goroutine and `net.Dial` each), keeps them until every dial returned, closes them, "+
 			"and waits 300 ms before the next round. Error: tcpdump's SYN-ACK − tcpdump's first SYN − %d ms; \"SYN resent\": "+
-			"connections whose client sent its SYN again (the first went unanswered for a second). **Floor**: in this "+
+			"connections of which tcpdump saw three SYNs or more (the client's, the proxy's replay, the client's retransmission "+
+			"after a second unanswered). **Floor**: in this "+
 			"process, n clients held by the hold filter on one listening socket and their SYNs replayed by hand back to back "+
 			"on one locked thread (detach, one `sendto(2)` each): the last SYN-ACK as tcpdump stamped it − the time before the "+
 			"first `sendto`, median of its rounds, measured in the same run just before the pools. Clock CPU: the proxy's "+

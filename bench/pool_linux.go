@@ -20,6 +20,11 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 )
 
+// resendAfter is how long after its first SYN a SYN of the same
+// connection is counted as late: the client's retransmission (its first
+// timeout is 1 s), or a replay that late.
+const resendAfter = 900 * time.Millisecond
+
 // poolSize is one count of connections dialled at once, and how many
 // rounds of it a run makes.
 type poolSize struct{ n, rounds int }
@@ -143,9 +148,9 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 		if err != nil {
 			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.tail(8))
 		}
-		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent; floor %s (p99/floor %.2f); "+
+		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent, %d SYNs ≥ 0.9 s late; floor %s (p99/floor %.2f); "+
 			"clock CPU %s per release (%s); load %s", s.n, s.rounds, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US),
-			fmtUS(row.Error.MaxUS), row.Early, row.Resent, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
+			fmtUS(row.Error.MaxUS), row.Early, row.Resent, row.LateSYN, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
 			row.CPU.Thread, row.Load)
 	}
 	return rows, nil
@@ -191,8 +196,13 @@ func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
 			if o.synack.IsZero() {
 				continue
 			}
-			if o.syns > 1 {
+			// tcpdump sees the client's SYN and the proxy's replay of it;
+			// a third is the client's retransmission.
+			if o.syns >= 3 {
 				row.Resent++
+			}
+			if o.last.Sub(o.syn) >= resendAfter {
+				row.LateSYN++
 			}
 			e := o.synack.Sub(o.syn) - poolDelay
 			if e < -earlyLimit {

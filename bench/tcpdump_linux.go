@@ -121,6 +121,7 @@ func settled(file string, quiet, limit time.Duration) {
 type observed struct {
 	isn    uint32
 	syn    time.Time // the first SYN
+	last   time.Time // the last SYN (a replay, or the client's retransmission)
 	syns   int
 	synack time.Time // the first SYN-ACK answering it
 }
@@ -151,6 +152,7 @@ func readObserved(file string) (map[netip.AddrPort][]*observed, error) {
 				flows[c] = append(flows[c], o)
 			}
 			o.syns++
+			o.last = p.Time
 		case p.IsSYNACK():
 			if o := last(netaddr.Canonical(p.Dst)); o != nil && p.Ack == o.isn+1 && o.synack.IsZero() {
 				o.synack = p.Time

@@ -169,7 +169,7 @@ func TestReadObserved(t *testing.T) {
 	if len(got) != 1 || len(cs) != 2 {
 		t.Fatalf("observed %v, want two connections of one client", got)
 	}
-	if o := cs[0]; o.syns != 2 || !o.syn.Equal(at(10)) || !o.synack.Equal(at(30)) {
+	if o := cs[0]; o.syns != 2 || !o.syn.Equal(at(10)) || !o.last.Equal(at(20)) || !o.synack.Equal(at(30)) {
 		t.Errorf("first connection %+v, want SYN at 10 µs (2 of them), SYN-ACK at 30 µs", o)
 	}
 	if o := cs[1]; o.syns != 1 || o.isn != 500 || !o.synack.Equal(at(9.1e6)) {
