@@ -104,7 +104,7 @@ func manyFindings(r *Results) []string {
 			parts = append(parts, fmt.Sprintf("%d at once: %s, max %s, against the floor's %s for %d (%.2f×); clock CPU %s per release",
 				p.N, p50p99(p.Error), fmtUS(p.Error.MaxUS), fmtUS(p.FloorUS), p.N, p.FloorRatio, fmtUS(p.CPU.PerReleaseUS)))
 		}
-		out = append(out, "Pools through handshake-proxy (handshake_delay "+fmtUS(us(poolDelay))+", error = tcpdump's SYN-ACK − "+
+		out = append(out, fmt.Sprintf("Pools through handshake-proxy (handshake_delay %d ms", poolDelay.Milliseconds())+", error = tcpdump's SYN-ACK − "+
 			"its first SYN − the delay) — "+strings.Join(parts, "; ")+".")
 	}
 	if len(r.Floor) > 0 {
