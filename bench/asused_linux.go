@@ -166,6 +166,7 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	rows[0].ServerStart = startFields(srv.ready)
 	rows[0].Load, rows[0].Clients = load, max(1, c.clients)
 	rows[0].ClockCPU = cpuUse(before, after, released(lines))
+	serverClockCPU(&rows[0].ClockCPU, lines)
 	rows[0].ControlFloor = floorReplies(got)
 	if c.knobs || c.env != nil || c.serverArgs != nil || c.clients > 1 {
 		return rows, nil

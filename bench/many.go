@@ -80,4 +80,9 @@ type CPUUse struct {
 	CPUUS        float64 `json:"cpu_us"`
 	Releases     int     `json:"releases"`
 	PerReleaseUS float64 `json:"per_release_us"`
+	// ServerPerReleaseUS is the server's own figure, where it logs one at
+	// shutdown: its clock thread's CPU time (CLOCK_THREAD_CPUTIME_ID) over
+	// the releases of its whole run, ServerReleases of them.
+	ServerPerReleaseUS float64 `json:"server_per_release_us,omitempty"`
+	ServerReleases     int     `json:"server_releases,omitempty"`
 }

@@ -276,3 +276,27 @@ func TestFloorRows(t *testing.T) {
 		t.Errorf("floor %+v: want a positive span under 1 s, a tenth of it per handshake", r)
 	}
 }
+
+func TestServerClockCPUAndReleased(t *testing.T) {
+	log := `{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"released","family":"ipv4"}
+{"time":"2026-01-01T00:00:01Z","level":"INFO","msg":"released","family":"ipv6"}
+{"time":"2026-01-01T00:00:02Z","level":"INFO","msg":"release clock","releases":7,"wakeups":3,"cpu_per_release_us":41.25}
+`
+	lines, other, err := parseServerLog(strings.NewReader(log))
+	if err != nil || len(other) != 0 {
+		t.Fatal(err, other)
+	}
+	var u CPUUse
+	serverClockCPU(&u, lines)
+	if u.ServerPerReleaseUS != 41.25 || u.ServerReleases != 7 {
+		t.Errorf("server's own figure %+v, want 41.25 µs over 7", u)
+	}
+	if n := released(lines); n != 2 {
+		t.Errorf("released = %d, want 2", n)
+	}
+	u = CPUUse{}
+	serverClockCPU(&u, lines[:2])
+	if u.ServerReleases != 0 {
+		t.Errorf("a log without the line gave %+v", u)
+	}
+}

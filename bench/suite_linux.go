@@ -60,6 +60,16 @@ func floorReplies(pairs []clientPair) Summary {
 	return Summarize(ds)
 }
 
+// serverClockCPU adds to u the server's own figure of its clock's CPU per
+// release, from its "release clock" line at shutdown (if it logged one).
+func serverClockCPU(u *CPUUse, lines []serverLine) {
+	for _, l := range lines {
+		if l.Msg == "release clock" {
+			u.ServerPerReleaseUS, u.ServerReleases = round3(l.CPUPerReleaseUS), l.Releases
+		}
+	}
+}
+
 // released counts the server's "released" lines: the handshakes its clock
 // released.
 func released(lines []serverLine) int {
