@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/synhold/synhold/internal/svgplot"
 )
 
 // Attempt is one connection attempt as the server saw it: the time of its
@@ -364,7 +366,7 @@ func tooFewOverall(kept []Attempt, opt Options) Deviation {
 		when = fmt.Sprintf(" in %.1f s between the first and the last", kept[len(kept)-1].Time.Sub(kept[0].Time).Seconds())
 	}
 	return deviation(TooFewAttempts, "the client made %s%s; it stopped retrying or never started (at least %d attempts to one address are needed)",
-		plural(len(kept), "attempt"), when, opt.MinGaps+1)
+		svgplot.Plural(len(kept), "attempt"), when, opt.MinGaps+1)
 }
 
 // filter splits time-sorted attempts into those kept and those removed.

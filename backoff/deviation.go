@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/synhold/synhold/internal/svgplot"
 )
 
 // Kind names a way in which a client's backoff departs from the policy.
@@ -120,7 +122,7 @@ func tooFew(s Series, _ Policy, opt Options) (Deviation, bool) {
 		return Deviation{}, false
 	}
 	return deviation(TooFewAttempts, "%s (%s) to %s; at least %d attempts (%d gaps) are needed",
-		plural(len(s.Attempts), "attempt"), plural(len(s.Gaps), "gap"), addrString(s.Dst), opt.MinGaps+1, opt.MinGaps), true
+		svgplot.Plural(len(s.Attempts), "attempt"), svgplot.Plural(len(s.Gaps), "gap"), addrString(s.Dst), opt.MinGaps+1, opt.MinGaps), true
 }
 
 // firstGap checks for WrongInitial and JitteredFirstGap.

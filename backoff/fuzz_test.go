@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/synhold/synhold/internal/svgplot/svgtest"
 )
 
 var (
@@ -176,7 +178,7 @@ func checkAnalysis(t *testing.T, in []Attempt, p Policy, opt Options, a Analysis
 	if err := a.WriteSVG(&svg, "fuzz"); err != nil {
 		t.Errorf("WriteSVG: %v", err)
 	}
-	counts, _ := svgCounts(t, svg.Bytes())
+	counts, _ := svgtest.Parse(t, svg.Bytes())
 	if counts["attempt"] != len(in)-len(a.Removed) || counts["removed"] != len(a.Removed) {
 		t.Errorf("SVG has %d attempt and %d removed marks for %d attempts, %d removed", counts["attempt"], counts["removed"], len(in), len(a.Removed))
 	}

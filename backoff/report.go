@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/synhold/synhold/internal/svgplot"
 )
 
 // MarshalJSON writes g with its durations in milliseconds (at_ms, got_ms,
@@ -137,7 +139,7 @@ func (a Analysis) writeHeader(b *strings.Builder) {
 	for _, s := range a.Series {
 		kept += len(s.Attempts)
 	}
-	fmt.Fprintf(b, "backoff: %s: %d series, %s kept, %d removed\n", verdict, len(a.Series), plural(kept, "attempt"), len(a.Removed))
+	fmt.Fprintf(b, "backoff: %s: %d series, %s kept, %d removed\n", verdict, len(a.Series), svgplot.Plural(kept, "attempt"), len(a.Removed))
 	p := a.Policy
 	fmt.Fprintf(b, "policy: initial %s, multiplier %g, jitter %g, max %s, tolerance %s\n",
 		formatMs(p.Initial), p.Multiplier, p.Jitter, formatMs(p.Max), formatMs(Tolerance))
@@ -150,7 +152,7 @@ func (a Analysis) writeHeader(b *strings.Builder) {
 
 // writeSeries writes one series: its gaps and summary.
 func writeSeries(b *strings.Builder, i int, s Series) {
-	fmt.Fprintf(b, "\nseries %d: %s, %s, %s\n", i+1, addrString(s.Dst), plural(len(s.Attempts), "attempt"), plural(len(s.Gaps), "gap"))
+	fmt.Fprintf(b, "\nseries %d: %s, %s, %s\n", i+1, addrString(s.Dst), svgplot.Plural(len(s.Attempts), "attempt"), svgplot.Plural(len(s.Gaps), "gap"))
 	if len(s.Gaps) > 0 {
 		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "gap\tat ms\tgot ms\texpected ms\tallowed ms\tdeviation\tverdict\t")
@@ -177,7 +179,7 @@ func writeSeries(b *strings.Builder, i int, s Series) {
 			j.Gaps, 100*j.Mean, 100*j.MeanStdErr, 100*j.StdDev, 100*j.StdDevStdErr, 100*j.Uniform, 100*j.Min, 100*j.Max)
 	case j.Gaps > 0:
 		fmt.Fprintf(b, "  jitter over %s: min %+.1f%%, max %+.1f%%; mean and std dev unknown: %s\n",
-			plural(j.Gaps, "gap"), 100*j.Min, 100*j.Max, j.missing())
+			svgplot.Plural(j.Gaps, "gap"), 100*j.Min, 100*j.Max, j.missing())
 	}
 	writeDeviationList(b, "  ", s.Deviations)
 }

@@ -2,12 +2,13 @@ package backoff
 
 import (
 	"bytes"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/synhold/synhold/internal/svgplot"
 )
 
 // WriteSVG draws the analysis as an SVG picture, titled title: each attempt
@@ -40,7 +41,6 @@ const (
 	svgRowH    = 120
 	svgAxisH   = 50
 	svgLineH   = 17
-	svgCharW   = 6.6 // average width of a 12 px sans-serif character
 	svgRadius  = 5.5
 	colorOK    = "#1f4e9e"
 	colorBad   = "#d62728"
@@ -52,7 +52,7 @@ const (
 // picture is an analysis being drawn.
 type picture struct {
 	a    Analysis
-	sc   timeScale
+	sc   svgplot.Scale
 	rows []row
 }
 
@@ -67,9 +67,9 @@ func newPicture(a Analysis) *picture {
 	p := &picture{a: a}
 	for i := range a.Series {
 		s := &a.Series[i]
-		sub := fmt.Sprintf("%s, %s", plural(len(s.Attempts), "attempt"), passFail(s.Passed))
+		sub := fmt.Sprintf("%s, %s", svgplot.Plural(len(s.Attempts), "attempt"), passFail(s.Passed))
 		if s.Has(TooFewAttempts) {
-			sub = plural(len(s.Attempts), "attempt") + ": too few to judge"
+			sub = svgplot.Plural(len(s.Attempts), "attempt") + ": too few to judge"
 		}
 		p.rows = append(p.rows, row{label: addrString(s.Dst), sub: sub, series: s})
 	}
@@ -97,7 +97,7 @@ func newPicture(a Analysis) *picture {
 	if unit <= 0 {
 		unit = 1
 	}
-	p.sc = timeScale{x0: svgLeft, w: svgWidth - svgLeft - svgRight, lo: lo, hi: hi * 1.02, unit: unit, log: hi > 40*unit}
+	p.sc = svgplot.Scale{X0: svgLeft, W: svgWidth - svgLeft - svgRight, Lo: lo, Hi: hi * 1.02, Unit: unit, Log: hi > 40*unit}
 	return p
 }
 
@@ -115,10 +115,7 @@ func idealEnd(s Series, start time.Time, p Policy) time.Duration {
 func (p *picture) draw(b *bytes.Buffer, title string) {
 	notes := p.notes()
 	height := svgTop + len(p.rows)*svgRowH + svgAxisH + len(notes)*svgLineH + 20
-	fmt.Fprintf(b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
-	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`+"\n",
-		svgWidth, height, svgWidth, height)
-	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	svgplot.Start(b, svgWidth, height)
 	p.header(b, title)
 	p.legend(b)
 	// The axis and its grid first, so that the rows' marks and labels are
@@ -138,10 +135,10 @@ func (p *picture) draw(b *bytes.Buffer, title string) {
 	}
 	y := axisY + svgAxisH + 4
 	for _, n := range notes {
-		fmt.Fprintf(b, `<text x="20" y="%.1f" fill="%s"%s>%s</text>`+"\n", y, n.color, n.weight, esc(n.text))
+		fmt.Fprintf(b, `<text x="20" y="%.1f" fill="%s"%s>%s</text>`+"\n", y, n.color, n.weight, svgplot.Esc(n.text))
 		y += svgLineH
 	}
-	b.WriteString("</svg>\n")
+	svgplot.End(b)
 }
 
 // header writes the title and the verdicts.
@@ -150,7 +147,7 @@ func (p *picture) header(b *bytes.Buffer, title string) {
 	if title == "" {
 		title = "connection backoff"
 	}
-	fmt.Fprintf(b, `<text x="20" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", esc(title))
+	fmt.Fprintf(b, `<text x="20" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", svgplot.Esc(title))
 	verdict, color := "PASSED", colorExp
 	if !a.Passed {
 		verdict, color = "FAILED", colorBad
@@ -160,29 +157,24 @@ func (p *picture) header(b *bytes.Buffer, title string) {
 		why = fmt.Sprintf(" (%s: %s)", a.Reason.Kind, a.Reason.Detail)
 	}
 	fmt.Fprintf(b, `<text x="20" y="52" font-size="14"><tspan font-weight="bold" fill="%s">%s</tspan>%s</text>`+"\n",
-		color, verdict, esc(clip(why, 170)))
+		color, verdict, svgplot.Esc(svgplot.Clip(why, 170)))
 	pol := a.Policy
-	fmt.Fprintf(b, `<text x="20" y="72">%s</text>`+"\n", esc(fmt.Sprintf(
+	fmt.Fprintf(b, `<text x="20" y="72">%s</text>`+"\n", svgplot.Esc(fmt.Sprintf(
 		"reference server's verdict on the same attempts, as one list: %s.   Policy: initial %s, multiplier %g, jitter ±%g%%, max %s; tolerance ±%s.",
 		passFail(a.MergedReferencePassed), shortDur(pol.Initial), pol.Multiplier, 100*pol.Jitter, shortDur(pol.Max), shortDur(Tolerance))))
 }
 
 // legend explains the marks.
 func (p *picture) legend(b *bytes.Buffer) {
-	y := 98.0
-	x := 20.0
-	item := func(width float64, mark, text string) {
-		b.WriteString(mark)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", x+width, y+4, esc(text))
-		x += width + float64(len(text))*svgCharW + 26
-	}
-	item(14, fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"/>`, x+5, y, svgRadius, colorOK), "attempt, the gap before it under it")
-	item(14, fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s" stroke="%s" stroke-width="3" stroke-opacity="0.35"/>`, x+5, y, svgRadius, colorBad, colorBad), "gap outside its window")
+	l := svgplot.Legend{B: b, X: 20, Y: 98, Space: 26}
+	item, y := l.Item, l.Y
+	item(14, fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"/>`, l.X+5, y, svgRadius, colorOK), "attempt, the gap before it under it")
+	item(14, fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s" stroke="%s" stroke-width="3" stroke-opacity="0.35"/>`, l.X+5, y, svgRadius, colorBad, colorBad), "gap outside its window")
 	item(26, fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="20" height="14" fill="%s"/><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3,2"/>`,
-		x, y-7, colorBand, x+10, y-8, x+10, y+8, colorExp), "allowed window after the previous attempt (reference rule), expected time dashed")
-	item(14, triangle(x+5, y, colorIdeal), "schedule without jitter")
+		l.X, y-7, colorBand, l.X+10, y-8, l.X+10, y+8, colorExp), "allowed window after the previous attempt (reference rule), expected time dashed")
+	item(14, triangle(l.X+5, y, colorIdeal), "schedule without jitter")
 	if len(p.a.Removed) > 0 {
-		item(14, cross(x+5, y, colorIdeal), "removed")
+		item(14, cross(l.X+5, y, colorIdeal), "removed")
 	}
 }
 
@@ -193,37 +185,37 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 	// The schedule without jitter, from the first attempt.
 	t := s.Attempts[0].Time.Sub(start)
 	fmt.Fprintf(b, `<g class="ideal">`)
-	b.WriteString(triangle(p.sc.x(secs(t)), y-30, colorIdeal))
+	b.WriteString(triangle(p.sc.X(secs(t)), y-30, colorIdeal))
 	for n := range s.Gaps {
 		t += p.a.Policy.Expected(n)
-		b.WriteString(triangle(p.sc.x(secs(t)), y-30, colorIdeal))
+		b.WriteString(triangle(p.sc.X(secs(t)), y-30, colorIdeal))
 	}
 	b.WriteString("</g>\n")
 	// Windows and expected times, from each previous attempt.
 	for _, g := range s.Gaps {
 		prev := g.At - g.Got
-		x1, x2 := p.sc.x(secs(prev+g.Lo)), p.sc.x(secs(prev+g.Hi))
+		x1, x2 := p.sc.X(secs(prev+g.Lo)), p.sc.X(secs(prev+g.Hi))
 		fmt.Fprintf(b, `<rect class="window" x="%.1f" y="%.1f" width="%.1f" height="28" fill="%s"><title>%s</title></rect>`+"\n",
-			x1, y-14, math.Max(x2-x1, 1), colorBand, esc(fmt.Sprintf("gap %d: allowed %s to %s after the previous attempt", g.Index, shortDur(g.Lo), shortDur(g.Hi))))
-		xe := p.sc.x(secs(prev + g.Expected))
+			x1, y-14, math.Max(x2-x1, 1), colorBand, svgplot.Esc(fmt.Sprintf("gap %d: allowed %s to %s after the previous attempt", g.Index, shortDur(g.Lo), shortDur(g.Hi))))
+		xe := p.sc.X(secs(prev + g.Expected))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3,2"/>`+"\n", xe, y-16, xe, y+16, colorExp)
 	}
 	if s.Has(TooFewAttempts) {
 		// Where the next attempt was due, had the client gone on.
 		last := s.Attempts[len(s.Attempts)-1].Time.Sub(start)
 		lo, hi := p.a.Policy.Range(len(s.Gaps))
-		x1, x2 := p.sc.x(secs(last+lo)), p.sc.x(secs(last+hi))
+		x1, x2 := p.sc.X(secs(last+lo)), p.sc.X(secs(last+hi))
 		fmt.Fprintf(b, `<rect class="missing" x="%.1f" y="%.1f" width="%.1f" height="28" fill="none" stroke="%s" stroke-dasharray="4,3"/>`+"\n",
 			x1, y-14, math.Max(x2-x1, 1), colorBad)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%s</text>`+"\n",
-			(x1+x2)/2, y+32, colorBad, esc("the next attempt was due here; none came"))
+			(x1+x2)/2, y+32, colorBad, svgplot.Esc("the next attempt was due here; none came"))
 	}
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	// Attempts, with the gap that ends at each written under it.
 	lanes := []float64{-1e9, -1e9}
 	badLanes := []float64{-1e9, -1e9}
 	for i, at := range s.Attempts {
-		x := p.sc.x(secs(at.Time.Sub(start)))
+		x := p.sc.X(secs(at.Time.Sub(start)))
 		tip := fmt.Sprintf("attempt %d at %s (%s) from %s", i+1, shortDur(at.Time.Sub(start)), at.Time.Format(time.RFC3339Nano), addrString(at.Src))
 		color, extra := colorOK, ""
 		var g *Gap
@@ -241,17 +233,17 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 			if g.Verdict == Early {
 				edge = prev + g.Lo
 			}
-			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", p.sc.x(secs(edge)), y, x, y, colorBad)
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", p.sc.X(secs(edge)), y, x, y, colorBad)
 			off := g.Got - g.Hi
 			if g.Verdict == Early {
 				off = g.Got - g.Lo
 			}
 			label := fmt.Sprintf("%s %+.2f s", g.Verdict, secs(off))
-			half := float64(len(label)) * svgCharW * 0.55
+			half := svgplot.TextWidth(label) * 0.55
 			lx := math.Min(x, svgWidth-svgRight-half)
 			for lane, ly := range []float64{y - 40, y - 52} {
 				if lx-half > badLanes[lane]+4 || lane == len(badLanes)-1 {
-					fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="%s" text-anchor="middle" font-weight="bold">%s</text>`+"\n", lx, ly, colorBad, esc(label))
+					fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="%s" text-anchor="middle" font-weight="bold">%s</text>`+"\n", lx, ly, colorBad, svgplot.Esc(label))
 					badLanes[lane] = lx + half
 					break
 				}
@@ -261,15 +253,15 @@ func (p *picture) seriesRow(b *bytes.Buffer, r row, y float64) {
 		if extra != "" {
 			class = "attempt outside"
 		}
-		fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="%.1f" fill="%s"%s><title>%s</title></circle>`+"\n", class, x, y, svgRadius, color, extra, esc(tip))
+		fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="%.1f" fill="%s"%s><title>%s</title></circle>`+"\n", class, x, y, svgRadius, color, extra, svgplot.Esc(tip))
 		if g == nil {
 			continue
 		}
 		label := shortDur(g.Got)
-		half := float64(len(label)) * svgCharW / 2
+		half := svgplot.TextWidth(label) / 2
 		for lane, ly := range []float64{y + 32, y + 48} {
 			if x-half > lanes[lane]+4 {
-				fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%s</text>`+"\n", x, ly, color, esc(label))
+				fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%s</text>`+"\n", x, ly, color, svgplot.Esc(label))
 				lanes[lane] = x + half
 				break
 			}
@@ -282,13 +274,13 @@ func (p *picture) removedRow(b *bytes.Buffer, r row, y float64) {
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#bbbbbb"/>`+"\n", svgLeft, y, svgWidth-svgRight, y)
 	last := -1e9
 	for _, rm := range r.removed {
-		x := p.sc.x(secs(rm.At))
+		x := p.sc.X(secs(rm.At))
 		fmt.Fprintf(b, `<g class="removed"><title>%s</title>%s</g>`+"\n",
-			esc(fmt.Sprintf("%s -> %s at %s: %s: %s", addrString(rm.Attempt.Src), addrString(rm.Attempt.Dst), shortDur(rm.At), rm.Reason, rm.Detail)), cross(x, y, "#555555"))
+			svgplot.Esc(fmt.Sprintf("%s -> %s at %s: %s: %s", addrString(rm.Attempt.Src), addrString(rm.Attempt.Dst), shortDur(rm.At), rm.Reason, rm.Detail)), cross(x, y, "#555555"))
 		label := string(rm.Reason)
-		if x-float64(len(label))*svgCharW/2 > last+4 {
-			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555555">%s</text>`+"\n", x, y+24, esc(label))
-			last = x + float64(len(label))*svgCharW/2
+		if x-svgplot.TextWidth(label)/2 > last+4 {
+			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555555">%s</text>`+"\n", x, y+24, svgplot.Esc(label))
+			last = x + svgplot.TextWidth(label)/2
 		}
 	}
 }
@@ -296,29 +288,29 @@ func (p *picture) removedRow(b *bytes.Buffer, r row, y float64) {
 // rowFrame draws a row's background and label.
 func (p *picture) rowFrame(b *bytes.Buffer, r row, y float64) {
 	fmt.Fprintf(b, `<rect x="10" y="%.1f" width="%d" height="%d" fill="%s"/>`+"\n", y-svgRowH/2+3, svgWidth-20, svgRowH-6, "#f7f7f7")
-	fmt.Fprintf(b, `<text x="20" y="%.1f" font-size="14" font-weight="bold">%s</text>`+"\n", y-4, esc(r.label))
-	fmt.Fprintf(b, `<text x="20" y="%.1f">%s</text>`+"\n", y+14, esc(r.sub))
+	fmt.Fprintf(b, `<text x="20" y="%.1f" font-size="14" font-weight="bold">%s</text>`+"\n", y-4, svgplot.Esc(r.label))
+	fmt.Fprintf(b, `<text x="20" y="%.1f">%s</text>`+"\n", y+14, svgplot.Esc(r.sub))
 }
 
 // axis draws the time axis under the rows.
 func (p *picture) axis(b *bytes.Buffer, y float64) {
 	fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black"/>`+"\n", svgLeft, y+6, svgWidth-svgRight, y+6)
 	last := -1e9
-	for _, t := range p.sc.ticks() {
-		x := p.sc.x(t)
+	for _, t := range p.sc.Ticks() {
+		x := p.sc.X(t)
 		if x < last+36 {
 			continue
 		}
 		last = x
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>`+"\n", x, y+6, x, y+11)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#e2e2e2"/>`+"\n", x, svgTop, x, y+6)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, y+25, esc(trimFloat(t)))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, y+25, svgplot.Esc(svgplot.TrimFloat(t)))
 	}
 	label := "seconds since the first attempt"
-	if p.sc.log {
+	if p.sc.Log {
 		label += fmt.Sprintf(" (logarithmic scale in 1 + t/%s, so that the first gaps stay apart)", shortDur(p.a.Policy.Initial))
 	}
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#333333">%s</text>`+"\n", float64(svgLeft+svgWidth-svgRight)/2, y+42, esc(label))
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#333333">%s</text>`+"\n", float64(svgLeft+svgWidth-svgRight)/2, y+42, svgplot.Esc(label))
 }
 
 // note is a line of text under the picture.
@@ -335,7 +327,7 @@ func (p *picture) notes() []note {
 		if weight != "" {
 			width = width * 10 / 11 // bold is wider
 		}
-		for _, l := range wrap(text, width) {
+		for _, l := range svgplot.Wrap(text, width) {
 			out = append(out, note{l, color, weight})
 		}
 	}
@@ -377,66 +369,6 @@ func (p *picture) notes() []note {
 	return out
 }
 
-// timeScale maps seconds since the first attempt to x.
-type timeScale struct {
-	x0, w  float64
-	lo, hi float64 // seconds
-	unit   float64 // seconds, for the logarithmic scale
-	log    bool
-}
-
-// f is the scale's warp of t.
-func (s timeScale) f(t float64) float64 {
-	if !s.log {
-		return t
-	}
-	return math.Copysign(math.Log1p(math.Abs(t)/s.unit), t)
-}
-
-// x returns the x coordinate of t seconds.
-func (s timeScale) x(t float64) float64 {
-	lo, hi := s.f(s.lo), s.f(s.hi)
-	if hi <= lo {
-		return s.x0
-	}
-	return s.x0 + s.w*(s.f(t)-lo)/(hi-lo)
-}
-
-// ticks returns the times to label on the axis.
-func (s timeScale) ticks() []float64 {
-	var out []float64
-	if s.log {
-		out = append(out, 0)
-		for p := 0.1; p <= s.hi; p *= 10 {
-			for _, m := range []float64{1, 2, 3, 5} {
-				if t := p * m; t >= s.unit/2 && t <= s.hi {
-					out = append(out, t)
-				}
-			}
-		}
-		return out
-	}
-	step := niceStep((s.hi - s.lo) / 12)
-	for t := math.Ceil(s.lo/step) * step; t <= s.hi; t += step {
-		out = append(out, t)
-	}
-	return out
-}
-
-// niceStep rounds d up to 1, 2 or 5 times a power of ten.
-func niceStep(d float64) float64 {
-	if d <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(d)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= d {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
 // triangle is a small downward triangle centred at x, y.
 func triangle(x, y float64, color string) string {
 	return fmt.Sprintf(`<path d="M%.1f %.1fL%.1f %.1fL%.1f %.1fZ" fill="%s"/>`, x-5, y-5, x+5, y-5, x, y+3, color)
@@ -445,43 +377,6 @@ func triangle(x, y float64, color string) string {
 // cross is a small × centred at x, y.
 func cross(x, y float64, color string) string {
 	return fmt.Sprintf(`<path d="M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f" stroke="%s" stroke-width="2"/>`, x-5, y-5, x+5, y+5, x-5, y+5, x+5, y-5, color)
-}
-
-// wrap breaks text into lines of at most width characters at spaces.
-func wrap(text string, width int) []string {
-	var lines []string
-	var cur strings.Builder
-	for _, w := range strings.Fields(text) {
-		if cur.Len() > 0 && cur.Len()+1+len(w) > width {
-			lines = append(lines, cur.String())
-			cur.Reset()
-			cur.WriteString("    ")
-		}
-		if cur.Len() > 0 && strings.TrimSpace(cur.String()) != "" {
-			cur.WriteByte(' ')
-		}
-		cur.WriteString(w)
-	}
-	if strings.TrimSpace(cur.String()) != "" {
-		lines = append(lines, cur.String())
-	}
-	return lines
-}
-
-// clip shortens s to n characters.
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
-
-// esc escapes s for XML text and attributes.
-func esc(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
 }
 
 // secs converts d to float64 seconds.
@@ -493,23 +388,8 @@ func shortDur(d time.Duration) string {
 	case a < time.Second:
 		return fmt.Sprintf("%.0f ms", millis(d))
 	case a < 100*time.Second:
-		return trimFloat(math.Round(d.Seconds()*100)/100) + " s"
+		return svgplot.TrimFloat(math.Round(d.Seconds()*100)/100) + " s"
 	default:
 		return fmt.Sprintf("%.0f s", d.Seconds())
 	}
-}
-
-// trimFloat prints f without trailing zeros.
-func trimFloat(f float64) string {
-	s := fmt.Sprintf("%.2f", f)
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
-}
-
-// plural prints n and noun, with an s unless n is 1.
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

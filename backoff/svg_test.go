@@ -2,56 +2,14 @@ package backoff
 
 import (
 	"bytes"
-	"encoding/xml"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// svgCounts parses an SVG and counts the elements of each class; it fails
-// the test when the document is not well-formed XML.
-func svgCounts(t *testing.T, doc []byte) (map[string]int, string) {
-	t.Helper()
-	d := xml.NewDecoder(bytes.NewReader(doc))
-	counts := map[string]int{}
-	var text strings.Builder
-	root := ""
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v\n%s", err, doc)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = e.Name.Local
-				if e.Name.Space != "http://www.w3.org/2000/svg" {
-					t.Errorf("root element %v, want svg in the SVG namespace", e.Name)
-				}
-			}
-			for _, a := range e.Attr {
-				if a.Name.Local == "class" {
-					for _, c := range strings.Fields(a.Value) {
-						counts[c]++
-					}
-				}
-			}
-		case xml.CharData:
-			text.Write(e)
-			text.WriteByte(' ')
-		}
-	}
-	if root != "svg" {
-		t.Errorf("root element %q, want svg", root)
-	}
-	return counts, text.String()
-}
+	"github.com/synhold/synhold/internal/svgplot/svgtest"
+)
 
 func TestWriteSVG(t *testing.T) {
 	long := Default()
@@ -88,7 +46,7 @@ func TestWriteSVG(t *testing.T) {
 			if err := a.WriteSVG(&b, "test: "+tc.name); err != nil {
 				t.Fatal(err)
 			}
-			counts, text := svgCounts(t, b.Bytes())
+			counts, text := svgtest.Parse(t, b.Bytes())
 			kept := 0
 			for _, s := range a.Series {
 				kept += len(s.Attempts)

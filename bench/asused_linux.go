@@ -28,9 +28,6 @@ type usedCase struct {
 	// serverArgs are added to the server's command line, env to its
 	// environment: how a lever is turned.
 	serverArgs, env []string
-	// knobs runs the server built with knobsFile, so that env can turn
-	// the library's internal knobs.
-	knobs bool
 	// pairs is how many pairs each client process asks for.
 	pairs int
 	note  string
@@ -55,10 +52,10 @@ func usedCases(pairs int) []usedCase {
 
 // usedRun is what a case needs: the binaries and where to put the files.
 type usedRun struct {
-	server, knobServer string // the server's binaries: as shipped, with knobsFile
-	self               string // the client's (this one)
-	dir                string
-	sn                 *sniffer
+	server string // the server's binary, as shipped
+	self   string // the client's (this one)
+	dir    string
+	sn     *sniffer
 }
 
 // buildServer builds cmd/happyeyeballs-server into dir, as a user installs
@@ -103,9 +100,7 @@ func asUsed(sn *sniffer, cases []usedCase) ([]UsedRow, error) {
 // build builds the binary case c needs, once.
 func (u *usedRun) build(c usedCase) (err error) {
 	switch {
-	case c.knobs && u.knobServer == "":
-		u.knobServer, err = buildKnobServer(u.dir)
-	case !c.knobs && u.server == "":
+	case u.server == "":
 		u.server, err = buildServer(u.dir)
 	}
 	return err
@@ -128,9 +123,6 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 		return nil, err
 	}
 	bin := u.server
-	if c.knobs {
-		bin = u.knobServer
-	}
 	var floor *noopProcess
 	if c.floor {
 		if floor, err = startNoopServer(u.self); err != nil {
@@ -168,7 +160,7 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	rows[0].ClockCPU = cpuUse(before, after, released(lines))
 	serverClockCPU(&rows[0].ClockCPU, lines)
 	rows[0].ControlFloor = floorReplies(got)
-	if c.knobs || c.env != nil || c.serverArgs != nil || c.clients > 1 {
+	if c.env != nil || c.serverArgs != nil || c.clients > 1 {
 		return rows, nil
 	}
 	for _, m := range []string{modeBoth, modeV6First} {

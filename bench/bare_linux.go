@@ -11,8 +11,8 @@ import (
 	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/replay"
+	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
-	"github.com/synhold/synhold/sockopt"
 )
 
 // bareMode is one way of doing the release by hand: the system calls the
@@ -182,7 +182,7 @@ func bareClock(h *heldSocket, ip []byte, want time.Time, m bareMode) (opened, se
 		return opened, sent, err
 	}
 	defer sl.Close()
-	if _, err := sl.Wait(want); err != nil {
+	if _, err := sl.Wait(want, defaultSpin); err != nil {
 		return opened, sent, err
 	}
 	detach := func() error {

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
+	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
-	"github.com/synhold/synhold/sockopt"
 )
 
 // floorRows measures this machine's floor for each count of ns: that many

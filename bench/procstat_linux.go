@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/listener"
+	"github.com/synhold/synhold/internal/tune"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
@@ -96,7 +96,7 @@ func vmStatus() (rss, hwm uint64, err error) {
 func settleFDs(want int, limit time.Duration) (int, error) {
 	end := time.Now().Add(limit)
 	for {
-		listener.CloseIdle() // a capture engine outlives its last listener by seconds
+		tune.CloseIdleEngines() // a capture engine outlives its last listener by seconds
 		// io.Copy between TCP connections splices through pipes that the
 		// runtime keeps in a sync.Pool and closes only when a GC empties
 		// it (two GCs: the pool's victim cache) and their finalizers run.

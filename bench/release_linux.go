@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -35,7 +36,7 @@ type variant struct {
 }
 
 // defaultSpin is the release clock's spin as the module ships it.
-var defaultSpin = releaseclock.Spin
+var defaultSpin = releaseclock.DefaultConfig().Spin
 
 // mainVariants are the rows of section 1 for strategy Replay: each
 // ingredient of the clock on and off.
@@ -63,10 +64,11 @@ func experimentVariants() []variant {
 }
 
 // apply sets v's clock and process settings and returns what undoes them.
-// No listener may be open: the clock reads Clock and Spin when it starts.
+// No listener may be open: the clock takes its tuning when it starts.
 func (v variant) apply() (undo func()) {
-	clock, spin := releaseclock.Use, releaseclock.Spin
-	releaseclock.Use, releaseclock.Spin = v.clock, v.spin
+	t := tune.Get()
+	t.Clock.Kind, t.Clock.Spin = v.clock, v.spin
+	old := tune.Set(t)
 	gc, procs := 0, 0
 	if v.gc != 0 {
 		gc = debug.SetGCPercent(v.gc)
@@ -75,7 +77,7 @@ func (v variant) apply() (undo func()) {
 		procs = runtime.GOMAXPROCS(v.procs)
 	}
 	return func() {
-		releaseclock.Use, releaseclock.Spin = clock, spin
+		tune.Set(old)
 		if v.gc != 0 {
 			debug.SetGCPercent(gc)
 		}

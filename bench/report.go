@@ -186,9 +186,8 @@ func reportLevers(b *strings.Builder, r *Results) {
 		return
 	}
 	b.WriteString("\n### Levers, as it is used\n\n")
-	b.WriteString("The same scenario with one of the library's levers turned off or changed, through its internal knobs (a " +
-		"file that sets them from the environment, added to the server's build with `go build -overlay`; GOGC through the " +
-		"environment), fewer pairs, run after the rows above. \"shipped\" is the row above of the same load; the difference " +
+	b.WriteString("The same scenario with one of the library's levers turned off or changed, through the environment the " +
+		"server reads (SYNHOLD_SPIN, SYNHOLD_REALTIME, SYNHOLD_WARM, SYNHOLD_EARLY, SYNHOLD_ENGINE_LINGER; GOGC), fewer pairs, run after the rows above. \"shipped\" is the row above of the same load; the difference " +
 		"is what the lever is worth there (positive: the lever helps).\n\n")
 	b.WriteString("| lever turned | pairs | release p50 | p99 | max | shipped p50 / p99 / max | control reply p50 / p99 | shipped reply p50 / p99 | server reported | server start-up |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")

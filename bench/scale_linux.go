@@ -53,7 +53,7 @@ func startHE() (*heServer, error) {
 	}
 	log := newLogCollector()
 	he, err := happyeyeballs.NewServer(happyeyeballs.Config{FastDelay: heFast, SlowDelay: heSlow, Strategy: listener.Replay,
-		Logger: slog.New(log)})
+		Spares: 1, Logger: slog.New(log)}) // Spares as the binary's default
 	if err != nil {
 		ln.Close()
 		return nil, err

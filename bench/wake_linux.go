@@ -106,18 +106,10 @@ func wakeLoop(samples int, fifo bool) ([]time.Duration, error) {
 	return r.lates, r.err
 }
 
-// prepareMu serializes prepareThread's use of releaseclock.RealTime.
-var prepareMu sync.Mutex
-
 // prepareThread prepares the calling locked thread as the clock thread is
 // (timer slack 1 ns), under SCHED_FIFO if fifo.
 func prepareThread(fifo bool) (string, error) {
-	prepareMu.Lock()
-	defer prepareMu.Unlock()
-	rt := releaseclock.RealTime
-	releaseclock.RealTime = fifo
-	defer func() { releaseclock.RealTime = rt }()
-	return releaseclock.PrepareThread()
+	return releaseclock.PrepareThread(fifo)
 }
 
 // wakeThread is the body of wakeLoop, on the locked thread.
@@ -133,7 +125,7 @@ func wakeThread(samples int, fifo bool) ([]time.Duration, error) {
 	lates := make([]time.Duration, 0, samples)
 	for range samples {
 		at := time.Now().Add(2*time.Millisecond + rand.N(4*time.Millisecond))
-		now, err := sl.Wait(at)
+		now, err := sl.Wait(at, defaultSpin)
 		if err != nil {
 			return nil, err
 		}

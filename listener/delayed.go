@@ -1,7 +1,5 @@
 package listener
 
-import "github.com/synhold/synhold/internal/releaseclock"
-
 // startDelayed binds the listener now; it listens when released.
 func (h *Held) startDelayed() error {
 	if h.cfg.Decide != nil {
@@ -12,12 +10,11 @@ func (h *Held) startDelayed() error {
 	if err != nil {
 		return err
 	}
-	clk, err := releaseclock.Acquire()
-	if err != nil {
+	if err := h.acquireClock(); err != nil {
 		b.close()
 		return err
 	}
-	h.sys.bound, h.local, h.clk = b, local, clk
+	h.sys.bound, h.local = b, local
 	return nil
 }
 

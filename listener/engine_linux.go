@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,10 +18,14 @@ import (
 	"github.com/synhold/synhold/listener/capture"
 )
 
-// engine is the machinery of strategy Replay for one network namespace:
-// capture sockets for every held listener in it, and raw sockets to replay
-// SYNs. It is reference-counted and closed a little after its last listener
-// (tune.EngineLinger), so that nothing stays open.
+// engine is the capture-and-send of strategy Replay for one network
+// namespace: the one type that owns the packet sockets (capture, for every
+// held listener in it) and the raw sockets (replayed SYNs, refusals,
+// warm-ups). It hands what it captures to each listener's flow table (a
+// sink) and sends what the flow table and the release scheduler ask; it
+// knows nothing of either. It is reference-counted and closed a little
+// after its last listener (tune.Config.EngineLinger), so that nothing stays
+// open. It keeps the tuning of the listener that opened it.
 //
 // There are two capture sockets: lo, bound to the loopback device, and cap,
 // bound to every device, whose loopback packets are left to lo. A packet
@@ -36,19 +41,24 @@ type engine struct {
 	cap, lo    *capture.Socket
 	raw4, raw6 *replay.Conn
 	netns      uint64
+	cfg        tune.Config
 
 	warm4, warm6 *warmer     // nil where warming is off or loopback lacks the family
 	lead4, lead6 leadLearner // the early start's lead, per family
+	// lastWarm4 and lastWarm6 are when the path of each family was last
+	// warmed or taken by a replay (UnixNano), so that releases due
+	// together share one warm-up.
+	lastWarm4, lastWarm6 atomic.Int64
 
 	readers sync.WaitGroup // the read goroutines started; done closes when they end
 
 	mu    sync.Mutex
-	ports map[uint16][]*Held
+	ports map[uint16][]sink
 	done  chan struct{}
 
 	// Guarded by engineMu.
 	refs   int
-	idle   *time.Timer // closes the engine once it has had no listener for tune.EngineLinger
+	idle   *time.Timer // closes the engine once it has had no listener for cfg.EngineLinger
 	failed bool        // the capture failed; the next acquire opens another
 }
 
@@ -71,20 +81,26 @@ var (
 	// readPacket is the seam through which the engine reads its capture;
 	// tests replace it to make the capture fail.
 	readPacket = (*capture.Socket).ReadPacket
+	// statNetns is the seam through which the namespace is identified;
+	// tests replace it to make it fail.
+	statNetns = unix.Stat
 )
 
 // acquireEngine returns the engine of the calling thread's network
-// namespace, opening it if needed.
-func acquireEngine() (*engine, error) {
+// namespace, opening it with cfg if needed.
+func acquireEngine(cfg tune.Config) (*engine, error) {
 	runtime.LockOSThread() // the namespace is the thread's
 	defer runtime.UnlockOSThread()
-	ns := currentNetns()
+	ns, err := currentNetns()
+	if err != nil {
+		return nil, err
+	}
 	engineMu.Lock()
 	defer engineMu.Unlock()
 	e := engines[ns]
 	if e == nil {
 		var err error
-		if e, err = openEngine(); errors.Is(err, os.ErrPermission) {
+		if e, err = openEngine(cfg); errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("listener: strategy replay needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on the binary): %w", err)
 		} else if err != nil {
 			return nil, err
@@ -101,16 +117,18 @@ func acquireEngine() (*engine, error) {
 }
 
 // currentNetns identifies the calling thread's network namespace by inode.
-func currentNetns() uint64 {
+// Without it, listeners of different namespaces could share one engine,
+// which captures in one of them only: it is an error.
+func currentNetns() (uint64, error) {
 	var st unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/net", &st) != nil {
-		return 0
+	if err := statNetns("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("listener: which network namespace this is: %w", os.NewSyscallError("stat /proc/thread-self/ns/net", err))
 	}
-	return st.Ino
+	return st.Ino, nil
 }
 
 // release drops a reference. The engine outlives its last listener by
-// tune.EngineLinger, so that listeners opened one after another share one
+// cfg.EngineLinger, so that listeners opened one after another share one
 // (opening costs a capture socket, closing one waits ~15 ms for the kernel);
 // then it closes. The sockets are closed outside engineMu: closing an
 // AF_PACKET socket waits for an RCU grace period (about 12-15 ms here), and a
@@ -123,7 +141,7 @@ func (e *engine) release() {
 		engineMu.Unlock()
 		return
 	}
-	if linger := tune.EngineLinger; linger > 0 && !e.failed {
+	if linger := e.cfg.EngineLinger; linger > 0 && !e.failed {
 		e.idle = time.AfterFunc(linger, e.closeIdle)
 		engineMu.Unlock()
 		return
@@ -153,10 +171,17 @@ func (e *engine) forget() {
 	}
 }
 
-// CloseIdle closes, now, the capture engines that no listener uses, which
-// otherwise outlive their last listener by a few seconds. A program or test
-// that counts its descriptors calls it after closing its listeners.
-func CloseIdle() {
+// closeIdleEngines closes, now, the capture engines that no listener uses,
+// which otherwise outlive their last listener by a few seconds. A test that
+// counts its descriptors calls it after closing its listeners.
+func closeIdleEngines() {
+	closeIdle()
+}
+
+func init() { tune.RegisterCloseIdle(closeIdle) }
+
+// closeIdle is closeIdleEngines.
+func closeIdle() {
 	engineMu.Lock()
 	var idle []*engine
 	for _, e := range engines {
@@ -173,8 +198,8 @@ func CloseIdle() {
 	}
 }
 
-func newEngine() (_ *engine, err error) {
-	e := &engine{ports: make(map[uint16][]*Held), done: make(chan struct{})}
+func newEngine(cfg tune.Config) (_ *engine, err error) {
+	e := &engine{cfg: cfg, ports: make(map[uint16][]sink), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.close() // e, not the named result, which is nil by now
@@ -186,18 +211,18 @@ func newEngine() (_ *engine, err error) {
 	if e.raw6, err = replay.Open(unix.AF_INET6); err != nil {
 		return nil, err
 	}
-	if tune.WarmRelease {
+	if cfg.WarmRelease {
 		e.warm4, e.warm6 = openWarmer(unix.AF_INET), openWarmer(unix.AF_INET6)
 	}
 	if e.lo, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, Ifindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
-	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark}); err != nil {
+	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, SkipIfindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
 	e.readers.Add(2)
-	go e.read(e.lo, false)
-	go e.read(e.cap, true)
+	go e.read(e.lo)
+	go e.read(e.cap)
 	go func() { e.readers.Wait(); close(e.done) }()
 	return e, nil
 }
@@ -227,43 +252,30 @@ func (e *engine) close() {
 	}
 }
 
-// leadFor is the early start's lead for a release to addresses of the
-// families asked for: the smaller of theirs. 0 with tune.EarlyStart off.
-func (e *engine) leadFor(v4, v6 bool) time.Duration {
-	if !tune.EarlyStart {
-		return 0
-	}
-	l := maxLead
-	if v4 {
-		l = min(l, e.lead4.lead())
-	}
-	if v6 {
-		l = min(l, e.lead6.lead())
-	}
-	return l
+// sink is what the engine hands a listener's captured packets to: its
+// flow table. The engine knows listeners only as sinks, so that packets
+// flow one way, from the capture to the flows.
+type sink interface {
+	// port is the listener's port; owns says whether a packet to a is its.
+	port() uint16
+	owns(a netip.Addr) bool
+	onSYN(p capture.Packet)
+	onSYNACK(p capture.Packet)
+	// onFault is told that the capture failed.
+	onFault(err error)
 }
 
-// learnLead adds the latency of one release to dst, from its start to its
-// SYN-ACK.
-func (e *engine) learnLead(dst netip.Addr, d time.Duration) {
-	if dst.Is4() || dst.Is4In6() {
-		e.lead4.learn(d)
-	} else {
-		e.lead6.learn(d)
-	}
-}
-
-func (e *engine) register(h *Held) {
+func (e *engine) register(h sink) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := h.local.Port()
+	p := h.port()
 	e.ports[p] = append(e.ports[p], h)
 }
 
-func (e *engine) unregister(h *Held) {
+func (e *engine) unregister(h sink) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := h.local.Port()
+	p := h.port()
 	hs := e.ports[p]
 	for i, x := range hs {
 		if x == h {
@@ -279,7 +291,7 @@ func (e *engine) unregister(h *Held) {
 }
 
 // lookup finds the listener that owns local address a.
-func (e *engine) lookup(a netip.AddrPort) *Held {
+func (e *engine) lookup(a netip.AddrPort) sink {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, h := range e.ports[a.Port()] {
@@ -291,11 +303,12 @@ func (e *engine) lookup(a netip.AddrPort) *Held {
 }
 
 // read hands every SYN and SYN-ACK captured by c to the listener it belongs
-// to; with skipLoopback, those of the loopback device are left to e.lo.
+// to. (e.cap's filter leaves the loopback device's packets to e.lo: the
+// kernel drops them before they wake the reader.)
 // A failure it cannot retry (the capture retries the transient ones) goes
 // to every listener of the engine as a Fault, and the next listener opened
 // gets an engine of its own.
-func (e *engine) read(c *capture.Socket, skipLoopback bool) {
+func (e *engine) read(c *capture.Socket) {
 	defer e.readers.Done()
 	for {
 		p, err := readPacket(c)
@@ -305,9 +318,6 @@ func (e *engine) read(c *capture.Socket, skipLoopback bool) {
 		if err != nil {
 			e.fail(err)
 			return
-		}
-		if skipLoopback && p.Ifindex == loopbackIfindex {
-			continue
 		}
 		switch {
 		case p.IsSYN() && !p.Outgoing:
@@ -335,7 +345,7 @@ func (e *engine) fail(err error) {
 	engineMu.Unlock()
 	slog.Error("listener: capture failed; SYNs from now on complete at their client's retransmission after the release", "err", err)
 	e.mu.Lock()
-	var hs []*Held
+	var hs []sink
 	for _, l := range e.ports {
 		hs = append(hs, l...)
 	}
@@ -374,10 +384,11 @@ func (e *engine) refuse(local, client netip.AddrPort, isn uint32, ifindex int) e
 // replay sends the captured SYN ip (checksum already fixed) back into the
 // stack, addressed to dst, the listener's local address.
 func (e *engine) replay(ip []byte, dst netip.Addr, ifindex int) error {
-	c := e.raw6
+	c, last := e.raw6, &e.lastWarm6
 	if dst.Is4() {
-		c = e.raw4
+		c, last = e.raw4, &e.lastWarm4
 	}
+	last.Store(time.Now().UnixNano())
 	if err := send(c, ip, replay.To(dst, ifindex)); err != nil {
 		return fmt.Errorf("listener: replay SYN to %v: %w", dst, err)
 	}

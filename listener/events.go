@@ -1,10 +1,10 @@
 package listener
 
 import (
-	"bytes"
 	"runtime"
-	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // eventQueue hands one listener's events to its OnEvent, in order, from a
@@ -19,14 +19,14 @@ type eventQueue struct {
 	shut bool
 	wake chan struct{}
 	done chan struct{}
-	gid  uint64 // the delivering goroutine's id, set before the first event
+	// inCall is set while OnEvent runs, so that delivering looks at the
+	// caller's stack only then.
+	inCall atomic.Bool
 }
 
 func newEventQueue(on func(Event)) *eventQueue {
 	q := &eventQueue{on: on, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	ready := make(chan struct{})
-	go q.run(ready)
-	<-ready
+	go q.run()
 	return q
 }
 
@@ -59,15 +59,13 @@ func (q *eventQueue) next() (e Event, ok, wait bool) {
 	return e, true, false
 }
 
-func (q *eventQueue) run(ready chan struct{}) {
+func (q *eventQueue) run() {
 	defer close(q.done)
-	q.gid = goroutineID()
-	close(ready)
 	for {
 		e, ok, wait := q.next()
 		switch {
 		case ok:
-			q.on(e)
+			q.deliver(e)
 		case wait:
 			<-q.wake
 		default:
@@ -96,24 +94,48 @@ func (q *eventQueue) close() {
 		if !ok {
 			return
 		}
-		q.on(e)
+		q.on(e) // inside deliver already
 	}
 }
 
-// delivering reports whether the caller is the goroutine that calls OnEvent.
-func (q *eventQueue) delivering() bool { return goroutineID() == q.gid }
-
-// goroutineID returns the calling goroutine's id, from the first line of its
-// stack trace ("goroutine 18 [running]:"), as golang.org/x/net/http2 does for
-// its lock checks. It lets Close tell a call from OnEvent, which must not wait
-// for itself, from any other.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i >= 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
+// deliver calls OnEvent with e from the queue's goroutine. Its frame on a
+// goroutine's stack is what marks that goroutine as delivering.
+//
+//go:noinline
+func (q *eventQueue) deliver(e Event) {
+	q.inCall.Store(true)
+	defer q.inCall.Store(false)
+	q.on(e)
 }
+
+// delivering reports whether the caller runs inside OnEvent, called by
+// deliver, so that Close from OnEvent does not wait for itself. It looks
+// for deliver's frame on the caller's own stack (runtime.Callers sees only
+// the calling goroutine's), and only while OnEvent runs.
+func (q *eventQueue) delivering() bool {
+	if !q.inCall.Load() {
+		return false
+	}
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		if n < len(pcs) {
+			pcs = pcs[:n]
+			break
+		}
+		pcs = make([]uintptr, 2*len(pcs))
+	}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, deliverFrame) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// deliverFrame ends the name of deliver's frame.
+const deliverFrame = "/listener.(*eventQueue).deliver"

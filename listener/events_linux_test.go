@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -59,12 +59,25 @@ func TestCloseRightAfterAcceptReportsTheSYNACK(t *testing.T) {
 		t.Run(fam.network, func(t *testing.T) {
 			for i := range 20 {
 				r := &strictEvents{t: t}
-				h, err := Listen(fam.network, fam.address, Config{Strategy: Replay, At: time.Now().Add(20 * time.Millisecond), OnEvent: r.add})
+				h, err := Listen(fam.network, fam.address, Config{Strategy: Replay, OnEvent: r.add})
 				if err != nil {
 					t.Fatal(err)
 				}
-				c, err := net.DialTimeout(fam.network, h.Addr().String(), 5*time.Second)
-				if err != nil {
+				// Release once the SYN is seen: a release before the
+				// capture hands the SYN over would report it the other
+				// way round, as a replay after the release.
+				dialed := make(chan net.Conn, 1)
+				go func() {
+					c, err := net.DialTimeout(fam.network, h.Addr().String(), 5*time.Second)
+					if err != nil {
+						t.Error(err)
+					}
+					dialed <- c
+				}()
+				waitFor(t, func() bool { return len(h.Handshakes()) == 1 })
+				h.Release()
+				c := <-dialed
+				if c == nil {
 					h.Close()
 					t.Fatal(err)
 				}
@@ -268,7 +281,7 @@ func TestSYNACKTimeIsTheObserversTime(t *testing.T) {
 // of the engine gets a Fault event, says it now holds by retransmission, and
 // still lets its clients in after the release.
 func TestCaptureFaultIsAnEvent(t *testing.T) {
-	CloseIdle()
+	closeIdleEngines()
 	fail := make(chan struct{})
 	old := readPacket
 	readPacket = func(s *capture.Socket) (capture.Packet, error) {
@@ -280,7 +293,7 @@ func TestCaptureFaultIsAnEvent(t *testing.T) {
 		}
 		return p, err
 	}
-	t.Cleanup(func() { readPacket = old; CloseIdle() })
+	t.Cleanup(func() { readPacket = old; closeIdleEngines() })
 	var ev events
 	h := listenOrSkip(t, "tcp4", "127.0.0.1:0", Config{Strategy: Replay, OnEvent: ev.add})
 	close(fail)
@@ -316,7 +329,7 @@ func TestClockFaultIsAnEvent(t *testing.T) {
 	var a, b events
 	ha := listenOrSkip(t, "tcp4", "127.0.0.1:0", Config{Strategy: Retransmit, OnEvent: a.add})
 	hb := listenOrSkip(t, "tcp6", "[::1]:0", Config{Strategy: Retransmit, OnEvent: b.add})
-	releaseclock.OnFault(errors.New("releaseclock: read timerfd: bad file descriptor"))
+	clockFault(errors.New("releaseclock: read timerfd: bad file descriptor"))
 	ha.Close()
 	hb.Close()
 	if len(a.of(Fault)) != 1 || len(b.of(Fault)) != 1 {
@@ -325,12 +338,12 @@ func TestClockFaultIsAnEvent(t *testing.T) {
 }
 
 // TestEngineOutlivesItsLastListener: listeners opened one after another share
-// one engine while it lingers, and CloseIdle closes it.
+// one engine while it lingers, and closeIdleEngines closes it.
 func TestEngineOutlivesItsLastListener(t *testing.T) {
-	CloseIdle()
+	closeIdleEngines()
 	var opens atomic.Int32
 	old := openEngine
-	openEngine = func() (*engine, error) { opens.Add(1); return old() }
+	openEngine = func(c tune.Config) (*engine, error) { opens.Add(1); return old(c) }
 	t.Cleanup(func() { openEngine = old })
 	for range 3 {
 		h, err := Listen("tcp4", "127.0.0.1:0", Config{Strategy: Replay})
@@ -342,11 +355,11 @@ func TestEngineOutlivesItsLastListener(t *testing.T) {
 	if n := opens.Load(); n != 1 {
 		t.Errorf("%d engines opened for 3 listeners one after another, want 1", n)
 	}
-	CloseIdle()
+	closeIdleEngines()
 	engineMu.Lock()
 	defer engineMu.Unlock()
 	if len(engines) != 0 {
-		t.Error("CloseIdle left the idle engine open")
+		t.Error("closeIdleEngines left the idle engine open")
 	}
 }
 

@@ -2,27 +2,22 @@ package listener
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/tune"
 )
-
-// maxFlows bounds the handshakes a listener remembers; the oldest are
-// forgotten first.
-const maxFlows = 4096
 
 // Held is a TCP listener whose handshakes complete at chosen instants. It is
 // a net.Listener; Accept returns connections once their handshake is done.
 type Held struct {
 	cfg      Config
+	tune     tune.Config // the machinery's tuning when it opened
 	strategy Strategy
 	local    netip.AddrPort
 	dual     bool // IPv6 wildcard that also takes IPv4
@@ -32,13 +27,19 @@ type Held struct {
 	sys     sysState        // per-OS state
 	clk     releaseclock.Clock
 	waiting atomic.Int32 // Accepts waiting at the gate, for tests
+	// accepting counts Accepts past the gate, in accept(2): Hold waits for
+	// them to leave before it plugs the queue again.
+	accepting atomic.Int32
 
 	// The gate Accept waits at: listening is closed while Accept may take
 	// connections from ln (not while a full accept queue holds SYNs: it
-	// would take the plug). plugAddr is the plug's address.
+	// would take the plug). plugs are the addresses of the plugs that may
+	// still sit in the accept queue: the current one, and those a Hold
+	// replaced before any Accept took them.
 	gateMu    sync.Mutex
 	listening chan struct{}
-	plugAddr  netip.AddrPort
+	plugs     map[netip.AddrPort]bool
+	plugNow   netip.AddrPort // the plug filling the queue now
 	closed    chan struct{}
 	ev        *eventQueue // nil without OnEvent
 
@@ -60,23 +61,6 @@ type Held struct {
 	byClient   map[netip.AddrPort]*flow
 }
 
-type flowKey struct {
-	client netip.AddrPort
-	isn    uint32
-}
-
-// flow is one connection's handshake, as the capture saw it.
-type flow struct {
-	hs       Handshake
-	ip       []byte // the latest SYN, checksum fixed, ready to replay
-	dst      netip.Addr
-	ifindex  int
-	job      *releaseclock.Job
-	released bool
-	refuse   bool      // its Verdict says Refuse
-	started  time.Time // the start of the timed release that replayed it, or zero
-}
-
 // Listen announces on a local TCP address, with handshakes held as cfg says.
 // network is "tcp4", "tcp6" or "tcp"; an IPv6 listener is IPv6-only unless
 // it is "tcp" on the wildcard address. With Strategy Auto, Listen picks
@@ -95,6 +79,7 @@ func Listen(network, address string, cfg Config) (*Held, error) {
 	}
 	h := &Held{
 		cfg:       cfg,
+		tune:      tune.Get(),
 		local:     local,
 		dual:      network == "tcp" && local.Addr().IsUnspecified() && local.Addr().Is6(),
 		want:      cfg.At,
@@ -148,7 +133,9 @@ func (h *Held) Accept() (net.Conn, error) {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: h.Addr(), Err: net.ErrClosed}
 		}
 		h.waiting.Add(-1)
+		h.accepting.Add(1)
 		c, err := h.ln.Accept()
+		h.accepting.Add(-1)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !h.isClosed() {
 			continue // Hold woke it: wait at the gate
@@ -156,8 +143,8 @@ func (h *Held) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if plug := h.plug(); plug.IsValid() && clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort()) == plug {
-			c.Close() // the connection that held the queue full
+		if h.takePlug(clientKey(c.RemoteAddr().(*net.TCPAddr).AddrPort())) {
+			c.Close() // a connection that held the queue full
 			continue
 		}
 		detachChild(c)
@@ -194,11 +181,45 @@ func (h *Held) shutGate() {
 	}
 }
 
-// plug returns the address of the connection that fills the accept queue.
-func (h *Held) plug() netip.AddrPort {
+// isPlug reports whether a is the address of one of the listener's plugs.
+func (h *Held) isPlug(a netip.AddrPort) bool {
 	h.gateMu.Lock()
 	defer h.gateMu.Unlock()
-	return h.plugAddr
+	return h.plugs[a]
+}
+
+// takePlug reports whether a is the address of one of the listener's plugs
+// that Accept just took from the queue, and forgets it if so (unless it is
+// the current plug, whose SYNs onSYN must still ignore).
+func (h *Held) takePlug(a netip.AddrPort) bool {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	if !h.plugs[a] {
+		return false
+	}
+	if a != h.plugNow {
+		delete(h.plugs, a)
+	}
+	return true
+}
+
+// addPlug records the address of a new plug, before its SYN, so that
+// onSYN ignores it and Accept skips it, and makes it the current one.
+func (h *Held) addPlug(a netip.AddrPort) {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	if h.plugs == nil {
+		h.plugs = make(map[netip.AddrPort]bool)
+	}
+	h.plugs[a], h.plugNow = true, a
+}
+
+// dropPlug forgets a plug that never connected, making old current again.
+func (h *Held) dropPlug(a, old netip.AddrPort) {
+	h.gateMu.Lock()
+	defer h.gateMu.Unlock()
+	delete(h.plugs, a)
+	h.plugNow = old
 }
 
 // Close stops the listener. Handshakes still held are abandoned: their
@@ -242,10 +263,6 @@ func (h *Held) Close() error {
 	return h.closeErr
 }
 
-// Release completes every held handshake now (or refuses it, as its Verdict
-// says), and every later one at once, until Hold.
-func (h *Held) Release() { h.ReleaseAt(time.Now()) }
-
 // Hold makes a released listener hold again: SYNs that arrive from now on
 // are held (and, with Decide, decided) until the next Release, ReleaseAt or
 // ReleaseHeld. Handshakes already let through stay so. It does nothing on a
@@ -265,77 +282,6 @@ func (h *Held) Hold() error {
 	}
 	h.released, h.want, h.holdSince = false, time.Time{}, time.Now()
 	return nil
-}
-
-// ReleaseHeld completes now the handshakes held without an instant (a
-// Verdict with a zero At, or the listener-wide hold when no instant is set),
-// refusing those whose Verdict says so, and keeps holding: later SYNs are
-// still held or decided, and timed verdicts keep their instants. It needs
-// strategy Replay to let single handshakes through; with Retransmit it
-// does nothing.
-func (h *Held) ReleaseHeld() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.isClosed() || h.released {
-		return
-	}
-	if h.cfg.Decide == nil && !h.want.IsZero() {
-		return // the listener-wide hold has an instant
-	}
-	for _, f := range h.flows {
-		if !f.released && f.job == nil && f.hs.Want.IsZero() {
-			h.settle(f, time.Now())
-		}
-	}
-}
-
-// ReleaseAt sets the instant at which held handshakes complete, replacing
-// the one in Config.At. An instant already past releases before ReleaseAt
-// returns. It does nothing once the listener has released.
-func (h *Held) ReleaseAt(t time.Time) {
-	h.mu.Lock()
-	if h.released || h.isClosed() {
-		h.mu.Unlock()
-		return
-	}
-	if h.job != nil {
-		h.clk.Cancel(h.job)
-		h.job = nil
-	}
-	h.want = t
-	if start := t.Add(-h.lead()); start.After(time.Now()) {
-		h.job = h.clk.SchedulePrepared(start, h.preparer(start), func(time.Time) { h.release(t) })
-		h.mu.Unlock()
-		return
-	}
-	h.mu.Unlock()
-	h.release(t)
-}
-
-// release stops holding the listener for the instant want: it opens the
-// listener, then lets through every SYN held so far, and refuses those to
-// refuse at want. It runs on the clock, the early start's lead before want
-// (see tune.EarlyStart): never so early that a SYN-ACK leaves before want
-// by more than the margin, and a refusal waits for want.
-func (h *Held) release(want time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.released || h.isClosed() {
-		return
-	}
-	h.released, h.job = true, nil
-	h.startedAt = time.Now()
-	err := h.open()
-	h.releasedAt = time.Now()
-	n, refuse, rerr := h.replayHeld(want)
-	h.startedAt = time.Time{}
-	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Replayed: n, Err: errors.Join(err, rerr)})
-	if len(refuse) > 0 {
-		releaseclock.SpinUntil(want)
-	}
-	for _, f := range refuse {
-		h.settle(f, want)
-	}
 }
 
 // stop closes the listener and lets go of the engine and the clock.
@@ -363,69 +309,6 @@ func (h *Held) isClosed() bool {
 	}
 }
 
-// Handshake returns what the listener saw of the latest handshake from
-// client. If it has no SYN-ACK yet, Handshake first lets the capture hand
-// over what it holds (waiting at most a few milliseconds), so that a
-// connection just accepted has its SYN-ACK.
-func (h *Held) Handshake(client netip.AddrPort) (Handshake, bool) {
-	hs, ok := h.handshake(client)
-	if !ok || hs.SYNACK.IsZero() {
-		h.syncCapture()
-		hs, ok = h.handshake(client)
-	}
-	return hs, ok
-}
-
-func (h *Held) handshake(client netip.AddrPort) (Handshake, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	f, ok := h.byClient[clientKey(client)]
-	if !ok {
-		return Handshake{}, false
-	}
-	return f.copy(), true
-}
-
-// Handshakes returns every handshake the listener remembers, in the order of
-// their first SYN, after letting the capture hand over what it holds.
-func (h *Held) Handshakes() []Handshake {
-	h.syncCapture()
-	h.mu.Lock()
-	hs := make([]Handshake, 0, len(h.flows))
-	for _, f := range h.flows {
-		hs = append(hs, f.copy())
-	}
-	h.mu.Unlock()
-	sort.Slice(hs, func(i, j int) bool { return hs[i].SYNs[0].Before(hs[j].SYNs[0]) })
-	return hs
-}
-
-// clientKey is a client address as the capture decodes it: no zone, and an
-// IPv4-mapped address as IPv4.
-func clientKey(a netip.AddrPort) netip.AddrPort { return netaddr.Canonical(a) }
-
-func (f *flow) copy() Handshake {
-	hs := f.hs
-	hs.SYNs = append([]time.Time(nil), f.hs.SYNs...)
-	return hs
-}
-
-// remember adds f under k, forgetting the oldest flow past maxFlows.
-// h.mu is held.
-func (h *Held) remember(k flowKey, f *flow) {
-	if len(h.order) >= maxFlows {
-		old := h.order[0]
-		h.order = h.order[1:]
-		if of := h.flows[old]; of != nil && h.byClient[old.client] == of {
-			delete(h.byClient, old.client)
-		}
-		delete(h.flows, old)
-	}
-	h.flows[k] = f
-	h.order = append(h.order, k)
-	h.byClient[k.client] = f
-}
-
 // emit queues e for OnEvent, without blocking, so that a slow callback never
 // holds up the capture or a release. It is called with h.mu held, so that
 // events are queued in the order they happened, and none after Close.
@@ -447,21 +330,8 @@ var (
 func track(h *Held)   { openMu.Lock(); openHelds[h] = struct{}{}; openMu.Unlock() }
 func untrack(h *Held) { openMu.Lock(); delete(openHelds, h); openMu.Unlock() }
 
-func init() {
-	releaseclock.OnFault = func(err error) {
-		openMu.Lock()
-		hs := make([]*Held, 0, len(openHelds))
-		for h := range openHelds {
-			hs = append(hs, h)
-		}
-		openMu.Unlock()
-		for _, h := range hs {
-			h.mu.Lock()
-			h.emit(Event{Kind: Fault, Time: time.Now(), Err: fmt.Errorf("listener: %w", err)})
-			h.mu.Unlock()
-		}
-	}
-}
+// port is the listener's port, as the engine files it.
+func (h *Held) port() uint16 { return h.local.Port() }
 
 // owns reports whether a captured packet to address a is for this listener.
 func (h *Held) owns(a netip.Addr) bool {

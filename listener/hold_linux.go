@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/synhold/synhold/internal/releaseclock"
+	"github.com/synhold/synhold/internal/tune"
 )
 
 type sysState struct {
@@ -28,7 +29,7 @@ func Probe() (Strategy, error) {
 	if probed {
 		return probeStrategy, probeErr
 	}
-	e, err := acquireEngine()
+	e, err := acquireEngine(tune.Get())
 	if err == nil {
 		e.release()
 	}
@@ -63,7 +64,7 @@ func (h *Held) start() error {
 		return h.startDelayed()
 	}
 	if s == Auto || s == Replay {
-		eng, err := acquireEngine()
+		eng, err := acquireEngine(h.tune)
 		switch {
 		case err == nil:
 			h.sys.eng, s = eng, Replay
@@ -87,11 +88,9 @@ func (h *Held) startHeld() error {
 	if h.cfg.Decide != nil && h.strategy != Replay {
 		return ErrNeedsReplay
 	}
-	clk, err := releaseclock.Acquire()
-	if err != nil {
+	if err := h.acquireClock(); err != nil {
 		return err
 	}
-	h.clk = clk
 	if err := h.listenHeld(); err != nil {
 		releaseclock.Release()
 		return err

@@ -57,4 +57,4 @@ func (h *Held) Mechanism() string { return "delayed listen" }
 func (h *Held) lead() time.Duration { return 0 }
 
 // preparer is nil: there is no replay to warm here.
-func (h *Held) preparer(time.Time) func() { return nil }
+func (h *Held) preparer() func() { return nil }

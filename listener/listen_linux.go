@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // listenHeld opens the listening socket with the hold in place before
@@ -49,9 +49,7 @@ func (h *Held) listenHeld() error {
 		if h.sys.plug, addr, err = plugSocket(h.local); err != nil {
 			return err
 		}
-		h.gateMu.Lock()
-		h.plugAddr = addr
-		h.gateMu.Unlock()
+		h.addPlug(addr)
 	}
 	if h.sys.eng != nil {
 		h.sys.eng.register(h)
@@ -113,6 +111,13 @@ func (h *Held) replug() error {
 	tl := h.ln.(*net.TCPListener)
 	h.shutGate()
 	_ = tl.SetDeadline(time.Unix(1, 0)) // wakes an Accept in accept(2)
+	// An Accept woken for a connection rather than by the deadline could
+	// still take the new plug, leaving room in the queue for a client:
+	// wait for every Accept past the gate to leave (a new one meets the
+	// deadline before accept(2)).
+	for end := time.Now().Add(time.Second); h.accepting.Load() > 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Microsecond)
+	}
 	undo := func(err error) error {
 		_ = tl.SetDeadline(time.Time{})
 		h.openGate()
@@ -123,18 +128,16 @@ func (h *Held) replug() error {
 		return undo(err)
 	}
 	h.gateMu.Lock()
-	old := h.plugAddr
-	h.plugAddr = addr // before its SYN, so that onSYN ignores it
+	old := h.plugNow
 	h.gateMu.Unlock()
+	h.addPlug(addr) // before its SYN, so that onSYN ignores it
 	err = plugQueue(plug, h.local)
 	if err == nil {
 		err = h.backlog(0)
 	}
 	if err != nil {
 		plug.Close()
-		h.gateMu.Lock()
-		h.plugAddr = old
-		h.gateMu.Unlock()
+		h.dropPlug(addr, old)
 		return undo(err)
 	}
 	h.sys.closePlug()

@@ -14,9 +14,11 @@
 // times of each connection's SYNs and SYN-ACK and how late the release was.
 //
 // Strategy Replay warms the kernel's path of a release shortly before it
-// (tune.WarmRelease: a SYN of its own to a listener of its own, ~1 ms and
-// 100 µs before), since after an idle spell that path is several times
-// slower than warm.
+// (a SYN of its own to a listener of its own, ~1 ms and 100 µs before),
+// since after an idle spell that path is several times slower than warm.
+// Every listener of a process shares one release clock thread, named
+// synhold-clock: releases due close together share its wake-up, its spin
+// and their warm-up, and fire in the order of their instants.
 //
 // What strategy Replay guarantees about the instant: a refused connection's
 // RST is never sent before its instant. A replayed SYN is sent early, by a
@@ -31,8 +33,9 @@
 // ever did lately (checked over many releases on a loaded machine by this
 // package's tests). The listening socket's filter goes with the release's
 // start, so a new SYN that arrives within the lead is answered by the
-// kernel as the replayed ones are, after the same path. tune.EarlyStart
-// turns the lead off.
+// kernel as the replayed ones are, after the same path. The
+// happyeyeballs-server binary turns the lead off with SYNHOLD_EARLY=off and
+// the warm-up with SYNHOLD_WARM=off (see docs/design.md).
 package listener
 
 import (
@@ -98,8 +101,10 @@ type Config struct {
 	// Decide, if set, is called once per new connection, on its first SYN,
 	// while the listener holds; its Verdict replaces the listener-wide
 	// instant for that connection. It needs strategy Replay (Listen returns
-	// ErrNeedsReplay otherwise). Decide runs on the capture's goroutine: it
-	// must be quick, and must not call the listener.
+	// ErrNeedsReplay otherwise). Decide runs on the capture's goroutine, without
+	// the listener's lock: it must be quick (the capture waits for it), and
+	// should not call the listener (Handshake and Handshakes wait for the
+	// capture, and so for Decide, up to 50 ms).
 	Decide func(SYN) Verdict
 	// OnEvent, if set, is called for every event of the listener, in the
 	// order they happened, from a goroutine of the listener's own. Events

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/netaddr"
+	"github.com/synhold/synhold/internal/rawconn"
 )
 
 // plugSocket opens the connection that fills a backlog-0 listener's accept
@@ -46,50 +47,45 @@ func reachable(local netip.AddrPort) netip.AddrPort {
 // plugQueue connects the plug to the listener. With backlog 0 the accept
 // queue is then full, and Linux drops every further SYN without an answer
 // (tcp_abort_on_overflow is 0 by default) until the backlog is raised. The
-// connect is non-blocking and waits in the runtime poller, with the rules
-// net (and mdlayher/socket) follow: EINTR, EINPROGRESS and EALREADY mean the
-// connect goes on; once writable, SO_ERROR says how it ended, and
-// getpeername tells a real completion from a spurious wake-up.
+// connect is non-blocking and waits in the runtime poller (rawconn), with
+// the rules net (and mdlayher/socket) follow: EINPROGRESS and EALREADY mean
+// the connect goes on (EINTR too: rawconn calls again, and finds it going
+// on); once writable, SO_ERROR says how it ended, and getpeername tells a
+// real completion from a spurious wake-up.
 func plugQueue(plug *os.File, local netip.AddrPort) error {
 	rc, err := plug.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var (
-		cerr    error
-		started bool
-	)
-	err = rc.Write(func(fd uintptr) bool {
+	started := false
+	err = rawconn.Write(rc, "connect", func(fd int) error {
 		if !started {
 			started = true
-			switch cerr = connectFunc(int(fd), netaddr.Sockaddr(reachable(local))); cerr {
-			case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
-				cerr = nil
-				return false // wait until writable
+			switch err := connectFunc(fd, netaddr.Sockaddr(reachable(local))); err {
+			case unix.EINPROGRESS, unix.EALREADY:
+				return unix.EAGAIN // wait until writable
 			case unix.EISCONN:
-				cerr = nil
+				return nil
+			default:
+				return err
 			}
-			return true
 		}
-		switch cerr = socketError(int(fd)); cerr {
-		case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
-			cerr = nil
-			return false
+		switch err := socketError(fd); err {
+		case unix.EINPROGRESS, unix.EALREADY:
+			return unix.EAGAIN
 		case unix.EISCONN:
-			cerr = nil
-			return true
+			return nil
 		case nil:
-			if _, err := unix.Getpeername(int(fd)); err != nil {
-				return false // woken before the connect completed: wait again
+			if _, err := unix.Getpeername(fd); err != nil {
+				return unix.EAGAIN // woken before the connect completed: wait again
 			}
+			return nil
+		default:
+			return err
 		}
-		return true
 	})
-	switch {
-	case err != nil: // the poller's, not the system call's
+	if err != nil {
 		return fmt.Errorf("listener: fill the accept queue: %w", err)
-	case cerr != nil:
-		return fmt.Errorf("listener: fill the accept queue: %w", os.NewSyscallError("connect", cerr))
 	}
 	return nil
 }

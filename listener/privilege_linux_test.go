@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/tune"
 )
 
 // withoutCaps runs fn on a locked OS thread whose effective capabilities
@@ -41,12 +43,12 @@ func withoutCaps(t *testing.T, caps []int, fn func()) {
 // TestRealMissingPrivilege opens the engine, probes and listens without
 // CAP_NET_RAW for real, not through a seam.
 func TestRealMissingPrivilege(t *testing.T) {
-	CloseIdle() // a lingering engine would serve the listener
+	closeIdleEngines() // a lingering engine would serve the listener
 	forgetProbe()
 	t.Cleanup(forgetProbe)
 	withoutCaps(t, []int{unix.CAP_NET_RAW}, func() {
-		if _, err := newEngine(); !errors.Is(err, os.ErrPermission) {
-			t.Errorf("newEngine() error %v, want a permission error", err)
+		if _, err := newEngine(tune.Get()); !errors.Is(err, os.ErrPermission) {
+			t.Errorf("newEngine(tune.Get()) error %v, want a permission error", err)
 		}
 		if s, err := Probe(); s != Retransmit || !errors.Is(err, os.ErrPermission) {
 			t.Errorf("Probe() = %v, %v; want retransmit and a permission error", s, err)
@@ -96,8 +98,8 @@ func TestQueueHoldWhenTheFilterIsRefused(t *testing.T) {
 			accepted := acceptAll(h, 2)
 			waitFor(t, func() bool { return h.waiting.Load() == 1 }) // Accept is waiting: it must not take the plug
 			done, client := dial(t, "tcp4", h.Addr(), 5*time.Second)
-			if late := done.Sub(at); late < 0 || late > tc.slack {
-				t.Fatalf("connect completed %v after the instant, want within [0, %v]", late, tc.slack)
+			if late := done.Sub(at); tooEarly(done, at) || late > tc.slack {
+				t.Fatalf("connect completed %v after the instant, want within [-%v, %v]", late, maxEarly, tc.slack)
 			}
 			if got := <-accepted; got != client {
 				t.Errorf("Accept returned %v, want the client %v (not the plug)", got, client)

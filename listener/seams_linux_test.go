@@ -33,7 +33,7 @@ func TestListenSyscallFaults(t *testing.T) {
 	} {
 		for _, strategy := range []Strategy{Replay, Retransmit, DelayedListen} {
 			t.Run(tc.name+"/"+strategy.String(), func(t *testing.T) {
-				CloseIdle()
+				closeIdleEngines()
 				fds := openFDs(t)
 				undo := tc.inject()
 				var ev events
@@ -54,7 +54,7 @@ func TestListenSyscallFaults(t *testing.T) {
 					}
 					t.Fatalf("Listen: %v, want %v", err, tc.want)
 				}
-				CloseIdle()
+				closeIdleEngines()
 				waitFor(t, func() bool { return openFDs(t) <= fds })
 			})
 		}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/netaddr"
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // Seams for fault injection in tests.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,8 +139,7 @@ func warmSYN(src, dst netip.AddrPort) []byte {
 	return b
 }
 
-// warm runs the path once: the filter attached and detached on the source
-// socket (the release detaches the listener's), then the SYN through c.
+// warm runs the path once: the SYN through c.
 func (w *warmer) warm(c *replay.Conn) {
 	_ = c.Send(w.syn, w.to)
 }
@@ -152,61 +152,26 @@ func (w *warmer) close() {
 	}
 }
 
+// warmShare is how recently a family's path must have been warmed, or
+// taken by a replay, for a warm-up to be left out: releases due together
+// share one warm-up.
+const warmShare = 50 * time.Microsecond
+
 // warm exercises the release's path of the families asked for; see warmer.
+// It leaves out a family whose path was warmed or used within warmShare.
 func (e *engine) warm(v4, v6 bool) {
-	if v4 && e.warm4 != nil {
-		e.warm4.warm(e.raw4)
+	now := time.Now()
+	warm := func(w *warmer, c *replay.Conn, last *atomic.Int64) {
+		if w == nil || now.Sub(time.Unix(0, last.Load())) < warmShare {
+			return
+		}
+		last.Store(now.UnixNano())
+		w.warm(c)
 	}
-	if v6 && e.warm6 != nil {
-		e.warm6.warm(e.raw6)
+	if v4 {
+		warm(e.warm4, e.raw4, &e.lastWarm4)
 	}
-}
-
-// The lead of an early start: how much before its instant a release begins,
-// so that the SYN-ACK leaves at the instant rather than the kernel's path
-// after it. It is learned per network namespace and family from the
-// releases' own latency, from the start of the release to the SYN-ACK as the
-// capture records it: once it has leadMinSamples, the smallest of the last
-// leadSamples, less leadMargin, at most maxLead.
-const (
-	leadSamples    = 64
-	leadMinSamples = 8
-	leadMargin     = 15 * time.Microsecond
-	maxLead        = 150 * time.Microsecond
-)
-
-// leadLearner keeps the latest latencies of one family's releases.
-type leadLearner struct {
-	mu      sync.Mutex
-	samples [leadSamples]time.Duration
-	n, next int
-}
-
-// learn adds one release's latency, start of the release to its SYN-ACK.
-func (l *leadLearner) learn(d time.Duration) {
-	if d <= 0 {
-		return
+	if v6 {
+		warm(e.warm6, e.raw6, &e.lastWarm6)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.samples[l.next] = d
-	l.next = (l.next + 1) % leadSamples
-	if l.n < leadSamples {
-		l.n++
-	}
-}
-
-// lead is the smallest latency kept, less leadMargin, within [0, maxLead];
-// 0 before leadMinSamples.
-func (l *leadLearner) lead() time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n < leadMinSamples {
-		return 0
-	}
-	m := l.samples[0]
-	for _, d := range l.samples[1:l.n] {
-		m = min(m, d)
-	}
-	return max(0, min(m-leadMargin, maxLead))
 }

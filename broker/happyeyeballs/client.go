@@ -3,6 +3,7 @@ package happyeyeballs
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,7 +80,7 @@ func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 	if c.SamePort {
 		b |= 0x10
 	}
-	req, err := ParseRequest(b)
+	req, err := parseRequest(b)
 	if err != nil {
 		return Pair{}, err
 	}
@@ -91,21 +92,107 @@ func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 	return p, err
 }
 
+// judgementPoll is how often Judgement asks again while the pair is open.
+const judgementPoll = 20 * time.Millisecond
+
+// Judgement asks for the server's judgement of pair p (request 0xE0 and
+// p's IPv4 port): what the client did on it, judged against RFC 8305. The
+// server answers once the pair has closed, which it does when the first
+// connection on it was accepted (or at its timeout); until then Judgement
+// asks again every 20 ms, until ctx is done. A port the server handed out
+// no pair on is an error wrapping ErrRefused.
+func (c *Client) Judgement(ctx context.Context, p Pair) (Judgement, error) {
+	req := request{Byte: reqJudge, Op: opJudge, Port: p.IPv4.Port()}
+	for {
+		var j Judgement
+		open := false
+		err := c.exchange(ctx, req, func(r io.Reader) (err error) {
+			j, open, err = readJudgement(r)
+			return err
+		})
+		switch {
+		case errors.Is(err, ErrRefused):
+			return Judgement{}, fmt.Errorf("%w: no pair was handed out on IPv4 port %d", err, req.Port)
+		case err != nil || !open:
+			return j, err
+		}
+		if !sleepCtx(ctx, judgementPoll) {
+			return Judgement{}, fmt.Errorf("happyeyeballs: the pair on IPv4 port %d has not closed: %w", req.Port, ctx.Err())
+		}
+	}
+}
+
+// readJudgement reads the answer to 0xE0: 0x01, a length and the JSON of a
+// Judgement; 0x02 while the pair is open (open is then true); 0x00.
+func readJudgement(r io.Reader) (j Judgement, open bool, err error) {
+	var b [5]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return j, false, fmt.Errorf("read reply: %w", err)
+	}
+	if b[0] == replyOpen {
+		return j, true, nil
+	}
+	if err := checkStatus(b[0]); err != nil {
+		return j, false, err
+	}
+	if _, err := io.ReadFull(r, b[1:5]); err != nil {
+		return j, false, fmt.Errorf("read judgement length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(b[1:5])
+	if n > maxJudgementLen {
+		return j, false, fmt.Errorf("judgement of %d bytes, more than %d: is this a Happy Eyeballs control port?", n, maxJudgementLen)
+	}
+	js := make([]byte, n)
+	if _, err := io.ReadFull(r, js); err != nil {
+		return j, false, fmt.Errorf("read judgement: %w", err)
+	}
+	j, err = decodeJudgement(js)
+	return j, false, err
+}
+
+// decodeJudgement parses a Judgement's JSON, insisting on every field.
+func decodeJudgement(js []byte) (Judgement, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
+		return Judgement{}, fmt.Errorf("judgement %q: %w", js, err)
+	}
+	for _, k := range []string{"pair", "first", "attempt_delay_ms", "winner", "verdict", "deviations", "why"} {
+		if _, ok := fields[k]; !ok {
+			return Judgement{}, fmt.Errorf("judgement %q has no %q", js, k)
+		}
+	}
+	var j Judgement
+	if err := json.Unmarshal(js, &j); err != nil {
+		return Judgement{}, fmt.Errorf("judgement %q: %w", js, err)
+	}
+	if j.Deviations == nil {
+		j.Deviations = []Deviation{}
+	}
+	return j, nil
+}
+
 // Ping asks whether the server is ready; nil once it answered.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.exchange(ctx, Request{Byte: reqPing, Op: OpPing}, readAck)
+	return c.exchange(ctx, request{Byte: reqPing, Op: opPing}, readAck)
 }
 
 // Wait pings the server every poll until it answers, or ctx is done; it
 // then returns the last error. It is what happyeyeballs-server --wait does.
 func (c *Client) Wait(ctx context.Context, poll time.Duration) error {
+	var last error
 	for {
 		err := c.Ping(ctx)
 		if err == nil {
 			return nil
 		}
+		// A ping cut short by ctx's deadline says less than the one before
+		// it (a refusal, say): keep that one. The dial may see the deadline
+		// pass before ctx.Err does.
+		if last == nil || ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			last = err
+		}
 		if !sleepCtx(ctx, poll) {
-			return fmt.Errorf("happyeyeballs: wait: %w; last error: %w", ctx.Err(), err)
+			return fmt.Errorf("happyeyeballs: wait: %w; last error: %w", ctx.Err(), last)
 		}
 	}
 }
@@ -115,7 +202,7 @@ func (c *Client) Wait(ctx context.Context, poll time.Duration) error {
 // no server running, the error satisfies errors.Is(err,
 // syscall.ECONNREFUSED).
 func (c *Client) Stop(ctx context.Context, poll time.Duration) error {
-	if err := c.exchange(ctx, Request{Byte: reqShutdown, Op: OpShutdown}, readAck); err != nil {
+	if err := c.exchange(ctx, request{Byte: reqShutdown, Op: opShutdown}, readAck); err != nil {
 		return err
 	}
 	for {
@@ -155,7 +242,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 
 // exchange sends req's byte on a control connection of its own and hands
 // the connection to read for the reply. A ctx done mid-way cuts it short.
-func (c *Client) exchange(ctx context.Context, req Request, read func(io.Reader) error) error {
+func (c *Client) exchange(ctx context.Context, req request, read func(io.Reader) error) error {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return err
@@ -171,7 +258,11 @@ func (c *Client) exchange(ctx context.Context, req Request, read func(io.Reader)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	err = func() error {
-		if _, err := conn.Write([]byte{req.Byte}); err != nil {
+		msg := []byte{req.Byte}
+		if req.Op == opJudge {
+			msg = binary.BigEndian.AppendUint16(msg, req.Port)
+		}
+		if _, err := conn.Write(msg); err != nil {
 			return fmt.Errorf("send %s: %w", hexByte(req.Byte), err)
 		}
 		return read(conn)
@@ -206,7 +297,7 @@ func checkStatus(b byte) error {
 
 // readPairReply reads the answer to pair request req: 0x01 and two ports,
 // or one for a same-port pair.
-func readPairReply(r io.Reader, req Request) (Pair, error) {
+func readPairReply(r io.Reader, req request) (Pair, error) {
 	var buf [5]byte
 	if _, err := io.ReadFull(r, buf[:1]); err != nil {
 		return Pair{}, fmt.Errorf("read reply: %w", err)

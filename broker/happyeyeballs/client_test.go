@@ -117,16 +117,23 @@ func TestClientBadFamily(t *testing.T) {
 	}
 }
 
-// freeAddr is a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
+// refusedAddr is a loopback address that refuses connections until the
+// test ends: the local end of a connection the test keeps open, so that no
+// other test (of this process or another's) can listen on it, hold its
+// SYNs or answer them meanwhile, as it could on a port merely closed.
+func refusedAddr(t *testing.T) string {
 	ln := mustListen(t, "tcp4", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr().String()
 }
 
 func TestClientNoServer(t *testing.T) {
-	c := &Client{Addr: freeAddr(t)}
+	c := &Client{Addr: refusedAddr(t)}
 	ctx := context.Background()
 	for name, err := range map[string]error{
 		"Pair": func() error { _, err := c.Pair(ctx, 4); return err }(),
@@ -137,7 +144,9 @@ func TestClientNoServer(t *testing.T) {
 			t.Errorf("%s with no server: %v, want ECONNREFUSED naming %s", name, err, c.Addr)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// Long enough for a loaded machine to run one refused dial (200 ms
+	// was not, under -race beside other builds); Wait still ends at it.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := c.Wait(wctx, 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("Wait with no server: %v, want the deadline and the last refusal", err)
@@ -228,8 +237,8 @@ func FuzzPairReply(f *testing.F) {
 	f.Add(byte(0x06), []byte{0})
 	f.Add(byte(0x14), []byte{1, 0})
 	f.Fuzz(func(t *testing.T, b byte, reply []byte) {
-		req, err := ParseRequest(b)
-		if err != nil || req.Op != OpPair {
+		req, err := parseRequest(b)
+		if err != nil || req.Op != opPair {
 			return
 		}
 		p, err := readPairReply(bytes.NewReader(reply), req)

@@ -1,6 +1,7 @@
 package happyeyeballs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,9 +25,14 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	req, perr := ParseRequest(b)
-	if s.cfg.SamePort && req.Op == OpPair {
+	req, perr := parseRequest(b)
+	if s.cfg.SamePort && req.Op == opPair {
 		req.SamePort = true
+	}
+	if req.Op == opJudge {
+		if req.Port, err = s.readPort(c); err != nil {
+			perr = err
+		}
 	}
 	reply, p := s.answer(req, perr, from)
 	err = writeReply(c, reply, s.cfg.IdleTimeout)
@@ -41,7 +47,7 @@ func (s *Server) serveConn(c net.Conn) {
 			p.close("reply failed: nobody knows its ports")
 		}
 	}
-	if req.Op == OpShutdown && perr == nil {
+	if req.Op == opShutdown && perr == nil {
 		s.stop("0xff request from " + from)
 	}
 	linger(c, min(s.cfg.IdleTimeout, lingerMax))
@@ -49,19 +55,24 @@ func (s *Server) serveConn(c net.Conn) {
 
 // answer carries out req and returns the reply to send, with the pair it
 // opened, if any.
-func (s *Server) answer(req Request, perr error, from string) ([]byte, *pair) {
+func (s *Server) answer(req request, perr error, from string) ([]byte, *pair) {
 	switch {
+	case perr != nil && req.Op == opJudge:
+		s.log.Warn("judgement request without its port; replied 0x00", "request", hexByte(req.Byte), "from", from, "why", readWhy(perr))
+		return []byte{replyFailure}, nil
 	case perr != nil:
 		s.log.Warn("unknown control request; replied 0x00", "request", hexByte(req.Byte), "from", from)
 		return []byte{replyFailure}, nil
-	case req.Op == OpPair:
+	case req.Op == opJudge:
+		return s.answerJudge(req.Port, from), nil
+	case req.Op == opPair:
 		p, err := s.newPair(req)
 		if err != nil {
 			s.log.Error("pair request failed; replied 0x00", "request", hexByte(req.Byte), "from", from, "err", err)
 			return []byte{replyFailure}, nil
 		}
 		return encodeReply(req, p.sides[0].port(), p.sides[1].port()), p
-	case req.Op == OpPing:
+	case req.Op == opPing:
 		s.log.Debug("ping", "from", from)
 		return encodeReply(req, 0, 0), nil
 	default:
@@ -130,3 +141,30 @@ func linger(c net.Conn, max time.Duration) {
 
 // hexByte formats a protocol byte for logs.
 func hexByte(b byte) string { return fmt.Sprintf("0x%02x", b) }
+
+// readPort reads the two bytes of port that follow 0xE0, within the
+// deadline readRequest set.
+func (s *Server) readPort(c net.Conn) (uint16, error) {
+	var b [2]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return 0, fmt.Errorf("read port: %w", err)
+	}
+	return binary.BigEndian.Uint16(b[:]), nil
+}
+
+// answerJudge answers 0xE0 for IPv4 port port: the judgement once the
+// pair closed, 0x02 while it is open, 0x00 for a port no pair was handed
+// out on.
+func (s *Server) answerJudge(port uint16, from string) []byte {
+	j, known, closed := s.judgementOf(port)
+	switch {
+	case !known:
+		s.log.Info("judgement of an unknown pair; replied 0x00", "ipv4_port", port, "from", from)
+		return []byte{replyFailure}
+	case !closed:
+		s.log.Debug("judgement of an open pair; replied 0x02", "ipv4_port", port, "from", from)
+		return []byte{replyOpen}
+	}
+	s.log.Debug("judgement sent", "pair", j.Pair, "ipv4_port", port, "from", from)
+	return encodeJudgement(j)
+}

@@ -9,13 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -71,8 +71,11 @@ func TestIdleControlConnections(t *testing.T) {
 				t.Errorf("ping beside idle connections: reply % x after %v, want 01 well within %v", a.reply, took, idle)
 			}
 			for range tc.idles {
-				if d := <-closed; d < idle-20*time.Millisecond || d > idle+testTol {
-					t.Errorf("idle connection closed after %v, want about %v", d, idle)
+				// Up to a second late: a loaded 2-core machine running -race
+				// stalled these 900 ms; still well before the 5 s of the
+				// read deadline, which a server that never closes would hit.
+				if d := <-closed; d < idle-20*time.Millisecond || d > idle+time.Second {
+					t.Errorf("idle connection closed after %v, want %v to a second later", d, idle)
 				}
 			}
 		})
@@ -118,23 +121,13 @@ func TestStop(t *testing.T) {
 	}
 }
 
-// openFDs counts the process's open descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors: %v", err)
-	}
-	return len(ents)
-}
-
 // settle waits until the descriptors and goroutines are back to at most
 // fds and gs, and reports what it last saw.
 func settle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
 	t.Helper()
 	var f, g int
 	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
-		f, g = openFDs(t), runtime.NumGoroutine()
+		f, g = testenv.OpenFDs(t), runtime.NumGoroutine()
 		if f <= fds && g <= gs || time.Now().After(deadline) {
 			return f, g
 		}
@@ -142,6 +135,7 @@ func settle(t *testing.T, fds, gs int, within time.Duration) (int, int) {
 }
 
 func TestPairsNobodyConnectsToLeakNothing(t *testing.T) {
+	testenv.SkipIfShort(t, "1000 pairs held until their 1.5 s timeout, then a wait for every descriptor back: 5-7 s")
 	const (
 		pairs       = 1000
 		workers     = 16
@@ -149,7 +143,7 @@ func TestPairsNobodyConnectsToLeakNothing(t *testing.T) {
 	)
 	hs := startServer(t, Config{PairTimeout: pairTimeout, Logger: slog.New(slog.DiscardHandler)})
 	ask(t, hs.ctl4, reqPing) // the poller and the Serve goroutines are up
-	fds, gs := settle(t, openFDs(t), runtime.NumGoroutine(), 0)
+	fds, gs := settle(t, testenv.OpenFDs(t), runtime.NumGoroutine(), 0)
 	start := time.Now()
 	var (
 		wg     sync.WaitGroup
@@ -181,7 +175,7 @@ func TestPairsNobodyConnectsToLeakNothing(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d pair requests failed, first: %v", len(failed), pairs, failed[0])
 	}
-	peakFDs := openFDs(t)
+	peakFDs := testenv.OpenFDs(t)
 	f, g := settle(t, fds, gs, pairTimeout+10*time.Second)
 	t.Logf("%d pairs requested in %v; descriptors %d before, %d at the peak, %d after; goroutines %d before, %d after",
 		pairs, requested.Round(time.Millisecond), fds, peakFDs, f, gs, g)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func eventPair(t *testing.T) (*pair, *logBuffer) {
 	t.Helper()
 	log := &logBuffer{}
-	s := newServer(t, Config{Logger: slog.New(slog.NewJSONHandler(log, nil)), Spares: -1})
+	s := newServer(t, Config{Logger: slog.New(slog.NewJSONHandler(log, nil)), Spares: 0})
 	fac := &fakeFactory{}
 	s.listen = fac.listen
 	p, err := s.openPair(false)
@@ -24,7 +25,7 @@ func eventPair(t *testing.T) (*pair, *logBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.closeListeners)
-	p.start(Request{Byte: 0x04, Op: OpPair, Slow: 4})
+	p.start(request{Byte: 0x04, Op: opPair, Slow: 4})
 	return p, log
 }
 
@@ -115,5 +116,48 @@ func TestLinesAcrossSidesInTimeOrder(t *testing.T) {
 	}
 	if len(fams) != 2 || fams[0] != "ipv6" || fams[1] != "ipv4" {
 		t.Errorf("syn seen lines for %v, want ipv6 (the earlier) then ipv4", fams)
+	}
+}
+
+// TestJudgedLineInWords feeds a pair the SYNs of a client that tries IPv4
+// first and IPv6 250.5 ms later, with a retransmitted IPv4 SYN (not a new
+// attempt), and checks the text format's "pair judged" line: the same
+// fields, the sentence in words.
+func TestJudgedLineInWords(t *testing.T) {
+	var log logBuffer
+	s := newServer(t, Config{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	s.listen = (&fakeFactory{replay: true}).listen
+	p, err := s.openPair(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start(request{Byte: 0x14, Op: opPair, Slow: 4, SamePort: true})
+	if !s.addPair(p) {
+		t.Fatal("server closing")
+	}
+	p.announce("127.0.0.1:1", p.started, p.started)
+	v4, v6 := netip.MustParseAddrPort("127.0.0.1:5000"), netip.MustParseAddrPort("[::1]:5001")
+	t0 := p.started.Add(time.Millisecond)
+	p.onEvent(p.sides[0])(listener.Event{Kind: listener.SYNSeen, Client: v4, Time: t0})
+	p.onEvent(p.sides[1])(listener.Event{Kind: listener.SYNSeen, Client: v6, Time: t0.Add(250500 * time.Microsecond)})
+	p.onEvent(p.sides[0])(listener.Event{Kind: listener.SYNSeen, Client: v4, Time: t0.Add(time.Second), Retransmit: true})
+	p.close("timeout: nobody connected")
+	var line string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, `msg="pair judged"`) {
+			line = l
+		}
+	}
+	want := `pair=1 first=ipv4 attempt_delay_ms=250.50 winner=none verdict=deviates deviations=[IPv4First] ` +
+		`why="The client tried IPv4 first although IPv6 was offered, started IPv6 250.50 ms later, and connected over neither family before the pair closed (timeout: nobody connected)."`
+	if !strings.HasSuffix(line, want) {
+		t.Errorf("pair judged line\n%s\nwant it to end\n%s", line, want)
+	}
+	j, known, closed := s.judgementOf(p.sides[0].port())
+	if !known || !closed || j.Pair != 1 || j.Verdict != Deviates {
+		t.Errorf("judgementOf: %+v %v %v", j, known, closed)
+	}
+	if r := s.Report(); r.Summary.Pairs != 1 || len(r.Pairs) != 1 || len(r.Pairs[0].Marks) != 3 || r.Pairs[0].Marks[2].Kind != "retransmit" {
+		t.Errorf("report %+v", r)
 	}
 }

@@ -70,3 +70,34 @@ func raceDial(ctx context.Context, addrs ...string) (net.Conn, error) {
 	}
 	return nil, err
 }
+
+// A driver's test asserts that its dialler conforms to RFC 8305: after
+// connecting over a pair, it asks the server for its judgement of that
+// pair, which comes once the pair has closed (at the first connection).
+// Here the dialler under test is Go's own: a net.Dialer given "localhost"
+// would race ::1 and 127.0.0.1 with its 300 ms FallbackDelay.
+func ExampleClient_Judgement() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	he := &happyeyeballs.Client{Addr: "127.0.0.1:10036", SamePort: true}
+	p, err := he.Pair(ctx, 4)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var d net.Dialer // the code under test
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("localhost", fmt.Sprint(p.IPv4.Port())))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn.Close()
+	j, err := he.Judgement(ctx, p)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if j.Verdict != happyeyeballs.Conforms {
+		fmt.Printf("deviates from RFC 8305: %v: %s\n", j.Deviations, j.Why)
+	}
+}

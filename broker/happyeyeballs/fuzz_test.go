@@ -2,6 +2,7 @@ package happyeyeballs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -24,10 +25,11 @@ import (
 // fakeListener stands in for a held listener in the fuzz target: it opens
 // no socket, accepts nothing, and counts itself open until closed.
 type fakeListener struct {
-	addr   netip.AddrPort
-	open   *atomic.Int64
-	closed chan struct{}
-	once   sync.Once
+	addr     netip.AddrPort
+	strategy listener.Strategy // Retransmit unless the factory says replay
+	open     *atomic.Int64
+	closed   chan struct{}
+	once     sync.Once
 }
 
 func (l *fakeListener) Accept() (net.Conn, error) {
@@ -45,7 +47,7 @@ func (l *fakeListener) Close() error {
 
 func (l *fakeListener) AddrPort() netip.AddrPort    { return l.addr }
 func (l *fakeListener) ReleaseAt(time.Time)         {}
-func (l *fakeListener) Strategy() listener.Strategy { return listener.Retransmit }
+func (l *fakeListener) Strategy() listener.Strategy { return cmp.Or(l.strategy, listener.Retransmit) }
 func (l *fakeListener) Handshake(netip.AddrPort) (listener.Handshake, bool) {
 	return listener.Handshake{}, false
 }
@@ -58,6 +60,7 @@ type fakeFactory struct {
 	fail   bool
 	failV6 atomic.Int64 // how many more tcp6 listens fail
 	calls  atomic.Int64
+	replay bool // its listeners claim strategy Replay (they see the SYNs a test feeds)
 }
 
 func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldListener, error) {
@@ -73,13 +76,19 @@ func (f *fakeFactory) listen(network, address string, _ listener.Config) (heldLi
 		ap = netip.AddrPortFrom(ap.Addr(), uint16(20000+f.next.Add(1)%40000))
 	}
 	f.open.Add(1)
-	return &fakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}, nil
+	l := &fakeListener{addr: ap, open: &f.open, closed: make(chan struct{})}
+	if f.replay {
+		l.strategy = listener.Replay
+	}
+	return l, nil
 }
 
 // wantReply checks reply against the protocol, independently of
-// ParseRequest: what first asks for, given the server's
-// SamePort and whether listeners could be opened.
-func wantReply(first byte, samePort, listenFails bool, reply []byte) error {
+// parseRequest: what data asks for, given the server's SamePort and whether
+// listeners could be opened. The server is fresh: a judgement request
+// names a port no pair was handed out on.
+func wantReply(data []byte, samePort, listenFails bool, reply []byte) error {
+	first := data[0]
 	switch first {
 	case 0x04, 0x06, 0x14, 0x16:
 		return wantPairReply(first, samePort || first&0x10 != 0, listenFails, reply)
@@ -130,6 +139,7 @@ func FuzzControl(f *testing.F) {
 		"", "\x04", "\x06", "\x14", "\x16", "\xf0", "\xff", "\x00", "\x05", "\xfe",
 		"\x04\x80", "\x06\x05", "\x14\x0a", "\x16\x85", "\xff\xff\xff", "\xf0\x04\x06",
 		"\x04\x06\x14\x16\xf0\xff", "GET / HTTP/1.1\r\n\r\n",
+		"\xe0", "\xe0\x4e", "\xe0\x4e\x21", "\xe0\x00\x00\xff",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -140,18 +150,30 @@ func FuzzControl(f *testing.F) {
 
 func fuzzOne(t *testing.T, data []byte) {
 	fac := &fakeFactory{fail: len(data) > 1 && data[1]%5 == 0}
+	idle := 5 * time.Second // never reached: the client writes at once or hangs up
+	if len(data) > 0 && data[0] == reqJudge && len(data) < 3 {
+		idle = 100 * time.Millisecond // reached: the port never comes
+	}
 	s := newServer(t, Config{
 		SamePort:    len(data) > 1 && data[1]&0x80 != 0,
-		IdleTimeout: 5 * time.Second, // never reached: the client writes at once or hangs up
+		IdleTimeout: idle,
 		Logger:      slog.New(slog.DiscardHandler),
 	})
 	s.listen = fac.listen
+	var judged *Judgement
+	if len(data) >= 3 && data[0] == reqJudge && !fac.fail {
+		data, judged = fuzzJudgeSetup(t, s, data)
+	}
 	reply := fuzzExchange(s, data)
-	if len(data) == 0 {
+	if judged != nil {
+		if err := wantJudgeReply(data, *judged, reply); err != nil {
+			t.Error(err)
+		}
+	} else if len(data) == 0 {
 		if len(reply) != 0 {
 			t.Errorf("no request, reply % x", reply)
 		}
-	} else if err := wantReply(data[0], s.cfg.SamePort, fac.fail, reply); err != nil {
+	} else if err := wantReply(data, s.cfg.SamePort, fac.fail, reply); err != nil {
 		t.Error(err)
 	}
 	if len(data) > 0 && data[0] == 0xFF {
@@ -162,6 +184,65 @@ func fuzzOne(t *testing.T, data []byte) {
 		}
 	}
 	fuzzShutdown(t, s, fac)
+}
+
+// fuzzJudgeSetup readies a judgement request: it has a pair handed out
+// (closed if bit 0 of the fourth byte is set) and XORs the request's port
+// with the pair's, so that 0xE0 0x00 0x00 names that pair and any other
+// port none. It returns the request and what the pair's judgement is (a
+// zero Judgement while it is open).
+func fuzzJudgeSetup(t *testing.T, s *Server, data []byte) ([]byte, *Judgement) {
+	reply := fuzzExchange(s, []byte{0x04})
+	if len(reply) < 3 || reply[0] != replyOK {
+		t.Fatalf("pair request: reply % x", reply)
+	}
+	port := binary.BigEndian.Uint16(reply[1:3])
+	s.mu.Lock()
+	p := s.byPort[port]
+	s.mu.Unlock()
+	j := &Judgement{}
+	if len(data) > 3 && data[3]&1 == 1 {
+		p.close("fuzz")
+		s.mu.Lock()
+		judged := s.judgedOn[port]
+		s.mu.Unlock()
+		j = &judged
+	}
+	data = slices.Clone(data)
+	binary.BigEndian.PutUint16(data[1:3], port^binary.BigEndian.Uint16(data[1:3]))
+	j.Pair = p.id
+	if binary.BigEndian.Uint16(data[1:3]) != port {
+		j.Pair = 0 // names no pair
+	}
+	return data, j
+}
+
+// wantJudgeReply checks the answer to a judgement request: 0x00 for a port
+// that names no pair (j.Pair 0), 0x02 while the pair is open (j.Verdict
+// ""), else 0x01, the length and the JSON of j.
+func wantJudgeReply(data []byte, j Judgement, reply []byte) error {
+	switch {
+	case j.Pair == 0:
+		if !bytes.Equal(reply, []byte{replyFailure}) {
+			return fmt.Errorf("% x names no pair: reply % x, want 00", data, reply)
+		}
+	case j.Verdict == "":
+		if !bytes.Equal(reply, []byte{replyOpen}) {
+			return fmt.Errorf("% x names an open pair: reply % x, want 02", data, reply)
+		}
+	default:
+		if len(reply) < 5 || reply[0] != replyOK || int(binary.BigEndian.Uint32(reply[1:5])) != len(reply)-5 {
+			return fmt.Errorf("% x names a closed pair: reply % x, want 01, a length and that much JSON", data, reply)
+		}
+		got, err := decodeJudgement(reply[5:])
+		if err != nil {
+			return err
+		}
+		if got.Pair != j.Pair || got.Verdict != Unknown || got.Why != j.Why || len(got.Deviations) != 0 {
+			return fmt.Errorf("% x: judgement %+v, want %+v (fake listeners capture nothing: unknown)", data, got, j)
+		}
+	}
+	return nil
 }
 
 // fuzzExchange writes data to a control connection of s and returns all
@@ -230,7 +311,7 @@ func TestSamePortRetries(t *testing.T) {
 		t.Run(strconv.Itoa(int(tc.taken)), func(t *testing.T) {
 			fac := &fakeFactory{}
 			fac.failV6.Store(tc.taken)
-			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: -1}) // counts every listen
+			s := newServer(t, Config{Logger: slog.New(slog.DiscardHandler), Spares: 0}) // counts every listen
 			s.listen = fac.listen
 			reply := fuzzExchange(s, []byte{0x16})
 			if ok := len(reply) == 3 && reply[0] == replyOK; ok != tc.wantOK || len(reply) == 0 {
@@ -274,7 +355,7 @@ func TestSpares(t *testing.T) {
 	}
 	for i, b := range []byte{0x04, 0x06} {
 		reply := fuzzExchange(s, []byte{b})
-		want := encodeReply(Request{Op: OpPair}, ready[i].sides[0].port(), ready[i].sides[1].port())
+		want := encodeReply(request{Op: opPair}, ready[i].sides[0].port(), ready[i].sides[1].port())
 		if !bytes.Equal(reply, want) {
 			t.Errorf("request %d: reply % x, want the spare's % x", i, reply, want)
 		}

@@ -53,8 +53,15 @@ type pair struct {
 	// Set by start, before the pair is served; read by the event callbacks,
 	// which may run before (a stray SYN at a spare), hence the lock.
 	mu      sync.Mutex
-	req     Request
+	req     request
 	started time.Time // the instant the delays count from; zero for a spare
+	replied time.Time // when the reply with its ports went out
+
+	// The winner, for the judgement; set by connected, under mu.
+	winner       int
+	wonAt        time.Time // its SYN-ACK, else its accept
+	acceptedAt   time.Time
+	winnerClient string
 
 	// The pair's log lines are written under logMu, in the order of the
 	// events. The listener's events wait in pending, sorted by their time,
@@ -81,6 +88,8 @@ type side struct {
 	faulted  bool                         // a Fault event came: SYN-ACKs may go unseen
 	synacks  map[netip.AddrPort]time.Time // kernel times of its SYN-ACKs, by client
 	changed  chan struct{}                // closed and replaced whenever the above change
+	firstSYN time.Time                    // the first SYN of a new connection (not a retransmission)
+	marks    []Mark                       // its events, for the report
 }
 
 func (sd *side) port() uint16 { return sd.ln.AddrPort().Port() }
@@ -102,7 +111,7 @@ func (s *Server) openPair(samePort bool) (*pair, error) {
 // one, else one bound now, and starts the pair's clock. The caller replies
 // with its ports, then calls announce and serve: what can wait until the
 // reply is out waits.
-func (s *Server) newPair(req Request) (*pair, error) {
+func (s *Server) newPair(req request) (*pair, error) {
 	p := s.takeSpare(req.SamePort)
 	if p == nil {
 		var err error
@@ -135,6 +144,7 @@ func (s *Server) addPair(p *pair) bool {
 		return false
 	}
 	s.pairs[p] = struct{}{}
+	s.byPort[p.sides[0].port()] = p
 	s.wg.Add(len(p.sides))
 	p.timer = time.AfterFunc(s.cfg.PairTimeout, func() { p.close("timeout: nobody connected") })
 	return true
@@ -203,7 +213,7 @@ func (p *pair) listen(sd *side, address string) (heldListener, error) {
 
 // start sets each side's release instant from now: the fast side
 // FastDelay after it, the slow side SlowDelay after.
-func (p *pair) start(req Request) {
+func (p *pair) start(req request) {
 	now := time.Now()
 	p.mu.Lock()
 	p.req, p.started = req, now
@@ -261,6 +271,12 @@ func (p *pair) connected(sd *side, c net.Conn) {
 	if !seen && !hs.SYNACK.IsZero() { // recorded, though its event has not come yet
 		synack, seen = hs.SYNACK, true
 	}
+	p.mu.Lock()
+	p.winner, p.wonAt, p.acceptedAt, p.winnerClient = sd.family, at, at, client.String()
+	if seen {
+		p.wonAt = synack
+	}
+	p.mu.Unlock()
 	p.inOrder(func() {
 		p.logConnected(sd, c, at, hs, captured, synack, seen)
 		if err != nil {
@@ -282,6 +298,7 @@ func (p *pair) close(why string) {
 		p.inOrder(func() {
 			p.log.Info("pair closed", "why", why, "closed", stamp(now), "after_ms", millis(now.Sub(p.startedAt())))
 		})
+		p.judge(why, now)
 	})
 }
 
@@ -344,6 +361,9 @@ func (p *pair) flushLocked(until time.Time) {
 // announce writes the "pair requested" line, once the reply to from has
 // been sent (or failed), then the lines that waited for it.
 func (p *pair) announce(from string, received, replied time.Time) {
+	p.mu.Lock()
+	p.replied = replied
+	p.mu.Unlock()
 	p.logMu.Lock()
 	defer p.logMu.Unlock()
 	p.logRequested(from, received, replied)
@@ -402,6 +422,7 @@ func (p *pair) onEvent(sd *side) func(listener.Event) {
 func (sd *side) note(e listener.Event) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
+	sd.markLocked(e)
 	switch e.Kind {
 	case listener.Released:
 		sd.released = true

@@ -2,29 +2,32 @@ package happyeyeballs
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 )
 
-// Op is what a Happy Eyeballs control request asks for.
-type Op uint8
+// op is what a Happy Eyeballs control request asks for.
+type op uint8
 
 const (
-	// OpPair asks for a port pair with one slow family.
-	OpPair Op = iota + 1
-	// OpPing asks whether the server is ready (what --wait sends).
-	OpPing
-	// OpShutdown asks the server to shut down (what --stop sends).
-	OpShutdown
+	// opPair asks for a port pair with one slow family.
+	opPair op = iota + 1
+	// opPing asks whether the server is ready (what --wait sends).
+	opPing
+	// opShutdown asks the server to shut down (what --stop sends).
+	opShutdown
+	// opJudge asks for the judgement of the pair on a port.
+	opJudge
 )
 
-var opNames = [...]string{"", "pair", "ping", "shutdown"}
+var opNames = [...]string{"", "pair", "ping", "shutdown", "judgement"}
 
-func (o Op) String() string {
+func (o op) String() string {
 	if int(o) >= len(opNames) || o == 0 {
-		return fmt.Sprintf("Op(%d)", int(o))
+		return fmt.Sprintf("op(%d)", int(o))
 	}
 	return opNames[o]
 }
@@ -37,54 +40,65 @@ const (
 	reqSame6     = 0x16 // pair, IPv6 slow, one port number for both
 	reqPing      = 0xF0
 	reqShutdown  = 0xFF
+	reqJudge     = 0xE0 // and a pair's IPv4 port, big-endian: its Judgement
 	replyOK      = 0x01
 	replyFailure = 0x00
+	replyOpen    = 0x02 // to 0xE0: the pair has not closed yet
 )
 
-// Request is one decoded control byte.
-type Request struct {
+// maxJudgementLen bounds the JSON of a Judgement a Client accepts.
+const maxJudgementLen = 1 << 16
+
+// request is one decoded control byte.
+type request struct {
 	// Byte is the byte as received.
 	Byte byte
 	// Op is what the byte asks for.
-	Op Op
+	Op op
 	// Slow is the family whose handshakes are slow, 4 or 6 (pairs only).
 	Slow int
 	// SamePort puts both families of a pair on one port number, and makes
 	// the reply carry that one port.
 	SamePort bool
+	// Port is the IPv4 port a judgement request names (read after the
+	// byte, by the server).
+	Port uint16
 }
 
 // Fast is the family whose handshakes are fast, 4 or 6 (pairs only).
-func (r Request) Fast() int {
+func (r request) Fast() int {
 	if r.Slow == 4 {
 		return 6
 	}
 	return 4
 }
 
-// ErrUnknownRequest is returned, wrapped, by
-// ParseRequest for a byte that is not part of the protocol.
-var ErrUnknownRequest = errors.New("happyeyeballs: unknown request")
+// errUnknownRequest is returned, wrapped, by
+// parseRequest for a byte that is not part of the protocol.
+var errUnknownRequest = errors.New("happyeyeballs: unknown request")
 
-// ParseRequest decodes the single byte a client sends on a
+// parseRequest decodes the single byte a client sends on a
 // Happy Eyeballs control connection: 0x04 and 0x06 ask for a pair whose IPv4
 // or IPv6 side is slow, 0x14 and 0x16 the same on one port number, 0xF0 is a
-// readiness ping and 0xFF a shutdown. It is pure, so the protocol can be
+// readiness ping, 0xFF a shutdown, and 0xE0 (followed by two bytes of port,
+// which the server reads next) asks for a pair's judgement. It is pure, so the protocol can be
 // tested and fuzzed without sockets; any other byte yields an error wrapping
-// ErrUnknownRequest.
-func ParseRequest(b byte) (Request, error) {
-	r := Request{Byte: b, Op: OpPair}
+// errUnknownRequest.
+func parseRequest(b byte) (request, error) {
+	r := request{Byte: b, Op: opPair}
 	switch b {
 	case reqSlow4, reqSlow6:
 		r.Slow = int(b)
 	case reqSame4, reqSame6:
 		r.Slow, r.SamePort = int(b&0x0F), true
 	case reqPing:
-		r.Op = OpPing
+		r.Op = opPing
 	case reqShutdown:
-		r.Op = OpShutdown
+		r.Op = opShutdown
+	case reqJudge:
+		r.Op = opJudge
 	default:
-		return Request{Byte: b}, fmt.Errorf("%w: 0x%02x", ErrUnknownRequest, b)
+		return request{Byte: b}, fmt.Errorf("%w: 0x%02x", errUnknownRequest, b)
 	}
 	return r, nil
 }
@@ -92,11 +106,12 @@ func ParseRequest(b byte) (Request, error) {
 // encodeReply encodes the answer to a request: 0x01 alone for a ping or a
 // shutdown, 0x01 and the two ports for a pair (IPv4 then IPv6, big-endian),
 // 0x01 and the one port for a same-port pair.
-func encodeReply(r Request, port4, port6 uint16) []byte {
+func encodeReply(r request, port4, port6 uint16) []byte {
 	b := []byte{replyOK}
-	if r.Op != OpPair {
+	if r.Op != opPair {
 		return b
 	}
+
 	b = binary.BigEndian.AppendUint16(b, port4)
 	if !r.SamePort {
 		b = binary.BigEndian.AppendUint16(b, port6)
@@ -127,4 +142,15 @@ func stamp(t time.Time) string {
 // millis is d in milliseconds, to the microsecond.
 func millis(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// encodeJudgement encodes the answer to a judgement request for a closed
+// pair: 0x01, the JSON's length (4 bytes, big-endian), the JSON.
+func encodeJudgement(j Judgement) []byte {
+	js, err := json.Marshal(j)
+	if err != nil { // a Judgement always marshals
+		panic(fmt.Sprintf("happyeyeballs: marshal judgement: %v", err))
+	}
+	b := binary.BigEndian.AppendUint32([]byte{replyOK}, uint32(len(js)))
+	return append(b, js...)
 }

@@ -3,8 +3,9 @@
 // server for a port pair (one byte on the control port), dials both
 // addresses with its own Happy Eyeballs code, and checks that the family the
 // server made fast won: the handshakes on both sides are held, the fast
-// side's until FastDelay after the ports were bound, the slow side's until
-// SlowDelay after.
+// side's until FastDelay after the server handed the pair out (just before
+// its reply), the slow side's until SlowDelay after. When a pair closes the
+// server judges what the client did against RFC 8305 (see Judgement).
 package happyeyeballs
 
 import (
@@ -31,9 +32,12 @@ const (
 
 // Config configures a Server. Durations left zero take the defaults above.
 type Config struct {
-	// FastDelay is when the fast side's handshakes complete, after the bind.
+	// FastDelay is when the fast side's handshakes complete, after the
+	// pair was handed out (just before the reply; a spare was opened
+	// earlier).
 	FastDelay time.Duration
-	// SlowDelay is when the slow side's handshakes complete, after the bind.
+	// SlowDelay is when the slow side's handshakes complete, counted as
+	// FastDelay is.
 	SlowDelay time.Duration
 	// PairTimeout closes a pair nobody connected to.
 	PairTimeout time.Duration
@@ -47,7 +51,8 @@ type Config struct {
 	// Spares is how many pairs are kept open ahead of requests, so that a
 	// reply does not wait for two listeners to be opened (0.4-1 ms, more on
 	// a busy machine). A spare's clock starts when it is handed out, as if
-	// it were bound then. 1 if zero; none if negative. Spares are of the
+	// it were opened then. Zero keeps none: every request opens its pair
+	// (happyeyeballs-server's --spares defaults to 1). Spares are of the
 	// kind SamePort says; other requests get a pair opened on demand.
 	Spares int
 	// Logger receives one line per event; slog.Default() if nil.
@@ -56,10 +61,11 @@ type Config struct {
 
 // Server is the control server of the Happy Eyeballs test server, a
 // drop-in for the original Python server used by driver tests. Each control
-// connection carries one request byte (see ParseRequest); a pair request
-// gets an IPv4 listener on 127.0.0.1 and an IPv6 listener on ::1 whose
-// handshakes are held: the fast side's complete FastDelay after the ports
-// were bound, the slow side's SlowDelay after. The first connection
+// connection carries one request byte (0x04, 0x06, 0x14 or 0x16 a pair,
+// 0xF0 a ping, 0xFF a shutdown, 0xE0 and a port a pair's Judgement); a
+// pair request gets an IPv4 listener on 127.0.0.1 and an IPv6 listener on
+// ::1 whose handshakes are held: the fast side's complete FastDelay after
+// the pair was handed out, the slow side's SlowDelay after. The first connection
 // accepted on either side reads one byte naming its family, then the pair
 // closes. A client that dials both families therefore proves it picked the
 // faster one by timing, not by a refusal.
@@ -82,6 +88,17 @@ type Server struct {
 	lastID  uint64
 	spares  []*pair // opened ahead, not handed out yet
 	filling bool    // a goroutine is opening spares
+
+	// The judgements: for 0xE0, the pair open on each IPv4 port and the
+	// judgement of the latest pair closed on it (the pair itself is not
+	// kept); the counts; the first pairs' reports.
+	byPort   map[uint16]*pair
+	judgedOn map[uint16]Judgement
+	summary  Summary
+	reported []PairReport
+	omitted  int
+
+	summaryOnce sync.Once
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -89,27 +106,27 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.FastDelay < 0 || cfg.SlowDelay < 0 || cfg.PairTimeout < 0 || cfg.IdleTimeout < 0 {
 		return nil, errors.New("happyeyeballs: delays and timeouts must not be negative")
 	}
+	if cfg.Spares < 0 {
+		return nil, fmt.Errorf("happyeyeballs: Spares %d: want 0 (none) or more", cfg.Spares)
+	}
 	cfg.FastDelay = orDefault(cfg.FastDelay, DefaultFastDelay)
 	cfg.SlowDelay = orDefault(cfg.SlowDelay, DefaultSlowDelay)
 	cfg.PairTimeout = orDefault(cfg.PairTimeout, DefaultPairTimeout)
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
-	switch {
-	case cfg.Spares == 0:
-		cfg.Spares = 1
-	case cfg.Spares < 0:
-		cfg.Spares = 0
-	}
 	if cfg.FastDelay >= cfg.SlowDelay {
 		return nil, fmt.Errorf("happyeyeballs: fast delay %v must be shorter than slow delay %v", cfg.FastDelay, cfg.SlowDelay)
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		listen: listenHeld,
-		done:   make(chan struct{}),
-		lns:    make(map[net.Listener]struct{}),
-		conns:  make(map[net.Conn]struct{}),
-		pairs:  make(map[*pair]struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		listen:   listenHeld,
+		done:     make(chan struct{}),
+		lns:      make(map[net.Listener]struct{}),
+		conns:    make(map[net.Conn]struct{}),
+		pairs:    make(map[*pair]struct{}),
+		byPort:   make(map[uint16]*pair),
+		judgedOn: make(map[uint16]Judgement),
+		summary:  newSummary(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -197,7 +214,9 @@ func nextBackoff(d time.Duration) time.Duration {
 
 // Shutdown stops the server: it stops accepting control connections, cuts
 // short the ones waiting for their byte, closes every pair, then waits
-// until every goroutine of the server has returned, or ctx is done.
+// until every goroutine of the server has returned, or ctx is done. Once
+// they have, it logs the run's summary ("happy eyeballs summary": how many
+// pairs got each verdict and named each deviation), once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop("shutdown")
 	waited := make(chan struct{})
@@ -207,6 +226,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-waited:
+		s.summaryOnce.Do(func() {
+			s.log.Info("happy eyeballs summary", s.Report().Summary.logArgs()...)
+		})
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("happy eyeballs: shutdown: %w", ctx.Err())

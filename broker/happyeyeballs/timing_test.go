@@ -120,18 +120,26 @@ func TestLoneConnect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := hs.pair(t, tc.req)
-			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
-			at := time.Now()
-			if err != nil {
-				t.Fatalf("dial IPv%d: %v", tc.family, err)
-			}
-			defer c.Close()
-			checkTiming(t, p.exchange, at, tc.delay, testTol)
-			if b := readByte(t, c); b != FamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
-			}
+			dialAlone(t, hs, tc.req, tc.family, tc.delay, testTol)
 		})
+	}
+}
+
+// dialAlone asks hs for a pair with request req and dials family alone:
+// its handshake must complete delay after the reply, within tol, and the
+// connection carry the family's byte.
+func dialAlone(t *testing.T, hs *testServer, req byte, family int, delay, tol time.Duration) {
+	t.Helper()
+	p := hs.pair(t, req)
+	c, err := net.DialTimeout("tcp"+strconv.Itoa(family), p.addr(family), 10*time.Second)
+	at := time.Now()
+	if err != nil {
+		t.Fatalf("dial IPv%d: %v", family, err)
+	}
+	defer c.Close()
+	checkTiming(t, p.exchange, at, delay, tol)
+	if b := readByte(t, c); b != FamilyByte(family) {
+		t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(family))
 	}
 }
 
@@ -139,7 +147,7 @@ func TestLoneConnect(t *testing.T) {
 // checkPairLogs), and reports how late the server saw the handshakes. Run
 // it from t.Cleanup, after the parallel subtests.
 func checkLogs(t *testing.T, hs *testServer, pairs int, synack bool) {
-	hs.log.waitRecords(t, "pair closed", pairs)
+	hs.log.waitRecords(t, "pair judged", pairs)
 	if n := checkPairLogs(t, hs.log.all(), hs.cfg.FastDelay, hs.cfg.SlowDelay, synack); n != pairs {
 		t.Errorf("%d pairs with a connected line, want %d", n, pairs)
 	}
@@ -147,6 +155,15 @@ func checkLogs(t *testing.T, hs *testServer, pairs int, synack bool) {
 		t.Logf("server: pair %v %v want_ms=%v synack_ms=%v late_us=%v accepted_ms=%v",
 			r["pair"], r["family"], r["want_ms"], r["synack_ms"], r["late_us"], r["accepted_ms"])
 	}
+}
+
+// fakeResolver resolves every name to ::1 and 127.0.0.1, through serveDNS.
+func fakeResolver(t *testing.T) *net.Resolver {
+	dns := serveDNS(t)
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp4", dns)
+	}}
 }
 
 // serveDNS answers every A query with 127.0.0.1 and every AAAA query with
@@ -204,11 +221,7 @@ func dNSAnswer(q []byte) ([]byte, error) {
 
 func TestGoDialer(t *testing.T) {
 	needReplay(t)
-	dns := serveDNS(t)
-	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp4", dns)
-	}}
+	resolver := fakeResolver(t)
 	hs := startServer(t, Config{FastDelay: testFast, SlowDelay: testSlow})
 	for _, req := range []byte{0x14, 0x16} {
 		t.Run(hexByte(req), func(t *testing.T) {
@@ -263,17 +276,7 @@ func TestRetransmit(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := hs.pair(t, tc.req)
-			c, err := net.DialTimeout("tcp"+strconv.Itoa(tc.family), p.addr(tc.family), 10*time.Second)
-			at := time.Now()
-			if err != nil {
-				t.Fatalf("dial IPv%d: %v", tc.family, err)
-			}
-			defer c.Close()
-			checkTiming(t, p.exchange, at, tc.delay, retransmitSlack)
-			if b := readByte(t, c); b != FamilyByte(tc.family) {
-				t.Errorf("read 0x%02x, want 0x%02x", b, FamilyByte(tc.family))
-			}
+			dialAlone(t, hs, tc.req, tc.family, tc.delay, retransmitSlack)
 		})
 	}
 }

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	crand "crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,43 +18,98 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 )
 
-// The API mirrors toxiproxy's api.go (v2.5.0) route for route: its error
+// The API mirrors toxiproxy's api.go (v2.12.0) route for route: its error
 // values are toxiproxy's own, its bodies are marshalled the same way, and
 // errors go out through http.Error as there (a JSON body, text/plain).
 
 // maxBody bounds a request body (toxiproxy has no bound; a megabyte is
-// thousands of proxies).
+// thousands of proxies). A body past it is a 400 "bad request body".
 const maxBody = 1 << 20
+
+// apiTimeout is how long a request may take before it is answered 503 with
+// an empty body: toxiproxy's timeoutMiddleware.
+const apiTimeout = 25 * time.Second
+
+// apiPaths are the API's paths: another method on one of them is a 405.
+var apiPaths = []string{"/reset", "/proxies", "/populate", "/proxies/{proxy}",
+	"/proxies/{proxy}/toxics", "/proxies/{proxy}/toxics/{toxic}", "/version"}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// handle serves a route as toxiproxy's router serves a matched one: a
+	// request id, browsers refused, the timeout, then the handler. A GET
+	// route does not take HEAD (gorilla/mux matches the method exactly).
 	handle := func(pattern string, h http.HandlerFunc) {
+		method, _, ok := strings.Cut(pattern, " ")
+		if !ok {
+			method = "" // any method
+		}
 		limited := func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			h(w, r)
 		}
-		mux.Handle(pattern, refuseBrowsers(http.TimeoutHandler(http.HandlerFunc(limited), 25*time.Second, "")))
+		inner := requestID(refuseBrowsers(http.TimeoutHandler(http.HandlerFunc(limited), apiTimeout, "")))
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if method == http.MethodGet && r.Method != http.MethodGet {
+				methodNotAllowed(w, r)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
 	}
 	handle("POST /reset", s.resetState)
 	handle("GET /proxies", s.proxyIndex)
 	handle("POST /proxies", s.proxyCreate)
 	handle("POST /populate", s.populateHandler)
 	handle("GET /proxies/{proxy}", s.withProxy(s.proxyShow))
+	// POST is deprecated in toxiproxy 2.6+ for the two updates, but served.
 	handle("POST /proxies/{proxy}", s.withProxy(s.proxyUpdate))
+	handle("PATCH /proxies/{proxy}", s.withProxy(s.proxyUpdate))
 	handle("DELETE /proxies/{proxy}", s.withProxy(s.proxyDelete))
 	handle("GET /proxies/{proxy}/toxics", s.withProxy(s.toxicIndex))
 	handle("POST /proxies/{proxy}/toxics", s.withProxy(s.toxicCreate))
 	handle("GET /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicShow))
 	handle("POST /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicUpdate))
+	handle("PATCH /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicUpdate))
 	handle("DELETE /proxies/{proxy}/toxics/{toxic}", s.withProxy(s.toxicDelete))
 	handle("GET /version", s.version)
-	// A known path with another method: 405 with an empty body, as
-	// gorilla/mux answers for toxiproxy.
-	for _, p := range []string{"/reset", "/proxies", "/populate", "/proxies/{proxy}",
-		"/proxies/{proxy}/toxics", "/proxies/{proxy}/toxics/{toxic}", "/version"} {
-		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
+	for _, p := range apiPaths {
+		mux.HandleFunc(p, methodNotAllowed)
+	}
+	if s.metrics != nil {
+		// Any method, as toxiproxy's route has none.
+		handle("/metrics", s.metrics.handler.ServeHTTP)
 	}
 	return mux
+}
+
+// methodNotAllowed answers a known path with another method: 405 with an
+// empty body and no request id, as gorilla/mux answers for toxiproxy.
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusMethodNotAllowed)
+}
+
+// requestIDHeader carries each answer's request id, as toxiproxy's (its
+// hlog.RequestIDHandler: 20 characters of base32hex, lower case).
+const requestIDHeader = "X-Toxiproxy-Request-Id"
+
+var requestIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newRequestID is 12 bytes, as an xid: 4 of the time in seconds, 8 random,
+// so that ids sort by time like toxiproxy's.
+func newRequestID() string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(time.Now().Unix()))
+	crand.Read(b[4:])
+	return requestIDEncoding.EncodeToString(b[:])
+}
+
+// requestID sets a fresh request id on the answer.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(requestIDHeader, newRequestID())
+		next.ServeHTTP(w, r)
+	})
 }
 
 // refuseBrowsers answers 403 to what looks like a browser, as toxiproxy
@@ -102,9 +160,22 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(data)
 }
 
-// readBody reads a request body whole (routes limit it to maxBody).
+// readBody reads a request body whole (routes limit it to maxBody) for
+// toxiproxy's decoder, which reads only its first JSON value. A body past
+// the limit whose first maxBody bytes already hold that value, or a syntax
+// error in it, is returned cut there, so that it is answered as toxiproxy
+// answers it; one whose first value goes on past the limit is an error.
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		var v json.RawMessage
+		derr := json.NewDecoder(bytes.NewReader(b)).Decode(&v)
+		if derr != nil && (derr == io.EOF || derr == io.ErrUnexpectedEOF) {
+			return nil, joinError(err, toxiproxy.ErrBadRequestBody)
+		}
+		return b, nil
+	}
 	return b, joinError(err, toxiproxy.ErrBadRequestBody)
 }
 
@@ -200,9 +271,11 @@ func (s *Server) populateHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 // populate creates or replaces the proxies in a JSON array, as toxiproxy's
-// ProxyCollection.PopulateJson: every entry is checked before any is
-// created; an existing proxy with the same listen and upstream is kept as it
-// is; the first that fails to start ends it. s.mu is held.
+// ProxyCollection.PopulateJson (2.12): every entry is checked before any is
+// created; an existing proxy whose listen address resolves to the one it
+// listens on and whose upstream is the same is kept as it is (toxics,
+// connections, enabled or not); the first that fails to start ends it.
+// s.mu is held.
 func (s *Server) populate(r io.Reader) ([]*forwarder, error) {
 	type Proxy proxyInput // as in proxyCreate
 	var input []struct {
@@ -223,7 +296,11 @@ func (s *Server) populate(r io.Reader) ([]*forwarder, error) {
 	out := make([]*forwarder, 0, len(input))
 	for _, in := range input {
 		if old, ok := s.proxies[in.Name]; ok {
-			if old.listen == in.Listen && old.upstream == in.Upstream {
+			differs, err := old.differs(in.Listen, in.Upstream)
+			if err != nil {
+				return out, err
+			}
+			if !differs {
 				out = append(out, old)
 				continue
 			}
@@ -380,7 +457,9 @@ func (s *Server) toxicDelete(w http.ResponseWriter, r *http.Request, f *forwarde
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// version answers toxiproxy's JSON, byte for byte (its format string, with
+// the space and the newline).
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
-	w.Write([]byte(Version))
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	fmt.Fprintf(w, "{\"version\": %q}\n", Version)
 }

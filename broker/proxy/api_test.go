@@ -3,19 +3,23 @@ package proxy
 import (
 	"encoding/json"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/synhold/synhold/listener"
 )
 
-// TestAPIErrors checks status codes, error bodies and content types against
-// what toxiproxy v2.5.0's api.go answers, request by request, and that the
-// server keeps serving after each.
+// TestAPIErrors checks status codes, error bodies, content types and the
+// request id against what toxiproxy v2.12.0's api.go answers, request by
+// request, and that the server keeps serving after each.
 func TestAPIErrors(t *testing.T) {
 	e := newEnv(t, listener.Auto)
 	up := echoServer(t)
 	if code, _, body := e.do(t, "POST", "/proxies", `{"name":"p","listen":"127.0.0.1:0","upstream":"`+up+`"}`); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _, body := e.do(t, "POST", "/proxies", `{"name":"off","listen":"127.0.0.1:0","upstream":"`+up+`","enabled":false}`); code != 201 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,6 +35,7 @@ func TestAPIErrors(t *testing.T) {
 		want                     string // the exact body, or its prefix when wantPrefix
 		prefix                   bool
 		ctype                    string
+		noID                     bool // no X-Toxiproxy-Request-Id: the router matched no route
 	}{
 		{name: "malformed proxy JSON", method: "POST", path: "/proxies", body: `{"name":`, code: 400,
 			want: `{"error":"bad request body: unexpected EOF","status":400}` + "\n", ctype: textPlain},
@@ -44,7 +49,17 @@ func TestAPIErrors(t *testing.T) {
 			want: `{"error":"proxy already exists","status":409}` + "\n", ctype: textPlain},
 		{name: "listen address in use", method: "POST", path: "/proxies",
 			body: `{"name":"busy","listen":"` + busy.Addr().String() + `","upstream":"x:1"}`, code: 500,
-			want: `{"error":"`, prefix: true, ctype: textPlain},
+			want: `{"error":"listen tcp ` + busy.Addr().String() + `: bind: address already in use","status":500}` + "\n", ctype: textPlain},
+		{name: "listen address without a port", method: "POST", path: "/proxies", body: `{"name":"np","listen":"nope","upstream":"x:1"}`, code: 500,
+			want: `{"error":"listen tcp: address nope: missing port in address","status":500}` + "\n", ctype: textPlain},
+		{name: "update to a listen address without a port", method: "PATCH", path: "/proxies/p", body: `{"listen":"nope"}`, code: 500,
+			want: `{"error":"address nope: missing port in address","status":500}` + "\n", ctype: textPlain},
+		{name: "update to a listen address in use", method: "PATCH", path: "/proxies/off", body: `{"listen":"` + busy.Addr().String() + `","enabled":true}`, code: 500,
+			want: `{"error":"listen tcp ` + busy.Addr().String() + `: bind: address already in use","status":500}` + "\n", ctype: textPlain},
+		{name: "patch unknown proxy", method: "PATCH", path: "/proxies/nope", body: `{}`, code: 404,
+			want: `{"error":"proxy not found","status":404}` + "\n", ctype: textPlain},
+		{name: "unknown field", method: "PATCH", path: "/proxies/p", body: `{"colour":"red"}`, code: 200,
+			want: `"enabled":true`, ctype: "application/json"},
 		{name: "unknown proxy", method: "GET", path: "/proxies/nope", code: 404,
 			want: `{"error":"proxy not found","status":404}` + "\n", ctype: textPlain},
 		{name: "unknown proxy's toxics", method: "POST", path: "/proxies/nope/toxics", body: `{"type":"latency"}`, code: 404,
@@ -67,15 +82,20 @@ func TestAPIErrors(t *testing.T) {
 			want: `{"error":"toxic not found","status":404}` + "\n", ctype: textPlain},
 		{name: "update unknown toxic", method: "POST", path: "/proxies/p/toxics/nope", body: `{}`, code: 404,
 			want: `{"error":"toxic not found","status":404}` + "\n", ctype: textPlain},
+		{name: "patch unknown toxic", method: "PATCH", path: "/proxies/p/toxics/nope", body: `{}`, code: 404,
+			want: `{"error":"toxic not found","status":404}` + "\n", ctype: textPlain},
 		{name: "delete unknown toxic", method: "DELETE", path: "/proxies/p/toxics/nope", code: 404,
 			want: `{"error":"toxic not found","status":404}` + "\n", ctype: textPlain},
 		{name: "bad handshake delay", method: "POST", path: "/proxies/p/toxics", body: `{"type":"handshake_delay","attributes":{"delay":-1}}`, code: 400,
 			want: `"status":400}`, prefix: false, ctype: textPlain},
 		{name: "browser", method: "GET", path: "/proxies", hdr: []string{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"}, code: 403,
 			want: "User agent not allowed\n", ctype: textPlain},
-		{name: "wrong method", method: "PUT", path: "/proxies", code: 405, want: ""},
-		{name: "unknown path", method: "GET", path: "/nothing", code: 404, want: "404 page not found\n", ctype: textPlain},
-		{name: "version", method: "GET", path: "/version", code: 200, want: Version, ctype: "text/plain;charset=utf-8"},
+		{name: "wrong method", method: "PUT", path: "/proxies", code: 405, want: "", noID: true},
+		{name: "HEAD on a GET route", method: "HEAD", path: "/proxies", code: 405, want: "", noID: true},
+		{name: "browser on a wrong method", method: "PUT", path: "/proxies", hdr: []string{"User-Agent", "Mozilla/5.0"}, code: 405, want: "", noID: true},
+		{name: "unknown path", method: "GET", path: "/nothing", code: 404, want: "404 page not found\n", ctype: textPlain, noID: true},
+		{name: "metrics off", method: "GET", path: "/metrics", code: 404, want: "404 page not found\n", ctype: textPlain, noID: true},
+		{name: "version", method: "GET", path: "/version", code: 200, want: `{"version": "` + Version + `"}` + "\n", ctype: "application/json;charset=utf-8"},
 		{name: "populate malformed", method: "POST", path: "/populate", body: `{`, code: 400,
 			want: `{"error":"bad request body: unexpected EOF","status":400,"proxies":null}`, ctype: "application/json"},
 		{name: "populate no upstream", method: "POST", path: "/populate", body: `[{"name":"a"}]`, code: 400,
@@ -96,10 +116,16 @@ func TestAPIErrors(t *testing.T) {
 			switch {
 			case tt.prefix && !strings.HasPrefix(body, tt.want):
 				t.Errorf("body %q, want it to start with %q", body, tt.want)
-			case !tt.prefix && strings.HasPrefix(tt.want, `"status"`) && !strings.Contains(body, tt.want):
+			case !tt.prefix && strings.HasPrefix(tt.want, `"`) && !strings.Contains(body, tt.want):
 				t.Errorf("body %q, want it to contain %q", body, tt.want)
-			case !tt.prefix && !strings.HasPrefix(tt.want, `"status"`) && body != tt.want:
+			case !tt.prefix && !strings.HasPrefix(tt.want, `"`) && body != tt.want:
 				t.Errorf("body %q, want %q", body, tt.want)
+			}
+			if id := hdr.Get(requestIDHeader); tt.noID != (id == "") || id != "" && !requestIDShape.MatchString(id) {
+				t.Errorf("%s %q, want one (20 of [0-9a-v]) unless the router matched no route (%v)", requestIDHeader, id, tt.noID)
+			}
+			if hdr.Get(versionHeader) == "" {
+				t.Errorf("no %s header", versionHeader)
 			}
 			if tt.ctype != "" && hdr.Get("Content-Type") != tt.ctype {
 				t.Errorf("Content-Type %q, want %q", hdr.Get("Content-Type"), tt.ctype)
@@ -120,3 +146,6 @@ func TestAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// requestIDShape is toxiproxy's request id (an xid).
+var requestIDShape = regexp.MustCompile(`^[0-9a-v]{20}$`)

@@ -96,6 +96,60 @@ func TestClientLifecycle(t *testing.T) {
 	}
 }
 
+// TestClientV212 drives the server with toxiproxy's Go client v2.12.0 where
+// it speaks 2.6+: Version reads the JSON, UpdateToxic sends PATCH, the
+// proxy's Save (an update) and RemoveToxic, and Populate with a host name
+// keeps an unchanged proxy and its toxics.
+func TestClientV212(t *testing.T) {
+	e := newEnv(t, listener.Auto)
+	v, err := e.client.Version()
+	if err != nil || string(v) != `{"version": "`+Version+`"}`+"\n" {
+		t.Fatalf("Version: %q, %v", v, err)
+	}
+	up := echoServer(t)
+	p, err := e.client.CreateProxy("echo", "127.0.0.1:0", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddToxic("lag", "latency", "upstream", 0.5, toxiclient.Attributes{"latency": 5}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := p.UpdateToxic("lag", 1, toxiclient.Attributes{"latency": 7})
+	if err != nil || tx.Toxicity != 1 || tx.Attributes["latency"] != 7.0 || tx.Stream != "upstream" {
+		t.Fatalf("UpdateToxic (PATCH): %+v, %v", tx, err)
+	}
+	_, port, _ := net.SplitHostPort(p.Listen)
+	c := dial(t, p.Listen)
+	roundTrip(t, c, "before")
+	ps, err := e.client.Populate([]toxiclient.Proxy{{Name: "echo", Listen: "localhost:" + port, Upstream: up, Enabled: true}})
+	if err != nil || len(ps) != 1 || ps[0].Listen != p.Listen {
+		t.Fatalf("Populate with localhost:%s: %+v, %v", port, ps, err)
+	}
+	roundTrip(t, c, "kept") // the same connection: the proxy was not restarted
+	if ts, err := p.Toxics(); err != nil || len(ts) != 1 || ts[0].Name != "lag" {
+		t.Fatalf("toxics after populate: %+v, %v", ts, err)
+	}
+	if err := p.RemoveToxic("lag"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RemoveToxic("lag"); err == nil || !strings.Contains(err.Error(), "toxic not found") {
+		t.Fatalf("removing it again: %v", err)
+	}
+	p.Enabled = false
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.client.Proxy("echo"); err != nil || got.Enabled {
+		t.Fatalf("after Save disabled: %+v, %v", got, err)
+	}
+	if err := e.client.ResetState(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.client.Proxy("echo"); err != nil || !got.Enabled || got.Listen != p.Listen {
+		t.Fatalf("after ResetState: %+v, %v", got, err)
+	}
+}
+
 // TestClientPopulate creates proxies with Populate, keeps one that is
 // unchanged, and replaces one whose upstream changed.
 func TestClientPopulate(t *testing.T) {

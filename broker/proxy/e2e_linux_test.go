@@ -30,13 +30,20 @@ const slack = 700 * time.Millisecond
 // replayEnv is an env whose proxies replay held SYNs (CAP_NET_RAW).
 func replayEnv(t *testing.T) *env {
 	t.Helper()
+	return replayEnvConfig(t, Config{})
+}
+
+// replayEnvConfig is replayEnv with a Config of its own.
+func replayEnvConfig(t *testing.T, cfg Config) *env {
+	t.Helper()
 	if _, err := listener.Probe(); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			t.Skipf("needs CAP_NET_RAW (strategy replay): %v", err)
 		}
 		t.Fatal(err)
 	}
-	e := newEnv(t, listener.Replay)
+	cfg.Strategy = listener.Replay
+	e := newEnvConfig(t, cfg)
 	if e.srv.support.strategy != listener.Replay || e.srv.support.perConn != nil {
 		t.Fatalf("support %+v, want replay", e.srv.support)
 	}

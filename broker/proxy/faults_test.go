@@ -119,3 +119,41 @@ func TestAcceptFails(t *testing.T) {
 		t.Fatal("the retry is not logged")
 	}
 }
+
+// TestResolveFails: a listen address the resolver cannot resolve is a 500
+// with net.Listen's words on create, the resolver's own on update and
+// populate (toxiproxy's Proxy.Differs), and the server keeps serving.
+func TestResolveFails(t *testing.T) {
+	old := resolveTCP
+	resolveTCP = func(address string) (*net.TCPAddr, error) {
+		if strings.HasPrefix(address, "db.example:") {
+			return nil, &net.DNSError{Err: "no such host", Name: "db.example", IsNotFound: true}
+		}
+		return old(address)
+	}
+	defer func() { resolveTCP = old }()
+	e := newEnv(t, listener.Auto)
+	const notFound = "lookup db.example: no such host"
+	for _, tt := range []struct{ method, path, body, want string }{
+		{"POST", "/proxies", `{"name":"p","listen":"db.example:5432","upstream":"127.0.0.1:1"}`,
+			`{"error":"listen tcp: ` + notFound + `","status":500}` + "\n"},
+		{"POST", "/proxies", `{"name":"p","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}`, ""},
+		{"PATCH", "/proxies/p", `{"listen":"db.example:5432"}`, `{"error":"` + notFound + `","status":500}` + "\n"},
+		{"POST", "/populate", `[{"name":"p","listen":"db.example:5432","upstream":"127.0.0.1:1"}]`,
+			`{"error":"` + notFound + `","status":500,"proxies":null}`},
+	} {
+		code, _, body := e.do(t, tt.method, tt.path, tt.body)
+		if tt.want == "" {
+			if code != 201 {
+				t.Fatalf("%s %s: %d %s", tt.method, tt.path, code, body)
+			}
+			continue
+		}
+		if code != 500 || body != tt.want {
+			t.Errorf("%s %s %s: %d %q, want 500 %q", tt.method, tt.path, tt.body, code, body, tt.want)
+		}
+	}
+	if code, _, body := e.do(t, "GET", "/proxies/p", ""); code != 200 || !strings.Contains(body, `"enabled":true`) {
+		t.Fatalf("after the failures: %d %q", code, body)
+	}
+}

@@ -83,6 +83,11 @@ func (f *forwarder) start() error {
 	if f.enabled {
 		return toxiproxy.ErrProxyAlreadyStarted
 	}
+	la, err := resolveListen(f.listen)
+	if err != nil {
+		f.log.Warn("proxy not started", "listen", f.listen, "err", err)
+		return err
+	}
 	network, address := listenAddress(f.listen)
 	cfg := gateConfig{strategy: f.s.support.strategy, onEvent: f.onEvent}
 	if f.s.support.perConn == nil {
@@ -90,10 +95,14 @@ func (f *forwarder) start() error {
 	}
 	g, err := openGate(network, address, cfg)
 	if err != nil {
+		err = listenError(la, err)
 		f.log.Warn("proxy not started", "listen", f.listen, "err", err)
 		return err
 	}
 	f.listen = g.Addr().String()
+	// The labels of toxiproxy's byte counters, which its links read as they
+	// start (none is running: the accept loop starts below).
+	f.tp.Listen, f.tp.Upstream = f.listen, f.upstream
 	f.holding.Store(true) // a gate holds from the start
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{gate: g, upstream: f.upstream, ctx: ctx, cancel: cancel, pairs: make(map[*pair]struct{})}
@@ -130,9 +139,15 @@ func (f *forwarder) stop() {
 	f.log.Info("proxy stopped", "connections_closed", n)
 }
 
-// update applies a POST /proxies/{proxy}, as toxiproxy's Proxy.Update does.
+// update applies a PATCH (or POST) /proxies/{proxy}, as toxiproxy's
+// Proxy.Update does: a listen address that resolves to the one the proxy
+// listens on, and the same upstream, leave it running.
 func (f *forwarder) update(in proxyInput) error {
-	if in.Listen != f.listen || in.Upstream != f.upstream {
+	differs, err := f.differs(in.Listen, in.Upstream)
+	if err != nil {
+		return err
+	}
+	if differs {
 		f.stop()
 		f.listen, f.upstream = in.Listen, in.Upstream
 	}
@@ -232,7 +247,7 @@ func (f *forwarder) closed(r *run, p *pair) {
 func hasResetPeer(tp *toxiproxy.Proxy) bool {
 	for _, t := range tp.Toxics.GetToxicArray() {
 		if w, ok := t.(*toxics.ToxicWrapper); ok {
-			if _, ok := w.Toxic.(*ResetPeer); ok {
+			if _, ok := w.Toxic.(*resetPeer); ok {
 				return true
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -38,6 +39,15 @@ func FuzzAPI(f *testing.F) {
 		return &fakeGate{Listener: ln, strategy: listener.Replay}, nil
 	}
 	defer func() { openGate = old }()
+	oldResolve := resolveTCP
+	resolveTCP = func(address string) (*net.TCPAddr, error) {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return nil, &net.AddrError{Err: "not resolved in the fuzz test", Addr: address}
+		}
+		return net.TCPAddrFromAddrPort(ap), nil
+	}
+	defer func() { resolveTCP = oldResolve }()
 	s, err := NewServer(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Strategy: listener.Auto, Seed: 1})
 	if err != nil {
 		f.Fatal(err)
@@ -48,14 +58,16 @@ func FuzzAPI(f *testing.F) {
 	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/proxies/p/toxics", strings.NewReader(`{"name":"t","type":"handshake_delay"}`)))
 	ok := map[int]bool{200: true, 201: true, 204: true, 400: true, 404: true, 409: true, 500: true, 501: true}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, route := range []string{"/proxies", "/populate", "/proxies/p", "/proxies/p/toxics", "/proxies/p/toxics/t"} {
+		for _, route := range []string{"POST /proxies", "POST /populate", "POST /proxies/p", "PATCH /proxies/p",
+			"POST /proxies/p/toxics", "POST /proxies/p/toxics/t", "PATCH /proxies/p/toxics/t"} {
+			method, path, _ := strings.Cut(route, " ")
 			w := httptest.NewRecorder()
-			s.ServeHTTP(w, httptest.NewRequest("POST", route, strings.NewReader(body)))
+			s.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
 			if !ok[w.Code] {
-				t.Fatalf("POST %s %q: status %d", route, body, w.Code)
+				t.Fatalf("%s %q: status %d", route, body, w.Code)
 			}
 			if w.Code >= 400 && !strings.HasPrefix(w.Body.String(), `{"error":`) {
-				t.Fatalf("POST %s %q: error body %q", route, body, w.Body.String())
+				t.Fatalf("%s %q: error body %q", route, body, w.Body.String())
 			}
 		}
 		// Undo what the body may have created, so that runs stay small.

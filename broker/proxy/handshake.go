@@ -137,6 +137,9 @@ func (f *forwarder) onEvent(e listener.Event) {
 			attrs = append(attrs, "want", e.Want, "hold_us", e.Want.Sub(e.Time).Microseconds())
 		}
 		f.held.add(e.Client)
+		if !e.Retransmit {
+			f.s.metrics.handshake().onHeld(f.name)
+		}
 		eventlog.At(f.log, slog.LevelInfo, e.Time, "syn held", attrs...)
 		return
 	}
@@ -148,6 +151,7 @@ func (f *forwarder) onEvent(e listener.Event) {
 	case listener.SYNACKSent, listener.Refused:
 		if f.held.has(e.Client, true) {
 			level = slog.LevelInfo
+			f.s.metrics.handshake().onAnswered(f.name, e.Kind == listener.Refused, e.Want, e.Late())
 		}
 	case listener.Released:
 		attrs = append(attrs, "replayed", e.Replayed)

@@ -50,12 +50,17 @@ type env struct {
 
 func newEnv(t *testing.T, strategy listener.Strategy) *env {
 	t.Helper()
+	return newEnvConfig(t, Config{Strategy: strategy})
+}
+
+// newEnvConfig is newEnv with a Config of its own (a debug JSON logger and
+// seed 1 filled in).
+func newEnvConfig(t *testing.T, cfg Config) *env {
+	t.Helper()
 	logs := new(syncBuffer)
-	s, err := NewServer(Config{
-		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Strategy: strategy,
-		Seed:     1,
-	})
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Seed = 1
+	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package proxy is the control plane of a TCP proxy that speaks Toxiproxy's
-// HTTP API (v2.5.0: the same routes, JSON, status codes and error bodies, so
-// toxiproxy's clients work unchanged) and adds the toxics Toxiproxy cannot
+// HTTP API (v2.12.0: the same routes, methods, JSON, status codes, headers
+// and error bodies, and its Prometheus metrics, so toxiproxy's clients work
+// unchanged) and adds the toxics Toxiproxy cannot
 // have: handshake_delay, handshake_hold and handshake_refuse, which act on
 // the TCP handshake itself.
 //
@@ -12,6 +13,7 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,11 +26,17 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
 
+	"github.com/synhold/synhold/internal/buildinfo"
 	"github.com/synhold/synhold/listener"
 )
 
-// Version is what GET /version answers: the toxiproxy API version served.
-const Version = "2.5.0"
+// Version is the toxiproxy API version served, which GET /version answers
+// (as {"version": "2.12.0"}). The synhold build serving it is in each
+// answer's X-Synhold-Version header.
+const Version = "2.12.0"
+
+// versionHeader carries the synhold version on every answer.
+const versionHeader = "X-Synhold-Version"
 
 // Config configures a Server.
 type Config struct {
@@ -40,6 +48,17 @@ type Config struct {
 	// Seed seeds the draws of handshake toxics' toxicity and jitter; 0 picks
 	// a random seed.
 	Seed uint64
+	// ProxyMetrics serves GET /metrics with toxiproxy's per-proxy byte
+	// counters (toxiproxy_proxy_received_bytes_total, ..._sent_bytes_total)
+	// and the handshake toxics' own (synhold_handshake_...): toxiproxy-server's
+	// -proxy-metrics.
+	ProxyMetrics bool
+	// RuntimeMetrics serves GET /metrics with the Go runtime's and the
+	// process's metrics (go_*, process_*): toxiproxy-server's -runtime-metrics.
+	RuntimeMetrics bool
+	// BuildVersion is the synhold version sent in every answer's
+	// X-Synhold-Version header; the module's build information if empty.
+	BuildVersion string
 }
 
 // Server is the proxies and their HTTP API. It is an http.Handler.
@@ -47,7 +66,9 @@ type Server struct {
 	log     *slog.Logger
 	support support
 	rng     randSource
-	tp      *toxiproxy.ApiServer // toxiproxy's links need one (metrics off)
+	tp      *toxiproxy.ApiServer // toxiproxy's links need one; it counts their bytes
+	metrics *metrics             // nil: no /metrics
+	build   string               // X-Synhold-Version
 	handler http.Handler
 
 	mu      sync.Mutex // serializes the API
@@ -70,6 +91,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.build = cmp.Or(cfg.BuildVersion, buildinfo.Version())
+	if cfg.ProxyMetrics || cfg.RuntimeMetrics {
+		s.metrics = newMetrics(cfg.ProxyMetrics, cfg.RuntimeMetrics)
+		s.tp.Metrics.ProxyMetrics = s.metrics.bytes // nil without ProxyMetrics
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -81,7 +107,10 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP serves toxiproxy's API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(versionHeader, s.build)
+	s.handler.ServeHTTP(w, r)
+}
 
 // Populate creates or replaces the proxies a JSON array describes, as POST
 // /populate does (the format of toxiproxy-server's -config file).

@@ -67,12 +67,12 @@ type handshakeToxic interface {
 	check() error
 }
 
-// ResetPeer is toxiproxy's reset_peer toxic (same attributes, same Pipe),
+// resetPeer is toxiproxy's reset_peer toxic (same attributes, same Pipe),
 // registered under its name in place of toxiproxy's type: toxiproxy's link
 // asserts its connections are *net.TCPConn when it finds a *ResetToxic in
 // the chain, and the proxy's connections are wrapped to know when they close.
 // The proxy sets SO_LINGER 0 itself instead (see forwarder.connect).
-type ResetPeer struct {
+type resetPeer struct {
 	toxics.ResetToxic
 }
 
@@ -80,7 +80,7 @@ func init() {
 	toxics.Register(typeDelay, new(HandshakeDelay))
 	toxics.Register(typeHold, new(HandshakeHold))
 	toxics.Register(typeRefuse, new(HandshakeRefuse))
-	toxics.Register("reset_peer", new(ResetPeer))
+	toxics.Register("reset_peer", new(resetPeer))
 }
 
 // rule is one handshake toxic in a plan.

@@ -131,8 +131,8 @@ func TestLiveLines(t *testing.T) {
 	}
 }
 
-func TestVerdict(t *testing.T) {
-	if ok, ms := Verdict(backoff.Analysis{}); ok || ms == nil || len(ms) != 0 {
+func TestStopReply(t *testing.T) {
+	if ok, ms := stopReply(backoff.Analysis{}); ok || ms == nil || len(ms) != 0 {
 		t.Fatalf("no attempts: %t %v, want failed and an empty list", ok, ms)
 	}
 	// Two interleaved addresses, each conformant: passes per address, while
@@ -147,7 +147,7 @@ func TestVerdict(t *testing.T) {
 		}
 	}
 	a := backoff.Analyze(attempts, backoff.Default(), backoff.Loopback())
-	ok, ms := Verdict(a)
+	ok, ms := stopReply(a)
 	if !ok || a.MergedReferencePassed {
 		t.Fatalf("per address %t, merged %t; want passed per address, failed merged", ok, a.MergedReferencePassed)
 	}
@@ -156,7 +156,7 @@ func TestVerdict(t *testing.T) {
 	}
 	// One failing series fails the client.
 	attempts[len(attempts)-1].Time = attempts[len(attempts)-1].Time.Add(3 * time.Second)
-	if ok, _ := Verdict(backoff.Analyze(attempts, backoff.Default(), backoff.Loopback())); ok {
+	if ok, _ := stopReply(backoff.Analyze(attempts, backoff.Default(), backoff.Loopback())); ok {
 		t.Fatal("a late gap on the second address passed")
 	}
 }

@@ -61,12 +61,12 @@ func (r *Server) openRetry() error {
 func (r *Server) listenBoth(port int) ([]*listener.Held, error) {
 	cfg := listener.Config{Strategy: r.strategy, After: r.cfg.Stall, OnEvent: r.onEvent}
 	for range portTries {
-		v4, err := r.cfg.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)), cfg)
+		v4, err := r.cfg.listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("listen on 0.0.0.0:%d: %w", port, err)
 		}
 		p := strconv.Itoa(int(v4.AddrPort().Port()))
-		v6, err := r.cfg.Listen("tcp6", net.JoinHostPort("::", p), cfg)
+		v6, err := r.cfg.listen("tcp6", net.JoinHostPort("::", p), cfg)
 		switch {
 		case err == nil:
 			return []*listener.Held{v4, v6}, nil

@@ -28,7 +28,7 @@ type Result struct {
 	// Timestamps says which times the verdict used.
 	Timestamps       Timestamps `json:"timestamps"`
 	Started, Stopped time.Time  `json:"-"`
-	// Passed and BackoffMs are what Stop returned; see Verdict.
+	// Passed and BackoffMs are what Stop returned; see stopReply.
 	Passed    bool    `json:"passed"`
 	BackoffMs []int32 `json:"backoff_ms"`
 	// Reason says why Passed is false: TooFewAttempts or OutOfRange (see
@@ -75,7 +75,7 @@ func (r Result) Foreign() []backoff.Removed {
 	return out
 }
 
-// Verdict returns what a server following the reference rule per
+// stopReply returns what a server following the reference rule per
 // address answers for analysis a: a.Passed (some address has at least the
 // first gap and one more, and every gap of every address is within the
 // reference rule's range), and the gaps, in milliseconds as the reference
@@ -83,7 +83,7 @@ func (r Result) Foreign() []backoff.Removed {
 //
 // Unlike the reference server, a client that made fewer than three attempts
 // fails (TooFewAttempts): it showed no backoff to judge.
-func Verdict(a backoff.Analysis) (passed bool, backoffMs []int32) {
+func stopReply(a backoff.Analysis) (passed bool, backoffMs []int32) {
 	return a.Passed, a.BackoffMs()
 }
 
@@ -112,7 +112,7 @@ func (t *session) result(stopped time.Time, synRecorded bool) Result {
 			r.Analysis = syn
 		}
 	}
-	r.Passed, r.BackoffMs = Verdict(r.Analysis)
+	r.Passed, r.BackoffMs = stopReply(r.Analysis)
 	r.Reason = r.Analysis.Reason
 	r.ReferencePassed, r.ReferenceBackoffMs = r.Analysis.MergedReferencePassed, r.Analysis.ReferenceBackoffMs
 	return r
@@ -136,7 +136,7 @@ func (r Result) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	if other, name := r.other(); other != nil {
-		op, oms := Verdict(*other)
+		op, oms := stopReply(*other)
 		fmt.Fprintf(&b, "with %s times instead: %s, backoff_ms %v\n", name, passFail(op), oms)
 	}
 	if r.Dropped > 0 {
@@ -171,7 +171,7 @@ func (r *Server) report(res Result, stopper netip.AddrPort) {
 		attrs = append(attrs, "syn_to_accept_p50_ms", millis(res.Skew.P50), "syn_to_accept_max_ms", millis(res.Skew.Max))
 	}
 	if other, name := res.other(); other != nil {
-		op, _ := Verdict(*other)
+		op, _ := stopReply(*other)
 		attrs = append(attrs, name.String()+"_passed", op)
 	}
 	if stopper != res.Client && stopper.IsValid() {

@@ -35,7 +35,12 @@ const (
 	Auto Timestamps = iota
 	// SYN times an attempt by the kernel's receive time of its
 	// first SYN: what the client did, free of the server's scheduling, and
-	// unaffected by a stalled handshake.
+	// unaffected by a stalled handshake. The kernel stamps a SYN received on
+	// loopback for each packet socket as it hands the SYN to it, newest
+	// socket first: a "tcpdump -i lo" started before the server stamps the
+	// same SYN a few µs later, and now and then, on a loaded machine, 1-2
+	// ms later, by the time the kernel spent on the sockets in between. The
+	// server's time, the earlier, is the nearer to the SYN's arrival.
 	SYN
 	// Accept times an attempt when accept(2) returns it, as the
 	// reference C++ server does.
@@ -96,9 +101,9 @@ type Config struct {
 	// as JSON and its picture as SVG (see Result.WriteFiles). A failure to
 	// write them is logged; the server goes on.
 	ReportDir string
-	// Listen opens a retry listener; listener.Listen when nil. Tests use it
-	// to open the retry port in another network namespace.
-	Listen func(network, address string, cfg listener.Config) (*listener.Held, error)
+	// listen opens a retry listener; listener.Listen when nil. The tests set
+	// it to open the retry port in another network namespace.
+	listen func(network, address string, cfg listener.Config) (*listener.Held, error)
 }
 
 // Server is the server of gRPC's connection-backoff interop test
@@ -162,8 +167,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	if r.cfg.Listen == nil {
-		r.cfg.Listen = listener.Listen
+	if r.cfg.listen == nil {
+		r.cfg.listen = listener.Listen
 	}
 	why, err := r.resolve()
 	if err != nil {

@@ -7,10 +7,13 @@
 // Usage:
 //
 //	handshake-proxy [-host HOST] [-port PORT] [-config FILE] [-seed N]
+//	    [-proxy-metrics] [-runtime-metrics]
 //	    [--strategy auto|replay|retransmit] [--log-format text|json] [-version]
 //
-// The flags are toxiproxy-server's: the API listens on HOST:PORT (default
-// localhost:8474); FILE is a JSON array of proxies created at start. The
+// The flags are toxiproxy-server's (v2.12.0): the API listens on HOST:PORT
+// (default localhost:8474); FILE is a JSON array of proxies created at
+// start; -proxy-metrics and -runtime-metrics serve GET /metrics. SIGINT or
+// SIGTERM shuts it down gracefully. The
 // handshake toxics need Linux; handshake_delay and handshake_refuse also
 // need CAP_NET_RAW. LOG_LEVEL (debug, info, warn, error) sets the log level,
 // as for toxiproxy-server. See package broker/proxy.

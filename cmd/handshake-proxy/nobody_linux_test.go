@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -67,36 +65,11 @@ func TestAsNobody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
 			cmd.SysProcAttr = &syscall.SysProcAttr{
 				Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
 				AmbientCaps: tc.ambient,
 			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
-			logs := new(syncBuffer)
-			addr := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					logs.Write(append(sc.Bytes(), '\n'))
-					var rec struct{ Msg, Addr string }
-					if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "API listening" {
-						addr <- rec.Addr
-					}
-				}
-			}()
-			var api string
-			select {
-			case api = <-addr:
-			case <-time.After(15 * time.Second):
-				t.Fatalf("no API after 15 s:\n%s", logs)
-			}
+			api, logs, _ := startBinary(t, cmd)
 			defer func() {
 				if t.Failed() {
 					t.Logf("log:\n%s", logs)

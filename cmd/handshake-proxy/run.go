@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/proxy"
+	"github.com/synhold/synhold/internal/buildinfo"
 	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
@@ -25,6 +26,9 @@ type options struct {
 	strategy   listener.Strategy
 	logFormat  string
 	version    bool
+	// proxyMetrics and runtimeMetrics serve GET /metrics, as
+	// toxiproxy-server's flags of the same names.
+	proxyMetrics, runtimeMetrics bool
 }
 
 // run is the whole program, callable in-process by tests; started, if set,
@@ -39,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 		return 2
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "handshake-proxy, toxiproxy API version %s\n", proxy.Version)
+		fmt.Fprintf(stdout, "handshake-proxy version %s, toxiproxy API version %s\n", buildinfo.Version(), proxy.Version)
 		return 0
 	}
 	log, err := newLogger(o.logFormat, os.Getenv("LOG_LEVEL"), stderr)
@@ -66,6 +70,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "seed for the handshake toxics' toxicity and jitter draws (0: random)")
 	fs.StringVar(&strategy, "strategy", "auto", "how handshakes are held: auto, replay or retransmit")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.runtimeMetrics, "runtime-metrics", false, "serve GET /metrics with the Go runtime's and the process's metrics")
+	fs.BoolVar(&o.proxyMetrics, "proxy-metrics", false, "serve GET /metrics with each proxy's byte and handshake counters")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -102,7 +108,8 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 
 // serve runs the API until ctx ends, then stops every proxy.
 func serve(ctx context.Context, o options, log *slog.Logger, started func(net.Addr)) error {
-	s, err := proxy.NewServer(proxy.Config{Logger: log, Strategy: o.strategy, Seed: o.seed})
+	s, err := proxy.NewServer(proxy.Config{Logger: log, Strategy: o.strategy, Seed: o.seed,
+		ProxyMetrics: o.proxyMetrics, RuntimeMetrics: o.runtimeMetrics})
 	if err != nil {
 		return err
 	}
@@ -117,11 +124,14 @@ func serve(ctx context.Context, o options, log *slog.Logger, started func(net.Ad
 	if err != nil {
 		return fmt.Errorf("API: %w", err)
 	}
-	log.Info("API listening", "addr", ln.Addr().String(), "version", proxy.Version)
+	log.Info("API listening", "addr", ln.Addr().String(), "version", buildinfo.Version(),
+		"toxiproxy_api", proxy.Version, "metrics", o.proxyMetrics || o.runtimeMetrics)
 	if started != nil {
 		started(ln.Addr())
 	}
-	srv := &http.Server{Handler: s, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	// toxiproxy-server's timeouts (api.go: read 15 s, write 30 s, idle 60 s).
+	srv := &http.Server{Handler: s, ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 60 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -129,11 +139,15 @@ func serve(ctx context.Context, o options, log *slog.Logger, started func(net.Ad
 		return fmt.Errorf("API: %w", err)
 	case <-ctx.Done():
 	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// As toxiproxy-server on SIGINT or SIGTERM: stop taking requests, let
+	// those under way finish (30 s at most), then stop every proxy.
+	log.Info("shutdown started")
+	shut, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shut)
 	<-done
-	log.Info("shutting down")
+	s.Close()
+	log.Info("shutdown finished")
 	return err
 }
 

@@ -51,22 +51,9 @@ type syncBuffer = logtest.Buffer
 // TestRun runs the program in-process: populate from -config, serve the
 // API on a picked port, forward, log JSON, shut down on cancel.
 func TestRun(t *testing.T) {
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	up := echoUpstream(t)
 	cfg := filepath.Join(t.TempDir(), "proxies.json")
-	conf, _ := json.Marshal([]map[string]any{{"name": "echo", "listen": "127.0.0.1:0", "upstream": up.Addr().String()}})
+	conf, _ := json.Marshal([]map[string]any{{"name": "echo", "listen": "127.0.0.1:0", "upstream": up}})
 	if err := os.WriteFile(cfg, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +151,8 @@ func TestLogLevel(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"-version"}, &out, io.Discard, nil); code != 0 || !strings.Contains(out.String(), "2.5.0") {
+	if code := run(context.Background(), []string{"-version"}, &out, io.Discard, nil); code != 0 || !strings.HasPrefix(out.String(), "handshake-proxy version ") ||
+		!strings.Contains(out.String(), "toxiproxy API version 2.12.0") {
 		t.Fatalf("exit %d, %q", code, out.String())
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/cli"
+	"github.com/synhold/synhold/internal/dialrace"
 )
 
 // options are the parsed command line.
@@ -23,15 +24,16 @@ type options struct {
 
 // pair is the server's answer: where each family listens.
 type pair struct {
+	happyeyeballs.Pair
 	addr4, addr6 string
 	repliedAt    time.Time
 }
 
-// dialResult is how one family's dial ended.
+// dialResult is the family that won, its connection, and when its dial
+// returned.
 type dialResult struct {
 	family int
 	conn   net.Conn
-	err    error
 	at     time.Time
 }
 
@@ -39,12 +41,8 @@ type dialResult struct {
 // exit status: 0 only if the fast family won and its byte matched.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
-		return 2
+	if code, exit := cli.UsageExit("happyeyeballs-client", err, stderr); exit {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -54,11 +52,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "pair: IPv4 %s, IPv6 %s; slow family IPv%d, fast IPv%d\n", p.addr4, p.addr6, o.slow, fast(o.slow))
-	if err := race(ctx, p, o.slow, stdout); err != nil {
+	err = race(ctx, p, o.slow, stdout)
+	printJudgement(ctx, o, p, stdout, stderr)
+	if err != nil {
 		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// judgementWait bounds the wait for the server's judgement.
+const judgementWait = 3 * time.Second
+
+// printJudgement prints the server's judgement of this client on p (it
+// dials both families at once, so RFC 8305 says NoAttemptDelay). A server
+// that does not judge (an older one, or the original) is not an error.
+func printJudgement(ctx context.Context, o options, p pair, stdout, stderr io.Writer) {
+	// The pair closes at its first connection; with none (both dials
+	// failed) it stays open until its timeout: wait a little only.
+	ctx, cancel := context.WithTimeout(ctx, judgementWait)
+	defer cancel()
+	j, err := controlClient(o).Judgement(ctx, p.Pair)
+	if err != nil {
+		fmt.Fprintf(stderr, "happyeyeballs-client: no judgement from the server: %v\n", err)
+		return
+	}
+	devs := ""
+	if len(j.Deviations) > 0 {
+		devs = fmt.Sprintf(" %v", j.Deviations)
+	}
+	fmt.Fprintf(stdout, "server's judgement (RFC 8305): %s%s: %s\n", j.Verdict, devs, j.Why)
+}
+
+// controlClient talks to the server on the control port of o.
+func controlClient(o options) *happyeyeballs.Client {
+	return &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), SamePort: o.samePort}
 }
 
 func parseArgs(args []string, stderr io.Writer) (options, error) {
@@ -87,59 +115,22 @@ func fast(slow int) int { return 10 - slow }
 
 // requestPair asks the server for a pair.
 func requestPair(ctx context.Context, o options) (pair, error) {
-	c := &happyeyeballs.Client{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), SamePort: o.samePort}
-	p, err := c.Pair(ctx, o.slow)
+	p, err := controlClient(o).Pair(ctx, o.slow)
 	if err != nil {
 		return pair{}, err
 	}
-	return pair{addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
+	return pair{Pair: p, addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
 }
 
 // race dials both families at once, keeps the first that connects, reads
 // its byte and reports. It fails unless the fast family won with its byte.
 func race(ctx context.Context, p pair, slow int, w io.Writer) error {
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make(chan dialResult, 2)
-	go dial(dctx, 4, p.addr4, results)
-	go dial(dctx, 6, p.addr6, results)
-	win, errs := first(results)
-	cancel()
-	go closeRest(results, len(errs))
-	if win.conn == nil {
-		return fmt.Errorf("neither family connected: %w", errors.Join(errs...))
+	conn, i, attempts, err := dialrace.Race(ctx, 0, dialrace.Target{Network: "tcp4", Addr: p.addr4}, dialrace.Target{Network: "tcp6", Addr: p.addr6})
+	if err != nil {
+		return fmt.Errorf("neither family connected: %w", err)
 	}
-	defer win.conn.Close()
-	return report(w, p, win, fast(slow))
-}
-
-func dial(ctx context.Context, family int, addr string, out chan<- dialResult) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp"+strconv.Itoa(family), addr)
-	out <- dialResult{family: family, conn: c, err: err, at: time.Now()}
-}
-
-// first returns the first successful dial, with the errors of those that
-// failed before it.
-func first(results <-chan dialResult) (dialResult, []error) {
-	var errs []error
-	for range 2 {
-		r := <-results
-		if r.err == nil {
-			return r, errs
-		}
-		errs = append(errs, fmt.Errorf("IPv%d: %w", r.family, r.err))
-	}
-	return dialResult{}, errs
-}
-
-// closeRest closes the losing connection, if the loser connected too.
-func closeRest(results <-chan dialResult, failed int) {
-	for range 2 - 1 - failed {
-		if r := <-results; r.conn != nil {
-			r.conn.Close()
-		}
-	}
+	defer conn.Close()
+	return report(w, p, dialResult{family: []int{4, 6}[i], conn: conn, at: attempts[i].Done}, fast(slow))
 }
 
 // report reads the winner's byte and prints what happened.

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -56,15 +58,19 @@ func holdStrategy(t *testing.T) (s listener.Strategy) {
 		return s
 	}
 	h, err := listener.Listen("tcp4", "127.0.0.1:0", listener.Config{Strategy: listener.Retransmit})
-	if err != nil {
-		t.Skipf("cannot hold handshakes here (replay needs CAP_NET_RAW): %v", err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW for replay, or CAP_NET_ADMIN where the kernel refuses the SYN-holding socket filter without it")
 	h.Close()
 	return listener.Retransmit
 }
 
 func TestClientAgainstServer(t *testing.T) {
 	port := startServer(t)
+	// It dials both families at once, which RFC 8305 does not allow. The
+	// server can tell only if it captures SYNs (strategy replay).
+	judged := "server's judgement (RFC 8305): unknown: The server could not see every SYN"
+	if s, _ := listener.Probe(); s == listener.Replay {
+		judged = "server's judgement (RFC 8305): deviates ["
+	}
 	for _, tc := range []struct {
 		args []string
 		fast string
@@ -77,42 +83,22 @@ func TestClientAgainstServer(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
 			code, out, errs := runNow(append([]string{"-c", port}, tc.args...)...)
-			if code != 0 || !strings.Contains(out, "connected over "+tc.fast) || !strings.HasSuffix(out, "ok\n") {
+			if code != 0 || !strings.Contains(out, "connected over "+tc.fast) || !strings.Contains(out, "\nok\n") {
 				t.Errorf("exit %d; stdout:\n%sstderr:\n%s", code, out, errs)
+			}
+			// Its two goroutines dial "at once", but on a loaded machine one
+			// may start tens of ms after the other, and either first.
+			if !strings.Contains(out, judged) || strings.Contains(judged, "deviates") && !regexp.MustCompile(`NoAttemptDelay|ShortAttemptDelay|IPv4First`).MatchString(out) {
+				t.Errorf("stdout:\n%s\nwant the judgement %q", out, judged)
 			}
 			t.Log(out)
 		})
 	}
 }
 
-// fakeControl serves a control port that answers every request with what
-// reply returns.
-func fakeControl(t *testing.T, reply func(req byte) []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			var b [1]byte
-			if _, err := io.ReadFull(c, b[:]); err == nil {
-				c.Write(reply(b[0]))
-			}
-			c.Close()
-		}
-	}()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// byteServer accepts on network and writes b to every connection; it
-// returns the port.
-func byteServer(t *testing.T, network, addr string, b byte) uint16 {
+// serveEach listens on network's addr until the test ends and hands every
+// connection to handle, which closes it; it returns the port.
+func serveEach(t *testing.T, network, addr string, handle func(net.Conn)) uint16 {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -125,11 +111,33 @@ func byteServer(t *testing.T, network, addr string, b byte) uint16 {
 			if err != nil {
 				return
 			}
-			c.Write([]byte{b})
-			c.Close()
+			handle(c)
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).AddrPort().Port()
+}
+
+// fakeControl serves a control port that answers every request with what
+// reply returns.
+func fakeControl(t *testing.T, reply func(req byte) []byte) string {
+	t.Helper()
+	return strconv.Itoa(int(serveEach(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+		defer c.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err == nil {
+			c.Write(reply(b[0]))
+		}
+	})))
+}
+
+// byteServer accepts on network and writes b to every connection; it
+// returns the port.
+func byteServer(t *testing.T, network, addr string, b byte) uint16 {
+	t.Helper()
+	return serveEach(t, network, addr, func(c net.Conn) {
+		defer c.Close()
+		c.Write([]byte{b})
+	})
 }
 
 // closedPort returns a port on which connecting is refused.

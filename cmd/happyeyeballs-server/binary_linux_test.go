@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
 // needRoot skips a test that must change user.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs the server binary as user nobody (uid 65534) to take CAP_NET_RAW away")
-	}
+	testenv.SkipUnlessRoot(t, "CAP_SETUID and CAP_SETGID (runs the server binary as user nobody, uid 65534, to take CAP_NET_RAW away)")
 }
 
 // nobodyCase is one way of running the server binary without CAP_NET_RAW.
@@ -33,6 +32,7 @@ type nobodyCase struct {
 }
 
 func TestBinaryAsNobodyFallsBackToRetransmit(t *testing.T) {
+	testenv.SkipIfShort(t, "builds the binary, then two pairs as nobody completing at SYN retransmissions 1 s apart: 6-8 s")
 	needRoot(t)
 	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-nobody")
 	buildServer(t, bin)
@@ -84,7 +84,7 @@ func readyOrExited(port int, exited chan error) (bool, error) {
 }
 
 func testAsNobody(t *testing.T, bin string, tc nobodyCase) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	log := &syncBuffer{}
 	exited := startAsNobody(t, bin, port, tc, log)
 	if gone, err := readyOrExited(port, exited); gone {
@@ -138,10 +138,11 @@ func repoRoot(t *testing.T) string {
 }
 
 func TestScripts(t *testing.T) {
+	testenv.SkipIfShort(t, "the docs' scripts build the binary, start it and run a client: about 4 s")
 	goTool(t)
 	needHold(t, "auto") // the scripts start the server with its defaults
 	dir := t.TempDir()
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testenv.FreePort(t))
 	logFile := filepath.Join(dir, "server.log")
 	env := []string{
 		"HAPPYEYEBALLS_BIN=" + filepath.Join(dir, "bin", "happyeyeballs-server"),

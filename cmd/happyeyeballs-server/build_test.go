@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 var (
@@ -48,7 +50,7 @@ func goTool(t *testing.T) string {
 	}
 	p, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("needs the go command to build the binary: %v", err)
+		testenv.SkipWithoutFeature(t, "the go command, to build the binary", err)
 	}
 	return p
 }

@@ -5,21 +5,24 @@
 //
 //	happyeyeballs-server [-c|--control PORT] [--wait] [--stop] [--timeout D]
 //	    [--fast-delay D] [--slow-delay D] [--pair-timeout D] [--idle-timeout D]
-//	    [--same-port] [--strategy auto|replay|retransmit|delayed-listen]
-//	    [--log-format text|json]
+//	    [--same-port] [--spares N] [--nice N]
+//	    [--strategy auto|replay|retransmit|delayed-listen]
+//	    [--log-format text|json] [--report DIR]
 //
 // With no mode flag it serves the control port (default 10036) on
-// 127.0.0.1 and ::1 until SIGINT, SIGTERM or a 0xFF request. --wait pings
+// 127.0.0.1 and ::1 until SIGINT, SIGTERM or a 0xFF request. It judges
+// every pair's client against RFC 8305 (log line "pair judged", request
+// 0xE0), logs a summary when it stops, and with --report writes the
+// judgements and a timeline picture into DIR. --wait pings
 // a server running elsewhere until it answers; --stop asks it to shut down
 // and waits until it has gone. See package broker/happyeyeballs for the protocol.
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
+
+	"github.com/synhold/synhold/internal/cli"
 )
 
 func main() {
@@ -29,8 +32,5 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	cli.Main(run)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,11 +30,7 @@ func threadNices(t *testing.T) map[int]int {
 }
 
 func TestSetNice(t *testing.T) {
-	if err := setNice(-3); errors.Is(err, os.ErrPermission) {
-		t.Skipf("needs CAP_SYS_NICE to lower the nice value: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	testenv.SkipWithoutPrivilege(t, setNice(-3), "CAP_SYS_NICE")
 	defer setNice(0)
 	nices := threadNices(t)
 	for tid, n := range nices {

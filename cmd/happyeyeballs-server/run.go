@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/cli"
 	"github.com/synhold/synhold/internal/eventlog"
 	"github.com/synhold/synhold/listener"
 )
@@ -26,18 +27,15 @@ type options struct {
 	nice        int
 	strategy    string
 	logFormat   string
+	reportDir   string
 }
 
 // run is the whole program, callable in-process by tests: it parses args,
 // then waits for, stops or runs a server. It returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "happyeyeballs-server: %v\n", err)
-		return 2
+	if code, exit := cli.UsageExit("happyeyeballs-server", err, stderr); exit {
+		return code
 	}
 	switch {
 	case o.wait:
@@ -67,15 +65,16 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.wait, "wait", false, "wait until a server on the control port answers, then exit")
 	fs.BoolVar(&o.stop, "stop", false, "ask the server on the control port to shut down, and wait until it has gone")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long --wait and --stop wait")
-	fs.DurationVar(&o.fast, "fast-delay", happyeyeballs.DefaultFastDelay, "when the fast family's handshakes complete, after the bind")
-	fs.DurationVar(&o.slow, "slow-delay", happyeyeballs.DefaultSlowDelay, "when the slow family's handshakes complete, after the bind")
+	fs.DurationVar(&o.fast, "fast-delay", happyeyeballs.DefaultFastDelay, "when the fast family's handshakes complete, after the pair is handed out (just before the reply)")
+	fs.DurationVar(&o.slow, "slow-delay", happyeyeballs.DefaultSlowDelay, "when the slow family's handshakes complete, after the pair is handed out")
 	fs.DurationVar(&o.pairTimeout, "pair-timeout", happyeyeballs.DefaultPairTimeout, "close a pair nobody connected to after this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", happyeyeballs.DefaultIdleTimeout, "close a control connection that sends nothing after this")
 	fs.BoolVar(&o.samePort, "same-port", false, "answer 0x04 and 0x06 like 0x14 and 0x16: both families on one port number")
-	fs.IntVar(&o.spares, "spares", 1, "pairs kept bound ahead of requests, so that a reply need not wait for a bind (0: none)")
+	fs.IntVar(&o.spares, "spares", 1, "pairs kept open ahead of requests, so that a reply need not wait for two listeners to open (0: none)")
 	fs.IntVar(&o.nice, "nice", -10, "nice value of the server's threads, where permitted (CAP_SYS_NICE), so that a busy machine delays its replies less; 0: leave it")
 	fs.StringVar(&o.strategy, "strategy", "auto", "how handshakes are held: auto, replay, retransmit or delayed-listen")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.reportDir, "report", "", "on shutdown, write the judgements of every pair into `DIR` (report.json, summary.txt, timeline.svg), creating it if needed")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

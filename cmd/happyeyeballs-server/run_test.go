@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -36,26 +37,6 @@ func records(log, msg string) []map[string]any {
 		}
 	}
 	return out
-}
-
-// freePort returns a port number free on both 127.0.0.1 and ::1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln4.Addr().(*net.TCPAddr).Port
-		ln6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(p)))
-		ln4.Close()
-		if err == nil {
-			ln6.Close()
-			return p
-		}
-	}
-	t.Fatal("no port free on both 127.0.0.1 and ::1")
-	return 0
 }
 
 // runResult is how an in-process run ended.
@@ -86,7 +67,7 @@ type testServer struct {
 func startServer(t *testing.T, args ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{port: freePort(t), log: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
+	s := &testServer{port: testenv.FreePort(t), log: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
 	args = append([]string{"-c", strconv.Itoa(s.port), "--log-format", "json"}, args...)
 	go func() { s.exited <- run(ctx, args, io.Discard, s.log) }()
 	t.Cleanup(func() {
@@ -184,13 +165,15 @@ func refused(port int) bool {
 // name, where this process cannot.
 func needHold(t *testing.T, name string) {
 	t.Helper()
-	s, why, err := resolveStrategy(name)
+	s, _, err := resolveStrategy(name)
 	if err == nil || s != listener.Auto {
 		_, err = checkHold(s)
 	}
-	if err != nil {
-		t.Skipf("cannot hold handshakes here (%s): %v", why, err)
+	capability := "CAP_NET_RAW"
+	if name != "replay" {
+		capability = "CAP_NET_ADMIN (this kernel refuses the SYN-holding socket filter without it)"
 	}
+	testenv.SkipWithoutPrivilege(t, err, capability)
 }
 
 func TestWaitAndStop(t *testing.T) {
@@ -223,7 +206,7 @@ func TestWaitAndStop(t *testing.T) {
 }
 
 func TestWaitWithoutServerTimesOut(t *testing.T) {
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testenv.FreePort(t))
 	r := runNow("-c", port, "--wait", "--timeout", "500ms")
 	if r.code == 0 || !strings.Contains(r.stderr, "no server answered on 127.0.0.1:"+port+" within 500ms") {
 		t.Errorf("exit %d, stderr %q; want non-zero and a clear message", r.code, r.stderr)

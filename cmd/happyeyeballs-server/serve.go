@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +24,9 @@ const shutdownGrace = 5 * time.Second
 // serve runs the server until ctx is done, a 0xFF request arrives or a
 // control listener fails.
 func serve(ctx context.Context, o options, logger *slog.Logger) error {
+	if err := applyTuning(os.Getenv); err != nil {
+		return err
+	}
 	strategy, why, perr := resolveStrategy(o.strategy)
 	if strategy == listener.Auto {
 		return perr
@@ -41,10 +43,15 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		FastDelay: o.fast, SlowDelay: o.slow,
 		PairTimeout: o.pairTimeout, IdleTimeout: o.idleTimeout,
 		SamePort: o.samePort, Strategy: strategy, Logger: logger,
-		Spares: cmp.Or(o.spares, -1),
+		Spares: o.spares,
 	})
 	if err != nil {
 		return err
+	}
+	if o.reportDir != "" { // fail now, not after a run whose report has nowhere to go
+		if err := os.MkdirAll(o.reportDir, 0o755); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
 	}
 	lns, err := listenControl(o.port)
 	if err != nil {
@@ -56,9 +63,14 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	err = waitStop(ctx, srv, errc, logger)
+	logClock(logger)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	return errors.Join(err, srv.Shutdown(sctx))
+	err = errors.Join(err, srv.Shutdown(sctx))
+	if o.reportDir != "" {
+		err = errors.Join(err, writeReport(o.reportDir, srv.Report(), logger))
+	}
+	return err
 }
 
 // waitStop blocks until the server should stop, and says why in the log.

@@ -201,12 +201,12 @@ func stopGracefully(gs *grpc.Server, log *slog.Logger) {
 	log.Info("reconnect-server: stopped")
 }
 
-// newLogger returns a logger writing text or JSON to w; parseFlags has
+// newLogger returns a logger writing text or JSON to w; parseArgs has
 // checked the format.
 func newLogger(w io.Writer, format string) *slog.Logger {
 	log, err := eventlog.New(w, format, nil)
 	if err != nil {
-		panic(err) // parseFlags accepts only text and json
+		panic(err) // parseArgs accepts only text and json
 	}
 	return log
 }

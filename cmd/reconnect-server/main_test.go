@@ -23,31 +23,12 @@ import (
 
 	"github.com/synhold/synhold/broker/reconnect"
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener/capture"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
 type syncBuffer = logtest.Buffer
-
-// freePort returns a port free on both 0.0.0.0 and [::].
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 10 {
-		l4, err := net.Listen("tcp4", "0.0.0.0:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", net.JoinHostPort("::", strconv.Itoa(port)))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free on both families")
-	return 0
-}
 
 // server is a run of the command.
 type server struct {
@@ -146,7 +127,7 @@ func TestServe(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			t.Parallel()
-			retry := freePort(t)
+			retry := testenv.FreePort(t)
 			reports := filepath.Join(t.TempDir(), "reports")
 			args := []string{"--retry_port", strconv.Itoa(retry), "--log-format", format, "--report", reports}
 			pcap := filepath.Join(t.TempDir(), "retry.pcap")

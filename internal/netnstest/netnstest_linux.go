@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // NS is a network namespace.
@@ -30,11 +32,9 @@ var seq atomic.Int32
 // New creates the pair, or skips the test if it cannot (not root, no ip(8)).
 func New(t testing.TB) *Pair {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
-	}
+	testenv.SkipUnlessRoot(t, "CAP_SYS_ADMIN and CAP_NET_ADMIN (network namespaces)")
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("network namespaces need ip(8) from iproute2")
+		testenv.SkipWithoutFeature(t, "ip(8) from iproute2 (network namespaces)", err)
 	}
 	n := seq.Add(1)
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,9 +15,10 @@ import (
 // clock fires releases at their instants. It sleeps on a timerfd armed at an
 // absolute CLOCK_REALTIME instant (timerfds take no timer slack), on an OS
 // thread of its own (SCHED_FIFO where permitted, see RealTime), then spins
-// for the last Spin. Kernel packet timestamps are CLOCK_REALTIME too, so the
+// for the last Spin, through the batch of jobs due then (see runBatch). Its
+// thread is named ThreadName. Kernel packet timestamps are CLOCK_REALTIME too, so the
 // error a capture measures is the clock's. If the timerfd fails, the clock
-// says so (OnFault) and waits on a runtime timer from then on: it never stops
+// says so (Config.OnFault) and waits on a runtime timer from then on: it never stops
 // firing while it has listeners.
 type clock struct {
 	queue
@@ -34,16 +36,17 @@ type clock struct {
 // tests replace it to make the wait fail.
 var readTimer = unix.Read
 
-// New starts a clock of kind Use, apart from the process-wide one.
-func New() (Clock, error) {
-	if Use == RuntimeTimer {
-		return newGoClock(), nil
+// New starts a clock configured by cfg, apart from the process-wide one.
+func New(cfg Config) (Clock, error) {
+	if cfg.Kind == RuntimeTimer {
+		return newGoClock(cfg), nil
 	}
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("releaseclock: %w", os.NewSyscallError("timerfd_create", err))
 	}
-	c := &clock{queue: queue{spin: Spin, ahead: PrepareAhead}, tfd: tfd, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
+	c := &clock{tfd: tfd, wake: make(chan struct{}, 1), quit: make(chan struct{}), exit: make(chan struct{})}
+	c.init(cfg)
 	go c.run()
 	return c, nil
 }
@@ -68,7 +71,7 @@ func (c *clock) arm(at time.Time) {
 	if c.stopping {
 		spec.Value = unix.NsecToTimespec(1) // long past: expires at once
 	} else if !at.IsZero() {
-		ns := at.Add(-c.spin).UnixNano()
+		ns := at.Add(-c.cfg.Spin).UnixNano()
 		if ns <= 0 {
 			ns = 1
 		}
@@ -83,7 +86,9 @@ func (c *clock) arm(at time.Time) {
 func (c *clock) run() {
 	runtime.LockOSThread() // never unlocked: the thread, and its policy, end with the clock
 	defer close(c.exit)
-	setScheduling(PrepareThread())
+	setScheduling(PrepareThread(c.cfg.RealTime))
+	nameThread()
+	c.tid.Store(int64(unix.Gettid()))
 	var buf [8]byte
 	for {
 		select {
@@ -91,8 +96,11 @@ func (c *clock) run() {
 			return
 		default:
 		}
-		if js := c.due(time.Now().Add(c.spin)); len(js) > 0 {
-			c.fire(js)
+		if js := c.due(time.Now().Add(c.cfg.Spin), nil); len(js) > 0 {
+			before := threadCPU()
+			c.fired.Add(uint64(c.runBatch(js)))
+			c.batches.Add(1)
+			c.cpu.Add(int64(threadCPU() - before))
 			continue
 		}
 		c.armNext(c.arm)
@@ -100,7 +108,7 @@ func (c *clock) run() {
 		// one, or until stop makes the timer expire at once.
 		_, err := readTimer(c.tfd, buf[:])
 		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
-			fault(fmt.Errorf("releaseclock: %w; releases now wait on the runtime timer, a few hundred microseconds late",
+			c.fault(fmt.Errorf("releaseclock: %w; releases now wait on the runtime timer, a few hundred microseconds late",
 				os.NewSyscallError("read timerfd", err)))
 			waitLoop(&c.queue, c.wake, c.quit)
 			return
@@ -127,15 +135,35 @@ var (
 	schedErr    error
 )
 
+// threadName is ThreadName as prctl takes it, NUL-terminated, where the
+// garbage collector does not move it.
+var threadName = []byte(ThreadName + "\x00")
+
+// nameThread names the calling thread ThreadName.
+func nameThread() {
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&threadName[0])), 0, 0, 0)
+}
+
+// threadCPU is the calling thread's CPU time so far, user and system, as
+// getrusage(RUSAGE_THREAD) counts it but to the nanosecond
+// (CLOCK_THREAD_CPUTIME_ID).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
 // PrepareThread prepares the calling thread to wait for instants, as the
-// clock thread does: timer slack 1 ns and, if RealTime, SCHED_FIFO. It
+// clock thread does: timer slack 1 ns and, if realTime, SCHED_FIFO. It
 // returns the policy the thread got, and why not SCHED_FIFO if it asked and
 // did not get it. The caller must have locked its goroutine to the thread
 // (runtime.LockOSThread) and end the goroutine without unlocking, so that
 // the thread, and its policy, end with it.
-func PrepareThread() (string, error) {
+func PrepareThread(realTime bool) (string, error) {
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	if !RealTime {
+	if !realTime {
 		return "SCHED_OTHER", nil
 	}
 	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: fifoPriority}
@@ -156,9 +184,9 @@ func setScheduling(policy string, err error) {
 }
 
 // Scheduling says how the clock thread is scheduled ("SCHED_FIFO 10" or
-// "SCHED_OTHER"), and, when RealTime asked for SCHED_FIFO and did not get
-// it, why. Before any clock has started it finds out on a thread of its own,
-// the way the clock thread would.
+// "SCHED_OTHER"), and, when Config.RealTime asked for SCHED_FIFO and did
+// not get it, why. Before any clock has started it finds out on a thread of
+// its own, the way a clock thread of DefaultConfig would.
 func Scheduling() (string, error) {
 	schedMu.Lock()
 	p, err := schedPolicy, schedErr
@@ -173,17 +201,17 @@ func Scheduling() (string, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		p, err := PrepareThread()
+		p, err := PrepareThread(DefaultConfig().RealTime)
 		ch <- result{p, err}
 	}()
 	r := <-ch
 	return r.p, r.err
 }
 
-// fault reports a failure of the clock, to OnFault and the log.
-func fault(err error) {
+// fault reports a failure of the clock, to Config.OnFault and the log.
+func (c *clock) fault(err error) {
 	slog.Error("release clock failed", "err", err)
-	if f := OnFault; f != nil {
+	if f := c.cfg.OnFault; f != nil {
 		f(err)
 	}
 }
@@ -221,10 +249,10 @@ func (s *Sleeper) Sleep(t time.Time) error {
 	}
 }
 
-// Wait is the clock's wait for one instant: Sleep until Spin before t, then
+// Wait is the clock's wait for one instant: Sleep until spin before t, then
 // SpinUntil t. It returns the time it returned at.
-func (s *Sleeper) Wait(t time.Time) (time.Time, error) {
-	if err := s.Sleep(t.Add(-Spin)); err != nil {
+func (s *Sleeper) Wait(t time.Time, spin time.Duration) (time.Time, error) {
+	if err := s.Sleep(t.Add(-spin)); err != nil {
 		return time.Now(), err
 	}
 	return SpinUntil(t), nil

@@ -2,6 +2,8 @@ package releaseclock
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +23,7 @@ func TestSleeperWaitsUntilTheInstant(t *testing.T) {
 	defer s.Close()
 	for _, d := range []time.Duration{-time.Millisecond, 0, 2 * time.Millisecond, 5 * time.Millisecond} {
 		at := time.Now().Add(d)
-		got, err := s.Wait(at)
+		got, err := s.Wait(at, DefaultConfig().Spin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,8 +37,8 @@ func TestSleeperWaitsUntilTheInstant(t *testing.T) {
 // the fault must be reported, and jobs scheduled before and after it must
 // still fire, on the runtime timer.
 func TestClockSurvivesATimerFailure(t *testing.T) {
-	oldRead, oldFault := readTimer, OnFault
-	defer func() { readTimer, OnFault = oldRead, oldFault }()
+	oldRead := readTimer
+	defer func() { readTimer = oldRead }()
 	var failed sync.Once
 	readTimer = func(fd int, p []byte) (int, error) {
 		err := unix.EIO
@@ -47,8 +49,9 @@ func TestClockSurvivesATimerFailure(t *testing.T) {
 		return oldRead(fd, p)
 	}
 	faults := make(chan error, 4)
-	OnFault = func(err error) { faults <- err }
-	c, err := New()
+	cfg := DefaultConfig()
+	cfg.OnFault = func(err error) { faults <- err }
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,5 +93,36 @@ func TestSchedulingSaysWhatTheThreadGot(t *testing.T) {
 		t.Logf("SCHED_FIFO not permitted here: %v", err)
 	case err != nil || p != "SCHED_FIFO 10":
 		t.Errorf("Scheduling() = %q, %v; want SCHED_FIFO 10", p, err)
+	}
+}
+
+// TestClockThreadIsNamedAndCounted checks what an observer of the clock
+// thread relies on: its name in /proc/self/task/TID/comm, and the
+// statistics of what it fired and the CPU time it took.
+func TestClockThreadIsNamedAndCounted(t *testing.T) {
+	c, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	f := &firings{done: make(chan struct{}), want: 3}
+	for i := range 3 {
+		at := time.Now().Add(time.Duration(10+i) * time.Millisecond)
+		c.Schedule(at, f.job(string(rune('a'+i)), at))
+	}
+	f.wait(t)
+	st := c.Stats()
+	if st.Fired != 3 || st.Batches == 0 || st.Batches > 3 {
+		t.Errorf("Stats() = %+v, want 3 fired in 1-3 batches", st)
+	}
+	if st.CPU <= 0 || st.CPU > 3*time.Second {
+		t.Errorf("Stats().CPU = %v, want the thread's own CPU time, > 0", st.CPU)
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", st.TID))
+	if err != nil {
+		t.Fatalf("the clock thread %d: %v", st.TID, err)
+	}
+	if got := strings.TrimSpace(string(comm)); got != ThreadName {
+		t.Errorf("thread %d is named %q, want %q", st.TID, got, ThreadName)
 	}
 }

@@ -5,8 +5,8 @@ package releaseclock
 import "errors"
 
 // New starts a clock apart from the process-wide one: here always the
-// runtime timer.
-func New() (Clock, error) { return newGoClock(), nil }
+// runtime timer, whatever cfg.Kind says.
+func New(cfg Config) (Clock, error) { return newGoClock(cfg), nil }
 
 // Scheduling says how the clock thread is scheduled: here an ordinary
 // goroutine.

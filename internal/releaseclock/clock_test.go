@@ -81,7 +81,7 @@ func TestClockStopsRightAfterStart(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 2000 {
-			c, err := New()
+			c, err := New(DefaultConfig())
 			if err != nil {
 				t.Error(err)
 				return
@@ -97,12 +97,14 @@ func TestClockStopsRightAfterStart(t *testing.T) {
 }
 
 // TestPrepareRunsBeforeItsJob checks that a job's prepare runs once, on the
-// clock, before the job fires, on each clock kind.
+// clock, before the job fires, on each clock kind (with room for it: a
+// prepare the clock wakes for too late to end before the instant is
+// skipped).
 func TestPrepareRunsBeforeItsJob(t *testing.T) {
 	forEachKind(t, func(t *testing.T, c Clock) {
 		var order []string // written on the clock's thread only, read after done
 		done := make(chan struct{})
-		c.SchedulePrepared(time.Now().Add(20*time.Millisecond),
+		c.SchedulePrepared(time.Now().Add(100*time.Millisecond),
 			func() { order = append(order, "prepare") },
 			func(time.Time) { order = append(order, "fire"); close(done) })
 		select {
@@ -113,13 +115,16 @@ func TestPrepareRunsBeforeItsJob(t *testing.T) {
 		if want := []string{"prepare", "fire"}; !slices.Equal(order, want) {
 			t.Fatalf("ran %v, want %v", order, want)
 		}
-	})
+	}, func(c *Config) { c.PrepareAhead, c.Rewarm = 50*time.Millisecond, 0 })
 }
 
 // TestPreparedJobWakesEarlier checks that a job with a prepare is ordered,
 // and so woken for, PrepareAhead before its instant, and one without at it.
 func TestPreparedJobWakesEarlier(t *testing.T) {
-	q := &queue{spin: Spin, ahead: 800 * time.Microsecond}
+	cfg := DefaultConfig()
+	cfg.PrepareAhead = 800 * time.Microsecond
+	q := new(queue)
+	q.init(cfg)
 	at := time.Now().Add(time.Hour)
 	plain := q.newJob(at.Add(-100*time.Microsecond), nil, func(time.Time) {})
 	prepared := q.newJob(at, func() {}, func(time.Time) {})
@@ -136,19 +141,126 @@ func TestPreparedJobWakesEarlier(t *testing.T) {
 	}
 }
 
-// forEachKind runs f as a subtest with a new clock of each kind.
-func forEachKind(t *testing.T, f func(t *testing.T, c Clock)) {
+// TestPrepareNeverDelaysAnEarlierJob schedules a job whose slow prepare
+// wakes the clock before an earlier job's instant: the earlier job must
+// still fire at its instant. (A clock that runs a batch's prepares, then
+// spins to each job in turn, fired it after the later job, 3 ms late.)
+func TestPrepareNeverDelaysAnEarlierJob(t *testing.T) {
+	forEachKind(t, func(t *testing.T, c Clock) {
+		f := &firings{done: make(chan struct{}), want: 2}
+		early := time.Now().Add(30 * time.Millisecond)
+		later := early.Add(3 * time.Millisecond) // woken for 5 ms before, so before early
+		c.SchedulePrepared(later, func() { SpinUntil(time.Now().Add(400 * time.Microsecond)) }, f.job("later", later))
+		c.Schedule(early, f.job("early", early))
+		names, late := f.wait(t)
+		if want := []string{"early", "later"}; !slices.Equal(names, want) {
+			t.Fatalf("fired %v, want %v", names, want)
+		}
+		// The order says it: held up by the later job's prepare, the
+		// earlier job fired after the later one. The bound is for a
+		// loaded machine; the runtime timer wakes there tens of
+		// milliseconds late.
+		bound := 5 * time.Millisecond
+		if _, ok := c.(*goClock); ok {
+			bound = 50 * time.Millisecond
+		}
+		if late[0] < 0 || late[0] > bound {
+			t.Errorf("the earlier job fired %v after its instant, want within [0, %v] (the later job's prepare must not hold it up)", late[0], bound)
+		}
+	}, func(c *Config) { c.PrepareAhead = 5 * time.Millisecond })
+}
+
+// TestJobScheduledWhileSpinningIsOnTime schedules a job while the clock is
+// in a batch, spinning towards a later job: it must fire at its own instant,
+// before the later job, not after it. The job is scheduled from a job of
+// the batch, so that the test does not depend on another thread getting a
+// core while the clock's thread spins; an attempt whose scheduling job
+// itself ran too late to tell (a runtime timer on a loaded machine) is
+// made again.
+func TestJobScheduledWhileSpinningIsOnTime(t *testing.T) {
+	forEachKind(t, func(t *testing.T, c Clock) {
+		for attempt := 1; ; attempt++ {
+			f := &firings{done: make(chan struct{}), want: 2}
+			// The batch spins from 4 ms before trigger to later, 8 ms:
+			// under the 10 ms after which the runtime preempts a running
+			// goroutine.
+			trigger := time.Now().Add(20 * time.Millisecond)
+			later := trigger.Add(4 * time.Millisecond) // in the same batch: spin 8 ms
+			early := trigger.Add(1500 * time.Microsecond)
+			var triggered time.Time // written on the clock's thread before early is scheduled
+			c.Schedule(later, f.job("later", later))
+			c.Schedule(trigger, func(now time.Time) {
+				triggered = now
+				c.Schedule(early, f.job("early", early))
+			})
+			names, late := f.wait(t)
+			if triggered.After(early.Add(-500*time.Microsecond)) && attempt < 5 {
+				t.Logf("attempt %d: the scheduling job ran %v late, too late to tell: again", attempt, triggered.Sub(trigger))
+				continue
+			}
+			if want := []string{"early", "later"}; !slices.Equal(names, want) {
+				t.Fatalf("fired %v (late %v), want %v (the job scheduled while spinning comes first)", names, late, want)
+			}
+			bound := 2 * time.Millisecond
+			if _, ok := c.(*goClock); ok {
+				bound = 50 * time.Millisecond // preempted in its spin on a loaded machine
+			}
+			if late[0] < 0 || late[0] > bound {
+				t.Errorf("the job scheduled while spinning fired %v after its instant, want within [0, %v]", late[0], bound)
+			}
+			return
+		}
+	}, func(c *Config) { c.Spin = 8 * time.Millisecond })
+}
+
+// forEachKind runs f as a subtest with a new clock of each kind, configured
+// by DefaultConfig changed by each of tweak.
+func forEachKind(t *testing.T, f func(t *testing.T, c Clock), tweak ...func(*Config)) {
 	for _, kind := range []Kind{TimerFD, RuntimeTimer} {
 		t.Run(map[Kind]string{TimerFD: "timerfd", RuntimeTimer: "runtime"}[kind], func(t *testing.T) {
-			old := Use
-			Use = kind
-			defer func() { Use = old }()
-			c, err := New()
+			cfg := DefaultConfig()
+			cfg.Kind = kind
+			for _, tw := range tweak {
+				tw(&cfg)
+			}
+			c, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Stop()
 			f(t, c)
 		})
+	}
+}
+
+// TestOneSlowPrepareDoesNotSkipTheRest: a prepare that once takes longer
+// than the room before its instant must not have every later prepare of
+// its phase skipped for good.
+func TestOneSlowPrepareDoesNotSkipTheRest(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Kind = TimerFD
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	var ran [2]int // [0]: the first job's prepares, [1]: the later jobs'
+	for i := range 40 {
+		done := make(chan struct{})
+		slow := i == 0
+		c.SchedulePrepared(time.Now().Add(5*time.Millisecond), func() {
+			if slow {
+				SpinUntil(time.Now().Add(300 * time.Microsecond)) // longer than Rewarm
+				ran[0]++
+				return
+			}
+			ran[1]++
+		}, func(time.Time) { close(done) })
+		<-done
+	}
+	// 39 later jobs, two prepares each; a few may be skipped on a loaded
+	// machine, not all second ones.
+	if ran[1] < 39+30 {
+		t.Errorf("the later jobs' prepares ran %d times, want most of %d (after one slow prepare)", ran[1], 2*39)
 	}
 }

@@ -9,7 +9,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/rawconn"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // tcpACK and tcpSYN are the TCP header's flag bits the filter tests.
@@ -85,20 +86,8 @@ func Open(family int) (*Conn, error) {
 
 // Send sends the IP packet b to to (see To).
 func (c *Conn) Send(b []byte, to unix.Sockaddr) error {
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			serr = unix.Sendto(int(fd), b, 0, to)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
-	if err != nil {
+	if err := rawconn.Write(c.rc, "sendto", func(fd int) error { return unix.Sendto(fd, b, 0, to) }); err != nil {
 		return fmt.Errorf("replay: send: %w", err)
-	}
-	if serr != nil {
-		return fmt.Errorf("replay: send: %w", os.NewSyscallError("sendto", serr))
 	}
 	return nil
 }

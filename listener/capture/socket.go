@@ -25,6 +25,12 @@ type Packet struct {
 type Config struct {
 	// Ifindex is the interface to capture on; 0 captures on every interface.
 	Ifindex int
+	// SkipIfindex, if not 0, makes the filter drop every packet of that
+	// interface, for a socket on every interface (Ifindex 0) that leaves one
+	// interface to a socket bound to it, such as the loopback device (1).
+	// The kernel drops them before they are queued: the reader is not woken
+	// for them, as it would be if it dropped them itself.
+	SkipIfindex int
 	// IgnoreMark makes the filter drop packets carrying this SO_MARK, so that
 	// segments a program injects itself are not seen again. 0 ignores none.
 	IgnoreMark uint32

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,7 +14,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/synhold/synhold/sockopt"
+	"github.com/synhold/synhold/internal/rawconn"
+	"github.com/synhold/synhold/internal/sockopt"
 )
 
 // Socket is an AF_PACKET socket that receives the TCP SYNs a host gets and
@@ -21,10 +23,14 @@ import (
 // the runtime poller: they honour deadlines and Close wakes them.
 type Socket struct {
 	closed atomic.Bool
-	f      *os.File
-	rc     syscall.RawConn
-	buf    []byte
-	oob    []byte
+	cfg    Config
+
+	portsMu sync.Mutex
+	ports   []uint16 // the ports in the filter; nil: every port
+	f       *os.File
+	rc      syscall.RawConn
+	buf     []byte
+	oob     []byte
 
 	// Sync's state: requests made and the latest one served. Sync wakes a
 	// blocked ReadPacket through a read deadline in the past, which
@@ -38,15 +44,16 @@ type Socket struct {
 
 // Seams for fault injection in tests.
 var (
-	socketFunc  = unix.Socket
-	bindFunc    = unix.Bind
-	recvmsgFunc = unix.Recvmsg
+	socketFunc   = unix.Socket
+	bindFunc     = unix.Bind
+	recvmsgFunc  = unix.Recvmsg
+	attachFilter = sockopt.AttachFilter
 )
 
-// transient reports whether a recvmsg error is worth retrying: the call was
-// interrupted, or the kernel was short of memory for a moment.
+// transient reports whether a recvmsg error is worth retrying: the kernel
+// was short of memory for a moment. (rawconn retries an interrupted call.)
 func transient(err error) bool {
-	return err == unix.EINTR || err == unix.ENOBUFS || err == unix.ENOMEM
+	return err == unix.ENOBUFS || err == unix.ENOMEM
 }
 
 // maxTransient bounds the transient errors in a row ReadPacket retries
@@ -58,6 +65,12 @@ const maxTransient = 100
 // protocol 0, so that it receives nothing until its filter is attached and
 // it is bound: there is no window in which unfiltered packets queue up.
 func Open(cfg Config) (*Socket, error) {
+	switch {
+	case cfg.Ifindex < 0 || cfg.SkipIfindex < 0:
+		return nil, fmt.Errorf("capture: open: negative interface index (Ifindex %d, SkipIfindex %d)", cfg.Ifindex, cfg.SkipIfindex)
+	case cfg.Ifindex != 0 && cfg.SkipIfindex != 0:
+		return nil, fmt.Errorf("capture: open: SkipIfindex %d is for a socket on every interface, not one bound to interface %d: leave one of them 0", cfg.SkipIfindex, cfg.Ifindex)
+	}
 	fd, err := socketFunc(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("capture: open: %w", os.NewSyscallError("socket", err))
@@ -76,11 +89,11 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	prog, err := bpf.Assemble(Filter(cfg.IgnoreMark))
+	prog, err := bpf.Assemble(filter(cfg, nil))
 	if err != nil {
 		return nil, fmt.Errorf("capture: assemble filter: %w", err)
 	}
-	if err := sockopt.AttachFilter(rc, prog); err != nil {
+	if err := attachFilter(rc, prog); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if err := sockopt.SetTimestampNS(rc, true); err != nil {
@@ -88,38 +101,33 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	}
 	_ = sockopt.SetReceiveBuffer(rc, 4<<20) // a larger queue is best effort
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: cfg.Ifindex}
-	var berr error
-	if err := rc.Control(func(fd uintptr) { berr = bindFunc(int(fd), sa) }); err != nil {
-		return nil, fmt.Errorf("capture: bind: %w", err)
+	if err := rawconn.Control(rc, "bind", func(fd int) error { return bindFunc(fd, sa) }); err != nil {
+		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, err)
 	}
-	if berr != nil {
-		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, os.NewSyscallError("bind", berr))
-	}
-	return &Socket{f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
+	return &Socket{cfg: cfg, f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // ReadPacket blocks until the next SYN or SYN-ACK arrives, the read deadline
 // passes, or the socket is closed. Packets that do not decode are skipped,
-// and transient errors (EINTR, ENOBUFS, ENOMEM) are retried; any other error
-// is returned.
+// and transient errors (ENOBUFS, ENOMEM; rawconn retries EINTR) are retried;
+// any other error is returned.
 func (s *Socket) ReadPacket() (Packet, error) {
 	for failures := 0; ; {
 		var (
 			n, oobn int
 			from    unix.Sockaddr
-			rerr    error
 		)
-		err := s.rc.Read(func(fd uintptr) bool {
+		err := rawconn.Read(s.rc, "recvmsg", func(fd int) (err error) {
 			req := s.syncReq.Load() // requests made before this recvmsg
-			n, oobn, _, from, rerr = recvmsgFunc(int(fd), s.buf, s.oob, 0)
-			if rerr == unix.EAGAIN {
+			n, oobn, _, from, err = recvmsgFunc(fd, s.buf, s.oob, 0)
+			if err == unix.EAGAIN {
 				s.served(req) // everything queued before req is read
-				return false
 			}
-			return true
+			return err
 		})
+		var serr *os.SyscallError
 		switch {
 		case err != nil && s.closed.Load():
 			return Packet{}, fmt.Errorf("capture: read: %w", os.ErrClosed)
@@ -130,13 +138,11 @@ func (s *Socket) ReadPacket() (Packet, error) {
 			// restore is recognised the same way.)
 			s.restoreDeadline()
 			continue
-		case err != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", err)
-		case rerr != nil && transient(rerr) && failures < maxTransient:
+		case errors.As(err, &serr) && transient(serr.Err) && failures < maxTransient:
 			failures++
 			continue
-		case rerr != nil:
-			return Packet{}, fmt.Errorf("capture: read: %w", os.NewSyscallError("recvmsg", rerr))
+		case err != nil:
+			return Packet{}, fmt.Errorf("capture: read: %w", err)
 		}
 		failures = 0
 		p, err := s.packet(s.buf[:n], s.oob[:oobn], from)
@@ -228,6 +234,35 @@ func kernelTime(oob []byte) time.Time {
 	return time.Now()
 }
 
+// SetPorts makes the socket keep only the SYNs to, and the SYN-ACKs from,
+// the local ports given: the kernel drops the handshakes of other programs
+// in the filter, before they are queued, and the reader is not woken for
+// them. No ports, or more than 200, keep every port again, as Open does.
+// The kernel swaps the filter in one step, so no packet meets neither
+// filter; packets queued before the swap are still read. A new filter
+// costs ~80 µs (assembled, checked and compiled by the kernel), so a call
+// that leaves the filter as it is does nothing.
+func (s *Socket) SetPorts(ports []uint16) error {
+	ports = slices.Compact(slices.Sorted(slices.Values(ports)))
+	if len(ports) > maxPorts || len(ports) == 0 {
+		ports = nil
+	}
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
+	if slices.Equal(ports, s.ports) {
+		return nil
+	}
+	prog, err := bpf.Assemble(filter(s.cfg, ports))
+	if err != nil {
+		return fmt.Errorf("capture: assemble filter: %w", err)
+	}
+	if err := attachFilter(s.rc, prog); err != nil {
+		return fmt.Errorf("capture: set ports: %w", err)
+	}
+	s.ports = ports
+	return nil
+}
+
 // SetReadDeadline sets the deadline for ReadPacket.
 func (s *Socket) SetReadDeadline(t time.Time) error {
 	var ns int64
@@ -249,26 +284,60 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// Filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
+// maxPorts is the most ports SetPorts puts in the filter: the filter's
+// conditional jumps reach at most 255 instructions ahead.
+const maxPorts = 200
+
+// filter returns the classic BPF program of a capture socket (SOCK_DGRAM, so
 // the data starts at the IP header). It keeps unfragmented IPv4 and IPv6 TCP
 // segments with SYN set that are a client's SYN as received (no ACK, not
 // outgoing), or this host's SYN-ACK as sent (outgoing) and, on a loopback
-// interface, also as received, and drops any packet marked ignoreMark (0:
-// none). On loopback every packet is seen twice, once sent and once
+// interface, also as received, and drops any packet marked cfg.IgnoreMark
+// (0: none) and any packet of interface cfg.SkipIfindex (0: none). With
+// ports (at most maxPorts), it keeps only SYNs to and SYN-ACKs from those
+// local ports. On loopback every packet is seen twice, once sent and once
 // received: this keeps the received copy of a SYN, the one tcpdump records,
 // and both copies of a SYN-ACK (Packet.Outgoing tells them apart), since
 // the received one is what tcpdump records and the client gets.
-func Filter(ignoreMark uint32) []bpf.Instruction {
-	const (
-		accept = 25
-		drop   = 26
-	)
+func filter(cfg Config, ports []uint16) []bpf.Instruction {
+	var portCheck []bpf.Instruction
+	if len(ports) > 0 {
+		portCheck = []bpf.Instruction{
+			bpf.LoadScratch{Dst: bpf.RegA, N: 0},
+			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: 2},
+			bpf.LoadIndirect{Off: 2, Size: 2}, // a SYN's destination port
+			bpf.Jump{Skip: 1},
+			bpf.LoadIndirect{Off: 0, Size: 2}, // a SYN-ACK's source port
+		}
+		for i, p := range ports {
+			portCheck = append(portCheck, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p), SkipTrue: uint8(len(ports) - i)})
+		}
+		portCheck = append(portCheck, bpf.Jump{Skip: 1}) // to the drop
+	}
+	body := segmentFilter(cfg.IgnoreMark, portCheck)
+	if cfg.SkipIfindex == 0 {
+		return body
+	}
+	// First, so that a skipped interface's packets cost two instructions.
+	return append([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(cfg.SkipIfindex), SkipTrue: uint8(len(body) - 1)}, // to body's drop
+	}, body...)
+}
+
+// segmentFilter is the body of filter; see there. portCheck runs before a
+// packet is kept; it falls through to keep it and jumps one ahead to drop
+// it. The last instruction drops the packet.
+func segmentFilter(ignoreMark uint32, portCheck []bpf.Instruction) []bpf.Instruction {
+	check := 25
+	accept := check + len(portCheck)
+	drop := accept + 1
 	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
 	markDrop := skip(16, drop)
 	if ignoreMark == 0 {
 		markDrop = 0 // both branches fall through: no packet is ignored
 	}
-	return []bpf.Instruction{
+	prog := []bpf.Instruction{
 		/* 0 */ bpf.LoadExtension{Num: bpf.ExtProto},
 		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipFalse: skip(1, 8)},
 		/* 2 */ bpf.LoadAbsolute{Off: 9, Size: 1},
@@ -281,7 +350,7 @@ func Filter(ignoreMark uint32) []bpf.Instruction {
 		/* 9 */ bpf.LoadAbsolute{Off: 6, Size: 1},
 		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: skip(10, drop)},
 		/* 11 */ bpf.LoadConstant{Dst: bpf.RegX, Val: 40},
-		/* 12 */ bpf.LoadIndirect{Off: 13, Size: 1},
+		/* 12 */ bpf.LoadIndirect{Off: 13, Size: 1}, // X is the TCP header's offset from here on
 		/* 13 */ bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: uint32(SYN), SkipTrue: skip(13, drop)},
 		/* 14 */ bpf.StoreScratch{Src: bpf.RegA, N: 0},
 		/* 15 */ bpf.LoadExtension{Num: bpf.ExtMark},
@@ -289,12 +358,15 @@ func Filter(ignoreMark uint32) []bpf.Instruction {
 		/* 17 */ bpf.LoadExtension{Num: bpf.ExtType},
 		/* 18 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipFalse: skip(18, 21)},
 		/* 19 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, accept), SkipFalse: skip(20, drop)},
+		/* 20 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipTrue: skip(20, check), SkipFalse: skip(20, drop)},
 		/* 21 */ bpf.LoadScratch{Dst: bpf.RegA, N: 0},
-		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipFalse: skip(22, accept)},
+		/* 22 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: uint32(ACK), SkipFalse: skip(22, check)},
 		/* 23 */ bpf.LoadExtension{Num: bpf.ExtLinkLayerType},
-		/* 24 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ARPHRD_LOOPBACK, SkipTrue: skip(24, accept), SkipFalse: skip(24, drop)},
-		/* 25 */ bpf.RetConstant{Val: 0xffff},
-		/* 26 */ bpf.RetConstant{Val: 0},
+		/* 24 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ARPHRD_LOOPBACK, SkipTrue: skip(24, check), SkipFalse: skip(24, drop)},
 	}
+	prog = append(prog, portCheck...)
+	return append(prog,
+		bpf.RetConstant{Val: 0xffff}, // accept
+		bpf.RetConstant{Val: 0},      // drop
+	)
 }

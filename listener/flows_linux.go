@@ -1,12 +1,12 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
 
@@ -14,12 +14,22 @@ import (
 // fate: held, replayed at once, or already through.
 func (h *Held) onSYN(p capture.Packet) {
 	k := flowKey{clientKey(p.Src), p.Seq}
-	if k.client == h.plug() {
-		return // the listener's own plug, not a client
+	if h.isPlug(k.client) {
+		return // one of the listener's own plugs, not a client
 	}
 	ip := slices.Clone(p.IP)
 	ferr := capture.FixChecksum(ip)
-	h.mu.Lock()
+	// Decide runs without the listener's lock: it is the user's code.
+	var v *Verdict
+	for {
+		h.mu.Lock()
+		if v != nil || !h.decides(k, p.Time, ferr) {
+			break
+		}
+		h.mu.Unlock()
+		d := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+		v = &d
+	}
 	defer h.mu.Unlock()
 	f, retransmit := h.flows[k]
 	if !retransmit {
@@ -40,8 +50,7 @@ func (h *Held) onSYN(p capture.Packet) {
 		err := h.replay(f, h.want)
 		late = &Event{Kind: Released, Client: k.client, ISN: k.isn, Time: f.hs.Released, Want: h.want, Replayed: 1, Err: err}
 	case h.cfg.Decide != nil:
-		if !retransmit { // a retransmission keeps its first SYN's verdict
-			v := h.cfg.Decide(SYN{Client: k.client, Local: p.Dst, ISN: k.isn, Time: p.Time})
+		if !retransmit && v != nil { // a retransmission keeps its first SYN's verdict
 			f.hs.Want, f.refuse = v.At, v.Refuse
 			switch {
 			case v.At.IsZero(): // held until Release or ReleaseHeld
@@ -53,8 +62,8 @@ func (h *Held) onSYN(p capture.Packet) {
 					start = want.Add(-h.flowLead(p.Dst.Addr()))
 				}
 				var prepare func()
-				if tune.WarmRelease {
-					prepare = func() { h.prepareFlow(k, start) }
+				if h.tune.WarmRelease {
+					prepare = func() { h.prepareFlow(k) }
 				}
 				f.job = h.clk.SchedulePrepared(start, prepare, func(time.Time) { h.releaseFlow(k, want) })
 			}
@@ -69,6 +78,16 @@ func (h *Held) onSYN(p capture.Packet) {
 	if settleNow {
 		h.settle(f, f.hs.Want)
 	}
+}
+
+// decides reports whether onSYN will ask Decide for the verdict of a SYN
+// of flow k received at t: a new connection, while the listener holds.
+// h.mu is held.
+func (h *Held) decides(k flowKey, t time.Time, ferr error) bool {
+	if _, ok := h.flows[k]; ok || h.cfg.Decide == nil || ferr != nil || h.isClosed() {
+		return false
+	}
+	return !h.released && !t.Before(h.holdSince)
 }
 
 // onSYNACK records the kernel's answer to a SYN of this listener's. On
@@ -114,10 +133,66 @@ func (h *Held) syncCapture() {
 	}
 }
 
-// flowLead is the early start's lead for one flow to dst; h.mu is held.
-func (h *Held) flowLead(dst netip.Addr) time.Duration {
-	if h.sys.eng == nil {
-		return 0
+// replayHeld replays every SYN still held, but those to refuse, which it
+// returns; h.mu is held.
+func (h *Held) replayHeld(want time.Time) (n int, refuse []*flow, err error) {
+	for _, f := range h.flows {
+		switch {
+		case f.released:
+		case f.refuse:
+			refuse = append(refuse, f)
+		default:
+			if rerr := h.replay(f, want); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			n++
+		}
 	}
-	return h.sys.eng.leadFor(dst.Is4(), !dst.Is4())
+	return n, refuse, err
+}
+
+// settle lets one held SYN through now, or refuses it, as its verdict says,
+// and reports it; h.mu is held. Without the engine (strategy Retransmit) a
+// single SYN cannot be let through: it waits for the listener's release.
+func (h *Held) settle(f *flow, want time.Time) {
+	if h.sys.eng == nil {
+		return
+	}
+	c := f.hs.Client
+	if f.refuse {
+		err := h.refuse(f, want)
+		h.emit(Event{Kind: Refused, Client: c, ISN: f.hs.ISN, Time: f.hs.Refused, Want: want, Err: err})
+		return
+	}
+	err := h.replay(f, want)
+	h.emit(Event{Kind: Released, Client: c, ISN: f.hs.ISN, Time: f.hs.Released, Want: want, Replayed: 1, Err: err})
+}
+
+// refuse answers f's SYN with a RST|ACK; h.mu is held.
+func (h *Held) refuse(f *flow, want time.Time) error {
+	if f.job != nil {
+		h.clk.Cancel(f.job)
+		f.job = nil
+	}
+	f.released, f.hs.Want = true, want
+	local := netip.AddrPortFrom(f.dst, h.local.Port())
+	err := h.sys.eng.refuse(local, f.hs.Client, f.hs.ISN, f.ifindex)
+	f.hs.Refused = time.Now()
+	return err
+}
+
+// replay sends f's SYN back into the stack; h.mu is held.
+func (h *Held) replay(f *flow, want time.Time) error {
+	if f.job != nil {
+		h.clk.Cancel(f.job)
+		f.job = nil
+	}
+	f.released, f.hs.Want = true, want
+	if h.sys.eng == nil {
+		return nil
+	}
+	f.started = h.startedAt
+	err := h.sys.eng.replay(f.ip, f.dst, f.ifindex)
+	f.hs.Released = time.Now()
+	return err
 }

@@ -1,0 +1,85 @@
+// Package rawconn runs system calls on a descriptor that the runtime poller
+// watches, the one way for the whole module: a call interrupted by a signal
+// (EINTR) is made again at once, one that would block (EAGAIN) waits in the
+// poller, so that it honours deadlines and Close, and is made again when the
+// descriptor is ready, as often as the poller wakes it for nothing, and an
+// error comes back wrapped in os.NewSyscallError with the call's name.
+//
+// It is what github.com/mdlayher/socket's Conn does inside its read, write
+// and control methods, without the Conn: the callers here own their
+// descriptors as *os.File and net.Conn already.
+package rawconn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// Read calls f with the descriptor of rc until it neither was interrupted nor
+// would block, waiting for rc to be readable in the runtime poller after each
+// EAGAIN. It returns the poller's error wrapped with op (os.ErrDeadlineExceeded
+// when the read deadline passed; when rc was closed, the poller's own error,
+// which a caller tells by a closed flag of its own), or f's last error as an
+// *os.SyscallError named op, or nil. f runs once per try and
+// must leave its results where the caller reads them after Read returns.
+func Read(rc syscall.RawConn, op string, f func(fd int) error) error {
+	var err error
+	perr := rc.Read(func(fd uintptr) bool {
+		err = retry(int(fd), f)
+		return !wouldBlock(err)
+	})
+	return wrap(op, perr, err)
+}
+
+// Write is Read for a call that waits for rc to be writable.
+func Write(rc syscall.RawConn, op string, f func(fd int) error) error {
+	var err error
+	perr := rc.Write(func(fd uintptr) bool {
+		err = retry(int(fd), f)
+		return !wouldBlock(err)
+	})
+	return wrap(op, perr, err)
+}
+
+// Control calls f with the descriptor of rc, again while it is interrupted,
+// for calls that never wait (setsockopt, bind). An EAGAIN is returned as it
+// is, wrapped like any other error.
+func Control(rc syscall.RawConn, op string, f func(fd int) error) error {
+	var err error
+	perr := rc.Control(func(fd uintptr) { err = retry(int(fd), f) })
+	return wrap(op, perr, err)
+}
+
+// retry calls f until it is not interrupted by a signal. An EINTR is not
+// handed to the poller, which would wait for readiness that may already have
+// been reported, and so wait for the next packet instead of reading this one.
+func retry(fd int, f func(fd int) error) error {
+	for {
+		if err := f(fd); !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// wouldBlock reports whether err says that the call would have blocked.
+func wouldBlock(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+}
+
+// wrap returns the poller's error perr, or the call's error err, each
+// saying which operation failed.
+func wrap(op string, perr, err error) error {
+	switch {
+	case perr != nil:
+		return fmt.Errorf("%s: %w", op, perr)
+	case err == nil:
+		return nil
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return err // named already
+	}
+	return os.NewSyscallError(op, err)
+}
