@@ -389,10 +389,11 @@ func reportScale(b *strings.Builder, r *Results) {
 		reportCost(b, r.ListenCost)
 	}
 	for _, s := range append(r.Scale, r.ScaleExperiments...) {
-		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak > 0 || s.NoByte > 0 {
+		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak > 0 || s.NoByte > 0 || s.Unseen > 0 {
 			fmt.Fprintf(b, "- %d pairs, %s: %d SYNs after the instant, %d broker warnings, descriptor leak %d; %d fast sides "+
-				"connected and were closed without their byte (the broker took another connection of the pair as the winner).\n",
-				s.Pairs, s.Variant, s.SYNAfter, s.LogProblems, s.FDLeak, s.NoByte)
+				"connected and were closed without their byte (the broker took another connection of the pair as the winner); "+
+				"%d connected but the benchmark's capture missed their SYN-ACK (left out).\n",
+				s.Pairs, s.Variant, s.SYNAfter, s.LogProblems, s.FDLeak, s.NoByte, s.Unseen)
 		}
 	}
 }

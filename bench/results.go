@@ -264,7 +264,10 @@ type ScaleRow struct {
 	WrongFamily int `json:"wrong_family"`
 	// NoByte counts fast sides that connected and were closed without
 	// their family byte: the broker took another connection as the winner.
-	NoByte   int `json:"no_byte"`
+	NoByte int `json:"no_byte"`
+	// Unseen counts fast sides that connected but whose SYN-ACK the
+	// benchmark's capture missed (left out of Release).
+	Unseen   int `json:"synack_unseen"`
 	SYNAfter int `json:"syn_after_instant"`
 	// LogProblems counts the broker's log records at level Warn or above.
 	LogProblems int      `json:"log_problems"`
