@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,9 +28,16 @@ type usedCase struct {
 	// serverArgs are added to the server's command line, env to its
 	// environment: how a lever is turned.
 	serverArgs, env []string
-	// pairs is how many pairs the client asks for.
+	// pairs is how many pairs each client process asks for.
 	pairs int
 	note  string
+	// clients is how many client processes ask at once (0: one), with
+	// clientArgs added to their command lines.
+	clients    int
+	clientArgs []string
+	// floor: each client also asks a do-nothing server (noopCommand) for a
+	// pair before each of its pairs, after the same idle time.
+	floor bool
 }
 
 // usedCases are the runs of pairs pairs each: the machine as it is, then
@@ -37,7 +45,7 @@ type usedCase struct {
 // suite.
 func usedCases(pairs int) []usedCase {
 	return []usedCase{
-		{name: "used/idle", label: "machine as it is", pairs: pairs},
+		{name: "used/idle", label: "machine as it is", pairs: pairs, floor: true},
 		{name: "used/busy4", label: "4 busy processes", hogs: 4, pairs: pairs},
 	}
 }
@@ -115,15 +123,26 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 		return nil, err
 	}
 	bin := u.server
+	var floor *noopProcess
+	if c.floor {
+		if floor, err = startNoopServer(u.self); err != nil {
+			td.stop()
+			return nil, err
+		}
+		defer floor.stop()
+	}
 	srv, err := startServer(bin, c)
 	if err != nil {
 		td.stop()
 		return nil, err
 	}
-	got, cerr := u.client(srv.control, pairs)
+	load := loadAvg()
+	before, berr := sampleClockCPU(srv.cmd.Process.Pid)
+	got, cerr := u.client(srv.control, floor.address(), c)
+	after, aerr := sampleClockCPU(srv.cmd.Process.Pid)
 	serr := srv.stop()
 	dropped, terr := td.stop()
-	if err := errors.Join(cerr, serr, terr); err != nil {
+	if err := errors.Join(cerr, berr, aerr, serr, terr); err != nil {
 		return nil, fmt.Errorf("%w\nserver log (last lines): %s", err, srv.tail(8))
 	}
 	obs, err := readObserved(pcap)
@@ -137,7 +156,11 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	in := usedInput{pairs: got, obs: obs, lines: lines, other: other, dropped: dropped, own: u.sn.snapshot()}
 	rows := []UsedRow{usedRow(c, "", in)}
 	rows[0].ServerStart = startFields(srv.ready)
-	if c.env != nil || c.serverArgs != nil {
+	rows[0].Load, rows[0].Clients = load, max(1, c.clients)
+	rows[0].ClockCPU = cpuUse(before, after, released(lines))
+	serverClockCPU(&rows[0].ClockCPU, lines)
+	rows[0].ControlFloor = floorReplies(got)
+	if c.env != nil || c.serverArgs != nil || c.clients > 1 {
 		return rows, nil
 	}
 	for _, m := range []string{modeBoth, modeV6First} {
@@ -146,11 +169,31 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	return rows, nil
 }
 
-// client runs the client process and reads what it saw of each pair.
-func (u usedRun) client(control string, pairs int) ([]clientPair, error) {
+// client runs case c's client processes at once (asking floor too, if
+// not empty) and reads what each saw of each pair.
+func (u usedRun) client(control, floor string, c usedCase) ([]clientPair, error) {
+	n := max(1, c.clients)
+	got := make([][]clientPair, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = u.clientProcess(control, floor, c) })
+	}
+	wg.Wait()
+	return slices.Concat(got...), errors.Join(errs...)
+}
+
+// clientProcess runs one client process and reads what it saw of each
+// pair.
+func (u usedRun) clientProcess(control, floor string, c usedCase) ([]clientPair, error) {
+	pairs := c.pairs
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(pairs)*3*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, u.self, clientCommand, "-control", control, "-pairs", strconv.Itoa(pairs))
+	args := append([]string{clientCommand, "-control", control, "-pairs", strconv.Itoa(pairs)}, c.clientArgs...)
+	if floor != "" {
+		args = append(args, "-floor", floor)
+	}
+	cmd := exec.CommandContext(ctx, u.self, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -62,6 +62,10 @@ type clientPair struct {
 	Connected time.Time `json:"connected"`
 	Byte      int       `json:"byte"`
 	Err       string    `json:"err,omitempty"`
+	// FloorReply is how long a do-nothing server (-floor) took to reply
+	// to the same request, asked after the same idle time before this
+	// pair; 0 if none was asked.
+	FloorReply time.Duration `json:"floor_reply_ns,omitempty"`
 }
 
 // clientAttempt is one family's connection attempt.
@@ -80,6 +84,7 @@ type clientOptions struct {
 	gapMin, gapMax time.Duration
 	modes          []string
 	timeout        time.Duration
+	floor          string
 }
 
 // runClient is the client process: it asks the server at -control for
@@ -94,14 +99,26 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	enc := json.NewEncoder(stdout)
+	idle := func() { time.Sleep(o.gapMin + rand.N(o.gapMax-o.gapMin+1)) }
 	for i := range o.pairs {
+		var floor time.Duration
+		if o.floor != "" {
+			t := time.Now()
+			if _, _, err := request(o.floor, 4); err != nil {
+				fmt.Fprintf(stderr, "bench %s: the do-nothing server: %v\n", clientCommand, err)
+				return 1
+			}
+			floor = time.Since(t)
+			idle()
+		}
 		p := clientRound(o, i)
+		p.FloorReply = floor
 		if err := enc.Encode(p); err != nil {
 			fmt.Fprintf(stderr, "bench %s: %v\n", clientCommand, err)
 			return 1
 		}
 		if i < o.pairs-1 {
-			time.Sleep(o.gapMin + rand.N(o.gapMax-o.gapMin+1))
+			idle()
 		}
 	}
 	return 0
@@ -116,6 +133,7 @@ func parseClient(args []string) (clientOptions, error) {
 	fs.DurationVar(&o.gapMax, "gap-max", 300*time.Millisecond, "longest idle time between pairs")
 	modes := fs.String("modes", "both,v6first", "dial modes, alternating every two pairs: both, v6first")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a pair after this")
+	fs.StringVar(&o.floor, "floor", "", "a do-nothing server's address, host:port, also asked before each pair after the same idle time")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -7,7 +7,7 @@ import (
 
 // The targets of the "as it is used" scenario, in microseconds.
 const (
-	targetIdleP50   = 50
+	targetIdleP50   = 35
 	targetIdleP99   = 300
 	targetIdleMax   = 1000
 	targetBusyP99   = 1000
@@ -21,7 +21,7 @@ const (
 	targetOneP50    = 50
 	targetOneP99    = 500
 	targetScaleP99  = 2000
-	targetReplyP99  = 10000
+	targetReplyP99  = 20000
 	targetCaptureUS = 100
 	targetPairs     = 500
 )
@@ -143,6 +143,7 @@ func targets(r *Results) []Target {
 		}
 	}
 	atMost("SYN capture − client record, p99", syn.Delta.P99US, syn.Delta.N, targetCaptureUS)
+	ts = append(ts, manyTargets(r)...)
 	ts = append(ts, Target{Name: "descriptors after everything closed", Want: "back to the baseline",
 		Got: fmt.Sprintf("%d → %d", r.Descriptors.Start, r.Descriptors.End), Met: !r.Descriptors.Leaked})
 	return ts
@@ -157,6 +158,7 @@ func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
 	fs = append(fs, usedFindings(r)...)
+	fs = append(fs, manyFindings(r)...)
 	fs = append(fs, leverFindings(r)...)
 	fs = append(fs, clockStepFinding(r)...)
 	fs = append(fs, ingredientFindings(r.Release)...)

@@ -40,8 +40,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == clientCommand {
-		os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case clientCommand:
+			os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
+		case poolCommand:
+			os.Exit(runPoolClient(os.Args[2:], os.Stdout, os.Stderr))
+		case noopCommand:
+			os.Exit(runNoopServer(os.Args[2:], os.Stderr))
+		}
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -100,7 +107,7 @@ func parseFlags(args []string) (Options, error) {
 }
 
 // stepKeys are the keys -only takes, in the order the steps run.
-var stepKeys = []string{"used", "levers", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "proxy", "clock"}
+var stepKeys = []string{"used", "levers", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "proxy", "clock", "pool", "suite"}
 
 // parsePairs parses a comma-separated list of positive counts.
 func parsePairs(s string) ([]int, error) {

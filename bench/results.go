@@ -29,6 +29,12 @@ type Results struct {
 	Experiments []ReleaseRow `json:"experiments"`
 	// Wake is the standalone clock experiment (SCHED_FIFO and load).
 	Wake []WakeRow `json:"wake"`
+	// Pool are connection pools warming up through handshake-proxy, Floor
+	// this machine's floor for as many handshakes at once, and Suite the
+	// parallel suite: many at once, as it is used.
+	Pool  []PoolRow  `json:"pool"`
+	Floor []FloorRow `json:"floor"`
+	Suite []UsedRow  `json:"suite"`
 	// Targets are the goals, each met or missed by the figures above.
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
@@ -201,7 +207,16 @@ type UsedRow struct {
 	// holds handshakes (on the row of all pairs).
 	ServerStart []string `json:"server_start,omitempty"`
 	// Dropped is what the kernel dropped before tcpdump read it.
-	Dropped   int       `json:"tcpdump_dropped"`
+	Dropped int `json:"tcpdump_dropped"`
+	// Clients is how many client processes asked at once; Load is
+	// /proc/loadavg when the case started.
+	Clients int    `json:"client_processes,omitempty"`
+	Load    string `json:"loadavg,omitempty"`
+	// ControlFloor is the control reply of a do-nothing server asked by
+	// the same client after the same idle time (if the case asked one).
+	ControlFloor Summary `json:"control_reply_floor"`
+	// ClockCPU is the server's release clock thread's CPU per release.
+	ClockCPU  CPUUse    `json:"clock_cpu"`
 	SamplesUS []float64 `json:"samples_us"`
 }
 
@@ -230,6 +245,10 @@ type ScaleRow struct {
 	// Reply is the control reply latency: from before the dial to the last
 	// byte of the reply.
 	Reply Summary `json:"control_reply"`
+	// ReplyFloor is the control reply latency of as many requests at once
+	// to a do-nothing server in this process (controlFloor), measured
+	// right after the rows of this count.
+	ReplyFloor Summary `json:"control_reply_floor"`
 	// RequestsPerSec is pairs answered per second in a round, from the
 	// first request to the last reply, the median over rounds.
 	RequestsPerSec float64 `json:"requests_per_sec"`
@@ -245,7 +264,10 @@ type ScaleRow struct {
 	WrongFamily int `json:"wrong_family"`
 	// NoByte counts fast sides that connected and were closed without
 	// their family byte: the broker took another connection as the winner.
-	NoByte   int `json:"no_byte"`
+	NoByte int `json:"no_byte"`
+	// Unseen counts fast sides that connected but whose SYN-ACK the
+	// benchmark's capture missed (left out of Release).
+	Unseen   int `json:"synack_unseen"`
 	SYNAfter int `json:"syn_after_instant"`
 	// LogProblems counts the broker's log records at level Warn or above.
 	LogProblems int      `json:"log_problems"`

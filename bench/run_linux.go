@@ -26,6 +26,7 @@ type sizes struct {
 	costCalls   int // calls timed per row of the listen cost
 	usedPairs   int // pairs per case of the "as it is used" scenario
 	leverPairs  int // pairs per lever case
+	suitePairs  int // pairs per client process of the parallel suite
 	experiments bool
 }
 
@@ -40,10 +41,10 @@ func sizesOf(o Options) sizes {
 func sizesFor(o Options) sizes {
 	if o.Short {
 		return sizes{rounds: o.Trials, batch: 10, batches: 1, retransmit: 4, delayed: 4, stamps: 50,
-			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, leverPairs: 2, experiments: o.Extra}
+			pairSamples: 3, pairRounds: 1, wakeSamples: 40, costCalls: 40, usedPairs: 4, leverPairs: 2, suitePairs: 1, experiments: o.Extra}
 	}
 	return sizes{rounds: o.Trials, batch: 50, batches: 4, retransmit: 16, delayed: 20, stamps: 1000,
-		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 30, experiments: o.Extra}
+		pairSamples: 30, pairRounds: 6, wakeSamples: 400, costCalls: 300, usedPairs: 200, leverPairs: 30, suitePairs: 10, experiments: o.Extra}
 }
 
 // run measures everything, writes the outputs and prints the report.
@@ -181,6 +182,11 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 			}
 			return err
 		}},
+		{"pool", "pools through handshake-proxy, and the floor", func() (err error) {
+			r.Pool, r.Floor, err = poolRows(sn, short)
+			return err
+		}},
+		{"suite", "a parallel suite", func() (err error) { r.Suite, err = suite(sn, sz.suitePairs); return err }},
 	}
 	for _, s := range steps {
 		if len(only) > 0 && !slices.Contains(only, s.key) || len(only) == 0 && slices.Contains(optIn, s.key) {
@@ -262,6 +268,12 @@ func scaleRows(sn *sniffer, sz sizes, r *Results) error {
 			vs = append(vs, scaleVariants()...)
 		}
 		rows, err := scaleLog(sn, sz, n, vs)
+		if err == nil {
+			var floor CostRow
+			floor, err = controlFloor(n)
+			rows[0].ReplyFloor = floor.Cost
+			progress("  %s at once to a do-nothing server: reply p99 %s", pairs(n), fmtUS(floor.Cost.P99US))
+		}
 		r.Scale = append(r.Scale, rows[0])
 		r.ScaleExperiments = append(r.ScaleExperiments, rows[1:]...)
 		if err != nil {

@@ -28,6 +28,10 @@ type serverLine struct {
 	SYNACK     stamp  `json:"synack"`
 	SYNACKSeen bool   `json:"synack_seen"`
 	Err        string `json:"err"`
+	// On "release clock" (at shutdown): the releases the clock fired and
+	// its thread's own CPU time per release.
+	Releases        int     `json:"releases"`
+	CPUPerReleaseUS float64 `json:"cpu_per_release_us"`
 }
 
 // stamp is a time in a log line: RFC 3339, or empty.

@@ -169,7 +169,7 @@ func TestReadObserved(t *testing.T) {
 	if len(got) != 1 || len(cs) != 2 {
 		t.Fatalf("observed %v, want two connections of one client", got)
 	}
-	if o := cs[0]; o.syns != 2 || !o.syn.Equal(at(10)) || !o.synack.Equal(at(30)) {
+	if o := cs[0]; o.syns != 2 || !o.syn.Equal(at(10)) || !o.last.Equal(at(20)) || !o.synack.Equal(at(30)) {
 		t.Errorf("first connection %+v, want SYN at 10 µs (2 of them), SYN-ACK at 30 µs", o)
 	}
 	if o := cs[1]; o.syns != 1 || o.isn != 500 || !o.synack.Equal(at(9.1e6)) {
@@ -273,11 +273,19 @@ func TestClientAgainstTheBroker(t *testing.T) {
 	}
 }
 
-// TestMain makes the test binary the client process too, as the benchmark's
-// binary is: the scenario starts itself again with clientCommand.
+// TestMain makes the test binary the client processes and the do-nothing
+// server too, as the benchmark's binary is: the rows start it again with
+// clientCommand, poolCommand or noopCommand.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == clientCommand {
-		os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case clientCommand:
+			os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
+		case poolCommand:
+			os.Exit(runPoolClient(os.Args[2:], os.Stdout, os.Stderr))
+		case noopCommand:
+			os.Exit(runNoopServer(os.Args[2:], os.Stderr))
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -319,5 +327,11 @@ func TestAsUsedEndToEnd(t *testing.T) {
 	}
 	if len(r.ServerStart) == 0 {
 		t.Error("the server's start-up line was not kept")
+	}
+	if r.ControlFloor.N != 4 || r.ControlFloor.MinUS <= 0 {
+		t.Errorf("do-nothing server's replies %+v: want 4, each taking some time", r.ControlFloor)
+	}
+	if r.ClockCPU.Releases < 4 || r.ClockCPU.CPUUS <= 0 || r.ClockCPU.Thread == "" {
+		t.Errorf("clock CPU %+v: want at least 4 releases and some CPU, the thread named", r.ClockCPU)
 	}
 }
