@@ -29,9 +29,8 @@ import (
 )
 
 func main() {
-	// A P more than the CPUs, for the release clock's thread, and fewer
-	// collections (GOGC 400), as happyeyeballs-server; GOMAXPROCS and GOGC
-	// in the environment win.
+	// Fewer collections (GOGC 400), as happyeyeballs-server; GOGC in the
+	// environment wins.
 	tune.SetServerRuntime(os.Getenv)
 	cli.Main(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return run(ctx, args, stdout, stderr, nil)

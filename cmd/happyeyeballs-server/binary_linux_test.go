@@ -102,8 +102,8 @@ func testAsNobody(t *testing.T, bin string, tc nobodyCase) {
 	}
 	// The binary's runtime: a P more than the test's, GOGC 400, unless the
 	// environment (which the server inherits) says otherwise.
-	if os.Getenv("GOMAXPROCS") == "" && line["gomaxprocs"] != float64(runtime.GOMAXPROCS(0)+1) {
-		t.Errorf("the start-up line says gomaxprocs %v, want %d", line["gomaxprocs"], runtime.GOMAXPROCS(0)+1)
+	if os.Getenv("GOMAXPROCS") == "" && line["gomaxprocs"] != float64(runtime.GOMAXPROCS(0)) {
+		t.Errorf("the start-up line says gomaxprocs %v, want %d", line["gomaxprocs"], runtime.GOMAXPROCS(0))
 	}
 	if os.Getenv("GOGC") == "" && line["gogc"] != float64(400) {
 		t.Errorf("the start-up line says gogc %v, want 400", line["gogc"])

@@ -26,8 +26,7 @@ import (
 )
 
 func main() {
-	// A P more than the CPUs, for the release clock's thread, and fewer
-	// collections (GOGC 400); GOMAXPROCS and GOGC in the environment win.
+	// Fewer collections (GOGC 400); GOGC in the environment wins.
 	// The start-up line says what the process runs with.
 	tune.SetServerRuntime(os.Getenv)
 	cli.Main(run)

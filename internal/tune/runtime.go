@@ -12,23 +12,18 @@ import (
 const GCPercent = 400
 
 // SetServerRuntime sets the Go runtime for a server binary that releases
-// handshakes, where the environment (getenv) leaves it unset:
+// handshakes, where the environment (getenv) leaves it unset: GOGC
+// GCPercent. GOMAXPROCS stays the runtime's default (the CPUs the process
+// may use). One P more than the CPUs was tried: in process it helped 100
+// handshakes released at once (SYN-ACK p99 2.1-3.8 ms against 3.3-4.5 ms),
+// but as used it cost the lone pair its tail (bench -only used, 60 pairs,
+// the same idle 2-core VM, back to back: release max 1.65 ms with a P more,
+// 80 µs without; the full run with it, p99 1.45 ms over 200 pairs), and the
+// lone pair is what a driver's test suite meets.
 //
-//   - GOMAXPROCS one more than the runtime's default (the CPUs the process
-//     may use): the release clock's thread keeps a P while it waits and
-//     spins before a release, and the extra P lets the rest of the process
-//     (the capture's readers, the events, the server's own goroutines) keep
-//     as many Ps as there are CPUs meanwhile. In process, 100 handshakes
-//     released at once: SYN-ACK p99 2.1-3.8 ms with it, 3.3-4.5 ms without
-//     (2 CPUs, load 5-7).
-//   - GOGC GCPercent.
-//
-// GOMAXPROCS or GOGC in the environment wins. It returns the GOMAXPROCS
-// and GOGC the process runs with, for the start-up line.
+// GOGC in the environment wins. It returns the GOMAXPROCS and GOGC the
+// process runs with, for the start-up line.
 func SetServerRuntime(getenv func(string) string) (maxProcs, gcPercent int) {
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	}
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
