@@ -193,29 +193,39 @@ func (u usedRun) clientProcess(control, floor string, c usedCase) ([]clientPair,
 	if floor != "" {
 		args = append(args, "-floor", floor)
 	}
-	cmd := exec.CommandContext(ctx, u.self, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("client process: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
-	var got []clientPair
-	dec := json.NewDecoder(&out)
-	for {
-		var p clientPair
-		err := dec.Decode(&p)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("client process output: %w", err)
-		}
-		got = append(got, p)
+	got, err := runLines[clientPair](ctx, "client process", u.self, args...)
+	if err != nil {
+		return got, err
 	}
 	if len(got) != pairs {
 		return got, fmt.Errorf("client process reported %d pairs, want %d", len(got), pairs)
 	}
 	return got, nil
+}
+
+// runLines runs a process of the benchmark's own (self with args), lets it
+// run until ctx is done, and decodes each JSON value it writes to stdout as
+// a T. what names the process in errors, with its stderr.
+func runLines[T any](ctx context.Context, what, self string, args ...string) ([]T, error) {
+	cmd := exec.CommandContext(ctx, self, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", what, err, strings.TrimSpace(errb.String()))
+	}
+	var got []T
+	dec := json.NewDecoder(&out)
+	for {
+		var v T
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, fmt.Errorf("%s output: %w", what, err)
+		}
+		got = append(got, v)
+	}
 }
 
 // startFields are the start-up line's fields that say how the server holds

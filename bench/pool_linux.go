@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -229,22 +228,9 @@ func runPoolClientProcess(addr string, s poolSize) ([]poolRound, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.rounds)*15*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, self, poolCommand, "-addr", addr, "-n", strconv.Itoa(s.n), "-rounds", strconv.Itoa(s.rounds))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("pool client process: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
-	var rounds []poolRound
-	dec := json.NewDecoder(&out)
-	for {
-		var r poolRound
-		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return rounds, fmt.Errorf("pool client process output: %w", err)
-		}
-		rounds = append(rounds, r)
+	rounds, err := runLines[poolRound](ctx, "pool client process", self, poolCommand, "-addr", addr, "-n", strconv.Itoa(s.n), "-rounds", strconv.Itoa(s.rounds))
+	if err != nil {
+		return rounds, err
 	}
 	if len(rounds) != s.rounds {
 		return rounds, fmt.Errorf("pool client process reported %d rounds, want %d", len(rounds), s.rounds)
