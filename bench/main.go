@@ -39,16 +39,28 @@ import (
 	"strings"
 )
 
+// runSubcommand runs the process the benchmark starts itself as (a client
+// process, the pool client, the do-nothing server) when args name one, and
+// reports whether they did, with its exit code. The benchmark's binary and
+// its test binary both start so.
+func runSubcommand(args []string) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case clientCommand:
+		return runClient(args[1:], os.Stdout, os.Stderr), true
+	case poolCommand:
+		return runPoolClient(args[1:], os.Stdout, os.Stderr), true
+	case noopCommand:
+		return runNoopServer(args[1:], os.Stderr), true
+	}
+	return 0, false
+}
+
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case clientCommand:
-			os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
-		case poolCommand:
-			os.Exit(runPoolClient(os.Args[2:], os.Stdout, os.Stderr))
-		case noopCommand:
-			os.Exit(runNoopServer(os.Args[2:], os.Stderr))
-		}
+	if code, ok := runSubcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {

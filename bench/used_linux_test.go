@@ -277,15 +277,8 @@ func TestClientAgainstTheBroker(t *testing.T) {
 // server too, as the benchmark's binary is: the rows start it again with
 // clientCommand, poolCommand or noopCommand.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case clientCommand:
-			os.Exit(runClient(os.Args[2:], os.Stdout, os.Stderr))
-		case poolCommand:
-			os.Exit(runPoolClient(os.Args[2:], os.Stdout, os.Stderr))
-		case noopCommand:
-			os.Exit(runNoopServer(os.Args[2:], os.Stderr))
-		}
+	if code, ok := runSubcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
