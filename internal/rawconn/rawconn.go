@@ -7,7 +7,9 @@
 //
 // It is what github.com/mdlayher/socket's Conn does inside its read, write
 // and control methods, without the Conn: the callers here own their
-// descriptors as *os.File and net.Conn already.
+// descriptors as *os.File and net.Conn already. Read and Write build their
+// callback for the poller on each call; an Op is a Write that builds it once,
+// for the paths that must allocate nothing.
 package rawconn
 
 import (
