@@ -7,7 +7,9 @@
 //
 // It is what github.com/mdlayher/socket's Conn does inside its read, write
 // and control methods, without the Conn: the callers here own their
-// descriptors as *os.File and net.Conn already.
+// descriptors as *os.File and net.Conn already. Read and Write build their
+// callback for the poller on each call; an Op is a Write that builds it once,
+// for the paths that must allocate nothing.
 package rawconn
 
 import (
@@ -24,23 +26,58 @@ import (
 // which a caller tells by a closed flag of its own), or f's last error as an
 // *os.SyscallError named op, or nil. f runs once per try and
 // must leave its results where the caller reads them after Read returns.
+// Each call allocates its callback for the poller; a hot path uses an Op.
 func Read(rc syscall.RawConn, op string, f func(fd int) error) error {
 	var err error
-	perr := rc.Read(func(fd uintptr) bool {
-		err = retry(int(fd), f)
-		return !wouldBlock(err)
-	})
+	perr := rc.Read(func(fd uintptr) bool { return try(fd, f, &err) })
 	return wrap(op, perr, err)
 }
 
 // Write is Read for a call that waits for rc to be writable.
 func Write(rc syscall.RawConn, op string, f func(fd int) error) error {
 	var err error
-	perr := rc.Write(func(fd uintptr) bool {
-		err = retry(int(fd), f)
-		return !wouldBlock(err)
-	})
+	perr := rc.Write(func(fd uintptr) bool { return try(fd, f, &err) })
 	return wrap(op, perr, err)
+}
+
+// Op is a system call made through the poller as Write makes it, whose
+// callback for the poller is built once, by NewOp, so that each Write
+// allocates nothing: for the paths that must not (a release's send, which
+// a thread makes while the garbage collector may be marking; one that
+// allocated then would be made to help mark). Its call takes its arguments
+// from where its caller leaves them before each Write (a method value of
+// the caller's bound once, say). An Op makes one call at a time: each
+// goroutine needs its own.
+type Op struct {
+	name string
+	f    func(fd int) error
+	err  error                 // f's last result, during a Write
+	poll func(fd uintptr) bool // o.try, bound once
+}
+
+// NewOp returns the Op that calls f, named name in its errors.
+func NewOp(name string, f func(fd int) error) *Op {
+	o := &Op{name: name, f: f}
+	o.poll = o.try
+	return o
+}
+
+// Write is Write(rc, name, f), without allocating.
+func (o *Op) Write(rc syscall.RawConn) error {
+	perr := rc.Write(o.poll)
+	err := o.err
+	o.err = nil
+	return wrap(o.name, perr, err)
+}
+
+func (o *Op) try(fd uintptr) bool { return try(fd, o.f, &o.err) }
+
+// try is one readiness of the poller's: it calls f until it is not
+// interrupted, leaves its result in err, and reports whether the call is
+// done (false: it would block, and the poller is to wait).
+func try(fd uintptr, f func(fd int) error, err *error) bool {
+	*err = retry(int(fd), f)
+	return !wouldBlock(*err)
 }
 
 // Control calls f with the descriptor of rc, again while it is interrupted,

@@ -83,7 +83,7 @@ func TestReadWrite(t *testing.T) {
 		for _, do := range []struct {
 			name string
 			fn   func(syscall.RawConn, string, func(int) error) error
-		}{{"Read", Read}, {"Write", Write}} {
+		}{{"Read", Read}, {"Write", Write}, {"Op.Write", opWrite}} {
 			t.Run(do.name+"/"+tc.name, func(t *testing.T) {
 				c := &fakeConn{waits: tc.waits}
 				f, calls := script(tc.errs...)
@@ -104,6 +104,55 @@ func TestReadWrite(t *testing.T) {
 			})
 		}
 	}
+}
+
+// opWrite is Write through an Op.
+func opWrite(rc syscall.RawConn, name string, f func(int) error) error {
+	return NewOp(name, f).Write(rc)
+}
+
+// TestOpIsReusable makes one Op fail, then succeed: each Write reports its
+// own call's result, not the last one's.
+func TestOpIsReusable(t *testing.T) {
+	f, calls := script(syscall.EPERM, syscall.EAGAIN, syscall.EINTR)
+	o := NewOp("sendto", f)
+	if err := o.Write(&fakeConn{}); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("first Write: %v, want EPERM", err)
+	}
+	c := &fakeConn{waits: []error{nil}}
+	if err := o.Write(c); err != nil || *calls != 4 || c.waited != 1 {
+		t.Fatalf("second Write: %v after %d calls and %d waits, want nil after 4 and 1", err, *calls, c.waited)
+	}
+	if err := o.Write(&fakeConn{}); err != nil || *calls != 5 {
+		t.Fatalf("third Write: %v after %d calls, want nil after 5", err, *calls)
+	}
+}
+
+// TestOpAllocatesNothing is the point of an Op: a Write that waits in the
+// poller and is interrupted allocates nothing (Write's allocates its
+// callback).
+func TestOpAllocatesNothing(t *testing.T) {
+	var n int
+	call := func(int) error {
+		n++
+		switch n % 3 {
+		case 1:
+			return syscall.EAGAIN
+		case 2:
+			return syscall.EINTR
+		}
+		return nil
+	}
+	c := &fakeConn{waits: make([]error, 1<<20)}
+	o := NewOp("sendto", call)
+	if allocs := testing.AllocsPerRun(1000, func() {
+		if err := o.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("Op.Write: %v allocations, want 0", allocs)
+	}
+	t.Logf("Write: %v allocations a call", testing.AllocsPerRun(1000, func() { _ = Write(c, "sendto", call) }))
 }
 
 func TestControl(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/rawconn"
 	"github.com/synhold/synhold/internal/sockopt"
 )
 
@@ -56,12 +58,13 @@ func Socket(family int) (int, error) {
 }
 
 // Conn is a raw socket that replays SYNs (and sends RSTs) of one family,
-// owned by the runtime poller, as net's sockets are: non-blocking, a send
-// that would block waits for the socket to be writable, and EINTR is
-// retried. It carries Mark, set through sockopt.
+// owned by the runtime poller, as net's sockets are: non-blocking, and its
+// sends go through rawconn (EINTR retried, EAGAIN waited out in the
+// poller). It carries Mark, set through sockopt.
 type Conn struct {
-	f  *os.File
-	rc syscall.RawConn
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
 }
 
 // Open opens a Conn of family (unix.AF_INET or unix.AF_INET6): IPPROTO_RAW,
@@ -88,52 +91,49 @@ func Open(family int) (*Conn, error) {
 // clock thread calls it for each release, and a thread that allocates
 // while the garbage collector marks is made to help it, for as long as
 // the allocation's share of the marking takes), and senders on other
-// threads are not serialised: each takes a sender of the pool's.
+// threads are not serialised: each takes a sender of the pool's. After
+// Close it fails with os.ErrClosed.
 func (c *Conn) Send(b []byte, to unix.Sockaddr) error {
 	s := senders.Get().(*sender)
 	s.b, s.to = b, to
-	perr := c.rc.Write(s.write)
-	err := s.err
-	s.b, s.to, s.err = nil, nil, nil
+	err := s.op.Write(c.rc)
+	s.b, s.to = nil, nil
 	senders.Put(s)
 	switch {
-	case perr != nil:
-		return fmt.Errorf("replay: send: sendto: %w", perr)
+	case err != nil && c.closed.Load():
+		return fmt.Errorf("replay: send: %w", os.ErrClosed)
 	case err != nil:
-		return fmt.Errorf("replay: send: %w", os.NewSyscallError("sendto", err))
+		return fmt.Errorf("replay: send: %w", err)
 	}
 	return nil
 }
 
-// sender is one sendto(2) through the poller, with its function built
-// once, so that a Send allocates no closure (rawconn.Write's would be two
+// sender is one sendto(2) through rawconn, as an Op built once, so that a
+// Send allocates nothing (rawconn.Write's callback would be two
 // allocations a send).
 type sender struct {
-	b     []byte
-	to    unix.Sockaddr
-	err   error
-	write func(fd uintptr) bool
+	b  []byte
+	to unix.Sockaddr
+	op *rawconn.Op // of s.sendto
 }
 
 var senders = sync.Pool{New: func() any {
 	s := &sender{}
-	s.write = s.sendto
+	s.op = rawconn.NewOp("sendto", s.sendto)
 	return s
 }}
 
-// sendto is rawconn.Write's loop: retried on EINTR, handed back to the
-// poller on EAGAIN.
-func (s *sender) sendto(fd uintptr) bool {
-	for {
-		s.err = unix.Sendto(int(fd), s.b, 0, s.to)
-		if s.err != unix.EINTR {
-			break
-		}
-	}
-	return s.err != unix.EAGAIN
-}
+func (s *sender) sendto(fd int) error { return sendto(fd, s.b, 0, s.to) }
 
-func (c *Conn) Close() error { return c.f.Close() }
+// sendto is the seam through which a Conn sends; tests replace it to
+// inject errors.
+var sendto = unix.Sendto
+
+// Close closes the socket; a Send blocked in it returns os.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
 
 // To is where a SYN captured with destination dst, on interface ifindex, is
 // sent on a Socket: the IP header carries the rest, and an IPv6 link-local
