@@ -47,44 +47,15 @@ func reachable(local netip.AddrPort) netip.AddrPort {
 // plugQueue connects the plug to the listener. With backlog 0 the accept
 // queue is then full, and Linux drops every further SYN without an answer
 // (tcp_abort_on_overflow is 0 by default) until the backlog is raised. The
-// connect is non-blocking and waits in the runtime poller (rawconn), with
-// the rules net (and mdlayher/socket) follow: EINPROGRESS and EALREADY mean
-// the connect goes on (EINTR too: rawconn calls again, and finds it going
-// on); once writable, SO_ERROR says how it ended, and getpeername tells a
-// real completion from a spurious wake-up.
+// connect is non-blocking and waits in the runtime poller, by the rules net
+// (and mdlayher/socket) follow, written once in rawconn.Connect.
 func plugQueue(plug *os.File, local netip.AddrPort) error {
 	rc, err := plug.SyscallConn()
 	if err != nil {
 		return err
 	}
-	started := false
-	err = rawconn.Write(rc, "connect", func(fd int) error {
-		if !started {
-			started = true
-			switch err := connectFunc(fd, netaddr.Sockaddr(reachable(local))); err {
-			case unix.EINPROGRESS, unix.EALREADY:
-				return unix.EAGAIN // wait until writable
-			case unix.EISCONN:
-				return nil
-			default:
-				return err
-			}
-		}
-		switch err := socketError(fd); err {
-		case unix.EINPROGRESS, unix.EALREADY:
-			return unix.EAGAIN
-		case unix.EISCONN:
-			return nil
-		case nil:
-			if _, err := unix.Getpeername(fd); err != nil {
-				return unix.EAGAIN // woken before the connect completed: wait again
-			}
-			return nil
-		default:
-			return err
-		}
-	})
-	if err != nil {
+	sa := netaddr.Sockaddr(reachable(local))
+	if err := rawconn.Connect(rc, func(fd int) error { return connectFunc(fd, sa) }); err != nil {
 		return fmt.Errorf("listener: fill the accept queue: %w", err)
 	}
 	return nil
@@ -93,15 +64,6 @@ func plugQueue(plug *os.File, local netip.AddrPort) error {
 // connectFunc is the seam through which the plug connects; tests replace it
 // to inject errors.
 var connectFunc = unix.Connect
-
-// socketError returns the pending error of a socket (SO_ERROR), nil if none.
-func socketError(fd int) error {
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil || v == 0 {
-		return err
-	}
-	return unix.Errno(v)
-}
 
 func (s *sysState) closePlug() {
 	if s.plug != nil {
