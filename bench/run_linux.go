@@ -117,9 +117,6 @@ type step struct {
 	fn        func() error
 }
 
-// optIn are the steps that run only when -only names them (none now).
-var optIn []string
-
 // measureAll runs the sections and the experiments (those named in only,
 // if it is not empty).
 func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
@@ -189,7 +186,7 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 		{"suite", "a parallel suite", func() (err error) { r.Suite, err = suite(sn, sz.suitePairs); return err }},
 	}
 	for _, s := range steps {
-		if len(only) > 0 && !slices.Contains(only, s.key) || len(only) == 0 && slices.Contains(optIn, s.key) {
+		if len(only) > 0 && !slices.Contains(only, s.key) {
 			continue
 		}
 		t := time.Now()

@@ -470,18 +470,11 @@ func controlFloor(n int) (CostRow, error) {
 	defer ln.Close()
 	lat := make([]time.Duration, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			t := time.Now()
-			_, _, errs[i] = request(ln.Addr().String(), 0x04)
-			lat[i] = time.Since(t)
-		})
-	}
-	close(start)
-	wg.Wait()
+	atOnce(n, func(i int) {
+		t := time.Now()
+		_, _, errs[i] = request(ln.Addr().String(), 0x04)
+		lat[i] = time.Since(t)
+	})
 	return CostRow{Name: "control-floor", Label: fmt.Sprintf("%d control requests at once, minimal server (no listeners)", n),
 		Cost: Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
 }
