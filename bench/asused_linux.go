@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // usedCase is one run of the scenario: a fresh server, its observer and
@@ -89,8 +91,8 @@ func asUsed(sn *sniffer, cases []usedCase) ([]UsedRow, error) {
 		}
 		for _, r := range rs {
 			progress("  %-44s release p50 %9s p99 %9s max %9s; reply p99 %s; server reported %d/%d, max gap %s (%.0f s)",
-				r.Label, fmtUS(r.Release.P50US), fmtUS(r.Release.P99US), fmtUS(r.Release.MaxUS), fmtUS(r.Reply.P99US),
-				r.ServerReported, r.Winners, fmtUS(r.ServerGapMaxUS), time.Since(t).Seconds())
+				r.Label, stats.FmtUS(r.Release.P50US), stats.FmtUS(r.Release.P99US), stats.FmtUS(r.Release.MaxUS), stats.FmtUS(r.Reply.P99US),
+				r.ServerReported, r.Winners, stats.FmtUS(r.ServerGapMaxUS), time.Since(t).Seconds())
 		}
 		rows = append(rows, rs...)
 	}

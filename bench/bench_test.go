@@ -2,169 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/xml"
-	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-func durations(us ...float64) []time.Duration {
-	out := make([]time.Duration, len(us))
-	for i, u := range us {
-		out[i] = time.Duration(u * float64(time.Microsecond))
-	}
-	return out
-}
-
-func TestPercentileNearestRank(t *testing.T) {
-	var hundred []time.Duration
-	for i := 1; i <= 100; i++ {
-		hundred = append(hundred, time.Duration(i))
-	}
-	for _, tc := range []struct {
-		name   string
-		sorted []time.Duration
-		p      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 50, 0},
-		{"one value", []time.Duration{7}, 99, 7},
-		{"p0 is the minimum", hundred, 0, 1},
-		{"p50 of 100", hundred, 50, 50},
-		{"p99 of 100", hundred, 99, 99},
-		{"p100 of 100", hundred, 100, 100},
-		{"p99 of 20 is the maximum", hundred[:20], 99, 20},
-		{"p50 of 4 is the lower middle", []time.Duration{1, 2, 3, 4}, 50, 2},
-		{"p50 of 5 is the middle", []time.Duration{1, 2, 3, 4, 5}, 50, 3},
-		{"above 100 clamps", hundred, 150, 100},
-	} {
-		if got := Percentile(tc.sorted, tc.p); got != tc.want {
-			t.Errorf("%s: Percentile(p%g) = %v, want %v", tc.name, tc.p, got, tc.want)
-		}
-	}
-}
-
-func TestSummarize(t *testing.T) {
-	if s := Summarize(nil); s != (Summary{}) {
-		t.Errorf("Summarize(nil) = %+v, want the zero Summary", s)
-	}
-	in := durations(30, 10, 20, 40, -5)
-	s := Summarize(in)
-	want := Summary{N: 5, MinUS: -5, MeanUS: 19, P50US: 20, P99US: 40, MaxUS: 40}
-	if s != want {
-		t.Errorf("Summarize = %+v, want %+v", s, want)
-	}
-	if in[0] != 30*time.Microsecond {
-		t.Error("Summarize reordered its input")
-	}
-	if got := Summarize(durations(1.2345)).P50US; got != 1.235 && got != 1.234 {
-		t.Errorf("P50US = %v, want microseconds to the nanosecond", got)
-	}
-}
-
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{4, 1, 3, 2}, 2}, {[]float64{5, 1, 3}, 3}} {
-		if got := median(tc.in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-// parseSVG decodes every token of an SVG document and returns the names of
-// its elements, failing the test if it is not well-formed XML.
-func parseSVG(t *testing.T, doc string) map[string]int {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(doc))
-	d.Strict = true
-	elems := map[string]int{}
-	depth, root := 0, ""
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("not well-formed XML: %v\n%s", err, doc)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				root = e.Name.Local
-			}
-			depth++
-			elems[e.Name.Local]++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if root != "svg" || depth != 0 {
-		t.Fatalf("root element %q, depth at the end %d; want a closed <svg>", root, depth)
-	}
-	return elems
-}
-
-func TestWriteCDFIsWellFormedXML(t *testing.T) {
-	series := []Series{
-		{Name: "Replay <timerfd> & spin \"200 µs\"", Values: []float64{12, 50.5, 7, 480, 3000}},
-		{Name: "Retransmit", Values: []float64{990000, 1e6}},
-		{Name: "zeros, negatives and huge", Values: []float64{0, -3, 1e12}},
-		{Name: "empty", Values: nil},
-	}
-	for i := range 12 { // past the palette's end: dashed curves
-		series = append(series, Series{Name: "extra", Values: []float64{float64(i + 1)}})
-	}
-	var b strings.Builder
-	if err := WriteCDF(&b, "Release error <&>", "µs", series); err != nil {
-		t.Fatal(err)
-	}
-	elems := parseSVG(t, b.String())
-	if got, want := elems["polyline"], len(series)-1; got != want {
-		t.Errorf("%d curves, want %d (one per series with values)", got, want)
-	}
-	for _, want := range []string{"Replay &lt;timerfd&gt; &amp; spin", "(no data)", "1 s", "µs", "cumulative fraction"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("plot lacks %q", want)
-		}
-	}
-}
-
-func TestWriteCDFWithNoSeries(t *testing.T) {
-	var b strings.Builder
-	if err := WriteCDF(&b, "nothing", "µs", nil); err != nil {
-		t.Fatal(err)
-	}
-	parseSVG(t, b.String())
-}
-
-func TestDecades(t *testing.T) {
-	for _, tc := range []struct {
-		values []float64
-		lo, hi int
-	}{
-		{nil, 0, 3},
-		{[]float64{5, 150}, 0, 3},
-		{[]float64{5, 600}, 0, 4},
-		{[]float64{0.5, 2e6}, -1, 7},
-		{[]float64{1e-9, 1e12}, minDecade, maxDecadeLn},
-		{[]float64{100}, 2, 3},
-	} {
-		lo, hi := decades([]Series{{Values: tc.values}})
-		if lo != tc.lo || hi != tc.hi {
-			t.Errorf("decades(%v) = %d, %d, want %d, %d", tc.values, lo, hi, tc.lo, tc.hi)
-		}
-	}
-}
-
-// sampleResults is a run with one row of every kind.
 func sampleResults() *Results {
-	sum := func(p50, p99 float64) Summary {
-		return Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
+	sum := func(p50, p99 float64) stats.Summary {
+		return stats.Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
 	}
 	row := func(name, label string, p50, p99 float64) ReleaseRow {
 		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
@@ -217,7 +65,7 @@ func sampleResults() *Results {
 		Stamps: []StampRow{{Name: "syn-capture", Label: "SYN capture − client record", Delta: sum(5, 20)}, {Name: "accept", Label: "accept(2) − client record", Delta: sum(30, 90)}},
 		Scale: []ScaleRow{
 			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
-				BrokerLate: Summary{N: 30, P50US: 100, P99US: 150}},
+				BrokerLate: stats.Summary{N: 30, P50US: 100, P99US: 150}},
 			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
 				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}},
 		},
@@ -387,17 +235,6 @@ func TestFindingsNameTheIngredient(t *testing.T) {
 		"SCHED_OTHER clock thread, 4 busy processes (releaseclock.RealTime off, 50 pairs): release p50 900 µs / p99 9.00 ms"} {
 		if !strings.Contains(fs, want) {
 			t.Errorf("findings lack %q:\n%s", want, fs)
-		}
-	}
-}
-
-func TestFmtUS(t *testing.T) {
-	for _, tc := range []struct {
-		in   float64
-		want string
-	}{{0, "0.0 µs"}, {5.25, "5.2 µs"}, {84.4, "84 µs"}, {-120, "-120 µs"}, {2500, "2.50 ms"}, {971260, "971.26 ms"}, {1.5e6, "1.500 s"}} {
-		if got := fmtUS(tc.in); got != tc.want {
-			t.Errorf("fmtUS(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

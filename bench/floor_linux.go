@@ -16,6 +16,8 @@ import (
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // floorRows measures this machine's floor for each count of ns: that many
@@ -39,11 +41,11 @@ func floorRows(sn *sniffer, ns []int, rounds int) ([]FloorRow, error) {
 			}
 			spans, row.Dropped = append(spans, span), row.Dropped+dropped
 		}
-		row.Span = Summarize(spans)
+		row.Span = stats.Summarize(spans)
 		row.SpanUS = row.Span.P50US
-		row.PerHandshakeUS = round3(row.SpanUS / float64(n))
+		row.PerHandshakeUS = stats.Round3(row.SpanUS / float64(n))
 		progress("  floor, %4d SYNs replayed back to back: %s for all (p50 of %d), %s per handshake; load %s",
-			n, fmtUS(row.SpanUS), rounds, fmtUS(row.PerHandshakeUS), row.Load)
+			n, stats.FmtUS(row.SpanUS), rounds, stats.FmtUS(row.PerHandshakeUS), row.Load)
 		rows = append(rows, row)
 	}
 	return rows, nil

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // The targets of the "as it is used" scenario, in microseconds.
@@ -59,9 +61,9 @@ func scaleTarget(rows []ScaleRow) (ScaleRow, bool) {
 // atMost is the target that a figure of n samples be at most limit µs,
 // with how far it is from the limit.
 func atMost(name string, got float64, n int, limit float64) Target {
-	t := Target{Name: name, Want: "≤ " + fmtUS(limit), Got: "not measured"}
+	t := Target{Name: name, Want: "≤ " + stats.FmtUS(limit), Got: "not measured"}
 	if n > 0 {
-		t.Got, t.Met = fmtUS(got), got <= limit
+		t.Got, t.Met = stats.FmtUS(got), got <= limit
 		t.By = margin(got, limit)
 	}
 	return t
@@ -70,9 +72,9 @@ func atMost(name string, got float64, n int, limit float64) Target {
 // margin says by how much got meets or misses limit.
 func margin(got, limit float64) string {
 	if got <= limit {
-		return fmtUS(limit-got) + " to spare"
+		return stats.FmtUS(limit-got) + " to spare"
 	}
-	return fmt.Sprintf("missed by %s (%.1f×)", fmtUS(got-limit), got/limit)
+	return fmt.Sprintf("missed by %s (%.1f×)", stats.FmtUS(got-limit), got/limit)
 }
 
 // usedRowOf returns the "as it is used" row named name.
@@ -150,8 +152,8 @@ func targets(r *Results) []Target {
 }
 
 // p50p99 formats a distribution's median and tail.
-func p50p99(s Summary) string {
-	return fmt.Sprintf("p50 %s / p99 %s", fmtUS(s.P50US), fmtUS(s.P99US))
+func p50p99(s stats.Summary) string {
+	return fmt.Sprintf("p50 %s / p99 %s", stats.FmtUS(s.P50US), stats.FmtUS(s.P99US))
 }
 
 func findings(r *Results) []string {
@@ -185,33 +187,33 @@ func usedFindings(r *Results) []string {
 			continue
 		}
 		f := fmt.Sprintf("As used, %s (%d pairs, the fast family won %d of %d): release error %s, max %s; control reply %s.",
-			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), fmtUS(u.Release.MaxUS), p50p99(u.Reply))
+			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), stats.FmtUS(u.Release.MaxUS), p50p99(u.Reply))
 		var modes []string
 		for _, m := range r.AsUsed {
 			if m.Name != u.Name && strings.HasPrefix(m.Name, u.Name+"/") && m.Release.N > 0 {
-				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), fmtUS(m.Release.MaxUS)))
+				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), stats.FmtUS(m.Release.MaxUS)))
 			}
 		}
 		if len(modes) > 0 {
 			f += " By dial mode: " + strings.Join(modes, "; ") + "."
 		}
 		if hasDef && def.Error.N > 0 && u.Hogs == 0 {
-			f += fmt.Sprintf(" The warm loop in this process (section 1): %s, max %s.", p50p99(def.Error), fmtUS(def.Error.MaxUS))
+			f += fmt.Sprintf(" The warm loop in this process (section 1): %s, max %s.", p50p99(def.Error), stats.FmtUS(def.Error.MaxUS))
 		}
 		if u.SYNAfter > 0 {
 			f += fmt.Sprintf(" %d winners' SYNs reached the server at or after the instant and are left out.", u.SYNAfter)
 		}
 		if u.Early > 0 {
-			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, fmtUS(u.Release.MinUS))
+			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, stats.FmtUS(u.Release.MinUS))
 		}
 		out = append(out, f)
 		g := fmt.Sprintf("The server reported the winner's SYN-ACK for %d of %d pairs (%s).", u.ServerReported, u.Winners, u.Label)
 		if u.ServerGap.N > 0 {
-			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", stats.FmtUS(u.ServerGap.P50US), stats.FmtUS(u.ServerGapMaxUS))
 		}
 		if u.Own.N > 0 && u.OwnSent.N > 0 {
 			g += fmt.Sprintf(" The benchmark's own capture of the same SYN-ACK: as it arrives %s from tcpdump's time (p50), "+
-				"as it is sent %s (p50; p99 %s).", fmtUS(u.Own.P50US), fmtUS(u.OwnSent.P50US), fmtUS(u.OwnSent.P99US))
+				"as it is sent %s (p50; p99 %s).", stats.FmtUS(u.Own.P50US), stats.FmtUS(u.OwnSent.P50US), stats.FmtUS(u.OwnSent.P99US))
 		}
 		if u.Winners > 0 {
 			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)
@@ -231,8 +233,8 @@ func leverFindings(r *Results) []string {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s, %d pairs): release %s, max %s, control reply p99 %s; as shipped %s, max %s, "+
-			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), fmtUS(l.Release.MaxUS), fmtUS(l.Reply.P99US),
-			p50p99(def.Release), fmtUS(def.Release.MaxUS), fmtUS(def.Reply.P99US)))
+			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), stats.FmtUS(l.Release.MaxUS), stats.FmtUS(l.Reply.P99US),
+			p50p99(def.Release), stats.FmtUS(def.Release.MaxUS), stats.FmtUS(def.Reply.P99US)))
 	}
 	if len(parts) == 0 {
 		return nil
@@ -285,7 +287,7 @@ func ingredientFindings(rows []ReleaseRow) []string {
 	}
 	steps := []struct {
 		what     string
-		from, to Summary
+		from, to stats.Summary
 	}{
 		{"timerfd thread instead of the runtime timer (no spin)", rt.Error, fd.Error},
 		{"spin on the timerfd thread", fd.Error, fds.Error},
@@ -296,7 +298,7 @@ func ingredientFindings(rows []ReleaseRow) []string {
 	for _, s := range steps {
 		gain := s.from.P50US - s.to.P50US
 		parts = append(parts, fmt.Sprintf("%s: p50 %s → %s, p99 %s → %s", s.what,
-			fmtUS(s.from.P50US), fmtUS(s.to.P50US), fmtUS(s.from.P99US), fmtUS(s.to.P99US)))
+			stats.FmtUS(s.from.P50US), stats.FmtUS(s.to.P50US), stats.FmtUS(s.from.P99US), stats.FmtUS(s.to.P99US)))
 		if gain > bestGain {
 			best, bestGain = s.what, gain
 		}
@@ -304,7 +306,7 @@ func ingredientFindings(rows []ReleaseRow) []string {
 	out := []string{"Ingredients of the release clock, one at a time — " + strings.Join(parts, "; ") + "."}
 	if best != "" {
 		out = append(out, fmt.Sprintf("What made the difference for the median: the %s (p50 down by %s). "+
-			"Default path (timerfd + spin): %s, max %s.", best, fmtUS(bestGain), p50p99(fds.Error), fmtUS(fds.Error.MaxUS)))
+			"Default path (timerfd + spin): %s, max %s.", best, stats.FmtUS(bestGain), p50p99(fds.Error), stats.FmtUS(fds.Error.MaxUS)))
 	}
 	return out
 }
@@ -314,8 +316,8 @@ func otherReleaseFindings(rows []ReleaseRow) []string {
 	if b, ok := releaseRow(rows, "replay/batch"); ok && b.Error.N > 0 {
 		out = append(out, fmt.Sprintf("%d releases sharing one instant, fired in one pass of the clock: %s, max %s; each further "+
 			"release adds %s (median), since each replay's sendto(2) carries the SYN through the stack before the next, so the last "+
-			"of %d lands about %s after the first.", b.Batch, p50p99(b.Error), fmtUS(b.Error.MaxUS), fmtUS(b.PerReleaseUS), b.Batch,
-			fmtUS(b.PerReleaseUS*float64(b.Batch-1))))
+			"of %d lands about %s after the first.", b.Batch, p50p99(b.Error), stats.FmtUS(b.Error.MaxUS), stats.FmtUS(b.PerReleaseUS), b.Batch,
+			stats.FmtUS(b.PerReleaseUS*float64(b.Batch-1))))
 	}
 	if rt, ok := releaseRow(rows, "retransmit"); ok && rt.Error.N > 0 {
 		out = append(out, fmt.Sprintf("Retransmit (no CAP_NET_RAW): %s — the handshake waits for the client's next SYN "+
@@ -323,7 +325,7 @@ func otherReleaseFindings(rows []ReleaseRow) []string {
 	}
 	if d, ok := releaseRow(rows, "delayed-listen"); ok {
 		out = append(out, fmt.Sprintf("DelayedListen (the original server's way) on Linux: refused %d/%d clients before the "+
-			"instant, %s after connect(2) (median); %d completed.", d.Refused, d.Trials, fmtUS(d.Client.P50US), d.Completed))
+			"instant, %s after connect(2) (median); %d completed.", d.Refused, d.Trials, stats.FmtUS(d.Client.P50US), d.Completed))
 	}
 	return out
 }
@@ -333,12 +335,12 @@ func experimentFindings(r *Results) []string {
 	if !ok || len(r.Experiments) == 0 {
 		return nil
 	}
-	parts := []string{fmt.Sprintf("default %s, max %s", p50p99(def.Error), fmtUS(def.Error.MaxUS))}
+	parts := []string{fmt.Sprintf("default %s, max %s", p50p99(def.Error), stats.FmtUS(def.Error.MaxUS))}
 	for _, e := range r.Experiments {
 		if !strings.HasPrefix(e.Name, "exp/") {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %s, max %s", e.Label, p50p99(e.Error), fmtUS(e.Error.MaxUS)))
+		parts = append(parts, fmt.Sprintf("%s %s, max %s", e.Label, p50p99(e.Error), stats.FmtUS(e.Error.MaxUS)))
 	}
 	return []string{"Knobs on the library (interleaved with the main rows, half as many trials): " + strings.Join(parts, "; ") + "."}
 }
@@ -357,16 +359,16 @@ func bareFindings(r *Results) []string {
 	}
 	out := []string{fmt.Sprintf("The same release made by hand (timerfd + spin on a fresh locked thread, detach, sendto; no listener "+
 		"code): %s, max %s, against the library's %s, max %s. Filter detached: by hand %s after the instant, library %s; "+
-		"so the library's own code adds about %s to the median.", p50p99(hand.Error), fmtUS(hand.Error.MaxUS),
-		p50p99(def.Error), fmtUS(def.Error.MaxUS), fmtUS(hand.Opened.P50US), fmtUS(def.Opened.P50US),
-		fmtUS(def.Error.P50US-hand.Error.P50US))}
+		"so the library's own code adds about %s to the median.", p50p99(hand.Error), stats.FmtUS(hand.Error.MaxUS),
+		p50p99(def.Error), stats.FmtUS(def.Error.MaxUS), stats.FmtUS(hand.Opened.P50US), stats.FmtUS(def.Opened.P50US),
+		stats.FmtUS(def.Error.P50US-hand.Error.P50US))}
 	if sf, ok := releaseRow(r.Experiments, "bare/send-detach"); ok && sf.Error.N > 0 {
 		out = append(out, fmt.Sprintf("Replaying before detaching (the replay carries the mark the hold filter lets through): %s "+
 			"against %s in the library's order.", p50p99(sf.Error), p50p99(hand.Error)))
 	}
 	if ff, ok := releaseRow(r.Experiments, "bare/fifo"); ok && ff.Error.N > 0 {
 		out = append(out, fmt.Sprintf("SCHED_FIFO on the clock thread, release by hand, machine as is: %s, max %s, against %s, max %s under "+
-			"SCHED_OTHER.", p50p99(ff.Error), fmtUS(ff.Error.MaxUS), p50p99(hand.Error), fmtUS(hand.Error.MaxUS)))
+			"SCHED_OTHER.", p50p99(ff.Error), stats.FmtUS(ff.Error.MaxUS), p50p99(hand.Error), stats.FmtUS(hand.Error.MaxUS)))
 	}
 	return out
 }
@@ -382,8 +384,8 @@ func loadedFindings(rows []ReleaseRow) []string {
 	}
 	return []string{fmt.Sprintf("Under load (%s): library %s, max %s; by hand %s, max %s; by hand with the clock thread under "+
 		"SCHED_FIFO %s, max %s. The tail under load is the scheduler's: a SCHED_OTHER clock thread waits behind the busy "+
-		"processes when its timer fires.", lib.Note, p50p99(lib.Error), fmtUS(lib.Error.MaxUS), p50p99(hand.Error),
-		fmtUS(hand.Error.MaxUS), p50p99(fifo.Error), fmtUS(fifo.Error.MaxUS))}
+		"processes when its timer fires.", lib.Note, p50p99(lib.Error), stats.FmtUS(lib.Error.MaxUS), p50p99(hand.Error),
+		stats.FmtUS(hand.Error.MaxUS), p50p99(fifo.Error), stats.FmtUS(fifo.Error.MaxUS))}
 }
 
 func scaleExperimentFindings(rows []ScaleRow) []string {
@@ -393,7 +395,7 @@ func scaleExperimentFindings(rows []ScaleRow) []string {
 	var parts []string
 	for _, s := range rows {
 		parts = append(parts, fmt.Sprintf("%s, %s: release %s, max %s, control reply p50 %s / p99 %s", pairs(s.Pairs), s.Variant,
-			p50p99(s.Release), fmtUS(s.Release.MaxUS), fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US)))
+			p50p99(s.Release), stats.FmtUS(s.Release.MaxUS), stats.FmtUS(s.Reply.P50US), stats.FmtUS(s.Reply.P99US)))
 	}
 	return []string{"With one knob turned — " + strings.Join(parts, "; ") + "."}
 }
@@ -428,7 +430,7 @@ func costFindings(rows []CostRow) []string {
 		"the network-namespace lookup every Listen makes (stat of /proc/thread-self/ns/net on a locked thread) is %s of it. "+
 		"A pair opens two, so 500 pairs at once take at least 1000 × that on the control path. Closing the last listener "+
 		"takes %s (p50).",
-		fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US), fmtUS(last.Cost.P50US))}
+		stats.FmtUS(warm.Cost.P50US), stats.FmtUS(hand.Cost.P50US), stats.FmtUS(stat.Cost.P50US), stats.FmtUS(last.Cost.P50US))}
 }
 
 func wakeFindings(rows []WakeRow) []string {
@@ -437,7 +439,7 @@ func wakeFindings(rows []WakeRow) []string {
 	}
 	var parts []string
 	for _, w := range rows {
-		parts = append(parts, fmt.Sprintf("%s / %s: %s, max %s", w.Policy, w.Load, p50p99(w.Error), fmtUS(w.Error.MaxUS)))
+		parts = append(parts, fmt.Sprintf("%s / %s: %s, max %s", w.Policy, w.Load, p50p99(w.Error), stats.FmtUS(w.Error.MaxUS)))
 	}
 	return []string{"Standalone clock thread (timerfd + spin, no network): " + strings.Join(parts, "; ") + "."}
 }
@@ -445,7 +447,7 @@ func wakeFindings(rows []WakeRow) []string {
 func stampFindings(rows []StampRow) []string {
 	var parts []string
 	for _, s := range rows {
-		part := fmt.Sprintf("%s %s, max %s", s.Label, p50p99(s.Delta), fmtUS(s.Delta.MaxUS))
+		part := fmt.Sprintf("%s %s, max %s", s.Label, p50p99(s.Delta), stats.FmtUS(s.Delta.MaxUS))
 		if s.Impossible > 0 {
 			part += fmt.Sprintf(" (%d left out: clock step)", s.Impossible)
 		}
@@ -462,8 +464,8 @@ func scaleFindings(rows []ScaleRow) []string {
 	for _, s := range rows {
 		out = append(out, fmt.Sprintf("%s at once (%d rounds): control reply %s, %.0f requests/s; release %s, max %s "+
 			"(broker's own figure p99 %s); peak %d descriptors, Go heap %.1f MiB, RSS %.1f MiB; after shutdown %d descriptors "+
-			"(baseline %d).", pairs(s.Pairs), s.Rounds, p50p99(s.Reply), s.RequestsPerSec, p50p99(s.Release), fmtUS(s.Release.MaxUS),
-			fmtUS(s.BrokerLate.P99US), s.Peak.FDs, s.Peak.HeapMB, s.Peak.RSSMB, s.After.FDs, s.Baseline.FDs))
+			"(baseline %d).", pairs(s.Pairs), s.Rounds, p50p99(s.Reply), s.RequestsPerSec, p50p99(s.Release), stats.FmtUS(s.Release.MaxUS),
+			stats.FmtUS(s.BrokerLate.P99US), s.Peak.FDs, s.Peak.HeapMB, s.Peak.RSSMB, s.After.FDs, s.Baseline.FDs))
 	}
 	return out
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // listenCost times what opening and closing one held listener costs, and
@@ -26,7 +28,7 @@ func listenCost(calls int) ([]CostRow, error) {
 		rows = append(rows, rs...)
 	}
 	for _, r := range rows {
-		progress("  %-62s p50 %9s  p99 %9s", r.Label, fmtUS(r.Cost.P50US), fmtUS(r.Cost.P99US))
+		progress("  %-62s p50 %9s  p99 %9s", r.Label, stats.FmtUS(r.Cost.P50US), stats.FmtUS(r.Cost.P99US))
 	}
 	return rows, nil
 }
@@ -73,9 +75,9 @@ func coldListen(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	return []CostRow{
-		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: Summarize(opens),
+		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: stats.Summarize(opens),
 			Note: "opens the capture engine (AF_PACKET socket, two raw sockets) and starts the clock thread"},
-		{Name: "close/last", Label: "Held.Close of the last listener", Cost: Summarize(closes),
+		{Name: "close/last", Label: "Held.Close of the last listener", Cost: stats.Summarize(closes),
 			Note: "closes the engine and stops the clock"},
 	}, nil
 }
@@ -115,8 +117,8 @@ func warmListen(calls int) ([]CostRow, error) {
 	}
 	hs = nil
 	return []CostRow{
-		{Name: "listen/warm", Label: "listener.Listen, others open", Cost: Summarize(opens), Note: fmt.Sprintf("%d listeners", calls)},
-		{Name: "close/warm", Label: "Held.Close, others open", Cost: Summarize(closes)},
+		{Name: "listen/warm", Label: "listener.Listen, others open", Cost: stats.Summarize(opens), Note: fmt.Sprintf("%d listeners", calls)},
+		{Name: "close/warm", Label: "Held.Close, others open", Cost: stats.Summarize(closes)},
 	}, nil
 }
 
@@ -141,9 +143,9 @@ func byHandListen(calls int) ([]CostRow, error) {
 		opens, closes = append(opens, d), append(closes, c)
 	}
 	return []CostRow{
-		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: Summarize(opens),
+		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: stats.Summarize(opens),
 			Note: "the system calls alone, no runtime poller"},
-		{Name: "close/by-hand", Label: "by hand: close", Cost: Summarize(closes)},
+		{Name: "close/by-hand", Label: "by hand: close", Cost: stats.Summarize(closes)},
 	}, nil
 }
 
@@ -197,7 +199,7 @@ func netnsStat(calls int) ([]CostRow, error) {
 		}
 		ds = append(ds, d)
 	}
-	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: Summarize(ds),
+	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: stats.Summarize(ds),
 		Note: "what acquireEngine does on every Listen"}}, nil
 }
 
@@ -222,7 +224,7 @@ func attachOnly(calls int) ([]CostRow, error) {
 		}
 		ds = append(ds, d)
 	}
-	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: Summarize(ds),
+	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: stats.Summarize(ds),
 		Note: "classic BPF, checked and JIT-compiled per socket"}}, nil
 }
 
@@ -240,8 +242,8 @@ func captureOpenClose(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	return []CostRow{
-		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: Summarize(opens)},
-		{Name: "capture/close", Label: "capture Socket.Close", Cost: Summarize(closes),
+		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: stats.Summarize(opens)},
+		{Name: "capture/close", Label: "capture Socket.Close", Cost: stats.Summarize(closes),
 			Note: "the kernel waits for a grace period (synchronize_net) before close(2) returns"},
 	}, nil
 }

@@ -37,6 +37,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/cdf"
 )
 
 // runSubcommand runs the process the benchmark starts itself as (a client
@@ -158,57 +160,57 @@ func writeOutputs(dir string, r *Results) (string, error) {
 }
 
 // writePlot writes one CDF plot of release errors to path.
-func writePlot(path, title string, series []Series) error {
+func writePlot(path, title string, series []cdf.Series) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	err = WriteCDF(f, title+" (SYN-ACK kernel time − requested instant)",
+	err = cdf.Write(f, title+" (SYN-ACK kernel time − requested instant)",
 		"release error, µs (log scale; values ≤ the left edge drawn at it)", series)
 	return errors.Join(err, f.Close())
 }
 
 // plotSeries are the curves of cdf.svg: every row of section 1 that
 // completed handshakes, and the fast sides of the scale runs.
-func plotSeries(r *Results) []Series {
+func plotSeries(r *Results) []cdf.Series {
 	ss := releaseSeries(r.Release)
 	for _, s := range r.Scale {
-		ss = append(ss, Series{Name: fmt.Sprintf("Happy Eyeballs, %s at once (fast side)", pairs(s.Pairs)), Values: s.SamplesUS})
+		ss = append(ss, cdf.Series{Name: fmt.Sprintf("Happy Eyeballs, %s at once (fast side)", pairs(s.Pairs)), Values: s.SamplesUS})
 	}
 	return ss
 }
 
 // usedSeries are the curves of cdf-used.svg: every "as it is used" row of
 // all pairs, and the warm loop.
-func usedSeries(r *Results) []Series {
-	var ss []Series
+func usedSeries(r *Results) []cdf.Series {
+	var ss []cdf.Series
 	for _, u := range append(r.AsUsed, r.Levers...) {
 		if u.Mode == "" {
-			ss = append(ss, Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
+			ss = append(ss, cdf.Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
 		}
 	}
 	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		ss = append(ss, Series{Name: "warm loop in-process: " + def.Label, Values: def.SamplesUS})
+		ss = append(ss, cdf.Series{Name: "warm loop in-process: " + def.Label, Values: def.SamplesUS})
 	}
 	return ss
 }
 
 // experimentSeries are the curves of cdf-experiments.svg: the default
 // path and every experiment.
-func experimentSeries(r *Results) []Series {
-	var ss []Series
+func experimentSeries(r *Results) []cdf.Series {
+	var ss []cdf.Series
 	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		ss = append(ss, Series{Name: def.Label, Values: def.SamplesUS})
+		ss = append(ss, cdf.Series{Name: def.Label, Values: def.SamplesUS})
 	}
 	return append(ss, releaseSeries(r.Experiments)...)
 }
 
 // releaseSeries are the curves of the rows that completed handshakes.
-func releaseSeries(rows []ReleaseRow) []Series {
-	var ss []Series
+func releaseSeries(rows []ReleaseRow) []cdf.Series {
+	var ss []cdf.Series
 	for _, row := range rows {
 		if row.Refused == 0 {
-			ss = append(ss, Series{Name: row.Label, Values: row.SamplesUS})
+			ss = append(ss, cdf.Series{Name: row.Label, Values: row.SamplesUS})
 		}
 	}
 	return ss

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/listener/capture"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 func TestParseSchedstat(t *testing.T) {
@@ -272,7 +274,7 @@ func TestFloorRows(t *testing.T) {
 		t.Fatalf("rows %+v: want one row of 10, one round", rows)
 	}
 	// Loose: a loaded machine is slow, but not a second for 10 replays.
-	if r := rows[0]; r.SpanUS <= 0 || r.SpanUS > 1e6 || r.PerHandshakeUS != round3(r.SpanUS/10) {
+	if r := rows[0]; r.SpanUS <= 0 || r.SpanUS > 1e6 || r.PerHandshakeUS != stats.Round3(r.SpanUS/10) {
 		t.Errorf("floor %+v: want a positive span under 1 s, a tenth of it per handshake", r)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // resendAfter is how long after its first SYN a SYN of the same
@@ -140,7 +142,7 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 		row, err := p.pool(dir, proxy.Listen, s)
 		for _, f := range floors {
 			if f.N == s.n && f.SpanUS > 0 {
-				row.FloorUS, row.FloorRatio = f.SpanUS, round3(row.Error.P99US/f.SpanUS)
+				row.FloorUS, row.FloorRatio = f.SpanUS, stats.Round3(row.Error.P99US/f.SpanUS)
 			}
 		}
 		rows = append(rows, row)
@@ -148,8 +150,8 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.tail(8))
 		}
 		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent, %d SYNs ≥ 0.9 s late; floor %s (p99/floor %.2f); "+
-			"clock CPU %s per release (%s); load %s", s.n, s.rounds, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US),
-			fmtUS(row.Error.MaxUS), row.Early, row.Resent, row.LateSYN, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
+			"clock CPU %s per release (%s); load %s", s.n, s.rounds, stats.FmtUS(row.Error.P50US), stats.FmtUS(row.Error.P99US),
+			stats.FmtUS(row.Error.MaxUS), row.Early, row.Resent, row.LateSYN, stats.FmtUS(row.FloorUS), row.FloorRatio, stats.FmtUS(row.CPU.PerReleaseUS),
 			row.CPU.Thread, row.Load)
 	}
 	return rows, nil
@@ -157,7 +159,7 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 
 // pool runs one size's rounds in one client process, tcpdump watching.
 func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
-	row := PoolRow{Name: fmt.Sprintf("pool/%d", s.n), N: s.n, Rounds: s.rounds, DelayUS: us(poolDelay), Load: loadAvg()}
+	row := PoolRow{Name: fmt.Sprintf("pool/%d", s.n), N: s.n, Rounds: s.rounds, DelayUS: stats.US(poolDelay), Load: loadAvg()}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return row, err
@@ -211,7 +213,7 @@ func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
 		}
 	}
 	row.Seen = len(errs)
-	row.Error, row.SamplesUS = Summarize(errs), samplesUS(errs)
+	row.Error, row.SamplesUS = stats.Summarize(errs), stats.SamplesUS(errs)
 	row.CPU = cpuUse(before, after, row.Seen)
 	if row.Seen < row.Connected {
 		return row, fmt.Errorf("tcpdump saw %d handshakes of %d connected (%d dropped)", row.Seen, row.Connected, dropped)

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/tune"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
@@ -52,7 +54,7 @@ func memPoint() (MemPoint, error) {
 	if err != nil {
 		return MemPoint{}, err
 	}
-	return MemPoint{FDs: fds, HeapMB: mb(heapBytes()), RSSMB: mb(rss), HWMMB: mb(hwm)}, nil
+	return MemPoint{FDs: fds, HeapMB: stats.MB(heapBytes()), RSSMB: stats.MB(rss), HWMMB: stats.MB(hwm)}, nil
 }
 
 // heapBytes is the memory of the Go heap's objects, live or not yet swept.

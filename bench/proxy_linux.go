@@ -28,6 +28,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // ProxyRow is one figure of the proxy section.
@@ -44,14 +46,14 @@ type ProxyRow struct {
 	WantUS float64 `json:"want_us,omitempty"`
 	// Connect is how long the client's connect took (its own clock around
 	// net.Dialer.Dial), minus WantUS when a delay was asked for.
-	Connect Summary `json:"connect"`
+	Connect stats.Summary `json:"connect"`
 	// Wire is, from tcpdump on lo, each handshake's SYN to its SYN-ACK (or
 	// RST), minus WantUS: what the proxy did, seen from outside it.
-	Wire Summary `json:"wire"`
+	Wire stats.Summary `json:"wire"`
 	// Refused counts connects that ended in ECONNREFUSED.
 	Refused int `json:"refused,omitempty"`
 	// RTT is a 1-byte ping-pong's round trip through an echo upstream.
-	RTT Summary `json:"rtt"`
+	RTT stats.Summary `json:"rtt"`
 	// MBps is the throughput of one connection writing to an upstream that
 	// discards, in MiB/s.
 	MBps float64 `json:"mib_per_s,omitempty"`
@@ -369,7 +371,7 @@ func measureForwarding(cases []*forwardCase, echoAddr, sinkAddr string, sz proxy
 	for _, c := range cases {
 		progress("proxy: %s: connects, RSS", c.row.Label)
 		row := c.row
-		row.RTT, row.MBps, row.ConnsPerS = Summarize(c.rtts), median(c.mbps), median(c.connsPerS)
+		row.RTT, row.MBps, row.ConnsPerS = stats.Summarize(c.rtts), stats.Median(c.mbps), stats.Median(c.connsPerS)
 		if row.Connect, _, err = connects(c.echoAddr, sz.connects, 0); err != nil {
 			return rows, fmt.Errorf("%s: %w", row.Label, err)
 		}
@@ -397,7 +399,7 @@ func (c *forwardCase) idleRSS(row *ProxyRow, echoAddr, sinkAddr string, n int) e
 	if err != nil {
 		return err
 	}
-	row.RSSMB = round3(float64(rss) / 1e6)
+	row.RSSMB = stats.Round3(float64(rss) / 1e6)
 	var pid int
 	var addr string
 	var stop func()
@@ -438,7 +440,7 @@ func (c *forwardCase) idleRSS(row *ProxyRow, echoAddr, sinkAddr string, n int) e
 		return err
 	}
 	row.IdleConns = len(idle)
-	row.RSSPerIdleKB = round3((float64(after) - float64(before)) / 1e3 / float64(len(idle)))
+	row.RSSPerIdleKB = stats.Round3((float64(after) - float64(before)) / 1e3 / float64(len(idle)))
 	return nil
 }
 
@@ -580,7 +582,7 @@ func connRate(addr string, n int) (float64, error) {
 			return 0, err
 		}
 	}
-	return round3(float64(n) / time.Since(start).Seconds()), nil
+	return stats.Round3(float64(n) / time.Since(start).Seconds()), nil
 }
 
 // holdIdle opens n connections to the echo upstream addr, each echoing one
@@ -631,7 +633,7 @@ func newProxy(api *toxiclient.Client, name, upstream string) (*toxiclient.Proxy,
 
 // toxicConnects times connects through a proxy with one toxic set.
 func toxicConnects(dir string, api *toxiclient.Client, via, upstream, typ string, attrs toxiclient.Attributes, want time.Duration, n int) (ProxyRow, error) {
-	row := ProxyRow{Name: typ + "_" + rowName(via), Via: via, Toxic: toxicString(typ, attrs), WantUS: us(want)}
+	row := ProxyRow{Name: typ + "_" + rowName(via), Via: via, Toxic: toxicString(typ, attrs), WantUS: stats.US(want)}
 	row.Label = fmt.Sprintf("%s through %s", row.Toxic, via)
 	if want > 0 {
 		row.Name += fmt.Sprintf("_%dms", want.Milliseconds())
@@ -657,7 +659,7 @@ func toxicConnects(dir string, api *toxiclient.Client, via, upstream, typ string
 		} else if ds, derr := dump.handshakes(want); derr != nil {
 			row.Note = "no tcpdump figures: " + derr.Error()
 		} else {
-			row.Wire = Summarize(ds)
+			row.Wire = stats.Summarize(ds)
 		}
 	}
 	return row, err
@@ -781,7 +783,7 @@ func toxicString(typ string, attrs toxiclient.Attributes) string {
 
 // connects times n sequential connects to addr by the client's own clock,
 // minus want; it counts refusals apart (timed to the refusal).
-func connects(addr string, n int, want time.Duration) (Summary, int, error) {
+func connects(addr string, n int, want time.Duration) (stats.Summary, int, error) {
 	var ds []time.Duration
 	refused := 0
 	d := net.Dialer{Timeout: want + 5*time.Second}
@@ -793,13 +795,13 @@ func connects(addr string, n int, want time.Duration) (Summary, int, error) {
 		case errors.Is(err, syscall.ECONNREFUSED):
 			refused++
 		case err != nil:
-			return Summary{}, refused, err
+			return stats.Summary{}, refused, err
 		default:
 			c.Close()
 		}
 		ds = append(ds, took-want)
 	}
-	return Summarize(ds), refused, nil
+	return stats.Summarize(ds), refused, nil
 }
 
 // pingPong times n 1-byte round trips on one connection to an echo server.
@@ -853,7 +855,7 @@ func throughput(addr string, size int64) (float64, error) {
 	if _, err := io.ReadFull(c, buf[:1]); err != nil {
 		return 0, fmt.Errorf("waiting for the upstream's count: %w", err)
 	}
-	return round3(float64(size) / (1 << 20) / time.Since(start).Seconds()), nil
+	return stats.Round3(float64(size) / (1 << 20) / time.Since(start).Seconds()), nil
 }
 
 // startUpstream serves each connection with handle on loopback.

@@ -12,6 +12,8 @@ import (
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // variant is one timing path of strategy Replay: the listener's clock, its
@@ -248,7 +250,7 @@ func runVariants(sn *sniffer, vs []variant, rounds int) (map[string][]trial, err
 
 // rowOf summarises the trials of one row.
 func rowOf(name, label, strategy, clock string, spin time.Duration, ts []trial) ReleaseRow {
-	r := ReleaseRow{Name: name, Label: label, Strategy: strategy, Clock: clock, SpinUS: us(spin), Trials: len(ts)}
+	r := ReleaseRow{Name: name, Label: label, Strategy: strategy, Clock: clock, SpinUS: stats.US(spin), Trials: len(ts)}
 	var errs, clients []time.Duration
 	for _, t := range ts {
 		switch {
@@ -265,10 +267,10 @@ func rowOf(name, label, strategy, clock string, spin time.Duration, ts []trial) 
 		clients = append(clients, t.client)
 		if t.libOK {
 			r.LibCompared++
-			r.LibMaxDiffUS = max(r.LibMaxDiffUS, us(t.lib))
+			r.LibMaxDiffUS = max(r.LibMaxDiffUS, stats.US(t.lib))
 		}
 	}
-	r.Error, r.Client, r.SamplesUS = Summarize(errs), Summarize(clients), samplesUS(errs)
+	r.Error, r.Client, r.SamplesUS = stats.Summarize(errs), stats.Summarize(clients), stats.SamplesUS(errs)
 	r.Opened, r.Replayed = libSummaries(ts)
 	return r
 }
@@ -305,8 +307,8 @@ func batchRelease(sn *sniffer, n, batches int) (ReleaseRow, error) {
 	}
 	r := rowOf("replay/batch", fmt.Sprintf("Replay, %d listeners at one instant, one pass", n), "replay", "timerfd", defaultSpin, all)
 	r.Batch = n
-	r.PerReleaseUS = Summarize(steps).P50US
-	r.Note = fmt.Sprintf("%d batches; each further release in the pass adds %s (median)", batches, fmtUS(r.PerReleaseUS))
+	r.PerReleaseUS = stats.Summarize(steps).P50US
+	r.Note = fmt.Sprintf("%d batches; each further release in the pass adds %s (median)", batches, stats.FmtUS(r.PerReleaseUS))
 	return r, nil
 }
 
@@ -432,14 +434,14 @@ func delayedRow(sn *sniffer, n int) (ReleaseRow, error) {
 	}
 	r := rowOf("delayed-listen", "DelayedListen (the original's way)", "delayed-listen", "", 0, ts)
 	if r.Refused > 0 {
-		r.Note = fmt.Sprintf("refused %d/%d before the instant, %s after connect(2) (median): no handshake to time", r.Refused, r.Trials, fmtUS(r.Client.P50US))
+		r.Note = fmt.Sprintf("refused %d/%d before the instant, %s after connect(2) (median): no handshake to time", r.Refused, r.Trials, stats.FmtUS(r.Client.P50US))
 	}
 	return r, nil
 }
 
 // libSummaries summarises the listener's own times of the trials that
 // completed: filter detached, and replay returned, each minus the instant.
-func libSummaries(ts []trial) (opened, replayed Summary) {
+func libSummaries(ts []trial) (opened, replayed stats.Summary) {
 	var ops, rs []time.Duration
 	for _, t := range ts {
 		if t.refused || t.synAfter {
@@ -452,5 +454,5 @@ func libSummaries(ts []trial) (opened, replayed Summary) {
 			rs = append(rs, t.replayed)
 		}
 	}
-	return Summarize(ops), Summarize(rs)
+	return stats.Summarize(ops), stats.Summarize(rs)
 }

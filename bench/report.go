@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // WriteReport writes the Markdown report of r to w.
@@ -25,31 +27,13 @@ func WriteReport(w io.Writer, r *Results) error {
 	return err
 }
 
-// fmtUS formats a figure in microseconds with a unit that suits its size.
-func fmtUS(v float64) string {
-	a := v
-	if a < 0 {
-		a = -a
-	}
-	switch {
-	case a < 10:
-		return fmt.Sprintf("%.1f µs", v)
-	case a < 1000:
-		return fmt.Sprintf("%.0f µs", v)
-	case a < 1e6:
-		return fmt.Sprintf("%.2f ms", v/1e3)
-	default:
-		return fmt.Sprintf("%.3f s", v/1e6)
-	}
-}
-
 // dist formats a Summary as p50 | p99 | max | mean table cells, or dashes
 // when it holds nothing.
-func dist(s Summary) string {
+func dist(s stats.Summary) string {
 	if s.N == 0 {
 		return "– | – | – | –"
 	}
-	return fmt.Sprintf("%s | %s | %s | %s", fmtUS(s.P50US), fmtUS(s.P99US), fmtUS(s.MaxUS), fmtUS(s.MeanUS))
+	return fmt.Sprintf("%s | %s | %s | %s", stats.FmtUS(s.P50US), stats.FmtUS(s.P99US), stats.FmtUS(s.MaxUS), stats.FmtUS(s.MeanUS))
 }
 
 func reportMachine(b *strings.Builder, r *Results) {
@@ -90,7 +74,7 @@ func clockSteps(steps []ClockStep) string {
 	}
 	var parts []string
 	for _, s := range steps {
-		parts = append(parts, fmt.Sprintf("%s at %.1f s", fmtUS(s.StepUS), s.AtS))
+		parts = append(parts, fmt.Sprintf("%s at %.1f s", stats.FmtUS(s.StepUS), s.AtS))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -146,7 +130,7 @@ func reportUsed(b *strings.Builder, r *Results) {
 	for _, u := range r.AsUsed {
 		gap := "–"
 		if u.ServerGap.N > 0 {
-			gap = fmt.Sprintf("%s / %s", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+			gap = fmt.Sprintf("%s / %s", stats.FmtUS(u.ServerGap.P50US), stats.FmtUS(u.ServerGapMaxUS))
 		}
 		fmt.Fprintf(b, "| %s | %d | %d/%d | %s | %s | %s | %d | %d | %d/%d | %s | %s | %s | %s | %d/%d | %d | %d |\n",
 			u.Label, u.Pairs, u.FastWon, u.Winners, p50Cell(u.Release), p99Cell(u.Release), maxCell(u.Release), u.Early,
@@ -227,7 +211,7 @@ func libGap(r ReleaseRow) string {
 	if r.LibCompared == 0 {
 		return "–"
 	}
-	return "max " + fmtUS(r.LibMaxDiffUS) + " (own capture)"
+	return "max " + stats.FmtUS(r.LibMaxDiffUS) + " (own capture)"
 }
 
 // quoteAll formats a sample of messages, or nothing for none.
@@ -239,33 +223,33 @@ func quoteAll(ss []string) string {
 }
 
 // p99Cell and maxCell are a Summary's p99 and max, or a dash.
-func p99Cell(s Summary) string {
+func p99Cell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(s.P99US)
+	return stats.FmtUS(s.P99US)
 }
 
 // maxAbsCell is the largest magnitude of a Summary, or a dash.
-func maxAbsCell(s Summary) string {
+func maxAbsCell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(max(s.MaxUS, -s.MinUS))
+	return stats.FmtUS(max(s.MaxUS, -s.MinUS))
 }
 
-func minCell(s Summary) string {
+func minCell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(s.MinUS)
+	return stats.FmtUS(s.MinUS)
 }
 
-func maxCell(s Summary) string {
+func maxCell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(s.MaxUS)
+	return stats.FmtUS(s.MaxUS)
 }
 
 func reportRelease(b *strings.Builder, r *Results) {
@@ -303,7 +287,7 @@ func releaseTable(b *strings.Builder, rows []ReleaseRow) {
 		client := p50Cell(row.Client)
 		lib := "–"
 		if row.LibCompared > 0 {
-			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, fmtUS(row.LibMaxDiffUS))
+			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, stats.FmtUS(row.LibMaxDiffUS))
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			row.Label, row.Strategy, orDash(row.Clock), spinCell(row), done, dist(row.Error),
@@ -313,11 +297,11 @@ func releaseTable(b *strings.Builder, rows []ReleaseRow) {
 }
 
 // p50Cell is a Summary's median, or a dash when it holds nothing.
-func p50Cell(s Summary) string {
+func p50Cell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(s.P50US)
+	return stats.FmtUS(s.P50US)
 }
 
 func spinCell(row ReleaseRow) string {
@@ -327,7 +311,7 @@ func spinCell(row ReleaseRow) string {
 	if row.SpinUS == 0 {
 		return "off"
 	}
-	return fmtUS(row.SpinUS)
+	return stats.FmtUS(row.SpinUS)
 }
 
 func orDash(s string) string {
@@ -357,7 +341,7 @@ func reportStamps(b *strings.Builder, r *Results) {
 	for _, s := range r.Stamps {
 		min := "–"
 		if s.Delta.N > 0 {
-			min = fmtUS(s.Delta.MinUS)
+			min = stats.FmtUS(s.Delta.MinUS)
 		}
 		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, dist(s.Delta), min)
 	}
@@ -403,8 +387,8 @@ func scaleTable(b *strings.Builder, rows []ScaleRow) {
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range rows {
 		fmt.Fprintf(b, "| %d | %s | %d | %d/%d | %s | %s | %s | %.0f | %s | %s | %s | %s | %d/%d | %d / %d / %d | %.1f / %.1f MiB | %.1f / %.1f / %.1f MiB |\n",
-			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US), p99Cell(s.ReplyFloor), s.RequestsPerSec,
-			fmtUS(s.Release.P50US), fmtUS(s.Release.P99US), fmtUS(s.Release.MaxUS), brokerCell(s),
+			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, stats.FmtUS(s.Reply.P50US), stats.FmtUS(s.Reply.P99US), p99Cell(s.ReplyFloor), s.RequestsPerSec,
+			stats.FmtUS(s.Release.P50US), stats.FmtUS(s.Release.P99US), stats.FmtUS(s.Release.MaxUS), brokerCell(s),
 			s.Connected-s.WrongFamily-s.NoByte, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
 			s.Peak.HeapMB, s.After.HeapMB, s.Peak.RSSMB, s.After.RSSMB, s.After.HWMMB)
 	}
@@ -417,7 +401,7 @@ func brokerCell(s ScaleRow) string {
 	if s.BrokerLate.N == 0 {
 		return fmt.Sprintf("– (0/%d logged)", s.Connected)
 	}
-	return fmt.Sprintf("%s (%d/%d logged)", fmtUS(s.BrokerLate.P99US), s.BrokerLate.N, s.Connected)
+	return fmt.Sprintf("%s (%d/%d logged)", stats.FmtUS(s.BrokerLate.P99US), s.BrokerLate.N, s.Connected)
 }
 
 func reportCost(b *strings.Builder, rows []CostRow) {

@@ -1,5 +1,7 @@
 package main
 
+import "github.com/synhold/synhold/bench/internal/stats"
+
 // Results is everything one run of the benchmark measured: what results.json
 // holds and what the report and the plot are made from.
 type Results struct {
@@ -126,16 +128,16 @@ type ReleaseRow struct {
 	// instant (none expected).
 	SYNAfter int `json:"syn_after_instant"`
 	// Error is SYN-ACK kernel time minus the instant.
-	Error Summary `json:"error"`
+	Error stats.Summary `json:"error"`
 	// Client is when the client's connect(2) was seen complete, minus the
 	// instant (or, for refusals, the time to the refusal after connect).
-	Client Summary `json:"client"`
+	Client stats.Summary `json:"client"`
 	// Opened and Replayed are the listener's own records, minus the
 	// instant: when its clock had detached the hold filter (the Released
 	// event), and when the replay's sendto(2) returned. With Error they
 	// show where the time goes: wake-up, then the stack.
-	Opened   Summary `json:"filter_detached"`
-	Replayed Summary `json:"replay_returned"`
+	Opened   stats.Summary `json:"filter_detached"`
+	Replayed stats.Summary `json:"replay_returned"`
 	// LibCompared counts trials where the listener reported a SYN-ACK
 	// time too; LibMaxDiffUS is the largest gap between its time and the
 	// benchmark's own capture.
@@ -172,7 +174,7 @@ type UsedRow struct {
 	ErrorSample  []string `json:"client_error_sample,omitempty"`
 	// Release is the winner's SYN-ACK as tcpdump stamped it minus the
 	// instant the server logged for it (want).
-	Release Summary `json:"release"`
+	Release stats.Summary `json:"release"`
 	// Early counts handshakes that completed more than 20 µs before their
 	// instant; SYNAfter winners whose SYN came at or after the instant
 	// (left out of Release); Unmatched winners that tcpdump or the
@@ -182,19 +184,19 @@ type UsedRow struct {
 	Unmatched int `json:"unmatched"`
 	// ServerReported counts winners whose SYN-ACK the server reported
 	// (synack_seen); ServerGap is its time minus tcpdump's.
-	ServerReported int     `json:"server_reported"`
-	ServerGap      Summary `json:"server_gap"`
-	ServerGapMaxUS float64 `json:"server_gap_max_abs_us"`
+	ServerReported int           `json:"server_reported"`
+	ServerGap      stats.Summary `json:"server_gap"`
+	ServerGapMaxUS float64       `json:"server_gap_max_abs_us"`
 	// Reply is the control reply, by the client's clock: from before its
 	// dial to the reply's last byte.
-	Reply Summary `json:"control_reply"`
+	Reply stats.Summary `json:"control_reply"`
 	// ClientSees is the client's dial returning minus tcpdump's SYN-ACK.
-	ClientSees Summary `json:"client_sees"`
+	ClientSees stats.Summary `json:"client_sees"`
 	// Own and OwnSent are the benchmark's own capture of the same SYN-ACK
 	// minus tcpdump's time: the copy it sees as the packet arrives, and as
 	// it is sent.
-	Own     Summary `json:"own_capture_received"`
-	OwnSent Summary `json:"own_capture_sent"`
+	Own     stats.Summary `json:"own_capture_received"`
+	OwnSent stats.Summary `json:"own_capture_sent"`
 	// LogOrder counts winners whose "connected" line came before its
 	// side's "released" line.
 	LogOrder int `json:"connected_before_released"`
@@ -214,7 +216,7 @@ type UsedRow struct {
 	Load    string `json:"loadavg,omitempty"`
 	// ControlFloor is the control reply of a do-nothing server asked by
 	// the same client after the same idle time (if the case asked one).
-	ControlFloor Summary `json:"control_reply_floor"`
+	ControlFloor stats.Summary `json:"control_reply_floor"`
 	// ClockCPU is the server's release clock thread's CPU per release.
 	ClockCPU  CPUUse    `json:"clock_cpu"`
 	SamplesUS []float64 `json:"samples_us"`
@@ -223,9 +225,9 @@ type UsedRow struct {
 // StampRow is one server timestamp of connection attempts against the
 // client's time.Now() just before its connect(2).
 type StampRow struct {
-	Name  string  `json:"name"`
-	Label string  `json:"label"`
-	Delta Summary `json:"delta"`
+	Name  string        `json:"name"`
+	Label string        `json:"label"`
+	Delta stats.Summary `json:"delta"`
 	// Impossible counts samples left out because the server's time came
 	// before the client's record: the wall clock stepped back in between.
 	Impossible int       `json:"impossible"`
@@ -244,19 +246,19 @@ type ScaleRow struct {
 	ReplyOK  int `json:"reply_ok"`
 	// Reply is the control reply latency: from before the dial to the last
 	// byte of the reply.
-	Reply Summary `json:"control_reply"`
+	Reply stats.Summary `json:"control_reply"`
 	// ReplyFloor is the control reply latency of as many requests at once
 	// to a do-nothing server in this process (controlFloor), measured
 	// right after the rows of this count.
-	ReplyFloor Summary `json:"control_reply_floor"`
+	ReplyFloor stats.Summary `json:"control_reply_floor"`
 	// RequestsPerSec is pairs answered per second in a round, from the
 	// first request to the last reply, the median over rounds.
 	RequestsPerSec float64 `json:"requests_per_sec"`
 	// Release is the fast side's SYN-ACK kernel time minus its instant
 	// (the broker's bind plus FastDelay).
-	Release Summary `json:"release"`
+	Release stats.Summary `json:"release"`
 	// BrokerLate is the same as the broker's own log reported it.
-	BrokerLate Summary `json:"broker_late"`
+	BrokerLate stats.Summary `json:"broker_late"`
 	// Connected counts fast sides whose connect completed, WrongFamily
 	// those whose byte named the other family, SYNAfter those whose SYN
 	// reached the server after the instant.
@@ -290,13 +292,13 @@ type MemPoint struct {
 // WakeRow is the standalone clock experiment: how late a timerfd-and-spin
 // clock thread wakes, by scheduling policy and load.
 type WakeRow struct {
-	Name      string    `json:"name"`
-	Label     string    `json:"label"`
-	Policy    string    `json:"policy"`
-	Load      string    `json:"load"`
-	Error     Summary   `json:"error"`
-	Note      string    `json:"note,omitempty"`
-	SamplesUS []float64 `json:"samples_us"`
+	Name      string        `json:"name"`
+	Label     string        `json:"label"`
+	Policy    string        `json:"policy"`
+	Load      string        `json:"load"`
+	Error     stats.Summary `json:"error"`
+	Note      string        `json:"note,omitempty"`
+	SamplesUS []float64     `json:"samples_us"`
 }
 
 // Target is one goal and whether the run met it.
@@ -318,10 +320,10 @@ type FDCheck struct {
 
 // CostRow is the wall time of one operation, over many calls.
 type CostRow struct {
-	Name  string  `json:"name"`
-	Label string  `json:"label"`
-	Cost  Summary `json:"cost"`
-	Note  string  `json:"note,omitempty"`
+	Name  string        `json:"name"`
+	Label string        `json:"label"`
+	Cost  stats.Summary `json:"cost"`
+	Note  string        `json:"note,omitempty"`
 }
 
 // wakeLoad is what else runs while the standalone clock waits; it is part

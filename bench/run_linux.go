@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // sizes are the counts a run uses, from the options.
@@ -77,7 +79,7 @@ func run(o Options) error {
 		return err
 	}
 	r.Targets, r.Findings = judge(r)
-	r.ElapsedS = round3(time.Since(began).Seconds())
+	r.ElapsedS = stats.Round3(time.Since(began).Seconds())
 	md, err := writeOutputs(o.Out, r)
 	if err != nil {
 		return err
@@ -162,7 +164,7 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 			}
 			floor, err := controlFloor(slices.Max(r.Options.Pairs))
 			r.ListenCost = append(rows, floor)
-			progress("  %-62s p50 %9s  p99 %9s", floor.Label, fmtUS(floor.Cost.P50US), fmtUS(floor.Cost.P99US))
+			progress("  %-62s p50 %9s  p99 %9s", floor.Label, stats.FmtUS(floor.Cost.P50US), stats.FmtUS(floor.Cost.P99US))
 			return err
 		}},
 		{"proxy", "proxy", func() error {
@@ -250,7 +252,7 @@ func releaseLoaded(sn *sniffer, sz sizes, r *Results) error {
 // logRows reports release rows on stderr.
 func logRows(rows []ReleaseRow) {
 	for _, row := range rows {
-		progress("  %-52s p50 %9s  p99 %9s  max %9s", row.Label, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US), fmtUS(row.Error.MaxUS))
+		progress("  %-52s p50 %9s  p99 %9s  max %9s", row.Label, stats.FmtUS(row.Error.P50US), stats.FmtUS(row.Error.P99US), stats.FmtUS(row.Error.MaxUS))
 	}
 }
 
@@ -269,7 +271,7 @@ func scaleRows(sn *sniffer, sz sizes, r *Results) error {
 			var floor CostRow
 			floor, err = controlFloor(n)
 			rows[0].ReplyFloor = floor.Cost
-			progress("  %s at once to a do-nothing server: reply p99 %s", pairs(n), fmtUS(floor.Cost.P99US))
+			progress("  %s at once to a do-nothing server: reply p99 %s", pairs(n), stats.FmtUS(floor.Cost.P99US))
 		}
 		r.Scale = append(r.Scale, rows[0])
 		r.ScaleExperiments = append(r.ScaleExperiments, rows[1:]...)
@@ -294,7 +296,7 @@ func scaleLog(sn *sniffer, sz sizes, n int, vs []variant) ([]ScaleRow, error) {
 	rows, err := scaleRowsOf(sn, n, rounds, vs)
 	for _, row := range rows {
 		progress("  %s x %d rounds, %s: reply p99 %s, release p99 %s, FDs %d/%d/%d", pairs(n), rounds, row.Variant,
-			fmtUS(row.Reply.P99US), fmtUS(row.Release.P99US), row.Baseline.FDs, row.Peak.FDs, row.After.FDs)
+			stats.FmtUS(row.Reply.P99US), stats.FmtUS(row.Release.P99US), row.Baseline.FDs, row.Peak.FDs, row.After.FDs)
 	}
 	return rows, err
 }

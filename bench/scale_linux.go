@@ -16,6 +16,8 @@ import (
 	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // The Happy Eyeballs delays of the scale runs.
@@ -235,11 +237,11 @@ type scaleAcc struct {
 }
 
 func (a *scaleAcc) fill(row *ScaleRow) {
-	row.Reply = Summarize(a.reply)
-	row.Release = Summarize(a.release)
-	row.BrokerLate = Summarize(a.brokerLate)
-	row.SamplesUS = samplesUS(a.release)
-	row.RequestsPerSec = math.Round(median(a.rates))
+	row.Reply = stats.Summarize(a.reply)
+	row.Release = stats.Summarize(a.release)
+	row.BrokerLate = stats.Summarize(a.brokerLate)
+	row.SamplesUS = stats.SamplesUS(a.release)
+	row.RequestsPerSec = math.Round(stats.Median(a.rates))
 }
 
 // round requests n pairs at once, dials both sides of each, samples the
@@ -476,5 +478,5 @@ func controlFloor(n int) (CostRow, error) {
 		lat[i] = time.Since(t)
 	})
 	return CostRow{Name: "control-floor", Label: fmt.Sprintf("%d control requests at once, minimal server (no listeners)", n),
-		Cost: Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
+		Cost: stats.Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/internal/netaddr"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // acceptClock is a plain listener that records when accept(2) returned each
@@ -111,9 +113,9 @@ func stampRows(sn *sniffer, n int) ([]StampRow, error) {
 		time.Sleep(time.Millisecond) // one attempt at a time, as a backoff client makes them
 	}
 	return []StampRow{
-		{Name: "syn-capture", Label: "SYN capture (kernel timestamp) − client record", Delta: Summarize(syns),
-			Impossible: impossible, SamplesUS: samplesUS(syns)},
-		{Name: "accept", Label: "accept(2) returned − client record", Delta: Summarize(accepts), SamplesUS: samplesUS(accepts)},
+		{Name: "syn-capture", Label: "SYN capture (kernel timestamp) − client record", Delta: stats.Summarize(syns),
+			Impossible: impossible, SamplesUS: stats.SamplesUS(syns)},
+		{Name: "accept", Label: "accept(2) returned − client record", Delta: stats.Summarize(accepts), SamplesUS: stats.SamplesUS(accepts)},
 	}, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // suite runs the parallel suite: happyeyeballs-server in its own process,
@@ -50,14 +52,14 @@ func (p *noopProcess) address() string {
 func (p *noopProcess) stop() error { return p.child.stop(syscall.SIGTERM, 5*time.Second) }
 
 // floorReplies is the do-nothing server's reply latency over pairs.
-func floorReplies(pairs []clientPair) Summary {
+func floorReplies(pairs []clientPair) stats.Summary {
 	var ds []time.Duration
 	for _, p := range pairs {
 		if p.FloorReply > 0 {
 			ds = append(ds, p.FloorReply)
 		}
 	}
-	return Summarize(ds)
+	return stats.Summarize(ds)
 }
 
 // serverClockCPU adds to u the server's own figure of its clock's CPU per
@@ -65,7 +67,7 @@ func floorReplies(pairs []clientPair) Summary {
 func serverClockCPU(u *CPUUse, lines []serverLine) {
 	for _, l := range lines {
 		if l.Msg == "release clock" {
-			u.ServerPerReleaseUS, u.ServerReleases = round3(l.CPUPerReleaseUS), l.Releases
+			u.ServerPerReleaseUS, u.ServerReleases = stats.Round3(l.CPUPerReleaseUS), l.Releases
 		}
 	}
 }
