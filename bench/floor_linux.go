@@ -18,6 +18,8 @@ import (
 	"github.com/synhold/synhold/listener/capture"
 
 	"github.com/synhold/synhold/bench/internal/stats"
+
+	"github.com/synhold/synhold/bench/internal/tcpdump"
 )
 
 // floorRows measures this machine's floor for each count of ns: that many
@@ -60,12 +62,12 @@ func floorRound(sn *sniffer, pcap string, n int) (time.Duration, int, error) {
 		return 0, 0, err
 	}
 	defer h.close()
-	td, err := startTCPDumpFilter(pcap, fmt.Sprintf("tcp src port %d and tcp[13] & 18 == 18", h.addr.Port()))
+	td, err := tcpdump.Start(pcap, fmt.Sprintf("tcp src port %d and tcp[13] & 18 == 18", h.addr.Port()))
 	if err != nil {
 		return 0, 0, err
 	}
 	span, err := floorReplay(sn, h, n)
-	dropped, terr := td.stop()
+	dropped, terr := td.Stop()
 	if err = errors.Join(err, terr); err != nil {
 		return 0, dropped, err
 	}

@@ -19,6 +19,10 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/synhold/synhold/bench/internal/stats"
+
+	"github.com/synhold/synhold/bench/internal/proc"
+
+	"github.com/synhold/synhold/bench/internal/tcpdump"
 )
 
 // resendAfter is how long after its first SYN a SYN of the same
@@ -63,7 +67,7 @@ func poolRows(sn *sniffer, short bool) ([]PoolRow, []FloorRow, error) {
 		return nil, floors, err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := goBuild(dir, "handshake-proxy", "github.com/synhold/synhold/cmd/handshake-proxy")
+	bin, err := proc.GoBuild(dir, "handshake-proxy", "github.com/synhold/synhold/cmd/handshake-proxy")
 	if err != nil {
 		return nil, floors, err
 	}
@@ -101,7 +105,7 @@ func drainUpstream(ln net.Listener) {
 
 // proxyProcess is a handshake-proxy process, its JSON log (stderr) kept.
 type proxyProcess struct {
-	*child
+	*proc.Child
 	api *toxiclient.Client
 }
 
@@ -110,7 +114,7 @@ type proxyProcess struct {
 func startHandshakeProxy(bin string) (*proxyProcess, error) {
 	var addr string
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
-	ch, err := startChild(cmd, 15*time.Second, func(line []byte) bool {
+	ch, err := proc.Start(cmd, 15*time.Second, func(line []byte) bool {
 		var l struct{ Msg, Addr string }
 		if json.Unmarshal(line, &l) != nil || l.Msg != "API listening" {
 			return false
@@ -121,10 +125,10 @@ func startHandshakeProxy(bin string) (*proxyProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &proxyProcess{child: ch, api: toxiclient.NewClient("http://" + addr)}, nil
+	return &proxyProcess{Child: ch, api: toxiclient.NewClient("http://" + addr)}, nil
 }
 
-func (p *proxyProcess) stop() error { return p.child.stop(syscall.SIGTERM, 10*time.Second) }
+func (p *proxyProcess) stop() error { return p.Child.Stop(syscall.SIGTERM, 10*time.Second) }
 
 // pools creates the proxy with its toxic and runs each size's rounds.
 func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []FloorRow) ([]PoolRow, error) {
@@ -147,7 +151,7 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 		}
 		rows = append(rows, row)
 		if err != nil {
-			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.tail(8))
+			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.Tail(8))
 		}
 		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent, %d SYNs ≥ 0.9 s late; floor %s (p99/floor %.2f); "+
 			"clock CPU %s per release (%s); load %s", s.n, s.rounds, stats.FmtUS(row.Error.P50US), stats.FmtUS(row.Error.P99US),
@@ -165,15 +169,15 @@ func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
 		return row, err
 	}
 	pcap := filepath.Join(dir, fmt.Sprintf("pool-%d.pcap", s.n))
-	td, err := startTCPDumpFilter(pcap, fmt.Sprintf("tcp port %s and tcp[13] & 2 != 0", port))
+	td, err := tcpdump.Start(pcap, fmt.Sprintf("tcp port %s and tcp[13] & 2 != 0", port))
 	if err != nil {
 		return row, err
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	before, cerr := sampleClockCPU(pid)
 	rounds, err := runPoolClientProcess(addr, s)
 	after, aerr := sampleClockCPU(pid)
-	dropped, terr := td.stop()
+	dropped, terr := td.Stop()
 	row.Dropped = dropped
 	if err := errors.Join(err, cerr, aerr, terr); err != nil {
 		return row, err

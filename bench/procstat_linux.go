@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +12,8 @@ import (
 	"github.com/synhold/synhold/internal/tune"
 
 	"github.com/synhold/synhold/bench/internal/stats"
+
+	"github.com/synhold/synhold/bench/internal/proc"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
@@ -50,7 +49,7 @@ func memPoint() (MemPoint, error) {
 	if err != nil {
 		return MemPoint{}, err
 	}
-	rss, hwm, err := vmStatus()
+	rss, hwm, err := proc.Memory(0)
 	if err != nil {
 		return MemPoint{}, err
 	}
@@ -65,32 +64,6 @@ func heapBytes() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
-}
-
-// vmStatus returns VmRSS and VmHWM of /proc/self/status, in bytes.
-func vmStatus() (rss, hwm uint64, err error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/self/status %s: %w", k, err)
-		}
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, sc.Err()
 }
 
 // settleFDs waits up to limit for the descriptor count to come back to

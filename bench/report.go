@@ -27,15 +27,6 @@ func WriteReport(w io.Writer, r *Results) error {
 	return err
 }
 
-// dist formats a Summary as p50 | p99 | max | mean table cells, or dashes
-// when it holds nothing.
-func dist(s stats.Summary) string {
-	if s.N == 0 {
-		return "– | – | – | –"
-	}
-	return fmt.Sprintf("%s | %s | %s | %s", stats.FmtUS(s.P50US), stats.FmtUS(s.P99US), stats.FmtUS(s.MaxUS), stats.FmtUS(s.MeanUS))
-}
-
 func reportMachine(b *strings.Builder, r *Results) {
 	m := r.Machine
 	fmt.Fprintf(b, "# synhold benchmark: TCP handshake release accuracy\n\n")
@@ -50,7 +41,7 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"other busy processes at start", orNone(strings.Join(m.Hogs, "; "))},
 		{"RLIMIT_NOFILE", fmt.Sprintf("soft %d raised to %d (hard %d)", m.NoFile.SoftBefore, m.NoFile.Soft, m.NoFile.Hard)},
 		{"privilege", m.Privilege},
-		{"release clock thread", orDash(m.ClockThread)},
+		{"release clock thread", stats.OrDash(m.ClockThread)},
 		{"CLOCK_REALTIME steps during the run", clockSteps(m.ClockSteps)},
 		{"TCP sockets in TIME_WAIT", fmt.Sprintf("%d at the start, %d at the end", m.TimeWaitStart, m.TimeWaitEnd)},
 		{"command", "`" + r.Options.Command + "`"},
@@ -93,7 +84,7 @@ func reportTargets(b *strings.Builder, r *Results) {
 		if t.Met {
 			verdict = "met"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict, orDash(t.By))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict, stats.OrDash(t.By))
 	}
 	b.WriteString("\n")
 }
@@ -133,14 +124,14 @@ func reportUsed(b *strings.Builder, r *Results) {
 			gap = fmt.Sprintf("%s / %s", stats.FmtUS(u.ServerGap.P50US), stats.FmtUS(u.ServerGapMaxUS))
 		}
 		fmt.Fprintf(b, "| %s | %d | %d/%d | %s | %s | %s | %d | %d | %d/%d | %s | %s | %s | %s | %d/%d | %d | %d |\n",
-			u.Label, u.Pairs, u.FastWon, u.Winners, p50Cell(u.Release), p99Cell(u.Release), maxCell(u.Release), u.Early,
-			u.SYNAfter, u.ServerReported, u.Winners, gap, p50Cell(u.Reply), p99Cell(u.Reply), p50Cell(u.ClientSees),
+			u.Label, u.Pairs, u.FastWon, u.Winners, stats.Cell(u.Release, u.Release.P50US), stats.Cell(u.Release, u.Release.P99US), stats.Cell(u.Release, u.Release.MaxUS), u.Early,
+			u.SYNAfter, u.ServerReported, u.Winners, gap, stats.Cell(u.Reply, u.Reply.P50US), stats.Cell(u.Reply, u.Reply.P99US), stats.Cell(u.ClientSees, u.ClientSees.P50US),
 			u.LogOrder, u.Winners, u.Problems, u.Dropped)
 	}
 	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
 		fmt.Fprintf(b, "| warm loop in this process (section 1, %s) | %d | – | %s | %s | %s | – | %d | %d/%d | %s | – | – | %s | – | – | – |\n",
-			def.Label, def.Trials, p50Cell(def.Error), p99Cell(def.Error), maxCell(def.Error), def.SYNAfter, def.LibCompared,
-			def.Completed, libGap(def), p50Cell(def.Client))
+			def.Label, def.Trials, stats.Cell(def.Error, def.Error.P50US), stats.Cell(def.Error, def.Error.P99US), stats.Cell(def.Error, def.Error.MaxUS), def.SYNAfter, def.LibCompared,
+			def.Completed, libGap(def), stats.Cell(def.Client, def.Client.P50US))
 	}
 	b.WriteString("\n")
 	for _, u := range r.AsUsed {
@@ -155,8 +146,8 @@ func reportUsed(b *strings.Builder, r *Results) {
 	b.WriteString("| case | received copy − tcpdump p50 | max \\|gap\\| | sent copy − tcpdump p50 | p99 | min |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, u := range r.AsUsed {
 		if u.Mode == "" {
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), maxAbsCell(u.Own),
-				p50Cell(u.OwnSent), p99Cell(u.OwnSent), minCell(u.OwnSent))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", u.Label, stats.Cell(u.Own, u.Own.P50US), maxAbsCell(u.Own),
+				stats.Cell(u.OwnSent, u.OwnSent.P50US), stats.Cell(u.OwnSent, u.OwnSent.P99US), stats.Cell(u.OwnSent, u.OwnSent.MinUS))
 		}
 	}
 	reportLevers(b, r)
@@ -178,9 +169,9 @@ func reportLevers(b *strings.Builder, r *Results) {
 	for _, l := range r.Levers {
 		def, _ := usedRowOf(r.AsUsed, shippedOf(l))
 		fmt.Fprintf(b, "| %s (%s) | %d | %s | %s | %s | %s / %s / %s | %s / %s | %s / %s | %d/%d | %s |\n",
-			l.Label, l.Note, l.Pairs, p50Cell(l.Release), p99Cell(l.Release), maxCell(l.Release),
-			p50Cell(def.Release), p99Cell(def.Release), maxCell(def.Release), p50Cell(l.Reply), p99Cell(l.Reply),
-			p50Cell(def.Reply), p99Cell(def.Reply), l.ServerReported, l.Winners, shortStart(l.ServerStart))
+			l.Label, l.Note, l.Pairs, stats.Cell(l.Release, l.Release.P50US), stats.Cell(l.Release, l.Release.P99US), stats.Cell(l.Release, l.Release.MaxUS),
+			stats.Cell(def.Release, def.Release.P50US), stats.Cell(def.Release, def.Release.P99US), stats.Cell(def.Release, def.Release.MaxUS), stats.Cell(l.Reply, l.Reply.P50US), stats.Cell(l.Reply, l.Reply.P99US),
+			stats.Cell(def.Reply, def.Reply.P50US), stats.Cell(def.Reply, def.Reply.P99US), l.ServerReported, l.Winners, shortStart(l.ServerStart))
 	}
 	b.WriteString("\n")
 }
@@ -222,34 +213,12 @@ func quoteAll(ss []string) string {
 	return "(\"" + strings.Join(ss, "\"; \"") + "\")"
 }
 
-// p99Cell and maxCell are a Summary's p99 and max, or a dash.
-func p99Cell(s stats.Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return stats.FmtUS(s.P99US)
-}
-
 // maxAbsCell is the largest magnitude of a Summary, or a dash.
 func maxAbsCell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
 	return stats.FmtUS(max(s.MaxUS, -s.MinUS))
-}
-
-func minCell(s stats.Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return stats.FmtUS(s.MinUS)
-}
-
-func maxCell(s stats.Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return stats.FmtUS(s.MaxUS)
 }
 
 func reportRelease(b *strings.Builder, r *Results) {
@@ -284,24 +253,16 @@ func releaseTable(b *strings.Builder, rows []ReleaseRow) {
 		if row.Refused > 0 {
 			done = fmt.Sprintf("refused %d/%d", row.Refused, row.Trials)
 		}
-		client := p50Cell(row.Client)
+		client := stats.Cell(row.Client, row.Client.P50US)
 		lib := "–"
 		if row.LibCompared > 0 {
 			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, stats.FmtUS(row.LibMaxDiffUS))
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			row.Label, row.Strategy, orDash(row.Clock), spinCell(row), done, dist(row.Error),
-			p50Cell(row.Opened), p50Cell(row.Replayed), client, lib, row.Note)
+			row.Label, row.Strategy, stats.OrDash(row.Clock), spinCell(row), done, stats.Dist(row.Error),
+			stats.Cell(row.Opened, row.Opened.P50US), stats.Cell(row.Replayed, row.Replayed.P50US), client, lib, row.Note)
 	}
 	b.WriteString("\n")
-}
-
-// p50Cell is a Summary's median, or a dash when it holds nothing.
-func p50Cell(s stats.Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return stats.FmtUS(s.P50US)
 }
 
 func spinCell(row ReleaseRow) string {
@@ -314,13 +275,6 @@ func spinCell(row ReleaseRow) string {
 	return stats.FmtUS(row.SpinUS)
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "–"
-	}
-	return s
-}
-
 func reportWake(b *strings.Builder, rows []WakeRow) {
 	b.WriteString("### Standalone clock: scheduling policy under load\n\n")
 	b.WriteString("A copy of the listener's clock loop (timerfd at an absolute CLOCK_REALTIME instant on a locked OS thread, " +
@@ -328,7 +282,7 @@ func reportWake(b *strings.Builder, rows []WakeRow) {
 		"policy of that one thread and by load. Instants 2-6 ms apart.\n\n")
 	b.WriteString("| row | policy | load | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, w := range rows {
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s |\n", w.Label, w.Policy, w.Load, w.Error.N, dist(w.Error), w.Note)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s |\n", w.Label, w.Policy, w.Load, w.Error.N, stats.Dist(w.Error), w.Note)
 	}
 	b.WriteString("\n")
 }
@@ -343,7 +297,7 @@ func reportStamps(b *strings.Builder, r *Results) {
 		if s.Delta.N > 0 {
 			min = stats.FmtUS(s.Delta.MinUS)
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, dist(s.Delta), min)
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, stats.Dist(s.Delta), min)
 	}
 	b.WriteString("\n")
 	for _, s := range r.Stamps {
@@ -387,7 +341,7 @@ func scaleTable(b *strings.Builder, rows []ScaleRow) {
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range rows {
 		fmt.Fprintf(b, "| %d | %s | %d | %d/%d | %s | %s | %s | %.0f | %s | %s | %s | %s | %d/%d | %d / %d / %d | %.1f / %.1f MiB | %.1f / %.1f / %.1f MiB |\n",
-			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, stats.FmtUS(s.Reply.P50US), stats.FmtUS(s.Reply.P99US), p99Cell(s.ReplyFloor), s.RequestsPerSec,
+			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, stats.FmtUS(s.Reply.P50US), stats.FmtUS(s.Reply.P99US), stats.Cell(s.ReplyFloor, s.ReplyFloor.P99US), s.RequestsPerSec,
 			stats.FmtUS(s.Release.P50US), stats.FmtUS(s.Release.P99US), stats.FmtUS(s.Release.MaxUS), brokerCell(s),
 			s.Connected-s.WrongFamily-s.NoByte, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
 			s.Peak.HeapMB, s.After.HeapMB, s.Peak.RSSMB, s.After.RSSMB, s.After.HWMMB)
@@ -410,7 +364,7 @@ func reportCost(b *strings.Builder, rows []CostRow) {
 		"bounds how fast the control port answers many requests at once.\n\n")
 	b.WriteString("| operation | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, c := range rows {
-		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", c.Label, c.Cost.N, dist(c.Cost), c.Note)
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", c.Label, c.Cost.N, stats.Dist(c.Cost), c.Note)
 	}
 	b.WriteString("\n")
 }

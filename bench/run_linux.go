@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/bench/internal/stats"
+
+	"github.com/synhold/synhold/bench/internal/proxybench"
 )
 
 // sizes are the counts a run uses, from the options.
@@ -168,8 +170,8 @@ func measureAll(sn *sniffer, sz sizes, only []string, r *Results) error {
 			return err
 		}},
 		{"proxy", "proxy", func() error {
-			rows, err := runProxyBench(short, progress)
-			r.Proxy, r.ProxyReport = rows, proxyReport(rows)
+			rows, err := proxybench.Run(short, progress)
+			r.Proxy, r.ProxyReport = rows, proxybench.Report(rows)
 			// The toxiproxy API client's keep-alive connections outlive
 			// the servers they went to.
 			http.DefaultClient.CloseIdleConnections()

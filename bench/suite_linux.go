@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/bench/internal/stats"
+
+	"github.com/synhold/synhold/bench/internal/proc"
 )
 
 // suite runs the parallel suite: happyeyeballs-server in its own process,
@@ -21,7 +23,7 @@ func suite(sn *sniffer, pairs int) ([]UsedRow, error) {
 // noopProcess is the do-nothing control server (noopCommand) in its own
 // process.
 type noopProcess struct {
-	*child
+	*proc.Child
 	addr string
 }
 
@@ -29,7 +31,7 @@ type noopProcess struct {
 // listens.
 func startNoopServer(self string) (*noopProcess, error) {
 	p := &noopProcess{}
-	ch, err := startChild(exec.Command(self, noopCommand), 10*time.Second, func(line []byte) bool {
+	ch, err := proc.Start(exec.Command(self, noopCommand), 10*time.Second, func(line []byte) bool {
 		a, ok := strings.CutPrefix(strings.TrimSpace(string(line)), noopReady)
 		p.addr = a
 		return ok
@@ -37,7 +39,7 @@ func startNoopServer(self string) (*noopProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.child = ch
+	p.Child = ch
 	return p, nil
 }
 
@@ -49,7 +51,7 @@ func (p *noopProcess) address() string {
 	return p.addr
 }
 
-func (p *noopProcess) stop() error { return p.child.stop(syscall.SIGTERM, 5*time.Second) }
+func (p *noopProcess) stop() error { return p.Child.Stop(syscall.SIGTERM, 5*time.Second) }
 
 // floorReplies is the do-nothing server's reply latency over pairs.
 func floorReplies(pairs []clientPair) stats.Summary {

@@ -4,7 +4,6 @@
 package stats
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -84,22 +83,4 @@ func Median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[(len(s)-1)/2]
-}
-
-// FmtUS formats a figure in microseconds with a unit that suits its size.
-func FmtUS(v float64) string {
-	a := v
-	if a < 0 {
-		a = -a
-	}
-	switch {
-	case a < 10:
-		return fmt.Sprintf("%.1f µs", v)
-	case a < 1000:
-		return fmt.Sprintf("%.0f µs", v)
-	case a < 1e6:
-		return fmt.Sprintf("%.2f ms", v/1e3)
-	default:
-		return fmt.Sprintf("%.3f s", v/1e6)
-	}
 }
