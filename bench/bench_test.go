@@ -10,18 +10,24 @@ import (
 	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-func sampleResults() *Results {
-	sum := func(p50, p99 float64) stats.Summary {
-		return stats.Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
-	}
-	row := func(name, label string, p50, p99 float64) ReleaseRow {
-		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
-			Completed: 100, Error: sum(p50, p99), Opened: sum(5, 9), Replayed: sum(40, 90), SamplesUS: []float64{p50, p99}}
-	}
-	return &Results{
+// sum is a Summary of 100 samples with the given median and tail.
+func sum(p50, p99 float64) stats.Summary {
+	return stats.Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
+}
+
+// sampleRun is the Run of the sample results.
+func sampleRun() Run {
+	return Run{
 		Machine: Machine{Kernel: "Linux 6.x", CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26", GOMAXPROCS: 2,
 			Date: "2026-01-01T00:00:00Z", Hogs: []string{"pid 1 `sh` 50%"}, IdlePct: 10},
-		Options: Options{Command: "go run ./bench -short"},
+		Options:     Options{Command: "go run ./bench -short"},
+		Descriptors: FDCheck{Start: 9, End: 9},
+	}
+}
+
+func sampleResults() *Results {
+	return &Results{
+		Run: sampleRun(),
 		AsUsed: []UsedRow{
 			{Name: "used/idle", Label: "machine as it is", Pairs: 200, Replied: 200, Winners: 200, FastWon: 200,
 				Release: sum(45, 280), ServerReported: 200, ServerGap: sum(3, 10), ServerGapMaxUS: 15, Reply: sum(400, 900)},
@@ -33,6 +39,22 @@ func sampleResults() *Results {
 			{Name: "lever/no-fifo/busy4", Label: "SCHED_OTHER clock thread, 4 busy processes", Hogs: 4, Note: "releaseclock.RealTime off",
 				Pairs: 50, Winners: 50, Release: sum(900, 9000), Reply: sum(800, 2000)},
 		},
+		Scale: []ScaleRow{
+			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
+				BrokerLate: stats.Summary{N: 30, P50US: 100, P99US: 150}, SamplesUS: []float64{100}},
+			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
+				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}, SamplesUS: []float64{50}},
+		},
+	}
+}
+
+func sampleExperiments() *ExperimentResults {
+	row := func(name, label string, p50, p99 float64) ReleaseRow {
+		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
+			Completed: 100, Error: sum(p50, p99), Opened: sum(5, 9), Replayed: sum(40, 90), SamplesUS: []float64{p50, p99}}
+	}
+	return &ExperimentResults{
+		Run: sampleRun(),
 		Release: []ReleaseRow{
 			row("replay/runtime", "Replay, runtime timer, no spin", 480, 1100),
 			row("replay/runtime+spin", "Replay, runtime timer + spin", 450, 950),
@@ -63,14 +85,9 @@ func sampleResults() *Results {
 			{Name: "wake/fifo/2", Label: "SCHED_FIFO 10, + 2 busy goroutines", Policy: "SCHED_FIFO 10", Load: "+ 2 busy goroutines", Error: sum(0, 14000)},
 		},
 		Stamps: []StampRow{{Name: "syn-capture", Label: "SYN capture − client record", Delta: sum(5, 20)}, {Name: "accept", Label: "accept(2) − client record", Delta: sum(30, 90)}},
-		Scale: []ScaleRow{
-			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
-				BrokerLate: stats.Summary{N: 30, P50US: 100, P99US: 150}},
-			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
-				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}},
-		},
 		ScaleExperiments: []ScaleRow{
 			{Pairs: 1, Variant: scaleKeepLabel, Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(700, 1500), Release: sum(100, 150)},
+			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Release: sum(50, 2500)},
 			{Pairs: 500, Variant: "GC off", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Release: sum(40, 900)},
 		},
 		ListenCost: []CostRow{
@@ -81,17 +98,16 @@ func sampleResults() *Results {
 			{Name: "capture/close", Label: "capture Socket.Close", Cost: sum(9000, 16000)},
 			{Name: "control-floor", Label: "500 control requests at once, minimal server (no listeners)", Cost: sum(17000, 20000)},
 		},
-		Descriptors: FDCheck{Start: 9, End: 9},
 	}
 }
 
 func TestClockStepsAreReported(t *testing.T) {
-	r := sampleResults()
+	r := sampleExperiments()
 	r.Machine.ClockSteps = []ClockStep{{AtS: 12.5, StepUS: -472252.7}}
 	r.Stamps[0].Impossible = 1
-	r.Targets, r.Findings = judge(r)
+	r.Targets, r.Findings = judgeExperiments(r)
 	var b strings.Builder
-	if err := WriteReport(&b, r); err != nil {
+	if err := WriteExperimentsReport(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"-472.25 ms at 12.5 s", "1 sample(s) left out", "CLOCK_REALTIME jumped"} {
@@ -121,6 +137,37 @@ func TestReportIncludesEveryRow(t *testing.T) {
 	}
 	md := b.String()
 	var want []string
+	for _, u := range r.AsUsed {
+		want = append(want, "| "+u.Label+" |")
+	}
+	for _, l := range r.Levers {
+		want = append(want, "| "+l.Label+" ("+l.Note+") |")
+	}
+	for _, tg := range r.Targets {
+		want = append(want, "| "+tg.Name+" |")
+	}
+	want = append(want, "| 1 | default |", "| 500 | default |", "cdf-used.svg", "experiments.md", "proxy.md",
+		"Linux 6.x", "Test CPU, 2 cores", "go1.26, GOMAXPROCS=2", "2026-01-01T00:00:00Z",
+		"## 0.", "## Scale", "## Targets", "## Findings", "## Descriptors")
+	checkReport(t, md, want)
+	if i, j := strings.Index(md, "## Targets"), strings.Index(md, "## 0."); i < 0 || j < i {
+		t.Error("the targets are not above the \"as it is used\" section")
+	}
+	for _, bad := range []string{"## Handshake release accuracy", "warm loop", "cdf.svg)"} {
+		if strings.Contains(md, bad) {
+			t.Errorf("the headline report holds an experiment's %q", bad)
+		}
+	}
+}
+
+func TestExperimentsReportIncludesEveryRow(t *testing.T) {
+	r := sampleExperiments()
+	r.Targets, r.Findings = judgeExperiments(r)
+	var b strings.Builder
+	if err := WriteExperimentsReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
 	for _, rows := range [][]ReleaseRow{r.Release, r.Experiments} {
 		for _, row := range rows {
 			want = append(want, "| "+row.Label+" |")
@@ -135,32 +182,27 @@ func TestReportIncludesEveryRow(t *testing.T) {
 	for _, c := range r.ListenCost {
 		want = append(want, "| "+c.Label+" |")
 	}
-	want = append(want, "| 1 | default |", "| 500 | default |", "| 500 | GC off |", "| 1 | "+scaleKeepLabel+" |", "refused 4/4")
-	for _, u := range r.AsUsed {
-		want = append(want, "| "+u.Label+" |")
-	}
-	for _, l := range r.Levers {
-		want = append(want, "| "+l.Label+" ("+l.Note+") |")
-	}
-	want = append(want, "| warm loop in this process", "cdf-used.svg")
 	for _, tg := range r.Targets {
 		want = append(want, "| "+tg.Name+" |")
 	}
-	want = append(want, "Linux 6.x", "Test CPU, 2 cores", "go1.26, GOMAXPROCS=2", "2026-01-01T00:00:00Z", "cdf.svg",
-		"## 0.", "## 1.", "## 2.", "## 3.", "## Targets", "## Findings", "## Descriptors")
+	want = append(want, "| 500 | default |", "| 500 | GC off |", "| 1 | "+scaleKeepLabel+" |", "refused 4/4", "cdf.svg", "cdf-experiments.svg",
+		"## Handshake release accuracy", "## Timestamp accuracy", "## Scale, one knob turned", "## Targets", "## Findings", "## Descriptors")
+	checkReport(t, b.String(), want)
+}
+
+// checkReport fails unless md is a titled report holding every one of
+// want and no advice naming the code.
+func checkReport(t *testing.T, md string, want []string) {
+	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(md, w) {
 			t.Errorf("report lacks %q", w)
 		}
 	}
-	// The report states figures; it gives no advice naming the code.
 	for _, bad := range []string{".go", "What to change", "func ", "`(*"} {
 		if strings.Contains(md, bad) {
 			t.Errorf("report contains %q", bad)
 		}
-	}
-	if i, j := strings.Index(md, "## 0."), strings.Index(md, "## 1."); i < 0 || j < i {
-		t.Error("the \"as it is used\" section is not above section 1")
 	}
 	if !strings.HasPrefix(md, "# ") {
 		t.Error("report does not start with a title")
@@ -187,11 +229,8 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		"as used, 4 busy processes: server's SYN-ACK time − tcpdump's, largest gap":  false, // 60 µs
 		"as used, machine as it is: handshakes completed > 20 µs before the instant": true,
 		"as used, 4 busy processes: handshakes completed > 20 µs before the instant": false, // 2
-		"Replay, one pair, release error p50 (timerfd + spin)":                       true,  // 40 µs <= 50 µs
-		"Replay, one pair, release error p99 (timerfd + spin)":                       true,  // 110 µs <= 500 µs
 		"500 pairs, release error p99":                                               false, // 2.5 ms > 2 ms
 		"500 pairs, control reply p99":                                               false, // 120 ms > 10 ms
-		"SYN capture − client record, p99":                                           true,  // 20 µs <= 100 µs
 		"descriptors after everything closed":                                        true,
 	} {
 		if m, ok := got[name]; !ok || m != met {
@@ -212,7 +251,7 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		}
 	}
 	r.Descriptors = FDCheck{Start: 9, End: 11, Leaked: true}
-	r.Release, r.AsUsed = nil, nil
+	r.AsUsed = nil
 	for _, tg := range targets(r) {
 		if tg.Name == "descriptors after everything closed" && tg.Met {
 			t.Error("a leak is reported met")
@@ -220,6 +259,29 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		if strings.HasPrefix(tg.Name, "as used") {
 			t.Errorf("target %q without the scenario run", tg.Name)
 		}
+	}
+}
+
+func TestExperimentTargetsMetAndMissed(t *testing.T) {
+	r := sampleExperiments()
+	ts, _ := judgeExperiments(r)
+	got := map[string]bool{}
+	for _, tg := range ts {
+		got[tg.Name] = tg.Met
+	}
+	for name, met := range map[string]bool{
+		"Replay, one pair, release error p50 (timerfd + spin)": true, // 40 µs <= 50 µs
+		"Replay, one pair, release error p99 (timerfd + spin)": true, // 110 µs <= 500 µs
+		"SYN capture − client record, p99":                     true, // 20 µs <= 100 µs
+		"descriptors after everything closed":                  true,
+	} {
+		if m, ok := got[name]; !ok || m != met {
+			t.Errorf("target %q: met %v (present %v), want %v", name, m, ok, met)
+		}
+	}
+	r.Release = nil
+	ts, _ = judgeExperiments(r)
+	for _, tg := range ts {
 		if strings.HasPrefix(tg.Name, "Replay, one pair") && (tg.Met || tg.Got != "not measured") {
 			t.Errorf("target %q without figures: %+v", tg.Name, tg)
 		}
@@ -227,9 +289,16 @@ func TestTargetsMetAndMissed(t *testing.T) {
 }
 
 func TestFindingsNameTheIngredient(t *testing.T) {
-	fs := strings.Join(findings(sampleResults()), "\n")
+	_, efs := judgeExperiments(sampleExperiments())
+	fs := strings.Join(efs, "\n")
 	for _, want := range []string{"timerfd thread instead of the runtime timer", "What made the difference", "refused 4/4",
-		"adds 20 µs", "by hand", "not idle", "As used, machine as it is (200 pairs, the fast family won 200 of 200)",
+		"adds 20 µs", "by hand", "not idle"} {
+		if !strings.Contains(fs, want) {
+			t.Errorf("findings lack %q:\n%s", want, fs)
+		}
+	}
+	fs = strings.Join(findings(sampleResults()), "\n")
+	for _, want := range []string{"not idle", "As used, machine as it is (200 pairs, the fast family won 200 of 200)",
 		"By dial mode: " + modeBoth, "reported the winner's SYN-ACK for 150 of 200 pairs (4 busy processes)",
 		"2 handshakes completed more than 20 µs before their instant",
 		"SCHED_OTHER clock thread, 4 busy processes (releaseclock.RealTime off, 50 pairs): release p50 900 µs / p99 9.00 ms"} {
@@ -239,21 +308,52 @@ func TestFindingsNameTheIngredient(t *testing.T) {
 	}
 }
 
-func TestParseFlags(t *testing.T) {
-	o, err := parseFlags([]string{"-short"})
-	if err != nil || o.Trials != 20 || !o.Short || len(o.Pairs) != 3 {
-		t.Errorf("-short: %+v, %v; want 20 trials and the default pairs", o, err)
+func TestParseArgs(t *testing.T) {
+	parts, o, err := parseArgs([]string{"-short"})
+	if err != nil || o.Trials != 20 || !o.Short || len(o.Pairs) != 3 || len(parts) != 1 || parts[0].name != "headline" {
+		t.Errorf("-short: %v %+v, %v; want the headline, 20 trials and the default pairs", parts, o, err)
 	}
-	o, err = parseFlags([]string{"-short", "-trials", "7", "-pairs", "1, 5", "-out", "x"})
-	if err != nil || o.Trials != 7 || o.Out != "x" || len(o.Pairs) != 2 || o.Pairs[1] != 5 {
-		t.Errorf("explicit sizes: %+v, %v", o, err)
+	parts, o, err = parseArgs([]string{"experiments", "-short", "-trials", "7", "-pairs", "1, 5", "-out", "x", "-only", "paths,clock"})
+	if err != nil || o.Trials != 7 || o.Out != "x" || len(o.Pairs) != 2 || o.Pairs[1] != 5 || len(parts) != 1 || parts[0].name != "experiments" ||
+		len(o.Only) != 2 {
+		t.Errorf("explicit sizes: %v %+v, %v", parts, o, err)
 	}
-	if o.Command != "go run ./bench -short -trials 7 -pairs 1, 5 -out x" {
+	if o.Command != "go run ./bench experiments -short -trials 7 -pairs 1, 5 -out x -only paths,clock" {
 		t.Errorf("Command = %q", o.Command)
 	}
-	for _, bad := range [][]string{{"-pairs", "1,0"}, {"-pairs", "x"}, {"-trials", "1"}, {"extra"}} {
-		if _, err := parseFlags(bad); err == nil {
-			t.Errorf("parseFlags(%q) accepted", bad)
+	for _, tc := range []struct {
+		args  []string
+		parts []string
+	}{
+		{nil, []string{"headline"}},
+		{[]string{"headline"}, []string{"headline"}},
+		{[]string{"proxy", "-short"}, []string{"proxy"}},
+		{[]string{"all", "-only", "used,paths"}, []string{"headline", "proxy", "experiments"}},
+	} {
+		parts, _, err := parseArgs(tc.args)
+		var names []string
+		for _, p := range parts {
+			names = append(names, p.name)
+		}
+		if err != nil || strings.Join(names, ",") != strings.Join(tc.parts, ",") {
+			t.Errorf("parseArgs(%q) = %v, %v; want parts %v", tc.args, names, err, tc.parts)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"-pairs", "1,0"}, "-pairs"},
+		{[]string{"-pairs", "x"}, "-pairs"},
+		{[]string{"-trials", "1"}, "-trials"},
+		{[]string{"extra"}, `unknown part "extra"`},
+		{[]string{"-short", "extra"}, "unexpected arguments"},
+		{[]string{"-only", "paths"}, `unknown step "paths"`}, // an experiment, not a headline step
+		{[]string{"experiments", "-only", "used"}, `unknown step "used"`},
+		{[]string{"proxy", "-only", "proxy"}, "no steps"},
+	} {
+		if _, _, err := parseArgs(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseArgs(%q) = %v, want an error naming %q", tc.args, err, tc.want)
 		}
 	}
 }
@@ -286,18 +386,16 @@ func TestLogCollectorKeepsAttributes(t *testing.T) {
 }
 
 func TestPlotSeriesLeavesOutRefusals(t *testing.T) {
-	r := sampleResults()
+	r := sampleExperiments()
 	names := map[string]bool{}
-	for _, s := range plotSeries(r) {
+	for _, s := range releaseSeries(r.Release) {
 		names[s.Name] = true
 	}
 	if names["DelayedListen (the original's way)"] {
 		t.Error("the refused row is plotted")
 	}
-	for _, want := range []string{"Replay, timerfd + spin (default)", "Happy Eyeballs, 500 pairs at once (fast side)"} {
-		if !names[want] {
-			t.Errorf("plot lacks %q", want)
-		}
+	if !names["Replay, timerfd + spin (default)"] {
+		t.Error("plot lacks the default path")
 	}
 	if names["timerfd + spin, GC off during the trial"] {
 		t.Error("an experiment is in the main plot")
@@ -310,5 +408,17 @@ func TestPlotSeriesLeavesOutRefusals(t *testing.T) {
 		if !exps[want] {
 			t.Errorf("experiment plot lacks %q", want)
 		}
+	}
+	used := map[string]bool{}
+	for _, s := range usedSeries(sampleResults()) {
+		used[s.Name] = true
+	}
+	for _, want := range []string{"as used, machine as it is", "500 pairs at once in-process (fast side)"} {
+		if !used[want] {
+			t.Errorf("as-used plot lacks %q", want)
+		}
+	}
+	if used["as used, machine as it is, "+modeBoth] {
+		t.Error("a dial mode's row is plotted beside its case's")
 	}
 }

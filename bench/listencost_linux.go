@@ -15,10 +15,10 @@ import (
 	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-// listenCost times what opening and closing one held listener costs, and
+// listenCosts times what opening and closing one held listener costs, and
 // its parts done by hand: a pair of the Happy Eyeballs server opens two, so
 // this bounds how fast the control port can answer many requests at once.
-func listenCost(calls int) ([]CostRow, error) {
+func listenCosts(calls, pairs int) ([]CostRow, error) {
 	var rows []CostRow
 	for _, fn := range []func(int) ([]CostRow, error){coldListen, warmListen, byHandListen, netnsStat, attachOnly, captureOpenClose} {
 		rs, err := fn(calls)
@@ -27,10 +27,12 @@ func listenCost(calls int) ([]CostRow, error) {
 		}
 		rows = append(rows, rs...)
 	}
+	floor, err := controlFloor(pairs)
+	rows = append(rows, floor)
 	for _, r := range rows {
 		progress("  %-62s p50 %9s  p99 %9s", r.Label, stats.FmtUS(r.Cost.P50US), stats.FmtUS(r.Cost.P99US))
 	}
-	return rows, nil
+	return rows, err
 }
 
 // timed returns how long fn took.

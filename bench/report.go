@@ -8,28 +8,50 @@ import (
 	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-// WriteReport writes the Markdown report of r to w.
+// WriteReport writes the headline's Markdown report (report.md) of r to
+// w: the machine, the targets, as used with the levers, the scale rows and
+// the findings.
 func WriteReport(w io.Writer, r *Results) error {
 	var b strings.Builder
-	reportMachine(&b, r)
-	reportTargets(&b, r)
+	var servers [][2]string
+	for _, u := range r.AsUsed {
+		if len(u.ServerStart) > 0 {
+			servers = append(servers, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
+		}
+	}
+	reportMachine(&b, "synhold benchmark: TCP handshake release accuracy", r.Run, servers)
+	reportTargets(&b, r.Targets)
 	reportUsed(&b, r)
 	reportMany(&b, r)
+	reportScale(&b, r.Scale)
 	reportList(&b, "Findings", r.Findings)
-	reportRelease(&b, r)
-	reportStamps(&b, r)
-	reportScale(&b, r)
-	if r.ProxyReport != "" {
-		b.WriteString("\n" + r.ProxyReport + "\n")
-	}
-	reportDescriptors(&b, r)
+	b.WriteString("The in-process experiments that explain the levers are in [experiments.md](experiments.md), " +
+		"handshake-proxy's figures in [proxy.md](proxy.md) (`go run ./bench experiments`, `go run ./bench proxy`).\n")
+	reportDescriptors(&b, r.Descriptors)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func reportMachine(b *strings.Builder, r *Results) {
+// WriteExperimentsReport writes the experiments' Markdown report
+// (experiments.md) of r to w.
+func WriteExperimentsReport(w io.Writer, r *ExperimentResults) error {
+	var b strings.Builder
+	reportMachine(&b, "synhold benchmark: the experiments behind the levers", r.Run, nil)
+	reportTargets(&b, r.Targets)
+	reportList(&b, "Findings", r.Findings)
+	reportRelease(&b, r)
+	reportStamps(&b, r.Stamps)
+	reportScaleKnobs(&b, r)
+	reportDescriptors(&b, r.Descriptors)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// reportMachine writes the report's title and the machine's table, extra
+// rows last.
+func reportMachine(b *strings.Builder, title string, r Run, extra [][2]string) {
 	m := r.Machine
-	fmt.Fprintf(b, "# synhold benchmark: TCP handshake release accuracy\n\n")
+	fmt.Fprintf(b, "# %s\n\n", title)
 	fmt.Fprintf(b, "| machine | |\n| --- | --- |\n")
 	rows := [][2]string{
 		{"kernel", m.Kernel},
@@ -47,12 +69,7 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"command", "`" + r.Options.Command + "`"},
 		{"run time", fmt.Sprintf("%.1f s", r.ElapsedS)},
 	}
-	for _, u := range r.AsUsed {
-		if len(u.ServerStart) > 0 {
-			rows = append(rows, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
-		}
-	}
-	for _, row := range rows {
+	for _, row := range append(rows, extra...) {
 		fmt.Fprintf(b, "| %s | %s |\n", row[0], row[1])
 	}
 	b.WriteString("\n")
@@ -77,9 +94,9 @@ func orNone(s string) string {
 	return s
 }
 
-func reportTargets(b *strings.Builder, r *Results) {
+func reportTargets(b *strings.Builder, targets []Target) {
 	b.WriteString("## Targets\n\n| target | want | measured | | by |\n| --- | --- | --- | --- | --- |\n")
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		verdict := "**missed**"
 		if t.Met {
 			verdict = "met"
@@ -114,8 +131,7 @@ func reportUsed(b *strings.Builder, r *Results) {
 		"segments on the ephemeral ports), which on lo records each packet once, as it arrives. Release error: the winner's "+
 		"SYN-ACK as tcpdump stamped it minus the instant the server logged for that handshake (`want` of its `connected` "+
 		"line). \"server − tcpdump\": the server's `synack` against tcpdump's time of the same packet. Control reply and "+
-		"\"client sees\" (its dial returning, minus tcpdump's SYN-ACK) are the client process's own clock. The warm loop is "+
-		"section 1's default row: one listener per trial inside this process.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
+		"\"client sees\" (its dial returning, minus tcpdump's SYN-ACK) are the client process's own clock.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
 	b.WriteString("| case | pairs | fast won | release p50 | p99 | max | > 20 µs early | SYN after instant | server reported | server − tcpdump p50 / max \\|gap\\| | control reply p50 | p99 | client sees p50 | connected logged before released | server warnings | tcpdump dropped |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, u := range r.AsUsed {
@@ -127,11 +143,6 @@ func reportUsed(b *strings.Builder, r *Results) {
 			u.Label, u.Pairs, u.FastWon, u.Winners, stats.Cell(u.Release, u.Release.P50US), stats.Cell(u.Release, u.Release.P99US), stats.Cell(u.Release, u.Release.MaxUS), u.Early,
 			u.SYNAfter, u.ServerReported, u.Winners, gap, stats.Cell(u.Reply, u.Reply.P50US), stats.Cell(u.Reply, u.Reply.P99US), stats.Cell(u.ClientSees, u.ClientSees.P50US),
 			u.LogOrder, u.Winners, u.Problems, u.Dropped)
-	}
-	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		fmt.Fprintf(b, "| warm loop in this process (section 1, %s) | %d | – | %s | %s | %s | – | %d | %d/%d | %s | – | – | %s | – | – | – |\n",
-			def.Label, def.Trials, stats.Cell(def.Error, def.Error.P50US), stats.Cell(def.Error, def.Error.P99US), stats.Cell(def.Error, def.Error.MaxUS), def.SYNAfter, def.LibCompared,
-			def.Completed, libGap(def), stats.Cell(def.Client, def.Client.P50US))
 	}
 	b.WriteString("\n")
 	for _, u := range r.AsUsed {
@@ -196,15 +207,6 @@ func shippedOf(l UsedRow) string {
 	return "used/idle"
 }
 
-// libGap is a release row's largest gap between the listener's SYN-ACK
-// time and the benchmark's capture.
-func libGap(r ReleaseRow) string {
-	if r.LibCompared == 0 {
-		return "–"
-	}
-	return "max " + stats.FmtUS(r.LibMaxDiffUS) + " (own capture)"
-}
-
 // quoteAll formats a sample of messages, or nothing for none.
 func quoteAll(ss []string) string {
 	if len(ss) == 0 {
@@ -221,8 +223,8 @@ func maxAbsCell(s stats.Summary) string {
 	return stats.FmtUS(max(s.MaxUS, -s.MinUS))
 }
 
-func reportRelease(b *strings.Builder, r *Results) {
-	b.WriteString("## 1. Handshake release accuracy\n\n")
+func reportRelease(b *strings.Builder, r *ExperimentResults) {
+	b.WriteString("## Handshake release accuracy, in this process\n\n")
 	b.WriteString("Error of the SYN-ACK (its kernel timestamp on an AF_PACKET socket of the benchmark's own) against the " +
 		"requested instant. The client is a plain non-blocking `connect(2)` on loopback, IPv4 and IPv6 alternately; " +
 		"the instant is set 20-50 ms (uniform) after its SYN was sent. One listener per trial, trials one after another. " +
@@ -287,12 +289,15 @@ func reportWake(b *strings.Builder, rows []WakeRow) {
 	b.WriteString("\n")
 }
 
-func reportStamps(b *strings.Builder, r *Results) {
-	b.WriteString("## 2. Timestamp accuracy for backoff measurement\n\n")
+func reportStamps(b *strings.Builder, rows []StampRow) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("## Timestamp accuracy for backoff measurement\n\n")
 	b.WriteString("The client records `time.Now()` right before a raw non-blocking `unix.Connect`; each server timestamp " +
 		"of the same attempt is compared against it (plain listener, loopback, IPv4 and IPv6 alternately).\n\n")
 	b.WriteString("| timestamp | n | p50 | p99 | max | mean | min |\n| --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, s := range r.Stamps {
+	for _, s := range rows {
 		min := "–"
 		if s.Delta.N > 0 {
 			min = stats.FmtUS(s.Delta.MinUS)
@@ -300,7 +305,7 @@ func reportStamps(b *strings.Builder, r *Results) {
 		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, stats.Dist(s.Delta), min)
 	}
 	b.WriteString("\n")
-	for _, s := range r.Stamps {
+	for _, s := range rows {
 		if s.Impossible > 0 {
 			fmt.Fprintf(b, "%s: %d sample(s) left out, the SYN's kernel time being before the client's record: the wall "+
 				"clock stepped back in between (see the clock steps above).\n\n", s.Label, s.Impossible)
@@ -308,25 +313,40 @@ func reportStamps(b *strings.Builder, r *Results) {
 	}
 }
 
-func reportScale(b *strings.Builder, r *Results) {
-	b.WriteString("## 3. Scale: Happy Eyeballs pairs requested at once\n\n")
+func reportScale(b *strings.Builder, rows []ScaleRow) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("## Scale: Happy Eyeballs pairs requested at once\n\n")
 	b.WriteString("`happyeyeballs.Server` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
 		"Each round sends every request at once (one control connection each), then dials both sides of every pair " +
 		"before its instants. Release error: the fast side's SYN-ACK as it arrived (benchmark's capture) against the " +
 		"instant the broker's `connected` line gives for it (`want`); the slow side never completes, " +
 		"since the pair closes when the fast side wins. Rounds follow one another at once, as a driver's requests do. Peak is " +
 		"sampled with every pair open and every client dialed; \"after\" once the server shut down.\n\n")
-	scaleTable(b, r.Scale)
+	scaleTable(b, rows)
+	scaleNotes(b, rows)
+}
+
+// reportScaleKnobs writes the scale rows with one knob turned, and what the
+// control path costs.
+func reportScaleKnobs(b *strings.Builder, r *ExperimentResults) {
 	if len(r.ScaleExperiments) > 0 {
-		b.WriteString("### Experiments\n\n")
-		b.WriteString("The knobs at the largest count ran round by round in turn with its default (same server), so that " +
-			"all saw the same background; \"" + scaleKeepLabel + "\" ran on its own, with another listener open throughout.\n\n")
+		b.WriteString("## Scale, one knob turned\n\n")
+		b.WriteString("Pairs requested at once as in report.md's scale rows. The knobs at the largest count ran round by round in " +
+			"turn with its default (same server), so that all saw the same background; \"" + scaleKeepLabel + "\" ran on its own, " +
+			"with another listener open throughout.\n\n")
 		scaleTable(b, r.ScaleExperiments)
+		scaleNotes(b, r.ScaleExperiments)
 	}
 	if len(r.ListenCost) > 0 {
 		reportCost(b, r.ListenCost)
 	}
-	for _, s := range append(r.Scale, r.ScaleExperiments...) {
+}
+
+// scaleNotes lists the scale rows that lost or mistook a pair.
+func scaleNotes(b *strings.Builder, rows []ScaleRow) {
+	for _, s := range rows {
 		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak > 0 || s.NoByte > 0 || s.Unseen > 0 {
 			fmt.Fprintf(b, "- %d pairs, %s: %d SYNs after the instant, %d broker warnings, descriptor leak %d; %d fast sides "+
 				"connected and were closed without their byte (the broker took another connection of the pair as the winner); "+
@@ -334,6 +354,7 @@ func reportScale(b *strings.Builder, r *Results) {
 				s.Pairs, s.Variant, s.SYNAfter, s.LogProblems, s.FDLeak, s.NoByte, s.Unseen)
 		}
 	}
+	b.WriteString("\n")
 }
 
 func scaleTable(b *strings.Builder, rows []ScaleRow) {
@@ -369,8 +390,7 @@ func reportCost(b *strings.Builder, rows []CostRow) {
 	b.WriteString("\n")
 }
 
-func reportDescriptors(b *strings.Builder, r *Results) {
-	d := r.Descriptors
+func reportDescriptors(b *strings.Builder, d FDCheck) {
 	verdict := "back to the baseline"
 	if d.Leaked {
 		verdict = "**LEAKED**"

@@ -2,35 +2,29 @@ package main
 
 import "github.com/synhold/synhold/bench/internal/stats"
 
-// Results is everything one run of the benchmark measured: what results.json
-// holds and what the report and the plot are made from.
-type Results struct {
+// Run is what every part's JSON file starts with: where and how the part
+// ran, and whether it left descriptors open.
+type Run struct {
 	Machine Machine `json:"machine"`
 	Options Options `json:"options"`
+	// Descriptors compares the open descriptors at the start and the end.
+	Descriptors FDCheck `json:"descriptors"`
+	// ElapsedS is how long the part took, in seconds.
+	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// Results is the headline (results.json, report.md, cdf-used.svg): the
+// server as it is used, its levers, and the scale rows.
+type Results struct {
+	Run
 	// AsUsed is section 0: the server binary in its own process, pairs
 	// asked for one after another by a client process, timed by tcpdump.
 	AsUsed []UsedRow `json:"as_used"`
 	// Levers are the same scenario with one lever of the library turned
 	// off or changed, each against the server as shipped.
 	Levers []UsedRow `json:"levers"`
-	// Release is section 1: how close to the requested instant the SYN-ACK
-	// went out, per strategy and timing path.
-	Release []ReleaseRow `json:"release"`
-	// Stamps is section 2: the server's timestamps of a connection attempt
-	// against the client's own record of it.
-	Stamps []StampRow `json:"timestamps"`
-	// Scale is section 3: Happy Eyeballs pairs requested at once.
+	// Scale is Happy Eyeballs pairs requested at once.
 	Scale []ScaleRow `json:"scale"`
-	// ScaleExperiments are the largest pair count again, one knob turned.
-	ScaleExperiments []ScaleRow `json:"scale_experiments"`
-	// ListenCost is what opening and closing one held listener costs, by
-	// part, which bounds the control reply latency at scale.
-	ListenCost []CostRow `json:"listen_cost"`
-	// Experiments are the rows run to push toward the targets: the same
-	// release measurement with one knob turned.
-	Experiments []ReleaseRow `json:"experiments"`
-	// Wake is the standalone clock experiment (SCHED_FIFO and load).
-	Wake []WakeRow `json:"wake"`
 	// Pool are connection pools warming up through handshake-proxy, Floor
 	// this machine's floor for as many handshakes at once, and Suite the
 	// parallel suite: many at once, as it is used.
@@ -41,14 +35,30 @@ type Results struct {
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
 	Findings []string `json:"findings"`
-	// Proxy is the proxy section's rows ([]ProxyRow, Linux only), and
-	// ProxyReport its part of report.md.
-	Proxy       any    `json:"proxy,omitempty"`
-	ProxyReport string `json:"-"`
-	// Descriptors compares the open descriptors at the start and the end.
-	Descriptors FDCheck `json:"descriptors"`
-	// ElapsedS is how long the whole run took, in seconds.
-	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// ExperimentResults are the in-process experiments that explain the
+// levers (experiments.json, experiments.md, cdf.svg, cdf-experiments.svg).
+type ExperimentResults struct {
+	Run
+	// Release is how close to the requested instant the SYN-ACK went out,
+	// per strategy and timing path.
+	Release []ReleaseRow `json:"release"`
+	// Experiments are the same release measurement with one knob turned.
+	Experiments []ReleaseRow `json:"experiments"`
+	// Stamps are the server's timestamps of a connection attempt against
+	// the client's own record of it.
+	Stamps []StampRow `json:"timestamps"`
+	// ScaleExperiments are pairs at once again, one knob turned.
+	ScaleExperiments []ScaleRow `json:"scale_experiments"`
+	// ListenCost is what opening and closing one held listener costs, by
+	// part, which bounds the control reply latency at scale.
+	ListenCost []CostRow `json:"listen_cost"`
+	// Wake is the standalone clock experiment (SCHED_FIFO and load).
+	Wake []WakeRow `json:"wake"`
+	// Targets and Findings judge the rows above.
+	Targets  []Target `json:"targets"`
+	Findings []string `json:"findings"`
 }
 
 // Machine describes where the figures come from.
@@ -101,8 +111,7 @@ type Options struct {
 	Pairs  []int  `json:"pairs"`
 	Short  bool   `json:"short"`
 	Out    string `json:"out"`
-	Extra  bool   `json:"experiments"`
-	// Only names the parts that ran (empty: all); UsedPairs overrides the
+	// Only names the steps that ran (empty: all); UsedPairs overrides the
 	// pairs per case of the "as it is used" scenario.
 	Only      []string `json:"only,omitempty"`
 	UsedPairs int      `json:"used_pairs,omitempty"`
