@@ -18,9 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synhold/synhold/bench/internal/stats"
-
 	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // usedCase is one run of the scenario: a fresh server, its observer and

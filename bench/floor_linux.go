@@ -11,15 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/bench/internal/tcpdump"
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
-
-	"github.com/synhold/synhold/bench/internal/stats"
-
-	"github.com/synhold/synhold/bench/internal/tcpdump"
+	"golang.org/x/sys/unix"
 )
 
 // floorRows measures this machine's floor for each count of ns: that many

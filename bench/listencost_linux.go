@@ -6,13 +6,11 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
-
-	"github.com/synhold/synhold/bench/internal/stats"
+	"golang.org/x/sys/unix"
 )
 
 // listenCosts times what opening and closing one held listener costs, and
@@ -40,6 +38,20 @@ func timed(fn func() error) (time.Duration, error) {
 	t := time.Now()
 	err := fn()
 	return time.Since(t), err
+}
+
+// timeCalls makes n calls of call, one after the other, and returns the
+// durations each reported.
+func timeCalls(n int, call func() (time.Duration, error)) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		d, err := call()
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
 }
 
 // openClose times n calls of open and of the close it returns, one after
@@ -131,18 +143,12 @@ func byHandListen(calls int) ([]CostRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opens, closes []time.Duration
-	for range calls {
-		var fd int
-		d, err := timed(func() (err error) {
-			fd, err = heldSyscalls(prog)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		c, _ := timed(func() error { return unix.Close(fd) })
-		opens, closes = append(opens, d), append(closes, c)
+	opens, closes, err := openClose(calls, func() (func() error, error) {
+		fd, err := heldSyscalls(prog)
+		return func() error { return unix.Close(fd) }, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{
 		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: stats.Summarize(opens),
@@ -188,18 +194,16 @@ func heldSyscalls(prog []unix.SockFilter) (int, error) {
 // netnsStat times what each Listen does to find its network namespace:
 // lock the thread, stat /proc/thread-self/ns/net, unlock.
 func netnsStat(calls int) ([]CostRow, error) {
-	var ds []time.Duration
-	for range calls {
-		d, err := timed(func() error {
+	ds, err := timeCalls(calls, func() (time.Duration, error) {
+		return timed(func() error {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			var st unix.Stat_t
 			return unix.Stat("/proc/thread-self/ns/net", &st)
 		})
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: stats.Summarize(ds),
 		Note: "what acquireEngine does on every Listen"}}, nil
@@ -213,18 +217,18 @@ func attachOnly(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	var ds []time.Duration
-	for range calls {
+	ds, err := timeCalls(calls, func() (time.Duration, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, os.NewSyscallError("socket", err)
+			return 0, os.NewSyscallError("socket", err)
 		}
-		d, err := timed(func() error { return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp) })
-		unix.Close(fd)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
+		defer unix.Close(fd)
+		return timed(func() error {
+			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp))
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: stats.Summarize(ds),
 		Note: "classic BPF, checked and JIT-compiled per socket"}}, nil

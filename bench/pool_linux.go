@@ -17,11 +17,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
-
-	"github.com/synhold/synhold/bench/internal/stats"
-
 	"github.com/synhold/synhold/bench/internal/proc"
-
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/bench/internal/tcpdump"
 )
 

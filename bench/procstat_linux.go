@@ -7,13 +7,10 @@ import (
 	"runtime/metrics"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/synhold/synhold/internal/tune"
-
-	"github.com/synhold/synhold/bench/internal/stats"
-
 	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/internal/tune"
+	"golang.org/x/sys/unix"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -12,8 +13,6 @@ import (
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener"
-
-	"math/rand/v2"
 )
 
 // variant is one timing path of strategy Replay: the listener's clock, its

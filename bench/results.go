@@ -1,6 +1,8 @@
 package main
 
-import "github.com/synhold/synhold/bench/internal/stats"
+import (
+	"github.com/synhold/synhold/bench/internal/stats"
+)
 
 // Run is what every part's JSON file starts with: where and how the part
 // ran, and whether it left descriptors open.

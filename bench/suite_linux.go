@@ -6,9 +6,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synhold/synhold/bench/internal/stats"
-
 	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // suite runs the parallel suite: happyeyeballs-server in its own process,

@@ -89,11 +89,5 @@ func readObserved(file string) (map[netip.AddrPort][]*observed, error) {
 // nearest returns the connection of conns answered by a SYN-ACK closest to
 // t, or nil if none was.
 func nearest(conns []*observed, t time.Time) *observed {
-	var best *observed
-	for _, o := range conns {
-		if !o.synack.IsZero() && (best == nil || o.synack.Sub(t).Abs() < best.synack.Sub(t).Abs()) {
-			best = o
-		}
-	}
-	return best
+	return closest(conns, t, func(o *observed) time.Time { return o.synack })
 }

@@ -4,9 +4,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/synhold/synhold/internal/netaddr"
-
 	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/internal/netaddr"
 )
 
 // usedInput is everything one case of the "as it is used" scenario

@@ -8,9 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/synhold/synhold/internal/releaseclock"
-
 	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/internal/releaseclock"
 )
 
 // wakeRows runs the standalone clock experiment: the listener's wait loop

@@ -15,9 +15,8 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/synhold/synhold/bench/internal/stats"
-	"github.com/synhold/synhold/listener/capture"
-
 	"github.com/synhold/synhold/bench/internal/tcpdump"
+	"github.com/synhold/synhold/listener/capture"
 )
 
 var proxySeq atomic.Int64

@@ -1,6 +1,8 @@
 package stats
 
-import "fmt"
+import (
+	"fmt"
+)
 
 // FmtUS formats a figure in microseconds with a unit that suits its size.
 func FmtUS(v float64) string {
