@@ -95,7 +95,7 @@ type part struct {
 var (
 	headlinePart    = part{"headline", []string{"used", "levers", "scale", "pool", "suite"}}
 	proxyPart       = part{"proxy", nil}
-	experimentsPart = part{"experiments", []string{"paths", "loaded", "batch", "retransmit", "delayed", "stamps", "bare", "scale-knobs", "cost", "clock"}}
+	experimentsPart = part{"experiments", []string{"paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale-knobs", "cost", "clock"}}
 	allParts        = []part{headlinePart, proxyPart, experimentsPart}
 )
 
