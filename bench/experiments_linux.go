@@ -9,7 +9,7 @@ import (
 // measureExperiments runs the in-process experiments that explain the
 // levers, one file each, and returns the writer of experiments.md,
 // experiments.json, cdf.svg and cdf-experiments.svg.
-func measureExperiments(sn *sniffer, o Options, run *Run) (writer, error) {
+func measureExperiments(sn *sniffer, o Options) (writer, error) {
 	sz := sizesOf(o)
 	r := &ExperimentResults{}
 	steps := []step{

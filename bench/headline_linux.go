@@ -6,7 +6,7 @@ package main
 // suite), and returns the writer of report.md, results.json and
 // cdf-used.svg. The writer fails, naming the row, when an as-used row lost
 // pairs.
-func measureHeadline(sn *sniffer, o Options, run *Run) (writer, error) {
+func measureHeadline(sn *sniffer, o Options) (writer, error) {
 	sz := sizesOf(o)
 	r := &Results{}
 	steps := []step{

@@ -17,7 +17,7 @@ type ProxyResults struct {
 
 // measureProxy runs the proxy part and returns the writer of proxy.md and
 // proxy.json.
-func measureProxy(o Options, _ *Run) (writer, error) {
+func measureProxy(o Options) (writer, error) {
 	r := &ProxyResults{}
 	err := runSteps([]step{{"proxy", "proxy", func() (err error) {
 		r.Rows, err = proxybench.Run(o.Short, progress)

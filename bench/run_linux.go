@@ -81,11 +81,11 @@ func runPart(p part, o Options, nofile Rlimit) error {
 	var w writer
 	switch p.name {
 	case headlinePart.name:
-		w, err = measureHeadline(sn, o, &run)
+		w, err = measureHeadline(sn, o)
 	case proxyPart.name:
-		w, err = measureProxy(o, &run)
+		w, err = measureProxy(o)
 	case experimentsPart.name:
-		w, err = measureExperiments(sn, o, &run)
+		w, err = measureExperiments(sn, o)
 	}
 	run.Machine.ClockSteps = cw.stop()
 	run.Machine.TimeWaitEnd = timeWaitCount()
