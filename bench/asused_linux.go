@@ -17,6 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // usedCase is one run of the scenario: a fresh server, its observer and
@@ -61,7 +64,7 @@ type usedRun struct {
 // buildServer builds cmd/happyeyeballs-server into dir, as a user installs
 // it.
 func buildServer(dir string) (string, error) {
-	return goBuild(dir, "happyeyeballs-server", serverPkg)
+	return proc.GoBuild(dir, "happyeyeballs-server", serverPkg)
 }
 
 // asUsed runs every case and returns its rows: all pairs, then one per dial
@@ -89,8 +92,8 @@ func asUsed(sn *sniffer, cases []usedCase) ([]UsedRow, error) {
 		}
 		for _, r := range rs {
 			progress("  %-44s release p50 %9s p99 %9s max %9s; reply p99 %s; server reported %d/%d, max gap %s (%.0f s)",
-				r.Label, fmtUS(r.Release.P50US), fmtUS(r.Release.P99US), fmtUS(r.Release.MaxUS), fmtUS(r.Reply.P99US),
-				r.ServerReported, r.Winners, fmtUS(r.ServerGapMaxUS), time.Since(t).Seconds())
+				r.Label, stats.FmtUS(r.Release.P50US), stats.FmtUS(r.Release.P99US), stats.FmtUS(r.Release.MaxUS), stats.FmtUS(r.Reply.P99US),
+				r.ServerReported, r.Winners, stats.FmtUS(r.ServerGapMaxUS), time.Since(t).Seconds())
 		}
 		rows = append(rows, rs...)
 	}
@@ -126,30 +129,30 @@ func (u usedRun) run(c usedCase, pairs int) ([]UsedRow, error) {
 	var floor *noopProcess
 	if c.floor {
 		if floor, err = startNoopServer(u.self); err != nil {
-			td.stop()
+			td.Stop()
 			return nil, err
 		}
 		defer floor.stop()
 	}
 	srv, err := startServer(bin, c)
 	if err != nil {
-		td.stop()
+		td.Stop()
 		return nil, err
 	}
 	load := loadAvg()
-	before, berr := sampleClockCPU(srv.cmd.Process.Pid)
+	before, berr := sampleClockCPU(srv.Pid())
 	got, cerr := u.client(srv.control, floor.address(), c)
-	after, aerr := sampleClockCPU(srv.cmd.Process.Pid)
+	after, aerr := sampleClockCPU(srv.Pid())
 	serr := srv.stop()
-	dropped, terr := td.stop()
+	dropped, terr := td.Stop()
 	if err := errors.Join(cerr, berr, aerr, serr, terr); err != nil {
-		return nil, fmt.Errorf("%w\nserver log (last lines): %s", err, srv.tail(8))
+		return nil, fmt.Errorf("%w\nserver log (last lines): %s", err, srv.Tail(8))
 	}
 	obs, err := readObserved(pcap)
 	if err != nil {
 		return nil, err
 	}
-	lines, other, err := parseServerLog(bytes.NewReader(srv.output()))
+	lines, other, err := parseServerLog(bytes.NewReader(srv.Output()))
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +248,7 @@ func startFields(ready map[string]any) []string {
 
 // heProcess is a happyeyeballs-server process, its JSON log (stderr) kept.
 type heProcess struct {
-	*child
+	*proc.Child
 	control string // its control address on 127.0.0.1
 	// ready is its start-up line's fields.
 	ready map[string]any
@@ -259,7 +262,7 @@ func startServer(bin string, c usedCase) (*heProcess, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), c.env...)
 	p := &heProcess{}
-	ch, err := startChild(cmd, 15*time.Second, func(line []byte) bool {
+	ch, err := proc.Start(cmd, 15*time.Second, func(line []byte) bool {
 		var l serverLine
 		if json.Unmarshal(line, &l) != nil || l.Msg != "happy eyeballs server ready" {
 			return false
@@ -276,9 +279,9 @@ func startServer(bin string, c usedCase) (*heProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.child = ch
+	p.Child = ch
 	return p, nil
 }
 
 // stop asks the server to stop (SIGTERM) and waits for it to exit.
-func (p *heProcess) stop() error { return p.child.stop(syscall.SIGTERM, 10*time.Second) }
+func (p *heProcess) stop() error { return p.Child.Stop(syscall.SIGTERM, 10*time.Second) }

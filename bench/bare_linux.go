@@ -6,13 +6,12 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/synhold/synhold/internal/netaddr"
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
+	"golang.org/x/sys/unix"
 )
 
 // bareMode is one way of doing the release by hand: the system calls the
@@ -37,17 +36,6 @@ func bareVariants() []variant {
 			note: "the detach moved after the replay", clock: releaseclock.TimerFD, spin: defaultSpin},
 		{name: "bare/fifo", label: "by hand: detach, replay, clock thread SCHED_FIFO", bare: &bareMode{fifo: true}, every: 2,
 			note: "sched_setattr(SCHED_FIFO, 10) on the clock thread", clock: releaseclock.TimerFD, spin: defaultSpin},
-	}
-}
-
-// loadedVariants compare the library with the release by hand, and
-// SCHED_FIFO, on a machine kept busy by other processes.
-func loadedVariants() []variant {
-	return []variant{
-		{name: "loaded/library", label: "Library default (timerfd + spin), under load", clock: releaseclock.TimerFD, spin: defaultSpin, every: 1},
-		{name: "loaded/bare", label: "by hand: detach, replay, under load", bare: &bareMode{}, every: 1, clock: releaseclock.TimerFD, spin: defaultSpin},
-		{name: "loaded/bare-fifo", label: "by hand: SCHED_FIFO clock thread, under load", bare: &bareMode{fifo: true}, every: 1,
-			clock: releaseclock.TimerFD, spin: defaultSpin},
 	}
 }
 

@@ -2,178 +2,32 @@ package main
 
 import (
 	"context"
-	"encoding/xml"
-	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-func durations(us ...float64) []time.Duration {
-	out := make([]time.Duration, len(us))
-	for i, u := range us {
-		out[i] = time.Duration(u * float64(time.Microsecond))
-	}
-	return out
+// sum is a Summary of 100 samples with the given median and tail.
+func sum(p50, p99 float64) stats.Summary {
+	return stats.Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
 }
 
-func TestPercentileNearestRank(t *testing.T) {
-	var hundred []time.Duration
-	for i := 1; i <= 100; i++ {
-		hundred = append(hundred, time.Duration(i))
-	}
-	for _, tc := range []struct {
-		name   string
-		sorted []time.Duration
-		p      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 50, 0},
-		{"one value", []time.Duration{7}, 99, 7},
-		{"p0 is the minimum", hundred, 0, 1},
-		{"p50 of 100", hundred, 50, 50},
-		{"p99 of 100", hundred, 99, 99},
-		{"p100 of 100", hundred, 100, 100},
-		{"p99 of 20 is the maximum", hundred[:20], 99, 20},
-		{"p50 of 4 is the lower middle", []time.Duration{1, 2, 3, 4}, 50, 2},
-		{"p50 of 5 is the middle", []time.Duration{1, 2, 3, 4, 5}, 50, 3},
-		{"above 100 clamps", hundred, 150, 100},
-	} {
-		if got := Percentile(tc.sorted, tc.p); got != tc.want {
-			t.Errorf("%s: Percentile(p%g) = %v, want %v", tc.name, tc.p, got, tc.want)
-		}
-	}
-}
-
-func TestSummarize(t *testing.T) {
-	if s := Summarize(nil); s != (Summary{}) {
-		t.Errorf("Summarize(nil) = %+v, want the zero Summary", s)
-	}
-	in := durations(30, 10, 20, 40, -5)
-	s := Summarize(in)
-	want := Summary{N: 5, MinUS: -5, MeanUS: 19, P50US: 20, P99US: 40, MaxUS: 40}
-	if s != want {
-		t.Errorf("Summarize = %+v, want %+v", s, want)
-	}
-	if in[0] != 30*time.Microsecond {
-		t.Error("Summarize reordered its input")
-	}
-	if got := Summarize(durations(1.2345)).P50US; got != 1.235 && got != 1.234 {
-		t.Errorf("P50US = %v, want microseconds to the nanosecond", got)
-	}
-}
-
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{4, 1, 3, 2}, 2}, {[]float64{5, 1, 3}, 3}} {
-		if got := median(tc.in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-// parseSVG decodes every token of an SVG document and returns the names of
-// its elements, failing the test if it is not well-formed XML.
-func parseSVG(t *testing.T, doc string) map[string]int {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(doc))
-	d.Strict = true
-	elems := map[string]int{}
-	depth, root := 0, ""
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("not well-formed XML: %v\n%s", err, doc)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				root = e.Name.Local
-			}
-			depth++
-			elems[e.Name.Local]++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if root != "svg" || depth != 0 {
-		t.Fatalf("root element %q, depth at the end %d; want a closed <svg>", root, depth)
-	}
-	return elems
-}
-
-func TestWriteCDFIsWellFormedXML(t *testing.T) {
-	series := []Series{
-		{Name: "Replay <timerfd> & spin \"200 µs\"", Values: []float64{12, 50.5, 7, 480, 3000}},
-		{Name: "Retransmit", Values: []float64{990000, 1e6}},
-		{Name: "zeros, negatives and huge", Values: []float64{0, -3, 1e12}},
-		{Name: "empty", Values: nil},
-	}
-	for i := range 12 { // past the palette's end: dashed curves
-		series = append(series, Series{Name: "extra", Values: []float64{float64(i + 1)}})
-	}
-	var b strings.Builder
-	if err := WriteCDF(&b, "Release error <&>", "µs", series); err != nil {
-		t.Fatal(err)
-	}
-	elems := parseSVG(t, b.String())
-	if got, want := elems["polyline"], len(series)-1; got != want {
-		t.Errorf("%d curves, want %d (one per series with values)", got, want)
-	}
-	for _, want := range []string{"Replay &lt;timerfd&gt; &amp; spin", "(no data)", "1 s", "µs", "cumulative fraction"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("plot lacks %q", want)
-		}
-	}
-}
-
-func TestWriteCDFWithNoSeries(t *testing.T) {
-	var b strings.Builder
-	if err := WriteCDF(&b, "nothing", "µs", nil); err != nil {
-		t.Fatal(err)
-	}
-	parseSVG(t, b.String())
-}
-
-func TestDecades(t *testing.T) {
-	for _, tc := range []struct {
-		values []float64
-		lo, hi int
-	}{
-		{nil, 0, 3},
-		{[]float64{5, 150}, 0, 3},
-		{[]float64{5, 600}, 0, 4},
-		{[]float64{0.5, 2e6}, -1, 7},
-		{[]float64{1e-9, 1e12}, minDecade, maxDecadeLn},
-		{[]float64{100}, 2, 3},
-	} {
-		lo, hi := decades([]Series{{Values: tc.values}})
-		if lo != tc.lo || hi != tc.hi {
-			t.Errorf("decades(%v) = %d, %d, want %d, %d", tc.values, lo, hi, tc.lo, tc.hi)
-		}
-	}
-}
-
-// sampleResults is a run with one row of every kind.
-func sampleResults() *Results {
-	sum := func(p50, p99 float64) Summary {
-		return Summary{N: 100, MinUS: p50 / 2, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: p99 * 2}
-	}
-	row := func(name, label string, p50, p99 float64) ReleaseRow {
-		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
-			Completed: 100, Error: sum(p50, p99), Opened: sum(5, 9), Replayed: sum(40, 90), SamplesUS: []float64{p50, p99}}
-	}
-	return &Results{
+// sampleRun is the Run of the sample results.
+func sampleRun() Run {
+	return Run{
 		Machine: Machine{Kernel: "Linux 6.x", CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26", GOMAXPROCS: 2,
 			Date: "2026-01-01T00:00:00Z", Hogs: []string{"pid 1 `sh` 50%"}, IdlePct: 10},
-		Options: Options{Command: "go run ./bench -short"},
+		Options:     Options{Command: "go run ./bench -short"},
+		Descriptors: FDCheck{Start: 9, End: 9},
+	}
+}
+
+func sampleResults() *Results {
+	return &Results{
+		Run: sampleRun(),
 		AsUsed: []UsedRow{
 			{Name: "used/idle", Label: "machine as it is", Pairs: 200, Replied: 200, Winners: 200, FastWon: 200,
 				Release: sum(45, 280), ServerReported: 200, ServerGap: sum(3, 10), ServerGapMaxUS: 15, Reply: sum(400, 900)},
@@ -185,6 +39,22 @@ func sampleResults() *Results {
 			{Name: "lever/no-fifo/busy4", Label: "SCHED_OTHER clock thread, 4 busy processes", Hogs: 4, Note: "releaseclock.RealTime off",
 				Pairs: 50, Winners: 50, Release: sum(900, 9000), Reply: sum(800, 2000)},
 		},
+		Scale: []ScaleRow{
+			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
+				BrokerLate: stats.Summary{N: 30, P50US: 100, P99US: 150}, SamplesUS: []float64{100}},
+			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
+				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}, SamplesUS: []float64{50}},
+		},
+	}
+}
+
+func sampleExperiments() *ExperimentResults {
+	row := func(name, label string, p50, p99 float64) ReleaseRow {
+		return ReleaseRow{Name: name, Label: label, Strategy: "replay", Clock: "timerfd", SpinUS: 200, Trials: 100,
+			Completed: 100, Error: sum(p50, p99), Opened: sum(5, 9), Replayed: sum(40, 90), SamplesUS: []float64{p50, p99}}
+	}
+	return &ExperimentResults{
+		Run: sampleRun(),
 		Release: []ReleaseRow{
 			row("replay/runtime", "Replay, runtime timer, no spin", 480, 1100),
 			row("replay/runtime+spin", "Replay, runtime timer + spin", 450, 950),
@@ -215,14 +85,9 @@ func sampleResults() *Results {
 			{Name: "wake/fifo/2", Label: "SCHED_FIFO 10, + 2 busy goroutines", Policy: "SCHED_FIFO 10", Load: "+ 2 busy goroutines", Error: sum(0, 14000)},
 		},
 		Stamps: []StampRow{{Name: "syn-capture", Label: "SYN capture − client record", Delta: sum(5, 20)}, {Name: "accept", Label: "accept(2) − client record", Delta: sum(30, 90)}},
-		Scale: []ScaleRow{
-			{Pairs: 1, Variant: "default", Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(1000, 5000), Release: sum(100, 150),
-				BrokerLate: Summary{N: 30, P50US: 100, P99US: 150}},
-			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Reply: sum(60000, 120000), Release: sum(50, 2500),
-				Peak: MemPoint{FDs: 2015, HeapMB: 11, RSSMB: 40}},
-		},
 		ScaleExperiments: []ScaleRow{
 			{Pairs: 1, Variant: scaleKeepLabel, Rounds: 50, Requests: 50, ReplyOK: 50, Connected: 50, Reply: sum(700, 1500), Release: sum(100, 150)},
+			{Pairs: 500, Variant: "default", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Release: sum(50, 2500)},
 			{Pairs: 500, Variant: "GC off", Rounds: 1, Requests: 500, ReplyOK: 500, Connected: 500, Release: sum(40, 900)},
 		},
 		ListenCost: []CostRow{
@@ -233,17 +98,16 @@ func sampleResults() *Results {
 			{Name: "capture/close", Label: "capture Socket.Close", Cost: sum(9000, 16000)},
 			{Name: "control-floor", Label: "500 control requests at once, minimal server (no listeners)", Cost: sum(17000, 20000)},
 		},
-		Descriptors: FDCheck{Start: 9, End: 9},
 	}
 }
 
 func TestClockStepsAreReported(t *testing.T) {
-	r := sampleResults()
+	r := sampleExperiments()
 	r.Machine.ClockSteps = []ClockStep{{AtS: 12.5, StepUS: -472252.7}}
 	r.Stamps[0].Impossible = 1
-	r.Targets, r.Findings = judge(r)
+	r.Targets, r.Findings = judgeExperiments(r)
 	var b strings.Builder
-	if err := WriteReport(&b, r); err != nil {
+	if err := WriteExperimentsReport(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"-472.25 ms at 12.5 s", "1 sample(s) left out", "CLOCK_REALTIME jumped"} {
@@ -273,6 +137,37 @@ func TestReportIncludesEveryRow(t *testing.T) {
 	}
 	md := b.String()
 	var want []string
+	for _, u := range r.AsUsed {
+		want = append(want, "| "+u.Label+" |")
+	}
+	for _, l := range r.Levers {
+		want = append(want, "| "+l.Label+" ("+l.Note+") |")
+	}
+	for _, tg := range r.Targets {
+		want = append(want, "| "+tg.Name+" |")
+	}
+	want = append(want, "| 1 | default |", "| 500 | default |", "cdf-used.svg", "experiments.md", "proxy.md",
+		"Linux 6.x", "Test CPU, 2 cores", "go1.26, GOMAXPROCS=2", "2026-01-01T00:00:00Z",
+		"## 0.", "## Scale", "## Targets", "## Findings", "## Descriptors")
+	checkReport(t, md, want)
+	if i, j := strings.Index(md, "## Targets"), strings.Index(md, "## 0."); i < 0 || j < i {
+		t.Error("the targets are not above the \"as it is used\" section")
+	}
+	for _, bad := range []string{"## Handshake release accuracy", "warm loop", "cdf.svg)"} {
+		if strings.Contains(md, bad) {
+			t.Errorf("the headline report holds an experiment's %q", bad)
+		}
+	}
+}
+
+func TestExperimentsReportIncludesEveryRow(t *testing.T) {
+	r := sampleExperiments()
+	r.Targets, r.Findings = judgeExperiments(r)
+	var b strings.Builder
+	if err := WriteExperimentsReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
 	for _, rows := range [][]ReleaseRow{r.Release, r.Experiments} {
 		for _, row := range rows {
 			want = append(want, "| "+row.Label+" |")
@@ -287,32 +182,27 @@ func TestReportIncludesEveryRow(t *testing.T) {
 	for _, c := range r.ListenCost {
 		want = append(want, "| "+c.Label+" |")
 	}
-	want = append(want, "| 1 | default |", "| 500 | default |", "| 500 | GC off |", "| 1 | "+scaleKeepLabel+" |", "refused 4/4")
-	for _, u := range r.AsUsed {
-		want = append(want, "| "+u.Label+" |")
-	}
-	for _, l := range r.Levers {
-		want = append(want, "| "+l.Label+" ("+l.Note+") |")
-	}
-	want = append(want, "| warm loop in this process", "cdf-used.svg")
 	for _, tg := range r.Targets {
 		want = append(want, "| "+tg.Name+" |")
 	}
-	want = append(want, "Linux 6.x", "Test CPU, 2 cores", "go1.26, GOMAXPROCS=2", "2026-01-01T00:00:00Z", "cdf.svg",
-		"## 0.", "## 1.", "## 2.", "## 3.", "## Targets", "## Findings", "## Descriptors")
+	want = append(want, "| 500 | default |", "| 500 | GC off |", "| 1 | "+scaleKeepLabel+" |", "refused 4/4", "cdf.svg", "cdf-experiments.svg",
+		"## Handshake release accuracy", "## Timestamp accuracy", "## Scale, one knob turned", "## Targets", "## Findings", "## Descriptors")
+	checkReport(t, b.String(), want)
+}
+
+// checkReport fails unless md is a titled report holding every one of
+// want and no advice naming the code.
+func checkReport(t *testing.T, md string, want []string) {
+	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(md, w) {
 			t.Errorf("report lacks %q", w)
 		}
 	}
-	// The report states figures; it gives no advice naming the code.
 	for _, bad := range []string{".go", "What to change", "func ", "`(*"} {
 		if strings.Contains(md, bad) {
 			t.Errorf("report contains %q", bad)
 		}
-	}
-	if i, j := strings.Index(md, "## 0."), strings.Index(md, "## 1."); i < 0 || j < i {
-		t.Error("the \"as it is used\" section is not above section 1")
 	}
 	if !strings.HasPrefix(md, "# ") {
 		t.Error("report does not start with a title")
@@ -339,11 +229,8 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		"as used, 4 busy processes: server's SYN-ACK time − tcpdump's, largest gap":  false, // 60 µs
 		"as used, machine as it is: handshakes completed > 20 µs before the instant": true,
 		"as used, 4 busy processes: handshakes completed > 20 µs before the instant": false, // 2
-		"Replay, one pair, release error p50 (timerfd + spin)":                       true,  // 40 µs <= 50 µs
-		"Replay, one pair, release error p99 (timerfd + spin)":                       true,  // 110 µs <= 500 µs
 		"500 pairs, release error p99":                                               false, // 2.5 ms > 2 ms
 		"500 pairs, control reply p99":                                               false, // 120 ms > 10 ms
-		"SYN capture − client record, p99":                                           true,  // 20 µs <= 100 µs
 		"descriptors after everything closed":                                        true,
 	} {
 		if m, ok := got[name]; !ok || m != met {
@@ -364,7 +251,7 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		}
 	}
 	r.Descriptors = FDCheck{Start: 9, End: 11, Leaked: true}
-	r.Release, r.AsUsed = nil, nil
+	r.AsUsed = nil
 	for _, tg := range targets(r) {
 		if tg.Name == "descriptors after everything closed" && tg.Met {
 			t.Error("a leak is reported met")
@@ -372,6 +259,29 @@ func TestTargetsMetAndMissed(t *testing.T) {
 		if strings.HasPrefix(tg.Name, "as used") {
 			t.Errorf("target %q without the scenario run", tg.Name)
 		}
+	}
+}
+
+func TestExperimentTargetsMetAndMissed(t *testing.T) {
+	r := sampleExperiments()
+	ts, _ := judgeExperiments(r)
+	got := map[string]bool{}
+	for _, tg := range ts {
+		got[tg.Name] = tg.Met
+	}
+	for name, met := range map[string]bool{
+		"Replay, one pair, release error p50 (timerfd + spin)": true, // 40 µs <= 50 µs
+		"Replay, one pair, release error p99 (timerfd + spin)": true, // 110 µs <= 500 µs
+		"SYN capture − client record, p99":                     true, // 20 µs <= 100 µs
+		"descriptors after everything closed":                  true,
+	} {
+		if m, ok := got[name]; !ok || m != met {
+			t.Errorf("target %q: met %v (present %v), want %v", name, m, ok, met)
+		}
+	}
+	r.Release = nil
+	ts, _ = judgeExperiments(r)
+	for _, tg := range ts {
 		if strings.HasPrefix(tg.Name, "Replay, one pair") && (tg.Met || tg.Got != "not measured") {
 			t.Errorf("target %q without figures: %+v", tg.Name, tg)
 		}
@@ -379,9 +289,16 @@ func TestTargetsMetAndMissed(t *testing.T) {
 }
 
 func TestFindingsNameTheIngredient(t *testing.T) {
-	fs := strings.Join(findings(sampleResults()), "\n")
+	_, efs := judgeExperiments(sampleExperiments())
+	fs := strings.Join(efs, "\n")
 	for _, want := range []string{"timerfd thread instead of the runtime timer", "What made the difference", "refused 4/4",
-		"adds 20 µs", "by hand", "not idle", "As used, machine as it is (200 pairs, the fast family won 200 of 200)",
+		"adds 20 µs", "by hand", "not idle"} {
+		if !strings.Contains(fs, want) {
+			t.Errorf("findings lack %q:\n%s", want, fs)
+		}
+	}
+	fs = strings.Join(findings(sampleResults()), "\n")
+	for _, want := range []string{"not idle", "As used, machine as it is (200 pairs, the fast family won 200 of 200)",
 		"By dial mode: " + modeBoth, "reported the winner's SYN-ACK for 150 of 200 pairs (4 busy processes)",
 		"2 handshakes completed more than 20 µs before their instant",
 		"SCHED_OTHER clock thread, 4 busy processes (releaseclock.RealTime off, 50 pairs): release p50 900 µs / p99 9.00 ms"} {
@@ -391,32 +308,52 @@ func TestFindingsNameTheIngredient(t *testing.T) {
 	}
 }
 
-func TestFmtUS(t *testing.T) {
-	for _, tc := range []struct {
-		in   float64
-		want string
-	}{{0, "0.0 µs"}, {5.25, "5.2 µs"}, {84.4, "84 µs"}, {-120, "-120 µs"}, {2500, "2.50 ms"}, {971260, "971.26 ms"}, {1.5e6, "1.500 s"}} {
-		if got := fmtUS(tc.in); got != tc.want {
-			t.Errorf("fmtUS(%v) = %q, want %q", tc.in, got, tc.want)
-		}
+func TestParseArgs(t *testing.T) {
+	parts, o, err := parseArgs([]string{"-short"})
+	if err != nil || o.Trials != 20 || !o.Short || len(o.Pairs) != 3 || len(parts) != 1 || parts[0].name != "headline" {
+		t.Errorf("-short: %v %+v, %v; want the headline, 20 trials and the default pairs", parts, o, err)
 	}
-}
-
-func TestParseFlags(t *testing.T) {
-	o, err := parseFlags([]string{"-short"})
-	if err != nil || o.Trials != 20 || !o.Short || len(o.Pairs) != 3 {
-		t.Errorf("-short: %+v, %v; want 20 trials and the default pairs", o, err)
+	parts, o, err = parseArgs([]string{"experiments", "-short", "-trials", "7", "-pairs", "1, 5", "-out", "x", "-only", "paths,clock"})
+	if err != nil || o.Trials != 7 || o.Out != "x" || len(o.Pairs) != 2 || o.Pairs[1] != 5 || len(parts) != 1 || parts[0].name != "experiments" ||
+		len(o.Only) != 2 {
+		t.Errorf("explicit sizes: %v %+v, %v", parts, o, err)
 	}
-	o, err = parseFlags([]string{"-short", "-trials", "7", "-pairs", "1, 5", "-out", "x"})
-	if err != nil || o.Trials != 7 || o.Out != "x" || len(o.Pairs) != 2 || o.Pairs[1] != 5 {
-		t.Errorf("explicit sizes: %+v, %v", o, err)
-	}
-	if o.Command != "go run ./bench -short -trials 7 -pairs 1, 5 -out x" {
+	if o.Command != "go run ./bench experiments -short -trials 7 -pairs 1, 5 -out x -only paths,clock" {
 		t.Errorf("Command = %q", o.Command)
 	}
-	for _, bad := range [][]string{{"-pairs", "1,0"}, {"-pairs", "x"}, {"-trials", "1"}, {"extra"}} {
-		if _, err := parseFlags(bad); err == nil {
-			t.Errorf("parseFlags(%q) accepted", bad)
+	for _, tc := range []struct {
+		args  []string
+		parts []string
+	}{
+		{nil, []string{"headline"}},
+		{[]string{"headline"}, []string{"headline"}},
+		{[]string{"proxy", "-short"}, []string{"proxy"}},
+		{[]string{"all", "-only", "used,paths"}, []string{"headline", "proxy", "experiments"}},
+	} {
+		parts, _, err := parseArgs(tc.args)
+		var names []string
+		for _, p := range parts {
+			names = append(names, p.name)
+		}
+		if err != nil || strings.Join(names, ",") != strings.Join(tc.parts, ",") {
+			t.Errorf("parseArgs(%q) = %v, %v; want parts %v", tc.args, names, err, tc.parts)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"-pairs", "1,0"}, "-pairs"},
+		{[]string{"-pairs", "x"}, "-pairs"},
+		{[]string{"-trials", "1"}, "-trials"},
+		{[]string{"extra"}, `unknown part "extra"`},
+		{[]string{"-short", "extra"}, "unexpected arguments"},
+		{[]string{"-only", "paths"}, `unknown step "paths"`}, // an experiment, not a headline step
+		{[]string{"experiments", "-only", "used"}, `unknown step "used"`},
+		{[]string{"proxy", "-only", "proxy"}, "no steps"},
+	} {
+		if _, _, err := parseArgs(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseArgs(%q) = %v, want an error naming %q", tc.args, err, tc.want)
 		}
 	}
 }
@@ -449,18 +386,16 @@ func TestLogCollectorKeepsAttributes(t *testing.T) {
 }
 
 func TestPlotSeriesLeavesOutRefusals(t *testing.T) {
-	r := sampleResults()
+	r := sampleExperiments()
 	names := map[string]bool{}
-	for _, s := range plotSeries(r) {
+	for _, s := range releaseSeries(r.Release) {
 		names[s.Name] = true
 	}
 	if names["DelayedListen (the original's way)"] {
 		t.Error("the refused row is plotted")
 	}
-	for _, want := range []string{"Replay, timerfd + spin (default)", "Happy Eyeballs, 500 pairs at once (fast side)"} {
-		if !names[want] {
-			t.Errorf("plot lacks %q", want)
-		}
+	if !names["Replay, timerfd + spin (default)"] {
+		t.Error("plot lacks the default path")
 	}
 	if names["timerfd + spin, GC off during the trial"] {
 		t.Error("an experiment is in the main plot")
@@ -473,5 +408,17 @@ func TestPlotSeriesLeavesOutRefusals(t *testing.T) {
 		if !exps[want] {
 			t.Errorf("experiment plot lacks %q", want)
 		}
+	}
+	used := map[string]bool{}
+	for _, s := range usedSeries(sampleResults()) {
+		used[s.Name] = true
+	}
+	for _, want := range []string{"as used, machine as it is", "500 pairs at once in-process (fast side)"} {
+		if !used[want] {
+			t.Errorf("as-used plot lacks %q", want)
+		}
+	}
+	if used["as used, machine as it is, "+modeBoth] {
+		t.Error("a dial mode's row is plotted beside its case's")
 	}
 }

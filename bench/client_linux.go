@@ -8,9 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/synhold/synhold/internal/netaddr"
+	"golang.org/x/sys/unix"
 )
 
 // rawClient is a TCP client opened with a raw non-blocking connect(2), so

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // userHZ is the unit of utime and stime in /proc/PID/task/TID/stat
@@ -132,7 +134,7 @@ func cpuSince(before, after cpuSample) time.Duration {
 
 // cpuUse is the CPU per release between two samples of one process.
 func cpuUse(before, after cpuSample, releases int) CPUUse {
-	u := CPUUse{Thread: clockThreadName, Releases: releases, CPUUS: us(cpuSince(before, after))}
+	u := CPUUse{Thread: clockThreadName, Releases: releases, CPUUS: stats.US(cpuSince(before, after))}
 	if after.whole {
 		u.Thread = "whole process (no thread named " + clockThreadName + ")"
 	}
@@ -140,7 +142,7 @@ func cpuUse(before, after cpuSample, releases int) CPUUse {
 		u.Thread += ", stat ticks of 10 ms"
 	}
 	if releases > 0 {
-		u.PerReleaseUS = round3(u.CPUUS / float64(releases))
+		u.PerReleaseUS = stats.Round3(u.CPUUS / float64(releases))
 	}
 	return u
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"sync"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // clockWatch notices jumps of the wall clock against the monotonic clock,
@@ -45,7 +47,7 @@ func (w *clockWatch) run(every time.Duration) {
 		sk := w.skew(now)
 		if d := sk - last; d.Abs() >= w.threshold {
 			w.mu.Lock()
-			w.steps = append(w.steps, ClockStep{AtS: round3(now.Sub(w.start).Seconds()), StepUS: us(d)})
+			w.steps = append(w.steps, ClockStep{AtS: stats.Round3(now.Sub(w.start).Seconds()), StepUS: stats.US(d)})
 			w.mu.Unlock()
 		}
 		last = sk

@@ -11,11 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/bench/internal/tcpdump"
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/internal/sockopt"
 	"github.com/synhold/synhold/listener/capture"
+	"golang.org/x/sys/unix"
 )
 
 // floorRows measures this machine's floor for each count of ns: that many
@@ -39,11 +40,11 @@ func floorRows(sn *sniffer, ns []int, rounds int) ([]FloorRow, error) {
 			}
 			spans, row.Dropped = append(spans, span), row.Dropped+dropped
 		}
-		row.Span = Summarize(spans)
+		row.Span = stats.Summarize(spans)
 		row.SpanUS = row.Span.P50US
-		row.PerHandshakeUS = round3(row.SpanUS / float64(n))
+		row.PerHandshakeUS = stats.Round3(row.SpanUS / float64(n))
 		progress("  floor, %4d SYNs replayed back to back: %s for all (p50 of %d), %s per handshake; load %s",
-			n, fmtUS(row.SpanUS), rounds, fmtUS(row.PerHandshakeUS), row.Load)
+			n, stats.FmtUS(row.SpanUS), rounds, stats.FmtUS(row.PerHandshakeUS), row.Load)
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -58,12 +59,12 @@ func floorRound(sn *sniffer, pcap string, n int) (time.Duration, int, error) {
 		return 0, 0, err
 	}
 	defer h.close()
-	td, err := startTCPDumpFilter(pcap, fmt.Sprintf("tcp src port %d and tcp[13] & 18 == 18", h.addr.Port()))
+	td, err := tcpdump.Start(pcap, fmt.Sprintf("tcp src port %d and tcp[13] & 18 == 18", h.addr.Port()))
 	if err != nil {
 		return 0, 0, err
 	}
 	span, err := floorReplay(sn, h, n)
-	dropped, terr := td.stop()
+	dropped, terr := td.Stop()
 	if err = errors.Join(err, terr); err != nil {
 		return 0, dropped, err
 	}

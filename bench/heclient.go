@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/dialrace"
 )
 
 // clientCommand is the first argument that makes the benchmark's binary
@@ -179,81 +180,30 @@ func clientRound(o clientOptions, i int) clientPair {
 	return p
 }
 
-// dialed is how one attempt ended.
-type dialed struct {
-	i    int // index into Attempts
-	conn net.Conn
-	err  error
-}
-
-// race dials the pair's two sides in p.Mode, keeps the first to connect,
-// cancels the other, and reads the winner's byte.
+// race dials the pair's two sides in p.Mode with dialrace (both at once,
+// or IPv6 first and IPv4 clientStagger later), keeps the first to connect,
+// and reads the winner's byte.
 func race(ctx context.Context, p *clientPair) error {
-	dctx, cancel := context.WithCancel(ctx)
-	results := make(chan dialed, 2)
-	start := func(family int) {
-		port := p.Port4
-		host := "127.0.0.1"
-		if family == 6 {
-			port, host = p.Port6, "::1"
-		}
-		p.Attempts = append(p.Attempts, clientAttempt{Family: family, Start: time.Now()})
-		i := len(p.Attempts) - 1
-		go func() {
-			var d net.Dialer
-			c, err := d.DialContext(dctx, "tcp"+strconv.Itoa(family), net.JoinHostPort(host, strconv.Itoa(int(port))))
-			results <- dialed{i: i, conn: c, err: err}
-		}()
-	}
-	second := 4
+	v4 := dialrace.Target{Network: "tcp4", Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p.Port4)))}
+	v6 := dialrace.Target{Network: "tcp6", Addr: net.JoinHostPort("::1", strconv.Itoa(int(p.Port6)))}
+	stagger, targets := clientStagger, []dialrace.Target{v6, v4}
 	if p.Mode == modeBoth {
-		start(4)
-		start(6)
-	} else {
-		start(6)
+		stagger, targets = 0, []dialrace.Target{v4, v6}
 	}
-	stagger := time.NewTimer(clientStagger)
-	defer stagger.Stop()
-	var win net.Conn
-	pending := len(p.Attempts)
-	for pending > 0 && win == nil {
-		select {
-		case <-stagger.C:
-			if len(p.Attempts) == 1 {
-				start(second)
-				pending++
-			}
-		case r := <-results:
-			pending--
-			a := &p.Attempts[r.i]
-			a.Done = time.Now()
-			if r.err != nil {
-				a.Err = r.err.Error()
-				if len(p.Attempts) == 1 { // RFC 8305: start the next at once
-					start(second)
-					pending++
-				}
-				continue
-			}
-			a.Local = r.conn.LocalAddr().String()
-			win = r.conn
-			p.Winner, p.Local, p.Connected = a.Family, a.Local, a.Done
+	win, w, attempts, err := dialrace.Race(ctx, stagger, targets...)
+	for _, a := range attempts {
+		ca := clientAttempt{Family: familyOfNetwork(a.Network), Start: a.Start, Done: a.Done, Local: a.Local}
+		if a.Err != nil {
+			ca.Err = a.Err.Error()
 		}
+		p.Attempts = append(p.Attempts, ca)
 	}
-	cancel()
-	for range pending { // the loser: cancelled, or connected too
-		if r := <-results; r.conn != nil {
-			a := &p.Attempts[r.i]
-			a.Done, a.Local = time.Now(), r.conn.LocalAddr().String()
-			r.conn.Close()
-		} else {
-			p.Attempts[r.i].Done, p.Attempts[r.i].Err = time.Now(), r.err.Error()
-		}
-	}
-	if win == nil {
-		return errors.New("neither family connected")
+	if err != nil {
+		return fmt.Errorf("neither family connected: %w", err)
 	}
 	defer win.Close()
+	a := attempts[w]
+	p.Winner, p.Local, p.Connected = familyOfNetwork(a.Network), a.Local, a.Done
 	if err := win.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		return err
 	}
@@ -263,6 +213,14 @@ func race(ctx context.Context, p *clientPair) error {
 	}
 	p.Byte = int(b[0])
 	return nil
+}
+
+// familyOfNetwork is 6 for "tcp6", 4 otherwise.
+func familyOfNetwork(network string) int {
+	if network == "tcp6" {
+		return 6
+	}
+	return 4
 }
 
 // request asks the control port for a pair whose family slow is slow, and

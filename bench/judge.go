@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // The targets of the "as it is used" scenario, in microseconds.
@@ -16,29 +18,34 @@ const (
 	targetServerGap = 20
 )
 
-// The targets of the in-process rows, in microseconds.
+// The targets of the pairs at once, in microseconds, and the count they
+// are judged at.
 const (
-	targetOneP50    = 50
-	targetOneP99    = 500
-	targetScaleP99  = 2000
-	targetReplyP99  = 20000
-	targetCaptureUS = 100
-	targetPairs     = 500
+	targetScaleP99 = 2000
+	targetReplyP99 = 20000
+	targetPairs    = 500
 )
 
-// judge compares the figures with the targets and draws the findings.
+// judge compares the headline's figures with their targets and draws its
+// findings.
 func judge(r *Results) ([]Target, []string) {
 	return targets(r), findings(r)
 }
 
-// releaseRow returns the row named name of rows.
-func releaseRow(rows []ReleaseRow, name string) (ReleaseRow, bool) {
+// find returns the first of rows that match holds for.
+func find[T any](rows []T, match func(T) bool) (T, bool) {
 	for _, row := range rows {
-		if row.Name == name {
+		if match(row) {
 			return row, true
 		}
 	}
-	return ReleaseRow{}, false
+	var zero T
+	return zero, false
+}
+
+// releaseRow returns the row named name of rows.
+func releaseRow(rows []ReleaseRow, name string) (ReleaseRow, bool) {
+	return find(rows, func(row ReleaseRow) bool { return row.Name == name })
 }
 
 // scaleTarget returns the scale row the targets judge: 500 pairs, or the
@@ -59,9 +66,9 @@ func scaleTarget(rows []ScaleRow) (ScaleRow, bool) {
 // atMost is the target that a figure of n samples be at most limit µs,
 // with how far it is from the limit.
 func atMost(name string, got float64, n int, limit float64) Target {
-	t := Target{Name: name, Want: "≤ " + fmtUS(limit), Got: "not measured"}
+	t := Target{Name: name, Want: "≤ " + stats.FmtUS(limit), Got: "not measured"}
 	if n > 0 {
-		t.Got, t.Met = fmtUS(got), got <= limit
+		t.Got, t.Met = stats.FmtUS(got), got <= limit
 		t.By = margin(got, limit)
 	}
 	return t
@@ -70,19 +77,14 @@ func atMost(name string, got float64, n int, limit float64) Target {
 // margin says by how much got meets or misses limit.
 func margin(got, limit float64) string {
 	if got <= limit {
-		return fmtUS(limit-got) + " to spare"
+		return stats.FmtUS(limit-got) + " to spare"
 	}
-	return fmt.Sprintf("missed by %s (%.1f×)", fmtUS(got-limit), got/limit)
+	return fmt.Sprintf("missed by %s (%.1f×)", stats.FmtUS(got-limit), got/limit)
 }
 
 // usedRowOf returns the "as it is used" row named name.
 func usedRowOf(rows []UsedRow, name string) (UsedRow, bool) {
-	for _, row := range rows {
-		if row.Name == name {
-			return row, true
-		}
-	}
-	return UsedRow{}, false
+	return find(rows, func(row UsedRow) bool { return row.Name == name })
 }
 
 // usedTargets judge the "as it is used" rows of the two main cases.
@@ -123,95 +125,78 @@ func usedTargets(r *Results) []Target {
 	return ts
 }
 
+// targets judge the headline: as used, pairs at once, the pools and the
+// suite, and the descriptors.
 func targets(r *Results) []Target {
 	ts := usedTargets(r)
-	atMost := func(name string, got float64, n int, limit float64) { ts = append(ts, atMost(name, got, n, limit)) }
-	def, _ := releaseRow(r.Release, "replay/timerfd+spin")
-	atMost("Replay, one pair, release error p50 (timerfd + spin)", def.Error.P50US, def.Error.N, targetOneP50)
-	atMost("Replay, one pair, release error p99 (timerfd + spin)", def.Error.P99US, def.Error.N, targetOneP99)
 	s, _ := scaleTarget(r.Scale)
 	pairs := fmt.Sprintf("%d pairs", s.Pairs)
 	if s.Pairs != targetPairs {
 		pairs = fmt.Sprintf("%d pairs (500 not run)", s.Pairs)
 	}
-	atMost(pairs+", release error p99", s.Release.P99US, s.Release.N, targetScaleP99)
-	atMost(pairs+", control reply p99", s.Reply.P99US, s.Reply.N, targetReplyP99)
-	var syn StampRow
-	for _, st := range r.Stamps {
-		if st.Name == "syn-capture" {
-			syn = st
-		}
-	}
-	atMost("SYN capture − client record, p99", syn.Delta.P99US, syn.Delta.N, targetCaptureUS)
+	ts = append(ts, atMost(pairs+", release error p99", s.Release.P99US, s.Release.N, targetScaleP99),
+		atMost(pairs+", control reply p99", s.Reply.P99US, s.Reply.N, targetReplyP99))
 	ts = append(ts, manyTargets(r)...)
-	ts = append(ts, Target{Name: "descriptors after everything closed", Want: "back to the baseline",
-		Got: fmt.Sprintf("%d → %d", r.Descriptors.Start, r.Descriptors.End), Met: !r.Descriptors.Leaked})
-	return ts
+	return append(ts, descriptorTarget(r.Descriptors))
+}
+
+// descriptorTarget is the target that every descriptor a part opened be
+// closed at its end.
+func descriptorTarget(d FDCheck) Target {
+	return Target{Name: "descriptors after everything closed", Want: "back to the baseline",
+		Got: fmt.Sprintf("%d → %d", d.Start, d.End), Met: !d.Leaked}
 }
 
 // p50p99 formats a distribution's median and tail.
-func p50p99(s Summary) string {
-	return fmt.Sprintf("p50 %s / p99 %s", fmtUS(s.P50US), fmtUS(s.P99US))
+func p50p99(s stats.Summary) string {
+	return fmt.Sprintf("p50 %s / p99 %s", stats.FmtUS(s.P50US), stats.FmtUS(s.P99US))
 }
 
 func findings(r *Results) []string {
 	var fs []string
 	fs = append(fs, loadFinding(r.Machine)...)
+	fs = append(fs, clockStepFinding(r.Machine.ClockSteps, 0)...)
 	fs = append(fs, usedFindings(r)...)
-	fs = append(fs, manyFindings(r)...)
 	fs = append(fs, leverFindings(r)...)
-	fs = append(fs, clockStepFinding(r)...)
-	fs = append(fs, ingredientFindings(r.Release)...)
-	fs = append(fs, bareFindings(r)...)
-	fs = append(fs, loadedFindings(r.Experiments)...)
-	fs = append(fs, experimentFindings(r)...)
-	fs = append(fs, otherReleaseFindings(r.Release)...)
-	fs = append(fs, wakeFindings(r.Wake)...)
-	fs = append(fs, stampFindings(r.Stamps)...)
 	fs = append(fs, scaleFindings(r.Scale)...)
-	fs = append(fs, scaleExperimentFindings(r.ScaleExperiments)...)
-	fs = append(fs, costFindings(r.ListenCost)...)
+	fs = append(fs, manyFindings(r)...)
 	return fs
 }
 
 // usedFindings state what the "as it is used" rows show: the release and
-// the control reply per case, how it compares with the warm loop, how
-// complete and true the server's own figures are.
+// the control reply per case, how complete and true the server's own
+// figures are.
 func usedFindings(r *Results) []string {
 	var out []string
-	def, hasDef := releaseRow(r.Release, "replay/timerfd+spin")
 	for _, u := range r.AsUsed {
 		if u.Mode != "" || u.Release.N == 0 {
 			continue
 		}
 		f := fmt.Sprintf("As used, %s (%d pairs, the fast family won %d of %d): release error %s, max %s; control reply %s.",
-			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), fmtUS(u.Release.MaxUS), p50p99(u.Reply))
+			u.Label, u.Pairs, u.FastWon, u.Winners, p50p99(u.Release), stats.FmtUS(u.Release.MaxUS), p50p99(u.Reply))
 		var modes []string
 		for _, m := range r.AsUsed {
 			if m.Name != u.Name && strings.HasPrefix(m.Name, u.Name+"/") && m.Release.N > 0 {
-				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), fmtUS(m.Release.MaxUS)))
+				modes = append(modes, fmt.Sprintf("%s %s, max %s", m.Mode, p50p99(m.Release), stats.FmtUS(m.Release.MaxUS)))
 			}
 		}
 		if len(modes) > 0 {
 			f += " By dial mode: " + strings.Join(modes, "; ") + "."
 		}
-		if hasDef && def.Error.N > 0 && u.Hogs == 0 {
-			f += fmt.Sprintf(" The warm loop in this process (section 1): %s, max %s.", p50p99(def.Error), fmtUS(def.Error.MaxUS))
-		}
 		if u.SYNAfter > 0 {
 			f += fmt.Sprintf(" %d winners' SYNs reached the server at or after the instant and are left out.", u.SYNAfter)
 		}
 		if u.Early > 0 {
-			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, fmtUS(u.Release.MinUS))
+			f += fmt.Sprintf(" %d handshakes completed more than 20 µs before their instant (earliest %s).", u.Early, stats.FmtUS(u.Release.MinUS))
 		}
 		out = append(out, f)
 		g := fmt.Sprintf("The server reported the winner's SYN-ACK for %d of %d pairs (%s).", u.ServerReported, u.Winners, u.Label)
 		if u.ServerGap.N > 0 {
-			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+			g += fmt.Sprintf(" Its time minus tcpdump's: p50 %s, largest gap %s.", stats.FmtUS(u.ServerGap.P50US), stats.FmtUS(u.ServerGapMaxUS))
 		}
 		if u.Own.N > 0 && u.OwnSent.N > 0 {
 			g += fmt.Sprintf(" The benchmark's own capture of the same SYN-ACK: as it arrives %s from tcpdump's time (p50), "+
-				"as it is sent %s (p50; p99 %s).", fmtUS(u.Own.P50US), fmtUS(u.OwnSent.P50US), fmtUS(u.OwnSent.P99US))
+				"as it is sent %s (p50; p99 %s).", stats.FmtUS(u.Own.P50US), stats.FmtUS(u.OwnSent.P50US), stats.FmtUS(u.OwnSent.P99US))
 		}
 		if u.Winners > 0 {
 			g += fmt.Sprintf(" \"connected\" was logged before the side's \"released\" for %d of %d winners.", u.LogOrder, u.Winners)
@@ -231,8 +216,8 @@ func leverFindings(r *Results) []string {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s, %d pairs): release %s, max %s, control reply p99 %s; as shipped %s, max %s, "+
-			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), fmtUS(l.Release.MaxUS), fmtUS(l.Reply.P99US),
-			p50p99(def.Release), fmtUS(def.Release.MaxUS), fmtUS(def.Reply.P99US)))
+			"control reply p99 %s", l.Label, l.Note, l.Pairs, p50p99(l.Release), stats.FmtUS(l.Release.MaxUS), stats.FmtUS(l.Reply.P99US),
+			p50p99(def.Release), stats.FmtUS(def.Release.MaxUS), stats.FmtUS(def.Reply.P99US)))
 	}
 	if len(parts) == 0 {
 		return nil
@@ -243,14 +228,10 @@ func leverFindings(r *Results) []string {
 
 // clockStepFinding reports jumps of the wall clock and what they did to
 // the figures.
-func clockStepFinding(r *Results) []string {
-	steps := r.Machine.ClockSteps
+// left counts the timestamp samples left out as impossible.
+func clockStepFinding(steps []ClockStep, left int) []string {
 	if len(steps) == 0 {
 		return nil
-	}
-	left := 0
-	for _, s := range r.Stamps {
-		left += s.Impossible
 	}
 	return []string{fmt.Sprintf("CLOCK_REALTIME jumped against CLOCK_MONOTONIC %d time(s) during the run (%s). Kernel packet "+
 		"timestamps are wall-clock times, so a figure that compares one with time.Now() is off by the jump when the two "+
@@ -273,131 +254,6 @@ func loadFinding(m Machine) []string {
 		m.IdlePct, m.LoadAvg, len(m.Hogs)))
 }
 
-// ingredientFindings say which ingredient of the release clock made the
-// difference: the timerfd thread, or the spin.
-func ingredientFindings(rows []ReleaseRow) []string {
-	rt, ok1 := releaseRow(rows, "replay/runtime")
-	rts, ok2 := releaseRow(rows, "replay/runtime+spin")
-	fd, ok3 := releaseRow(rows, "replay/timerfd")
-	fds, ok4 := releaseRow(rows, "replay/timerfd+spin")
-	if !ok1 || !ok2 || !ok3 || !ok4 || fds.Error.N == 0 {
-		return nil
-	}
-	steps := []struct {
-		what     string
-		from, to Summary
-	}{
-		{"timerfd thread instead of the runtime timer (no spin)", rt.Error, fd.Error},
-		{"spin on the timerfd thread", fd.Error, fds.Error},
-		{"spin on the runtime timer", rt.Error, rts.Error},
-	}
-	best, bestGain := "", 0.0
-	var parts []string
-	for _, s := range steps {
-		gain := s.from.P50US - s.to.P50US
-		parts = append(parts, fmt.Sprintf("%s: p50 %s → %s, p99 %s → %s", s.what,
-			fmtUS(s.from.P50US), fmtUS(s.to.P50US), fmtUS(s.from.P99US), fmtUS(s.to.P99US)))
-		if gain > bestGain {
-			best, bestGain = s.what, gain
-		}
-	}
-	out := []string{"Ingredients of the release clock, one at a time — " + strings.Join(parts, "; ") + "."}
-	if best != "" {
-		out = append(out, fmt.Sprintf("What made the difference for the median: the %s (p50 down by %s). "+
-			"Default path (timerfd + spin): %s, max %s.", best, fmtUS(bestGain), p50p99(fds.Error), fmtUS(fds.Error.MaxUS)))
-	}
-	return out
-}
-
-func otherReleaseFindings(rows []ReleaseRow) []string {
-	var out []string
-	if b, ok := releaseRow(rows, "replay/batch"); ok && b.Error.N > 0 {
-		out = append(out, fmt.Sprintf("%d releases sharing one instant, fired in one pass of the clock: %s, max %s; each further "+
-			"release adds %s (median), since each replay's sendto(2) carries the SYN through the stack before the next, so the last "+
-			"of %d lands about %s after the first.", b.Batch, p50p99(b.Error), fmtUS(b.Error.MaxUS), fmtUS(b.PerReleaseUS), b.Batch,
-			fmtUS(b.PerReleaseUS*float64(b.Batch-1))))
-	}
-	if rt, ok := releaseRow(rows, "retransmit"); ok && rt.Error.N > 0 {
-		out = append(out, fmt.Sprintf("Retransmit (no CAP_NET_RAW): %s — the handshake waits for the client's next SYN "+
-			"retransmission, about 1 s after its SYN, whatever the instant.", p50p99(rt.Error)))
-	}
-	if d, ok := releaseRow(rows, "delayed-listen"); ok {
-		out = append(out, fmt.Sprintf("DelayedListen (the original server's way) on Linux: refused %d/%d clients before the "+
-			"instant, %s after connect(2) (median); %d completed.", d.Refused, d.Trials, fmtUS(d.Client.P50US), d.Completed))
-	}
-	return out
-}
-
-func experimentFindings(r *Results) []string {
-	def, ok := releaseRow(r.Release, "replay/timerfd+spin")
-	if !ok || len(r.Experiments) == 0 {
-		return nil
-	}
-	parts := []string{fmt.Sprintf("default %s, max %s", p50p99(def.Error), fmtUS(def.Error.MaxUS))}
-	for _, e := range r.Experiments {
-		if !strings.HasPrefix(e.Name, "exp/") {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s %s, max %s", e.Label, p50p99(e.Error), fmtUS(e.Error.MaxUS)))
-	}
-	return []string{"Knobs on the library (interleaved with the main rows, half as many trials): " + strings.Join(parts, "; ") + "."}
-}
-
-// bareClockName is the clock column of the rows released by hand.
-const bareClockName = "timerfd (by hand)"
-
-// bareFindings compare the library's release with the same system calls
-// made by hand: what the library's code adds, and what reordering the
-// calls or SCHED_FIFO would give.
-func bareFindings(r *Results) []string {
-	def, ok1 := releaseRow(r.Release, "replay/timerfd+spin")
-	hand, ok2 := releaseRow(r.Experiments, "bare/detach-send")
-	if !ok1 || !ok2 || hand.Error.N == 0 || def.Error.N == 0 {
-		return nil
-	}
-	out := []string{fmt.Sprintf("The same release made by hand (timerfd + spin on a fresh locked thread, detach, sendto; no listener "+
-		"code): %s, max %s, against the library's %s, max %s. Filter detached: by hand %s after the instant, library %s; "+
-		"so the library's own code adds about %s to the median.", p50p99(hand.Error), fmtUS(hand.Error.MaxUS),
-		p50p99(def.Error), fmtUS(def.Error.MaxUS), fmtUS(hand.Opened.P50US), fmtUS(def.Opened.P50US),
-		fmtUS(def.Error.P50US-hand.Error.P50US))}
-	if sf, ok := releaseRow(r.Experiments, "bare/send-detach"); ok && sf.Error.N > 0 {
-		out = append(out, fmt.Sprintf("Replaying before detaching (the replay carries the mark the hold filter lets through): %s "+
-			"against %s in the library's order.", p50p99(sf.Error), p50p99(hand.Error)))
-	}
-	if ff, ok := releaseRow(r.Experiments, "bare/fifo"); ok && ff.Error.N > 0 {
-		out = append(out, fmt.Sprintf("SCHED_FIFO on the clock thread, release by hand, machine as is: %s, max %s, against %s, max %s under "+
-			"SCHED_OTHER.", p50p99(ff.Error), fmtUS(ff.Error.MaxUS), p50p99(hand.Error), fmtUS(hand.Error.MaxUS)))
-	}
-	return out
-}
-
-// loadedFindings compare the release under load: library, by hand, and
-// by hand under SCHED_FIFO.
-func loadedFindings(rows []ReleaseRow) []string {
-	lib, ok1 := releaseRow(rows, "loaded/library")
-	hand, ok2 := releaseRow(rows, "loaded/bare")
-	fifo, ok3 := releaseRow(rows, "loaded/bare-fifo")
-	if !ok1 || !ok2 || !ok3 || fifo.Error.N == 0 {
-		return nil
-	}
-	return []string{fmt.Sprintf("Under load (%s): library %s, max %s; by hand %s, max %s; by hand with the clock thread under "+
-		"SCHED_FIFO %s, max %s. The tail under load is the scheduler's: a SCHED_OTHER clock thread waits behind the busy "+
-		"processes when its timer fires.", lib.Note, p50p99(lib.Error), fmtUS(lib.Error.MaxUS), p50p99(hand.Error),
-		fmtUS(hand.Error.MaxUS), p50p99(fifo.Error), fmtUS(fifo.Error.MaxUS))}
-}
-
-func scaleExperimentFindings(rows []ScaleRow) []string {
-	if len(rows) == 0 {
-		return nil
-	}
-	var parts []string
-	for _, s := range rows {
-		parts = append(parts, fmt.Sprintf("%s, %s: release %s, max %s, control reply p50 %s / p99 %s", pairs(s.Pairs), s.Variant,
-			p50p99(s.Release), fmtUS(s.Release.MaxUS), fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US)))
-	}
-	return []string{"With one knob turned — " + strings.Join(parts, "; ") + "."}
-}
-
 // pairs says "1 pair" or "n pairs".
 func pairs(n int) string {
 	if n == 1 {
@@ -406,64 +262,13 @@ func pairs(n int) string {
 	return fmt.Sprintf("%d pairs", n)
 }
 
-// costRow returns the cost row named name.
-func costRow(rows []CostRow, name string) (CostRow, bool) {
-	for _, c := range rows {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return CostRow{}, false
-}
-
-func costFindings(rows []CostRow) []string {
-	warm, ok1 := costRow(rows, "listen/warm")
-	hand, ok2 := costRow(rows, "listen/by-hand")
-	stat, ok3 := costRow(rows, "netns-stat")
-	last, ok4 := costRow(rows, "close/last")
-	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return nil
-	}
-	return []string{fmt.Sprintf("Opening a held listener costs %s (p50) with others open, against %s for its system calls by hand; "+
-		"the network-namespace lookup every Listen makes (stat of /proc/thread-self/ns/net on a locked thread) is %s of it. "+
-		"A pair opens two, so 500 pairs at once take at least 1000 × that on the control path. Closing the last listener "+
-		"takes %s (p50).",
-		fmtUS(warm.Cost.P50US), fmtUS(hand.Cost.P50US), fmtUS(stat.Cost.P50US), fmtUS(last.Cost.P50US))}
-}
-
-func wakeFindings(rows []WakeRow) []string {
-	if len(rows) == 0 {
-		return nil
-	}
-	var parts []string
-	for _, w := range rows {
-		parts = append(parts, fmt.Sprintf("%s / %s: %s, max %s", w.Policy, w.Load, p50p99(w.Error), fmtUS(w.Error.MaxUS)))
-	}
-	return []string{"Standalone clock thread (timerfd + spin, no network): " + strings.Join(parts, "; ") + "."}
-}
-
-func stampFindings(rows []StampRow) []string {
-	var parts []string
-	for _, s := range rows {
-		part := fmt.Sprintf("%s %s, max %s", s.Label, p50p99(s.Delta), fmtUS(s.Delta.MaxUS))
-		if s.Impossible > 0 {
-			part += fmt.Sprintf(" (%d left out: clock step)", s.Impossible)
-		}
-		parts = append(parts, part)
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	return []string{"Timestamps of an attempt against the client's record: " + strings.Join(parts, "; ") + "."}
-}
-
 func scaleFindings(rows []ScaleRow) []string {
 	var out []string
 	for _, s := range rows {
 		out = append(out, fmt.Sprintf("%s at once (%d rounds): control reply %s, %.0f requests/s; release %s, max %s "+
 			"(broker's own figure p99 %s); peak %d descriptors, Go heap %.1f MiB, RSS %.1f MiB; after shutdown %d descriptors "+
-			"(baseline %d).", pairs(s.Pairs), s.Rounds, p50p99(s.Reply), s.RequestsPerSec, p50p99(s.Release), fmtUS(s.Release.MaxUS),
-			fmtUS(s.BrokerLate.P99US), s.Peak.FDs, s.Peak.HeapMB, s.Peak.RSSMB, s.After.FDs, s.Baseline.FDs))
+			"(baseline %d).", pairs(s.Pairs), s.Rounds, p50p99(s.Reply), s.RequestsPerSec, p50p99(s.Release), stats.FmtUS(s.Release.MaxUS),
+			stats.FmtUS(s.BrokerLate.P99US), s.Peak.FDs, s.Peak.HeapMB, s.Peak.RSSMB, s.After.FDs, s.Baseline.FDs))
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package main
 
-import "github.com/synhold/synhold/internal/tune"
+import (
+	"github.com/synhold/synhold/internal/tune"
+)
 
 // leverCases are the lever rows: the server with one lever turned off (or
 // changed) against the server as shipped, on the load where it matters.

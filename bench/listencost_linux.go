@@ -6,17 +6,17 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/replay"
 	"github.com/synhold/synhold/listener"
 	"github.com/synhold/synhold/listener/capture"
+	"golang.org/x/sys/unix"
 )
 
-// listenCost times what opening and closing one held listener costs, and
+// listenCosts times what opening and closing one held listener costs, and
 // its parts done by hand: a pair of the Happy Eyeballs server opens two, so
 // this bounds how fast the control port can answer many requests at once.
-func listenCost(calls int) ([]CostRow, error) {
+func listenCosts(calls, pairs int) ([]CostRow, error) {
 	var rows []CostRow
 	for _, fn := range []func(int) ([]CostRow, error){coldListen, warmListen, byHandListen, netnsStat, attachOnly, captureOpenClose} {
 		rs, err := fn(calls)
@@ -25,10 +25,12 @@ func listenCost(calls int) ([]CostRow, error) {
 		}
 		rows = append(rows, rs...)
 	}
+	floor, err := controlFloor(pairs)
+	rows = append(rows, floor)
 	for _, r := range rows {
-		progress("  %-62s p50 %9s  p99 %9s", r.Label, fmtUS(r.Cost.P50US), fmtUS(r.Cost.P99US))
+		progress("  %-62s p50 %9s  p99 %9s", r.Label, stats.FmtUS(r.Cost.P50US), stats.FmtUS(r.Cost.P99US))
 	}
-	return rows, nil
+	return rows, err
 }
 
 // timed returns how long fn took.
@@ -36,6 +38,20 @@ func timed(fn func() error) (time.Duration, error) {
 	t := time.Now()
 	err := fn()
 	return time.Since(t), err
+}
+
+// timeCalls makes n calls of call, one after the other, and returns the
+// durations each reported.
+func timeCalls(n int, call func() (time.Duration, error)) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		d, err := call()
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
 }
 
 // openClose times n calls of open and of the close it returns, one after
@@ -73,9 +89,9 @@ func coldListen(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	return []CostRow{
-		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: Summarize(opens),
+		{Name: "listen/cold", Label: "listener.Listen, nothing else open", Cost: stats.Summarize(opens),
 			Note: "opens the capture engine (AF_PACKET socket, two raw sockets) and starts the clock thread"},
-		{Name: "close/last", Label: "Held.Close of the last listener", Cost: Summarize(closes),
+		{Name: "close/last", Label: "Held.Close of the last listener", Cost: stats.Summarize(closes),
 			Note: "closes the engine and stops the clock"},
 	}, nil
 }
@@ -115,8 +131,8 @@ func warmListen(calls int) ([]CostRow, error) {
 	}
 	hs = nil
 	return []CostRow{
-		{Name: "listen/warm", Label: "listener.Listen, others open", Cost: Summarize(opens), Note: fmt.Sprintf("%d listeners", calls)},
-		{Name: "close/warm", Label: "Held.Close, others open", Cost: Summarize(closes)},
+		{Name: "listen/warm", Label: "listener.Listen, others open", Cost: stats.Summarize(opens), Note: fmt.Sprintf("%d listeners", calls)},
+		{Name: "close/warm", Label: "Held.Close, others open", Cost: stats.Summarize(closes)},
 	}, nil
 }
 
@@ -127,23 +143,17 @@ func byHandListen(calls int) ([]CostRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opens, closes []time.Duration
-	for range calls {
-		var fd int
-		d, err := timed(func() (err error) {
-			fd, err = heldSyscalls(prog)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		c, _ := timed(func() error { return unix.Close(fd) })
-		opens, closes = append(opens, d), append(closes, c)
+	opens, closes, err := openClose(calls, func() (func() error, error) {
+		fd, err := heldSyscalls(prog)
+		return func() error { return unix.Close(fd) }, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return []CostRow{
-		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: Summarize(opens),
+		{Name: "listen/by-hand", Label: "by hand: socket, hold filter, bind, listen", Cost: stats.Summarize(opens),
 			Note: "the system calls alone, no runtime poller"},
-		{Name: "close/by-hand", Label: "by hand: close", Cost: Summarize(closes)},
+		{Name: "close/by-hand", Label: "by hand: close", Cost: stats.Summarize(closes)},
 	}, nil
 }
 
@@ -184,20 +194,18 @@ func heldSyscalls(prog []unix.SockFilter) (int, error) {
 // netnsStat times what each Listen does to find its network namespace:
 // lock the thread, stat /proc/thread-self/ns/net, unlock.
 func netnsStat(calls int) ([]CostRow, error) {
-	var ds []time.Duration
-	for range calls {
-		d, err := timed(func() error {
+	ds, err := timeCalls(calls, func() (time.Duration, error) {
+		return timed(func() error {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			var st unix.Stat_t
 			return unix.Stat("/proc/thread-self/ns/net", &st)
 		})
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: Summarize(ds),
+	return []CostRow{{Name: "netns-stat", Label: "stat /proc/thread-self/ns/net on a locked thread", Cost: stats.Summarize(ds),
 		Note: "what acquireEngine does on every Listen"}}, nil
 }
 
@@ -209,20 +217,20 @@ func attachOnly(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	var ds []time.Duration
-	for range calls {
+	ds, err := timeCalls(calls, func() (time.Duration, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, os.NewSyscallError("socket", err)
+			return 0, os.NewSyscallError("socket", err)
 		}
-		d, err := timed(func() error { return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp) })
-		unix.Close(fd)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
+		defer unix.Close(fd)
+		return timed(func() error {
+			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp))
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
-	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: Summarize(ds),
+	return []CostRow{{Name: "attach", Label: "SO_ATTACH_FILTER of the hold filter", Cost: stats.Summarize(ds),
 		Note: "classic BPF, checked and JIT-compiled per socket"}}, nil
 }
 
@@ -240,8 +248,8 @@ func captureOpenClose(calls int) ([]CostRow, error) {
 		return nil, err
 	}
 	return []CostRow{
-		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: Summarize(opens)},
-		{Name: "capture/close", Label: "capture Socket.Close", Cost: Summarize(closes),
+		{Name: "capture/open", Label: "capture.Open (AF_PACKET socket, filter, bind)", Cost: stats.Summarize(opens)},
+		{Name: "capture/close", Label: "capture Socket.Close", Cost: stats.Summarize(closes),
 			Note: "the kernel waits for a grace period (synchronize_net) before close(2) returns"},
 	}, nil
 }

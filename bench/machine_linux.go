@@ -13,10 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
+	"golang.org/x/sys/unix"
 )
 
 // describeMachine gathers the machine's description. It takes about half a

@@ -1,35 +1,42 @@
 // Command bench measures how precisely synhold's listeners complete TCP
-// handshakes at a requested instant on this machine, and writes into -out a
-// Markdown report (report.md, also printed on stdout), a JSON file with
-// every figure (results.json) and SVG plots of the error distributions
-// (cdf-used.svg, cdf.svg per strategy and timing path, cdf-experiments.svg
-// for the experiments); progress goes to stderr:
+// handshakes at a requested instant on this machine. It has three parts,
+// each writing its report into -out (and printing it on stdout; progress
+// goes to stderr):
 //
-//	go run ./bench [-trials N] [-pairs 1,100,500] [-used-pairs N] [-only PARTS] [-short] [-out DIR]
+//	go run ./bench [FLAGS]              the headline: report.md, results.json, cdf-used.svg
+//	go run ./bench proxy [FLAGS]        handshake-proxy: proxy.md, proxy.json
+//	go run ./bench experiments [FLAGS]  what explains the levers: experiments.md, experiments.json, cdf.svg, cdf-experiments.svg
+//	go run ./bench all [FLAGS]          the three, into one -out directory
 //
-// It measures (0) the Happy Eyeballs server as it is used: the
+// FLAGS are -short, -out DIR, -only KEYS (steps of the part(s) run),
+// -pairs 1,100,500, -used-pairs N and -trials N.
+//
+// The headline measures the Happy Eyeballs server as it is used: the
 // happyeyeballs-server binary in its own process, pairs asked for one after
 // another by a client process, tcpdump as the observer, on the machine as
 // it is and with 4 busy processes, then each of the library's levers turned
-// off on the same binary; in one process, (1) the error of the SYN-ACK's
-// kernel timestamp against the instant, per strategy and per timing path of
-// the release clock, (2) the server's timestamps of a connection attempt
-// against the client's own record, and (3) Happy Eyeballs pairs requested
-// at once: control reply latency, release error, memory and descriptors;
-// and handshake-proxy's handshake_delay and handshake_refuse error and its
-// forwarding against a direct connection and against toxiproxy-server.
-// Experiments (on by default; -experiments=false skips them) turn one knob
-// at a time, make the release by hand with the same system calls, and load
-// the machine with busy processes it starts and kills, to show what a
-// change to the library would buy. It needs Linux, CAP_NET_RAW, the go
-// command and tcpdump, and sends traffic only to 127.0.0.1 and ::1. It
-// exits non-zero on any error, and if descriptors leaked. The default size
-// takes about 11 minutes; -short under a minute.
+// off on the same binary; and the scale rows: pairs requested at once,
+// connection pools through handshake-proxy beside this machine's floor for
+// as many handshakes, and a parallel suite of client processes. It fails
+// (exit 1, naming the row) when an as-used row lost a pair.
+//
+// The proxy part measures handshake-proxy's handshake toxics and its
+// forwarding against a direct connection, a minimal Go splice proxy and
+// toxiproxy-server (bench/internal/proxybench).
+//
+// The experiments run in this process, one knob at a time: the release
+// per strategy and timing path of the release clock, under load, in a
+// batch, by hand with the same system calls, the server's timestamps
+// against the client's record, the scale knobs, what a listen costs, and
+// the standalone clock's wake-ups.
+//
+// It needs Linux, CAP_NET_RAW, the go command and tcpdump, and sends
+// traffic only to 127.0.0.1 and ::1. It exits non-zero on any error, and if
+// descriptors leaked. The default sizes take about 11 minutes for all;
+// -short about a minute.
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -62,64 +69,102 @@ func main() {
 	if code, ok := runSubcommand(os.Args[1:]); ok {
 		os.Exit(code)
 	}
-	opts, err := parseFlags(os.Args[1:])
+	parts, opts, err := parseArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	if err := run(opts); err != nil {
+	if err := run(parts, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-// parseFlags reads the command line; -short shrinks every size that was
-// not given explicitly.
-func parseFlags(args []string) (Options, error) {
+// usage is the command line, printed after a usage error.
+const usage = `usage: go run ./bench [headline|proxy|experiments|all] [-short] [-out DIR] [-only KEYS] [-pairs 1,100,500] [-used-pairs N] [-trials N]`
+
+// A part is one of the bench's three parts: its name on the command line
+// and the keys -only takes for its steps.
+type part struct {
+	name string
+	keys []string
+}
+
+// The parts, in the order "all" runs them.
+var (
+	headlinePart    = part{"headline", []string{"used", "levers", "scale", "pool", "suite"}}
+	proxyPart       = part{"proxy", nil}
+	experimentsPart = part{"experiments", []string{"paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale-knobs", "cost", "clock"}}
+	allParts        = []part{headlinePart, proxyPart, experimentsPart}
+)
+
+// parseArgs reads the command line: an optional part ("headline" when
+// none is named, or "all") and the flags; -short shrinks every size that
+// was not given explicitly.
+func parseArgs(args []string) ([]part, Options, error) {
+	command := strings.Join(append([]string{"go run ./bench"}, args...), " ")
+	parts := []part{headlinePart}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "all":
+			parts = allParts
+		default:
+			i := slices.IndexFunc(allParts, func(p part) bool { return p.name == args[0] })
+			if i < 0 {
+				return nil, Options{}, fmt.Errorf("unknown part %q (want headline, proxy, experiments or all)", args[0])
+			}
+			parts = allParts[i : i+1]
+		}
+		args = args[1:]
+	}
+	var keys []string
+	for _, p := range parts {
+		keys = append(keys, p.keys...)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	trials := fs.Int("trials", 300, "release trials per timing path (experiments run half as many)")
+	trials := fs.Int("trials", 300, "release trials per timing path of the experiments (those under load run half as many)")
 	pairs := fs.String("pairs", "1,100,500", "comma-separated counts of Happy Eyeballs pairs requested at once")
-	short := fs.Bool("short", false, "a quick run (under a minute): fewer trials and rounds")
-	out := fs.String("out", filepath.Join("bench", "out"), "directory for report.md, results.json and cdf.svg")
-	extra := fs.Bool("experiments", true, "run the experiments that push toward the targets")
-	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(stepKeys, ", "))
+	short := fs.Bool("short", false, "a quick run: fewer trials and rounds")
+	out := fs.String("out", filepath.Join("bench", "out"), "directory for the reports, JSON files and plots")
+	only := fs.String("only", "", "run only these steps, comma-separated: "+strings.Join(keys, ", "))
 	usedPairs := fs.Int("used-pairs", 0, "pairs per case of the \"as it is used\" scenario (default 200, -short 4)")
 	if err := fs.Parse(args); err != nil {
-		return Options{}, err
+		return nil, Options{}, err
 	}
 	if fs.NArg() > 0 {
-		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return nil, Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	o := Options{Trials: *trials, Short: *short, Out: *out, Extra: *extra, Command: strings.Join(append([]string{"go run ./bench"}, args...), " ")}
+	o := Options{Trials: *trials, Short: *short, Out: *out, Command: command}
 	if o.Short && !set["trials"] {
 		o.Trials = 20
 	}
 	if *only != "" {
+		if len(keys) == 0 {
+			return nil, Options{}, fmt.Errorf("-only %q: the %s part has no steps to choose from", *only, parts[0].name)
+		}
 		for k := range strings.SplitSeq(*only, ",") {
-			if !slices.Contains(stepKeys, k) {
-				return Options{}, fmt.Errorf("-only %q: unknown part %q (want %s)", *only, k, strings.Join(stepKeys, ", "))
+			if !slices.Contains(keys, k) {
+				return nil, Options{}, fmt.Errorf("-only %q: unknown step %q (want %s)", *only, k, strings.Join(keys, ", "))
 			}
 			o.Only = append(o.Only, k)
 		}
 	}
 	if *usedPairs < 0 {
-		return Options{}, fmt.Errorf("-used-pairs %d: want a positive count", *usedPairs)
+		return nil, Options{}, fmt.Errorf("-used-pairs %d: want a positive count", *usedPairs)
 	}
 	o.UsedPairs = *usedPairs
 	if o.Trials < 2 {
-		return Options{}, fmt.Errorf("-trials %d: want at least 2", o.Trials)
+		return nil, Options{}, fmt.Errorf("-trials %d: want at least 2", o.Trials)
 	}
 	var err error
 	if o.Pairs, err = parsePairs(*pairs); err != nil {
-		return Options{}, err
+		return nil, Options{}, err
 	}
-	return o, nil
+	return parts, o, nil
 }
-
-// stepKeys are the keys -only takes, in the order the steps run.
-var stepKeys = []string{"used", "levers", "paths", "loaded", "batch", "retransmit", "delayed", "stamps", "scale", "cost", "proxy", "clock", "pool", "suite"}
 
 // parsePairs parses a comma-separated list of positive counts.
 func parsePairs(s string) ([]int, error) {
@@ -132,84 +177,4 @@ func parsePairs(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-// writeOutputs writes report.md, results.json and cdf.svg into dir and
-// returns the report.
-func writeOutputs(dir string, r *Results) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	var md strings.Builder
-	if err := WriteReport(&md, r); err != nil {
-		return "", err
-	}
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	err = errors.Join(
-		writePlot(filepath.Join(dir, "cdf-used.svg"), "Handshake release error as it is used (tcpdump)", usedSeries(r)),
-		writePlot(filepath.Join(dir, "cdf.svg"), "Handshake release error per strategy and timing path", plotSeries(r)),
-		writePlot(filepath.Join(dir, "cdf-experiments.svg"), "Handshake release error: experiments", experimentSeries(r)),
-		os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644),
-		os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644))
-	return md.String(), err
-}
-
-// writePlot writes one CDF plot of release errors to path.
-func writePlot(path, title string, series []Series) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	err = WriteCDF(f, title+" (SYN-ACK kernel time − requested instant)",
-		"release error, µs (log scale; values ≤ the left edge drawn at it)", series)
-	return errors.Join(err, f.Close())
-}
-
-// plotSeries are the curves of cdf.svg: every row of section 1 that
-// completed handshakes, and the fast sides of the scale runs.
-func plotSeries(r *Results) []Series {
-	ss := releaseSeries(r.Release)
-	for _, s := range r.Scale {
-		ss = append(ss, Series{Name: fmt.Sprintf("Happy Eyeballs, %s at once (fast side)", pairs(s.Pairs)), Values: s.SamplesUS})
-	}
-	return ss
-}
-
-// usedSeries are the curves of cdf-used.svg: every "as it is used" row of
-// all pairs, and the warm loop.
-func usedSeries(r *Results) []Series {
-	var ss []Series
-	for _, u := range append(r.AsUsed, r.Levers...) {
-		if u.Mode == "" {
-			ss = append(ss, Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
-		}
-	}
-	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		ss = append(ss, Series{Name: "warm loop in-process: " + def.Label, Values: def.SamplesUS})
-	}
-	return ss
-}
-
-// experimentSeries are the curves of cdf-experiments.svg: the default
-// path and every experiment.
-func experimentSeries(r *Results) []Series {
-	var ss []Series
-	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		ss = append(ss, Series{Name: def.Label, Values: def.SamplesUS})
-	}
-	return append(ss, releaseSeries(r.Experiments)...)
-}
-
-// releaseSeries are the curves of the rows that completed handshakes.
-func releaseSeries(rows []ReleaseRow) []Series {
-	var ss []Series
-	for _, row := range rows {
-		if row.Refused == 0 {
-			ss = append(ss, Series{Name: row.Label, Values: row.SamplesUS})
-		}
-	}
-	return ss
 }

@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/synhold/synhold/bench/internal/stats"
+)
 
 const (
 	// poolDelay is the handshake_delay of the pool rows.
@@ -30,7 +34,7 @@ type PoolRow struct {
 	Seen      int `json:"seen"`
 	// Error is each connection's SYN-ACK minus its first SYN minus the
 	// delay, both as tcpdump stamped them.
-	Error Summary `json:"error"`
+	Error stats.Summary `json:"error"`
 	// Early counts handshakes that completed more than 20 µs before their
 	// instant.
 	Early int `json:"early_over_20us"`
@@ -63,7 +67,7 @@ type FloorRow struct {
 	Rounds int `json:"rounds"`
 	// Span is, per round, the last SYN-ACK (tcpdump) minus the time just
 	// before the first replay's sendto(2): the whole batch's cost.
-	Span Summary `json:"span"`
+	Span stats.Summary `json:"span"`
 	// SpanUS is the median span; PerHandshakeUS is SpanUS / N.
 	SpanUS         float64 `json:"span_us"`
 	PerHandshakeUS float64 `json:"per_handshake_us"`

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -14,9 +13,10 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener/capture"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseSchedstat(t *testing.T) {
@@ -155,7 +155,7 @@ func setThreadName(name string) error {
 func TestSampleClockCPUFallsBackToTheWholeProcess(t *testing.T) {
 	cmd := exec.Command("sleep", "5")
 	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep command:", err)
+		testenv.SkipWithoutFeature(t, "sleep(1)", err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	s, err := sampleClockCPU(cmd.Process.Pid)
@@ -254,15 +254,10 @@ func TestNoopServerAnswersAndStops(t *testing.T) {
 // expects tcpdump to see every SYN-ACK after the first replay.
 func TestFloorRows(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("the floor's observer is tcpdump, which is not installed")
+		testenv.SkipWithoutFeature(t, "tcpdump, the floor's observer", err)
 	}
 	sn, err := openSniffer()
-	if errors.Is(err, os.ErrPermission) {
-		t.Skip("the floor's capture and replay need CAP_NET_RAW")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
 	defer sn.close()
 	rows, err := floorRows(sn, []int{10}, 1)
 	if err != nil {
@@ -272,7 +267,7 @@ func TestFloorRows(t *testing.T) {
 		t.Fatalf("rows %+v: want one row of 10, one round", rows)
 	}
 	// Loose: a loaded machine is slow, but not a second for 10 replays.
-	if r := rows[0]; r.SpanUS <= 0 || r.SpanUS > 1e6 || r.PerHandshakeUS != round3(r.SpanUS/10) {
+	if r := rows[0]; r.SpanUS <= 0 || r.SpanUS > 1e6 || r.PerHandshakeUS != stats.Round3(r.SpanUS/10) {
 		t.Errorf("floor %+v: want a positive span under 1 s, a tenth of it per handshake", r)
 	}
 }

@@ -3,13 +3,15 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // manyResults are figures of the rows of many at once, some meeting their
 // targets and some not.
 func manyResults() *Results {
-	sum := func(p50, p99, max, min float64) Summary {
-		return Summary{N: 100, MinUS: min, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: max}
+	sum := func(p50, p99, max, min float64) stats.Summary {
+		return stats.Summary{N: 100, MinUS: min, MeanUS: p50, P50US: p50, P99US: p99, MaxUS: max}
 	}
 	return &Results{
 		Pool: []PoolRow{

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // The targets of the rows of many handshakes at once (issue 16), in
@@ -44,7 +46,7 @@ func manyTargets(r *Results) []Target {
 		p := r.Pool[len(r.Pool)-1]
 		name := fmt.Sprintf("%d at once through handshake-proxy: error p99 against the floor's cost of %d", p.N, p.N)
 		t := atMost(name, p.Error.P99US, p.Error.N, targetPoolFloorX*p.FloorUS)
-		t.Want = fmt.Sprintf("≤ %.1f × %s = %s", targetPoolFloorX, fmtUS(p.FloorUS), fmtUS(targetPoolFloorX*p.FloorUS))
+		t.Want = fmt.Sprintf("≤ %.1f × %s = %s", targetPoolFloorX, stats.FmtUS(p.FloorUS), stats.FmtUS(targetPoolFloorX*p.FloorUS))
 		if p.FloorUS == 0 {
 			t.Got, t.Met, t.By = "no floor measured", false, ""
 		}
@@ -61,10 +63,10 @@ func manyTargets(r *Results) []Target {
 			u.Reply.N, targetReplyOverNop))
 	}
 	if min, where, n := earliest(r); n > 0 {
-		t := Target{Name: "earliest handshake anywhere (as used, pools, suite)", Want: "≥ " + fmtUS(targetEarliest),
-			Got: fmt.Sprintf("%s (%s)", fmtUS(min), where), Met: min >= targetEarliest}
+		t := Target{Name: "earliest handshake anywhere (as used, pools, suite)", Want: "≥ " + stats.FmtUS(targetEarliest),
+			Got: fmt.Sprintf("%s (%s)", stats.FmtUS(min), where), Met: min >= targetEarliest}
 		if !t.Met {
-			t.By = fmt.Sprintf("%s too early", fmtUS(targetEarliest-min))
+			t.By = fmt.Sprintf("%s too early", stats.FmtUS(targetEarliest-min))
 		}
 		ts = append(ts, t)
 	}
@@ -75,7 +77,7 @@ func manyTargets(r *Results) []Target {
 // tcpdump, where it was, and how many rows were looked at.
 func earliest(r *Results) (float64, string, int) {
 	min, where, n := 0.0, "", 0
-	see := func(s Summary, name string) {
+	see := func(s stats.Summary, name string) {
 		if s.N == 0 {
 			return
 		}
@@ -102,7 +104,7 @@ func manyFindings(r *Results) []string {
 		var parts []string
 		for _, p := range r.Pool {
 			parts = append(parts, fmt.Sprintf("%d at once: %s, max %s, against the floor's %s for %d (%.2f×); clock CPU %s per release",
-				p.N, p50p99(p.Error), fmtUS(p.Error.MaxUS), fmtUS(p.FloorUS), p.N, p.FloorRatio, fmtUS(p.CPU.PerReleaseUS)))
+				p.N, p50p99(p.Error), stats.FmtUS(p.Error.MaxUS), stats.FmtUS(p.FloorUS), p.N, p.FloorRatio, stats.FmtUS(p.CPU.PerReleaseUS)))
 		}
 		out = append(out, fmt.Sprintf("Pools through handshake-proxy (handshake_delay %d ms", poolDelay.Milliseconds())+", error = tcpdump's SYN-ACK − "+
 			"its first SYN − the delay) — "+strings.Join(parts, "; ")+".")
@@ -110,7 +112,7 @@ func manyFindings(r *Results) []string {
 	if len(r.Floor) > 0 {
 		var parts []string
 		for _, f := range r.Floor {
-			parts = append(parts, fmt.Sprintf("%d: %s (%s each)", f.N, fmtUS(f.SpanUS), fmtUS(f.PerHandshakeUS)))
+			parts = append(parts, fmt.Sprintf("%d: %s (%s each)", f.N, stats.FmtUS(f.SpanUS), stats.FmtUS(f.PerHandshakeUS)))
 		}
 		out = append(out, "The floor, held SYNs replayed back to back by hand on one thread, last SYN-ACK (tcpdump) − first "+
 			"sendto — "+strings.Join(parts, "; ")+".")
@@ -118,7 +120,7 @@ func manyFindings(r *Results) []string {
 	if u, ok := usedRowOf(r.AsUsed, "used/idle"); ok && u.ControlFloor.N > 0 {
 		out = append(out, fmt.Sprintf("Lone control reply, one pair after another: the server %s, a do-nothing Go server asked "+
 			"the same way after the same idle %s: %s more at the median. The server's clock CPU: %s per release (%s, %d releases).",
-			p50p99(u.Reply), p50p99(u.ControlFloor), fmtUS(u.Reply.P50US-u.ControlFloor.P50US), fmtUS(u.ClockCPU.PerReleaseUS),
+			p50p99(u.Reply), p50p99(u.ControlFloor), stats.FmtUS(u.Reply.P50US-u.ControlFloor.P50US), stats.FmtUS(u.ClockCPU.PerReleaseUS),
 			u.ClockCPU.Thread, u.ClockCPU.Releases))
 	}
 	return out

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // reportMany writes the section of many handshakes at once, as it is
@@ -34,17 +36,17 @@ func reportMany(b *strings.Builder, r *Results) {
 			per := "–"
 			for _, f := range r.Floor {
 				if f.N == p.N {
-					per = fmtUS(f.PerHandshakeUS)
+					per = stats.FmtUS(f.PerHandshakeUS)
 				}
 			}
 			fmt.Fprintf(b, "| %d | %d | %d/%d | %s | %s | %s | %d | %d | %s | %s | %.2f | %s | %s | %s | %d |\n", p.N, p.Rounds,
-				p.Seen, p.Dialled, p50Cell(p.Error), p99Cell(p.Error), maxCell(p.Error), p.Early, p.Resent, fmtUS(p.FloorUS), per,
-				p.FloorRatio, fmtUS(p.CPU.PerReleaseUS), p.CPU.Thread, p.Load, p.Dropped)
+				p.Seen, p.Dialled, stats.Cell(p.Error, p.Error.P50US), stats.Cell(p.Error, p.Error.P99US), stats.Cell(p.Error, p.Error.MaxUS), p.Early, p.Resent, stats.FmtUS(p.FloorUS), per,
+				p.FloorRatio, stats.FmtUS(p.CPU.PerReleaseUS), p.CPU.Thread, p.Load, p.Dropped)
 		}
 		if len(r.Pool) == 0 {
 			for _, f := range r.Floor {
 				fmt.Fprintf(b, "| %d (floor only) | %d | – | – | – | – | – | – | %s | %s | – | – | – | %s | %d |\n", f.N, f.Rounds,
-					fmtUS(f.SpanUS), fmtUS(f.PerHandshakeUS), f.Load, f.Dropped)
+					stats.FmtUS(f.SpanUS), stats.FmtUS(f.PerHandshakeUS), f.Load, f.Dropped)
 			}
 		}
 		b.WriteString("\n")
@@ -65,16 +67,16 @@ func reportMany(b *strings.Builder, r *Results) {
 			}
 			diff := "–"
 			if u.ControlFloor.N > 0 {
-				diff = fmtUS(u.Reply.P50US - u.ControlFloor.P50US)
+				diff = stats.FmtUS(u.Reply.P50US - u.ControlFloor.P50US)
 			}
 			own := "–"
 			if u.ClockCPU.ServerReleases > 0 {
-				own = fmt.Sprintf("%s over %d releases", fmtUS(u.ClockCPU.ServerPerReleaseUS), u.ClockCPU.ServerReleases)
+				own = fmt.Sprintf("%s over %d releases", stats.FmtUS(u.ClockCPU.ServerPerReleaseUS), u.ClockCPU.ServerReleases)
 			}
 			fmt.Fprintf(b, "| %s (%d client process(es)) | %d | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				u.Label, u.Clients, u.Pairs, p50Cell(u.Release), p99Cell(u.Release), maxCell(u.Release), u.Early,
-				p50Cell(u.Reply), p99Cell(u.Reply), p50Cell(u.ControlFloor), p99Cell(u.ControlFloor), diff,
-				fmtUS(u.ClockCPU.PerReleaseUS), orDash(u.ClockCPU.Thread), own, orDash(u.Load))
+				u.Label, u.Clients, u.Pairs, stats.Cell(u.Release, u.Release.P50US), stats.Cell(u.Release, u.Release.P99US), stats.Cell(u.Release, u.Release.MaxUS), u.Early,
+				stats.Cell(u.Reply, u.Reply.P50US), stats.Cell(u.Reply, u.Reply.P99US), stats.Cell(u.ControlFloor, u.ControlFloor.P50US), stats.Cell(u.ControlFloor, u.ControlFloor.P99US), diff,
+				stats.FmtUS(u.ClockCPU.PerReleaseUS), stats.OrDash(u.ClockCPU.Thread), own, stats.OrDash(u.Load))
 		}
 		b.WriteString("\n")
 	}

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
+	"github.com/synhold/synhold/bench/internal/tcpdump"
 )
 
 // resendAfter is how long after its first SYN a SYN of the same
@@ -61,7 +64,7 @@ func poolRows(sn *sniffer, short bool) ([]PoolRow, []FloorRow, error) {
 		return nil, floors, err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := goBuild(dir, "handshake-proxy", "github.com/synhold/synhold/cmd/handshake-proxy")
+	bin, err := proc.GoBuild(dir, "handshake-proxy", "github.com/synhold/synhold/cmd/handshake-proxy")
 	if err != nil {
 		return nil, floors, err
 	}
@@ -99,7 +102,7 @@ func drainUpstream(ln net.Listener) {
 
 // proxyProcess is a handshake-proxy process, its JSON log (stderr) kept.
 type proxyProcess struct {
-	*child
+	*proc.Child
 	api *toxiclient.Client
 }
 
@@ -108,7 +111,7 @@ type proxyProcess struct {
 func startHandshakeProxy(bin string) (*proxyProcess, error) {
 	var addr string
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
-	ch, err := startChild(cmd, 15*time.Second, func(line []byte) bool {
+	ch, err := proc.Start(cmd, 15*time.Second, func(line []byte) bool {
 		var l struct{ Msg, Addr string }
 		if json.Unmarshal(line, &l) != nil || l.Msg != "API listening" {
 			return false
@@ -119,10 +122,10 @@ func startHandshakeProxy(bin string) (*proxyProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &proxyProcess{child: ch, api: toxiclient.NewClient("http://" + addr)}, nil
+	return &proxyProcess{Child: ch, api: toxiclient.NewClient("http://" + addr)}, nil
 }
 
-func (p *proxyProcess) stop() error { return p.child.stop(syscall.SIGTERM, 10*time.Second) }
+func (p *proxyProcess) stop() error { return p.Child.Stop(syscall.SIGTERM, 10*time.Second) }
 
 // pools creates the proxy with its toxic and runs each size's rounds.
 func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []FloorRow) ([]PoolRow, error) {
@@ -140,16 +143,16 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 		row, err := p.pool(dir, proxy.Listen, s)
 		for _, f := range floors {
 			if f.N == s.n && f.SpanUS > 0 {
-				row.FloorUS, row.FloorRatio = f.SpanUS, round3(row.Error.P99US/f.SpanUS)
+				row.FloorUS, row.FloorRatio = f.SpanUS, stats.Round3(row.Error.P99US/f.SpanUS)
 			}
 		}
 		rows = append(rows, row)
 		if err != nil {
-			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.tail(8))
+			return rows, fmt.Errorf("%d at once: %w\nproxy log (last lines): %s", s.n, err, p.Tail(8))
 		}
 		progress("  pool, %4d at once x %d: error p50 %s p99 %s max %s, %d early, %d SYNs resent, %d SYNs ≥ 0.9 s late; floor %s (p99/floor %.2f); "+
-			"clock CPU %s per release (%s); load %s", s.n, s.rounds, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US),
-			fmtUS(row.Error.MaxUS), row.Early, row.Resent, row.LateSYN, fmtUS(row.FloorUS), row.FloorRatio, fmtUS(row.CPU.PerReleaseUS),
+			"clock CPU %s per release (%s); load %s", s.n, s.rounds, stats.FmtUS(row.Error.P50US), stats.FmtUS(row.Error.P99US),
+			stats.FmtUS(row.Error.MaxUS), row.Early, row.Resent, row.LateSYN, stats.FmtUS(row.FloorUS), row.FloorRatio, stats.FmtUS(row.CPU.PerReleaseUS),
 			row.CPU.Thread, row.Load)
 	}
 	return rows, nil
@@ -157,21 +160,21 @@ func (p *proxyProcess) pools(dir, upstream string, sizes []poolSize, floors []Fl
 
 // pool runs one size's rounds in one client process, tcpdump watching.
 func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
-	row := PoolRow{Name: fmt.Sprintf("pool/%d", s.n), N: s.n, Rounds: s.rounds, DelayUS: us(poolDelay), Load: loadAvg()}
+	row := PoolRow{Name: fmt.Sprintf("pool/%d", s.n), N: s.n, Rounds: s.rounds, DelayUS: stats.US(poolDelay), Load: loadAvg()}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return row, err
 	}
 	pcap := filepath.Join(dir, fmt.Sprintf("pool-%d.pcap", s.n))
-	td, err := startTCPDumpFilter(pcap, fmt.Sprintf("tcp port %s and tcp[13] & 2 != 0", port))
+	td, err := tcpdump.Start(pcap, fmt.Sprintf("tcp port %s and tcp[13] & 2 != 0", port))
 	if err != nil {
 		return row, err
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	before, cerr := sampleClockCPU(pid)
 	rounds, err := runPoolClientProcess(addr, s)
 	after, aerr := sampleClockCPU(pid)
-	dropped, terr := td.stop()
+	dropped, terr := td.Stop()
 	row.Dropped = dropped
 	if err := errors.Join(err, cerr, aerr, terr); err != nil {
 		return row, err
@@ -211,7 +214,7 @@ func (p *proxyProcess) pool(dir, addr string, s poolSize) (PoolRow, error) {
 		}
 	}
 	row.Seen = len(errs)
-	row.Error, row.SamplesUS = Summarize(errs), samplesUS(errs)
+	row.Error, row.SamplesUS = stats.Summarize(errs), stats.SamplesUS(errs)
 	row.CPU = cpuUse(before, after, row.Seen)
 	if row.Seen < row.Connected {
 		return row, fmt.Errorf("tcpdump saw %d handshakes of %d connected (%d dropped)", row.Seen, row.Connected, dropped)

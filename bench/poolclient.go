@@ -60,16 +60,7 @@ func runPoolClient(args []string, stdout, stderr io.Writer) int {
 func dialPool(addr string, n int, timeout time.Duration) poolRound {
 	conns := make([]net.Conn, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			conns[i], errs[i] = net.DialTimeout("tcp", addr, timeout)
-		})
-	}
-	close(start)
-	wg.Wait()
+	atOnce(n, func(i int) { conns[i], errs[i] = net.DialTimeout("tcp", addr, timeout) })
 	r := poolRound{Dialled: n}
 	for i, c := range conns {
 		if errs[i] != nil {
@@ -85,4 +76,19 @@ func dialPool(addr string, n int, timeout time.Duration) poolRound {
 		c.Close()
 	}
 	return r
+}
+
+// atOnce runs fn(0), ..., fn(n-1) in n goroutines started together (each
+// waits for the last to exist), and returns once every one returned.
+func atOnce(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
 }

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/tune"
+	"golang.org/x/sys/unix"
 )
 
 // raiseNoFile raises RLIMIT_NOFILE's soft limit to the hard limit: 500
@@ -48,11 +46,11 @@ func memPoint() (MemPoint, error) {
 	if err != nil {
 		return MemPoint{}, err
 	}
-	rss, hwm, err := vmStatus()
+	rss, hwm, err := proc.Memory(0)
 	if err != nil {
 		return MemPoint{}, err
 	}
-	return MemPoint{FDs: fds, HeapMB: mb(heapBytes()), RSSMB: mb(rss), HWMMB: mb(hwm)}, nil
+	return MemPoint{FDs: fds, HeapMB: stats.MB(heapBytes()), RSSMB: stats.MB(rss), HWMMB: stats.MB(hwm)}, nil
 }
 
 // heapBytes is the memory of the Go heap's objects, live or not yet swept.
@@ -63,32 +61,6 @@ func heapBytes() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
-}
-
-// vmStatus returns VmRSS and VmHWM of /proc/self/status, in bytes.
-func vmStatus() (rss, hwm uint64, err error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/self/status %s: %w", k, err)
-		}
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, sc.Err()
 }
 
 // settleFDs waits up to limit for the descriptor count to come back to

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener"
@@ -37,31 +38,6 @@ type variant struct {
 
 // defaultSpin is the release clock's spin as the module ships it.
 var defaultSpin = releaseclock.DefaultConfig().Spin
-
-// mainVariants are the rows of section 1 for strategy Replay: each
-// ingredient of the clock on and off.
-func mainVariants() []variant {
-	return []variant{
-		{name: "replay/runtime", label: "Replay, runtime timer, no spin", clock: releaseclock.RuntimeTimer, every: 1},
-		{name: "replay/runtime+spin", label: "Replay, runtime timer + spin", clock: releaseclock.RuntimeTimer, spin: defaultSpin, every: 1},
-		{name: "replay/timerfd", label: "Replay, timerfd, no spin", clock: releaseclock.TimerFD, every: 1},
-		{name: "replay/timerfd+spin", label: "Replay, timerfd + spin (default)", clock: releaseclock.TimerFD, spin: defaultSpin, every: 1},
-	}
-}
-
-// experimentVariants turn one knob of the default path each; they run in
-// every other round.
-func experimentVariants() []variant {
-	procs := runtime.GOMAXPROCS(0)
-	return []variant{
-		{name: "exp/gc-off", label: "timerfd + spin, GC off during the trial", clock: releaseclock.TimerFD, spin: defaultSpin, gc: -1, every: 2,
-			note: "debug.SetGCPercent(-1)"},
-		{name: "exp/spin-1ms", label: "timerfd + spin 1 ms", clock: releaseclock.TimerFD, spin: time.Millisecond, every: 2},
-		{name: "exp/spin-50us", label: "timerfd + spin 50 µs", clock: releaseclock.TimerFD, spin: 50 * time.Microsecond, every: 2},
-		{name: "exp/procs-1", label: "timerfd + spin, GOMAXPROCS=1", clock: releaseclock.TimerFD, spin: defaultSpin, procs: 1, every: 2},
-		{name: "exp/procs-x2", label: fmt.Sprintf("timerfd + spin, GOMAXPROCS=%d", 2*procs), clock: releaseclock.TimerFD, spin: defaultSpin, procs: 2 * procs, every: 2},
-	}
-}
 
 // apply sets v's clock and process settings and returns what undoes them.
 // No listener may be open: the clock takes its tuning when it starts.
@@ -248,7 +224,7 @@ func runVariants(sn *sniffer, vs []variant, rounds int) (map[string][]trial, err
 
 // rowOf summarises the trials of one row.
 func rowOf(name, label, strategy, clock string, spin time.Duration, ts []trial) ReleaseRow {
-	r := ReleaseRow{Name: name, Label: label, Strategy: strategy, Clock: clock, SpinUS: us(spin), Trials: len(ts)}
+	r := ReleaseRow{Name: name, Label: label, Strategy: strategy, Clock: clock, SpinUS: stats.US(spin), Trials: len(ts)}
 	var errs, clients []time.Duration
 	for _, t := range ts {
 		switch {
@@ -265,10 +241,10 @@ func rowOf(name, label, strategy, clock string, spin time.Duration, ts []trial) 
 		clients = append(clients, t.client)
 		if t.libOK {
 			r.LibCompared++
-			r.LibMaxDiffUS = max(r.LibMaxDiffUS, us(t.lib))
+			r.LibMaxDiffUS = max(r.LibMaxDiffUS, stats.US(t.lib))
 		}
 	}
-	r.Error, r.Client, r.SamplesUS = Summarize(errs), Summarize(clients), samplesUS(errs)
+	r.Error, r.Client, r.SamplesUS = stats.Summarize(errs), stats.Summarize(clients), stats.SamplesUS(errs)
 	r.Opened, r.Replayed = libSummaries(ts)
 	return r
 }
@@ -288,87 +264,6 @@ func variantRows(vs []variant, got map[string][]trial) []ReleaseRow {
 	return rows
 }
 
-// batchRelease holds n listeners' clients and releases them all at one
-// instant, which the clock fires in one pass; it repeats that batches times.
-func batchRelease(sn *sniffer, n, batches int) (ReleaseRow, error) {
-	undo := variant{clock: releaseclock.TimerFD, spin: defaultSpin}.apply()
-	defer undo()
-	var all []trial
-	var steps []time.Duration
-	for b := range batches {
-		ts, err := batchOnce(sn, n, b)
-		if err != nil {
-			return ReleaseRow{}, fmt.Errorf("batch %d: %w", b, err)
-		}
-		all = append(all, ts...)
-		steps = append(steps, perRelease(ts))
-	}
-	r := rowOf("replay/batch", fmt.Sprintf("Replay, %d listeners at one instant, one pass", n), "replay", "timerfd", defaultSpin, all)
-	r.Batch = n
-	r.PerReleaseUS = Summarize(steps).P50US
-	r.Note = fmt.Sprintf("%d batches; each further release in the pass adds %s (median)", batches, fmtUS(r.PerReleaseUS))
-	return r, nil
-}
-
-// batchOnce is one batch of batchRelease.
-func batchOnce(sn *sniffer, n, b int) ([]trial, error) {
-	hs := make([]*listener.Held, 0, n)
-	cs := make([]*rawClient, 0, n)
-	defer func() {
-		for _, c := range cs {
-			sn.forget(c.Local)
-			c.Close()
-		}
-		for _, h := range hs {
-			h.Close()
-		}
-	}()
-	for i := range n {
-		network, address := familyOf(b + i)
-		h, err := listener.Listen(network, address, listener.Config{Strategy: listener.Replay})
-		if err != nil {
-			return nil, err
-		}
-		hs = append(hs, h)
-		c, err := dialStart(h.AddrPort())
-		if err != nil {
-			return nil, err
-		}
-		cs = append(cs, c)
-	}
-	want := time.Now().Add(instantOffset())
-	for _, h := range hs {
-		h.ReleaseAt(want)
-	}
-	ts := make([]trial, n)
-	for i := range n {
-		t, err := measure(sn, hs[i], cs[i], want)
-		if err != nil {
-			return nil, err
-		}
-		ts[i] = t
-	}
-	return ts, nil
-}
-
-// perRelease is how much each further SYN-ACK of a batch came after the
-// first: (last - first) / (n - 1).
-func perRelease(ts []trial) time.Duration {
-	if len(ts) < 2 {
-		return 0
-	}
-	first, last := ts[0].synack, ts[0].synack
-	for _, t := range ts[1:] {
-		if t.synack.Before(first) {
-			first = t.synack
-		}
-		if t.synack.After(last) {
-			last = t.synack
-		}
-	}
-	return last.Sub(first) / time.Duration(len(ts)-1)
-}
-
 // concurrentTrials runs n trials of fn at once and returns their results.
 func concurrentTrials(n int, fn func(i int) (trial, error)) ([]trial, error) {
 	ts := make([]trial, n)
@@ -381,65 +276,9 @@ func concurrentTrials(n int, fn func(i int) (trial, error)) ([]trial, error) {
 	return ts, errors.Join(errs...)
 }
 
-// retransmitRow holds n clients at once with strategy Retransmit: each
-// completes at its first SYN retransmission after the instant, about 1 s
-// after its SYN.
-func retransmitRow(sn *sniffer, n int) (ReleaseRow, error) {
-	ts, err := concurrentTrials(n, func(i int) (trial, error) { return heldTrial(sn, listener.Retransmit, i) })
-	if err != nil {
-		return ReleaseRow{}, fmt.Errorf("retransmit: %w", err)
-	}
-	r := rowOf("retransmit", "Retransmit (no privilege)", "retransmit", "", 0, ts)
-	r.Note = fmt.Sprintf("%d clients at once; completes at the client's SYN retransmission", n)
-	return r, nil
-}
-
-// delayedTrial binds a DelayedListen listener whose listen(2) comes at the
-// instant, and connects before it: on Linux the kernel refuses at once.
-func delayedTrial(sn *sniffer, i int) (trial, error) {
-	network, address := familyOf(i)
-	want := time.Now().Add(50 * time.Millisecond)
-	h, err := listener.Listen(network, address, listener.Config{Strategy: listener.DelayedListen, At: want})
-	if err != nil {
-		return trial{}, err
-	}
-	defer h.Close()
-	c, err := dialStart(h.AddrPort())
-	if err != nil {
-		return trial{}, err
-	}
-	defer c.Close()
-	defer sn.forget(c.Local)
-	done, err := c.wait(want.Add(3 * time.Second))
-	switch {
-	case errors.Is(err, errRefused):
-		return trial{refused: true, client: done.Sub(c.Started)}, nil
-	case err != nil:
-		return trial{}, err
-	}
-	f, err := sn.waitSYNACK(c.Local, time.Now().Add(time.Second))
-	if err != nil {
-		return trial{}, err
-	}
-	return trial{err: f.synack.Sub(want), client: done.Sub(want), synack: f.synack}, nil
-}
-
-// delayedRow is what the original server's way does on Linux.
-func delayedRow(sn *sniffer, n int) (ReleaseRow, error) {
-	ts, err := concurrentTrials(n, func(i int) (trial, error) { return delayedTrial(sn, i) })
-	if err != nil {
-		return ReleaseRow{}, fmt.Errorf("delayed-listen: %w", err)
-	}
-	r := rowOf("delayed-listen", "DelayedListen (the original's way)", "delayed-listen", "", 0, ts)
-	if r.Refused > 0 {
-		r.Note = fmt.Sprintf("refused %d/%d before the instant, %s after connect(2) (median): no handshake to time", r.Refused, r.Trials, fmtUS(r.Client.P50US))
-	}
-	return r, nil
-}
-
 // libSummaries summarises the listener's own times of the trials that
 // completed: filter detached, and replay returned, each minus the instant.
-func libSummaries(ts []trial) (opened, replayed Summary) {
+func libSummaries(ts []trial) (opened, replayed stats.Summary) {
 	var ops, rs []time.Duration
 	for _, t := range ts {
 		if t.refused || t.synAfter {
@@ -452,5 +291,5 @@ func libSummaries(ts []trial) (opened, replayed Summary) {
 			rs = append(rs, t.replayed)
 		}
 	}
-	return Summarize(ops), Summarize(rs)
+	return stats.Summarize(ops), stats.Summarize(rs)
 }

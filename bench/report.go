@@ -4,57 +4,54 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
-// WriteReport writes the Markdown report of r to w.
+// WriteReport writes the headline's Markdown report (report.md) of r to
+// w: the machine, the targets, as used with the levers, the scale rows and
+// the findings.
 func WriteReport(w io.Writer, r *Results) error {
 	var b strings.Builder
-	reportMachine(&b, r)
-	reportTargets(&b, r)
+	var servers [][2]string
+	for _, u := range r.AsUsed {
+		if len(u.ServerStart) > 0 {
+			servers = append(servers, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
+		}
+	}
+	reportMachine(&b, "synhold benchmark: TCP handshake release accuracy", r.Run, servers)
+	reportTargets(&b, r.Targets)
 	reportUsed(&b, r)
 	reportMany(&b, r)
+	reportScale(&b, r.Scale)
 	reportList(&b, "Findings", r.Findings)
-	reportRelease(&b, r)
-	reportStamps(&b, r)
-	reportScale(&b, r)
-	if r.ProxyReport != "" {
-		b.WriteString("\n" + r.ProxyReport + "\n")
-	}
-	reportDescriptors(&b, r)
+	b.WriteString("The in-process experiments that explain the levers are in [experiments.md](experiments.md), " +
+		"handshake-proxy's figures in [proxy.md](proxy.md) (`go run ./bench experiments`, `go run ./bench proxy`).\n")
+	reportDescriptors(&b, r.Descriptors)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// fmtUS formats a figure in microseconds with a unit that suits its size.
-func fmtUS(v float64) string {
-	a := v
-	if a < 0 {
-		a = -a
-	}
-	switch {
-	case a < 10:
-		return fmt.Sprintf("%.1f µs", v)
-	case a < 1000:
-		return fmt.Sprintf("%.0f µs", v)
-	case a < 1e6:
-		return fmt.Sprintf("%.2f ms", v/1e3)
-	default:
-		return fmt.Sprintf("%.3f s", v/1e6)
-	}
+// WriteExperimentsReport writes the experiments' Markdown report
+// (experiments.md) of r to w.
+func WriteExperimentsReport(w io.Writer, r *ExperimentResults) error {
+	var b strings.Builder
+	reportMachine(&b, "synhold benchmark: the experiments behind the levers", r.Run, nil)
+	reportTargets(&b, r.Targets)
+	reportList(&b, "Findings", r.Findings)
+	reportRelease(&b, r)
+	reportStamps(&b, r.Stamps)
+	reportScaleKnobs(&b, r)
+	reportDescriptors(&b, r.Descriptors)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-// dist formats a Summary as p50 | p99 | max | mean table cells, or dashes
-// when it holds nothing.
-func dist(s Summary) string {
-	if s.N == 0 {
-		return "– | – | – | –"
-	}
-	return fmt.Sprintf("%s | %s | %s | %s", fmtUS(s.P50US), fmtUS(s.P99US), fmtUS(s.MaxUS), fmtUS(s.MeanUS))
-}
-
-func reportMachine(b *strings.Builder, r *Results) {
+// reportMachine writes the report's title and the machine's table, extra
+// rows last.
+func reportMachine(b *strings.Builder, title string, r Run, extra [][2]string) {
 	m := r.Machine
-	fmt.Fprintf(b, "# synhold benchmark: TCP handshake release accuracy\n\n")
+	fmt.Fprintf(b, "# %s\n\n", title)
 	fmt.Fprintf(b, "| machine | |\n| --- | --- |\n")
 	rows := [][2]string{
 		{"kernel", m.Kernel},
@@ -66,18 +63,13 @@ func reportMachine(b *strings.Builder, r *Results) {
 		{"other busy processes at start", orNone(strings.Join(m.Hogs, "; "))},
 		{"RLIMIT_NOFILE", fmt.Sprintf("soft %d raised to %d (hard %d)", m.NoFile.SoftBefore, m.NoFile.Soft, m.NoFile.Hard)},
 		{"privilege", m.Privilege},
-		{"release clock thread", orDash(m.ClockThread)},
+		{"release clock thread", stats.OrDash(m.ClockThread)},
 		{"CLOCK_REALTIME steps during the run", clockSteps(m.ClockSteps)},
 		{"TCP sockets in TIME_WAIT", fmt.Sprintf("%d at the start, %d at the end", m.TimeWaitStart, m.TimeWaitEnd)},
 		{"command", "`" + r.Options.Command + "`"},
 		{"run time", fmt.Sprintf("%.1f s", r.ElapsedS)},
 	}
-	for _, u := range r.AsUsed {
-		if len(u.ServerStart) > 0 {
-			rows = append(rows, [2]string{"happyeyeballs-server (" + u.Label + ")", strings.ReplaceAll(strings.Join(u.ServerStart, "; "), "|", "/")})
-		}
-	}
-	for _, row := range rows {
+	for _, row := range append(rows, extra...) {
 		fmt.Fprintf(b, "| %s | %s |\n", row[0], row[1])
 	}
 	b.WriteString("\n")
@@ -90,7 +82,7 @@ func clockSteps(steps []ClockStep) string {
 	}
 	var parts []string
 	for _, s := range steps {
-		parts = append(parts, fmt.Sprintf("%s at %.1f s", fmtUS(s.StepUS), s.AtS))
+		parts = append(parts, fmt.Sprintf("%s at %.1f s", stats.FmtUS(s.StepUS), s.AtS))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -102,14 +94,14 @@ func orNone(s string) string {
 	return s
 }
 
-func reportTargets(b *strings.Builder, r *Results) {
+func reportTargets(b *strings.Builder, targets []Target) {
 	b.WriteString("## Targets\n\n| target | want | measured | | by |\n| --- | --- | --- | --- | --- |\n")
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		verdict := "**missed**"
 		if t.Met {
 			verdict = "met"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict, orDash(t.By))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, verdict, stats.OrDash(t.By))
 	}
 	b.WriteString("\n")
 }
@@ -139,24 +131,18 @@ func reportUsed(b *strings.Builder, r *Results) {
 		"segments on the ephemeral ports), which on lo records each packet once, as it arrives. Release error: the winner's "+
 		"SYN-ACK as tcpdump stamped it minus the instant the server logged for that handshake (`want` of its `connected` "+
 		"line). \"server − tcpdump\": the server's `synack` against tcpdump's time of the same packet. Control reply and "+
-		"\"client sees\" (its dial returning, minus tcpdump's SYN-ACK) are the client process's own clock. The warm loop is "+
-		"section 1's default row: one listener per trial inside this process.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
+		"\"client sees\" (its dial returning, minus tcpdump's SYN-ACK) are the client process's own clock.\n\n", usedFast, usedSlow, clientStagger.Milliseconds())
 	b.WriteString("| case | pairs | fast won | release p50 | p99 | max | > 20 µs early | SYN after instant | server reported | server − tcpdump p50 / max \\|gap\\| | control reply p50 | p99 | client sees p50 | connected logged before released | server warnings | tcpdump dropped |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, u := range r.AsUsed {
 		gap := "–"
 		if u.ServerGap.N > 0 {
-			gap = fmt.Sprintf("%s / %s", fmtUS(u.ServerGap.P50US), fmtUS(u.ServerGapMaxUS))
+			gap = fmt.Sprintf("%s / %s", stats.FmtUS(u.ServerGap.P50US), stats.FmtUS(u.ServerGapMaxUS))
 		}
 		fmt.Fprintf(b, "| %s | %d | %d/%d | %s | %s | %s | %d | %d | %d/%d | %s | %s | %s | %s | %d/%d | %d | %d |\n",
-			u.Label, u.Pairs, u.FastWon, u.Winners, p50Cell(u.Release), p99Cell(u.Release), maxCell(u.Release), u.Early,
-			u.SYNAfter, u.ServerReported, u.Winners, gap, p50Cell(u.Reply), p99Cell(u.Reply), p50Cell(u.ClientSees),
+			u.Label, u.Pairs, u.FastWon, u.Winners, stats.Cell(u.Release, u.Release.P50US), stats.Cell(u.Release, u.Release.P99US), stats.Cell(u.Release, u.Release.MaxUS), u.Early,
+			u.SYNAfter, u.ServerReported, u.Winners, gap, stats.Cell(u.Reply, u.Reply.P50US), stats.Cell(u.Reply, u.Reply.P99US), stats.Cell(u.ClientSees, u.ClientSees.P50US),
 			u.LogOrder, u.Winners, u.Problems, u.Dropped)
-	}
-	if def, ok := releaseRow(r.Release, "replay/timerfd+spin"); ok {
-		fmt.Fprintf(b, "| warm loop in this process (section 1, %s) | %d | – | %s | %s | %s | – | %d | %d/%d | %s | – | – | %s | – | – | – |\n",
-			def.Label, def.Trials, p50Cell(def.Error), p99Cell(def.Error), maxCell(def.Error), def.SYNAfter, def.LibCompared,
-			def.Completed, libGap(def), p50Cell(def.Client))
 	}
 	b.WriteString("\n")
 	for _, u := range r.AsUsed {
@@ -171,8 +157,8 @@ func reportUsed(b *strings.Builder, r *Results) {
 	b.WriteString("| case | received copy − tcpdump p50 | max \\|gap\\| | sent copy − tcpdump p50 | p99 | min |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, u := range r.AsUsed {
 		if u.Mode == "" {
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", u.Label, p50Cell(u.Own), maxAbsCell(u.Own),
-				p50Cell(u.OwnSent), p99Cell(u.OwnSent), minCell(u.OwnSent))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", u.Label, stats.Cell(u.Own, u.Own.P50US), maxAbsCell(u.Own),
+				stats.Cell(u.OwnSent, u.OwnSent.P50US), stats.Cell(u.OwnSent, u.OwnSent.P99US), stats.Cell(u.OwnSent, u.OwnSent.MinUS))
 		}
 	}
 	reportLevers(b, r)
@@ -194,9 +180,9 @@ func reportLevers(b *strings.Builder, r *Results) {
 	for _, l := range r.Levers {
 		def, _ := usedRowOf(r.AsUsed, shippedOf(l))
 		fmt.Fprintf(b, "| %s (%s) | %d | %s | %s | %s | %s / %s / %s | %s / %s | %s / %s | %d/%d | %s |\n",
-			l.Label, l.Note, l.Pairs, p50Cell(l.Release), p99Cell(l.Release), maxCell(l.Release),
-			p50Cell(def.Release), p99Cell(def.Release), maxCell(def.Release), p50Cell(l.Reply), p99Cell(l.Reply),
-			p50Cell(def.Reply), p99Cell(def.Reply), l.ServerReported, l.Winners, shortStart(l.ServerStart))
+			l.Label, l.Note, l.Pairs, stats.Cell(l.Release, l.Release.P50US), stats.Cell(l.Release, l.Release.P99US), stats.Cell(l.Release, l.Release.MaxUS),
+			stats.Cell(def.Release, def.Release.P50US), stats.Cell(def.Release, def.Release.P99US), stats.Cell(def.Release, def.Release.MaxUS), stats.Cell(l.Reply, l.Reply.P50US), stats.Cell(l.Reply, l.Reply.P99US),
+			stats.Cell(def.Reply, def.Reply.P50US), stats.Cell(def.Reply, def.Reply.P99US), l.ServerReported, l.Winners, shortStart(l.ServerStart))
 	}
 	b.WriteString("\n")
 }
@@ -221,15 +207,6 @@ func shippedOf(l UsedRow) string {
 	return "used/idle"
 }
 
-// libGap is a release row's largest gap between the listener's SYN-ACK
-// time and the benchmark's capture.
-func libGap(r ReleaseRow) string {
-	if r.LibCompared == 0 {
-		return "–"
-	}
-	return "max " + fmtUS(r.LibMaxDiffUS) + " (own capture)"
-}
-
 // quoteAll formats a sample of messages, or nothing for none.
 func quoteAll(ss []string) string {
 	if len(ss) == 0 {
@@ -238,38 +215,16 @@ func quoteAll(ss []string) string {
 	return "(\"" + strings.Join(ss, "\"; \"") + "\")"
 }
 
-// p99Cell and maxCell are a Summary's p99 and max, or a dash.
-func p99Cell(s Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return fmtUS(s.P99US)
-}
-
 // maxAbsCell is the largest magnitude of a Summary, or a dash.
-func maxAbsCell(s Summary) string {
+func maxAbsCell(s stats.Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	return fmtUS(max(s.MaxUS, -s.MinUS))
+	return stats.FmtUS(max(s.MaxUS, -s.MinUS))
 }
 
-func minCell(s Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return fmtUS(s.MinUS)
-}
-
-func maxCell(s Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return fmtUS(s.MaxUS)
-}
-
-func reportRelease(b *strings.Builder, r *Results) {
-	b.WriteString("## 1. Handshake release accuracy\n\n")
+func reportRelease(b *strings.Builder, r *ExperimentResults) {
+	b.WriteString("## Handshake release accuracy, in this process\n\n")
 	b.WriteString("Error of the SYN-ACK (its kernel timestamp on an AF_PACKET socket of the benchmark's own) against the " +
 		"requested instant. The client is a plain non-blocking `connect(2)` on loopback, IPv4 and IPv6 alternately; " +
 		"the instant is set 20-50 ms (uniform) after its SYN was sent. One listener per trial, trials one after another. " +
@@ -300,24 +255,16 @@ func releaseTable(b *strings.Builder, rows []ReleaseRow) {
 		if row.Refused > 0 {
 			done = fmt.Sprintf("refused %d/%d", row.Refused, row.Trials)
 		}
-		client := p50Cell(row.Client)
+		client := stats.Cell(row.Client, row.Client.P50US)
 		lib := "–"
 		if row.LibCompared > 0 {
-			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, fmtUS(row.LibMaxDiffUS))
+			lib = fmt.Sprintf("%d compared, max gap %s", row.LibCompared, stats.FmtUS(row.LibMaxDiffUS))
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			row.Label, row.Strategy, orDash(row.Clock), spinCell(row), done, dist(row.Error),
-			p50Cell(row.Opened), p50Cell(row.Replayed), client, lib, row.Note)
+			row.Label, row.Strategy, stats.OrDash(row.Clock), spinCell(row), done, stats.Dist(row.Error),
+			stats.Cell(row.Opened, row.Opened.P50US), stats.Cell(row.Replayed, row.Replayed.P50US), client, lib, row.Note)
 	}
 	b.WriteString("\n")
-}
-
-// p50Cell is a Summary's median, or a dash when it holds nothing.
-func p50Cell(s Summary) string {
-	if s.N == 0 {
-		return "–"
-	}
-	return fmtUS(s.P50US)
 }
 
 func spinCell(row ReleaseRow) string {
@@ -327,14 +274,7 @@ func spinCell(row ReleaseRow) string {
 	if row.SpinUS == 0 {
 		return "off"
 	}
-	return fmtUS(row.SpinUS)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "–"
-	}
-	return s
+	return stats.FmtUS(row.SpinUS)
 }
 
 func reportWake(b *strings.Builder, rows []WakeRow) {
@@ -344,25 +284,28 @@ func reportWake(b *strings.Builder, rows []WakeRow) {
 		"policy of that one thread and by load. Instants 2-6 ms apart.\n\n")
 	b.WriteString("| row | policy | load | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, w := range rows {
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s |\n", w.Label, w.Policy, w.Load, w.Error.N, dist(w.Error), w.Note)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s |\n", w.Label, w.Policy, w.Load, w.Error.N, stats.Dist(w.Error), w.Note)
 	}
 	b.WriteString("\n")
 }
 
-func reportStamps(b *strings.Builder, r *Results) {
-	b.WriteString("## 2. Timestamp accuracy for backoff measurement\n\n")
+func reportStamps(b *strings.Builder, rows []StampRow) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("## Timestamp accuracy for backoff measurement\n\n")
 	b.WriteString("The client records `time.Now()` right before a raw non-blocking `unix.Connect`; each server timestamp " +
 		"of the same attempt is compared against it (plain listener, loopback, IPv4 and IPv6 alternately).\n\n")
 	b.WriteString("| timestamp | n | p50 | p99 | max | mean | min |\n| --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, s := range r.Stamps {
+	for _, s := range rows {
 		min := "–"
 		if s.Delta.N > 0 {
-			min = fmtUS(s.Delta.MinUS)
+			min = stats.FmtUS(s.Delta.MinUS)
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, dist(s.Delta), min)
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", s.Label, s.Delta.N, stats.Dist(s.Delta), min)
 	}
 	b.WriteString("\n")
-	for _, s := range r.Stamps {
+	for _, s := range rows {
 		if s.Impossible > 0 {
 			fmt.Fprintf(b, "%s: %d sample(s) left out, the SYN's kernel time being before the client's record: the wall "+
 				"clock stepped back in between (see the clock steps above).\n\n", s.Label, s.Impossible)
@@ -370,25 +313,40 @@ func reportStamps(b *strings.Builder, r *Results) {
 	}
 }
 
-func reportScale(b *strings.Builder, r *Results) {
-	b.WriteString("## 3. Scale: Happy Eyeballs pairs requested at once\n\n")
+func reportScale(b *strings.Builder, rows []ScaleRow) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("## Scale: Happy Eyeballs pairs requested at once\n\n")
 	b.WriteString("`happyeyeballs.Server` in this process, control listener on 127.0.0.1:0, fast 300 ms / slow 600 ms. " +
 		"Each round sends every request at once (one control connection each), then dials both sides of every pair " +
 		"before its instants. Release error: the fast side's SYN-ACK as it arrived (benchmark's capture) against the " +
 		"instant the broker's `connected` line gives for it (`want`); the slow side never completes, " +
 		"since the pair closes when the fast side wins. Rounds follow one another at once, as a driver's requests do. Peak is " +
 		"sampled with every pair open and every client dialed; \"after\" once the server shut down.\n\n")
-	scaleTable(b, r.Scale)
+	scaleTable(b, rows)
+	scaleNotes(b, rows)
+}
+
+// reportScaleKnobs writes the scale rows with one knob turned, and what the
+// control path costs.
+func reportScaleKnobs(b *strings.Builder, r *ExperimentResults) {
 	if len(r.ScaleExperiments) > 0 {
-		b.WriteString("### Experiments\n\n")
-		b.WriteString("The knobs at the largest count ran round by round in turn with its default (same server), so that " +
-			"all saw the same background; \"" + scaleKeepLabel + "\" ran on its own, with another listener open throughout.\n\n")
+		b.WriteString("## Scale, one knob turned\n\n")
+		b.WriteString("Pairs requested at once as in report.md's scale rows. The knobs at the largest count ran round by round in " +
+			"turn with its default (same server), so that all saw the same background; \"" + scaleKeepLabel + "\" ran on its own, " +
+			"with another listener open throughout.\n\n")
 		scaleTable(b, r.ScaleExperiments)
+		scaleNotes(b, r.ScaleExperiments)
 	}
 	if len(r.ListenCost) > 0 {
 		reportCost(b, r.ListenCost)
 	}
-	for _, s := range append(r.Scale, r.ScaleExperiments...) {
+}
+
+// scaleNotes lists the scale rows that lost or mistook a pair.
+func scaleNotes(b *strings.Builder, rows []ScaleRow) {
+	for _, s := range rows {
 		if s.SYNAfter > 0 || s.LogProblems > 0 || s.FDLeak > 0 || s.NoByte > 0 || s.Unseen > 0 {
 			fmt.Fprintf(b, "- %d pairs, %s: %d SYNs after the instant, %d broker warnings, descriptor leak %d; %d fast sides "+
 				"connected and were closed without their byte (the broker took another connection of the pair as the winner); "+
@@ -396,6 +354,7 @@ func reportScale(b *strings.Builder, r *Results) {
 				s.Pairs, s.Variant, s.SYNAfter, s.LogProblems, s.FDLeak, s.NoByte, s.Unseen)
 		}
 	}
+	b.WriteString("\n")
 }
 
 func scaleTable(b *strings.Builder, rows []ScaleRow) {
@@ -403,8 +362,8 @@ func scaleTable(b *strings.Builder, rows []ScaleRow) {
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range rows {
 		fmt.Fprintf(b, "| %d | %s | %d | %d/%d | %s | %s | %s | %.0f | %s | %s | %s | %s | %d/%d | %d / %d / %d | %.1f / %.1f MiB | %.1f / %.1f / %.1f MiB |\n",
-			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, fmtUS(s.Reply.P50US), fmtUS(s.Reply.P99US), p99Cell(s.ReplyFloor), s.RequestsPerSec,
-			fmtUS(s.Release.P50US), fmtUS(s.Release.P99US), fmtUS(s.Release.MaxUS), brokerCell(s),
+			s.Pairs, s.Variant, s.Rounds, s.ReplyOK, s.Requests, stats.FmtUS(s.Reply.P50US), stats.FmtUS(s.Reply.P99US), stats.Cell(s.ReplyFloor, s.ReplyFloor.P99US), s.RequestsPerSec,
+			stats.FmtUS(s.Release.P50US), stats.FmtUS(s.Release.P99US), stats.FmtUS(s.Release.MaxUS), brokerCell(s),
 			s.Connected-s.WrongFamily-s.NoByte, s.ReplyOK, s.Baseline.FDs, s.Peak.FDs, s.After.FDs,
 			s.Peak.HeapMB, s.After.HeapMB, s.Peak.RSSMB, s.After.RSSMB, s.After.HWMMB)
 	}
@@ -417,7 +376,7 @@ func brokerCell(s ScaleRow) string {
 	if s.BrokerLate.N == 0 {
 		return fmt.Sprintf("– (0/%d logged)", s.Connected)
 	}
-	return fmt.Sprintf("%s (%d/%d logged)", fmtUS(s.BrokerLate.P99US), s.BrokerLate.N, s.Connected)
+	return fmt.Sprintf("%s (%d/%d logged)", stats.FmtUS(s.BrokerLate.P99US), s.BrokerLate.N, s.Connected)
 }
 
 func reportCost(b *strings.Builder, rows []CostRow) {
@@ -426,13 +385,12 @@ func reportCost(b *strings.Builder, rows []CostRow) {
 		"bounds how fast the control port answers many requests at once.\n\n")
 	b.WriteString("| operation | n | p50 | p99 | max | mean | note |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, c := range rows {
-		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", c.Label, c.Cost.N, dist(c.Cost), c.Note)
+		fmt.Fprintf(b, "| %s | %d | %s | %s |\n", c.Label, c.Cost.N, stats.Dist(c.Cost), c.Note)
 	}
 	b.WriteString("\n")
 }
 
-func reportDescriptors(b *strings.Builder, r *Results) {
-	d := r.Descriptors
+func reportDescriptors(b *strings.Builder, d FDCheck) {
 	verdict := "back to the baseline"
 	if d.Leaked {
 		verdict = "**LEAKED**"

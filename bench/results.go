@@ -1,34 +1,32 @@
 package main
 
-// Results is everything one run of the benchmark measured: what results.json
-// holds and what the report and the plot are made from.
-type Results struct {
+import (
+	"github.com/synhold/synhold/bench/internal/stats"
+)
+
+// Run is what every part's JSON file starts with: where and how the part
+// ran, and whether it left descriptors open.
+type Run struct {
 	Machine Machine `json:"machine"`
 	Options Options `json:"options"`
+	// Descriptors compares the open descriptors at the start and the end.
+	Descriptors FDCheck `json:"descriptors"`
+	// ElapsedS is how long the part took, in seconds.
+	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// Results is the headline (results.json, report.md, cdf-used.svg): the
+// server as it is used, its levers, and the scale rows.
+type Results struct {
+	Run
 	// AsUsed is section 0: the server binary in its own process, pairs
 	// asked for one after another by a client process, timed by tcpdump.
 	AsUsed []UsedRow `json:"as_used"`
 	// Levers are the same scenario with one lever of the library turned
 	// off or changed, each against the server as shipped.
 	Levers []UsedRow `json:"levers"`
-	// Release is section 1: how close to the requested instant the SYN-ACK
-	// went out, per strategy and timing path.
-	Release []ReleaseRow `json:"release"`
-	// Stamps is section 2: the server's timestamps of a connection attempt
-	// against the client's own record of it.
-	Stamps []StampRow `json:"timestamps"`
-	// Scale is section 3: Happy Eyeballs pairs requested at once.
+	// Scale is Happy Eyeballs pairs requested at once.
 	Scale []ScaleRow `json:"scale"`
-	// ScaleExperiments are the largest pair count again, one knob turned.
-	ScaleExperiments []ScaleRow `json:"scale_experiments"`
-	// ListenCost is what opening and closing one held listener costs, by
-	// part, which bounds the control reply latency at scale.
-	ListenCost []CostRow `json:"listen_cost"`
-	// Experiments are the rows run to push toward the targets: the same
-	// release measurement with one knob turned.
-	Experiments []ReleaseRow `json:"experiments"`
-	// Wake is the standalone clock experiment (SCHED_FIFO and load).
-	Wake []WakeRow `json:"wake"`
 	// Pool are connection pools warming up through handshake-proxy, Floor
 	// this machine's floor for as many handshakes at once, and Suite the
 	// parallel suite: many at once, as it is used.
@@ -39,14 +37,30 @@ type Results struct {
 	Targets []Target `json:"targets"`
 	// Findings are the conclusions drawn from the figures, in words.
 	Findings []string `json:"findings"`
-	// Proxy is the proxy section's rows ([]ProxyRow, Linux only), and
-	// ProxyReport its part of report.md.
-	Proxy       any    `json:"proxy,omitempty"`
-	ProxyReport string `json:"-"`
-	// Descriptors compares the open descriptors at the start and the end.
-	Descriptors FDCheck `json:"descriptors"`
-	// ElapsedS is how long the whole run took, in seconds.
-	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// ExperimentResults are the in-process experiments that explain the
+// levers (experiments.json, experiments.md, cdf.svg, cdf-experiments.svg).
+type ExperimentResults struct {
+	Run
+	// Release is how close to the requested instant the SYN-ACK went out,
+	// per strategy and timing path.
+	Release []ReleaseRow `json:"release"`
+	// Experiments are the same release measurement with one knob turned.
+	Experiments []ReleaseRow `json:"experiments"`
+	// Stamps are the server's timestamps of a connection attempt against
+	// the client's own record of it.
+	Stamps []StampRow `json:"timestamps"`
+	// ScaleExperiments are pairs at once again, one knob turned.
+	ScaleExperiments []ScaleRow `json:"scale_experiments"`
+	// ListenCost is what opening and closing one held listener costs, by
+	// part, which bounds the control reply latency at scale.
+	ListenCost []CostRow `json:"listen_cost"`
+	// Wake is the standalone clock experiment (SCHED_FIFO and load).
+	Wake []WakeRow `json:"wake"`
+	// Targets and Findings judge the rows above.
+	Targets  []Target `json:"targets"`
+	Findings []string `json:"findings"`
 }
 
 // Machine describes where the figures come from.
@@ -99,8 +113,7 @@ type Options struct {
 	Pairs  []int  `json:"pairs"`
 	Short  bool   `json:"short"`
 	Out    string `json:"out"`
-	Extra  bool   `json:"experiments"`
-	// Only names the parts that ran (empty: all); UsedPairs overrides the
+	// Only names the steps that ran (empty: all); UsedPairs overrides the
 	// pairs per case of the "as it is used" scenario.
 	Only      []string `json:"only,omitempty"`
 	UsedPairs int      `json:"used_pairs,omitempty"`
@@ -126,16 +139,16 @@ type ReleaseRow struct {
 	// instant (none expected).
 	SYNAfter int `json:"syn_after_instant"`
 	// Error is SYN-ACK kernel time minus the instant.
-	Error Summary `json:"error"`
+	Error stats.Summary `json:"error"`
 	// Client is when the client's connect(2) was seen complete, minus the
 	// instant (or, for refusals, the time to the refusal after connect).
-	Client Summary `json:"client"`
+	Client stats.Summary `json:"client"`
 	// Opened and Replayed are the listener's own records, minus the
 	// instant: when its clock had detached the hold filter (the Released
 	// event), and when the replay's sendto(2) returned. With Error they
 	// show where the time goes: wake-up, then the stack.
-	Opened   Summary `json:"filter_detached"`
-	Replayed Summary `json:"replay_returned"`
+	Opened   stats.Summary `json:"filter_detached"`
+	Replayed stats.Summary `json:"replay_returned"`
 	// LibCompared counts trials where the listener reported a SYN-ACK
 	// time too; LibMaxDiffUS is the largest gap between its time and the
 	// benchmark's own capture.
@@ -172,7 +185,7 @@ type UsedRow struct {
 	ErrorSample  []string `json:"client_error_sample,omitempty"`
 	// Release is the winner's SYN-ACK as tcpdump stamped it minus the
 	// instant the server logged for it (want).
-	Release Summary `json:"release"`
+	Release stats.Summary `json:"release"`
 	// Early counts handshakes that completed more than 20 µs before their
 	// instant; SYNAfter winners whose SYN came at or after the instant
 	// (left out of Release); Unmatched winners that tcpdump or the
@@ -182,19 +195,19 @@ type UsedRow struct {
 	Unmatched int `json:"unmatched"`
 	// ServerReported counts winners whose SYN-ACK the server reported
 	// (synack_seen); ServerGap is its time minus tcpdump's.
-	ServerReported int     `json:"server_reported"`
-	ServerGap      Summary `json:"server_gap"`
-	ServerGapMaxUS float64 `json:"server_gap_max_abs_us"`
+	ServerReported int           `json:"server_reported"`
+	ServerGap      stats.Summary `json:"server_gap"`
+	ServerGapMaxUS float64       `json:"server_gap_max_abs_us"`
 	// Reply is the control reply, by the client's clock: from before its
 	// dial to the reply's last byte.
-	Reply Summary `json:"control_reply"`
+	Reply stats.Summary `json:"control_reply"`
 	// ClientSees is the client's dial returning minus tcpdump's SYN-ACK.
-	ClientSees Summary `json:"client_sees"`
+	ClientSees stats.Summary `json:"client_sees"`
 	// Own and OwnSent are the benchmark's own capture of the same SYN-ACK
 	// minus tcpdump's time: the copy it sees as the packet arrives, and as
 	// it is sent.
-	Own     Summary `json:"own_capture_received"`
-	OwnSent Summary `json:"own_capture_sent"`
+	Own     stats.Summary `json:"own_capture_received"`
+	OwnSent stats.Summary `json:"own_capture_sent"`
 	// LogOrder counts winners whose "connected" line came before its
 	// side's "released" line.
 	LogOrder int `json:"connected_before_released"`
@@ -214,7 +227,7 @@ type UsedRow struct {
 	Load    string `json:"loadavg,omitempty"`
 	// ControlFloor is the control reply of a do-nothing server asked by
 	// the same client after the same idle time (if the case asked one).
-	ControlFloor Summary `json:"control_reply_floor"`
+	ControlFloor stats.Summary `json:"control_reply_floor"`
 	// ClockCPU is the server's release clock thread's CPU per release.
 	ClockCPU  CPUUse    `json:"clock_cpu"`
 	SamplesUS []float64 `json:"samples_us"`
@@ -223,9 +236,9 @@ type UsedRow struct {
 // StampRow is one server timestamp of connection attempts against the
 // client's time.Now() just before its connect(2).
 type StampRow struct {
-	Name  string  `json:"name"`
-	Label string  `json:"label"`
-	Delta Summary `json:"delta"`
+	Name  string        `json:"name"`
+	Label string        `json:"label"`
+	Delta stats.Summary `json:"delta"`
 	// Impossible counts samples left out because the server's time came
 	// before the client's record: the wall clock stepped back in between.
 	Impossible int       `json:"impossible"`
@@ -244,19 +257,19 @@ type ScaleRow struct {
 	ReplyOK  int `json:"reply_ok"`
 	// Reply is the control reply latency: from before the dial to the last
 	// byte of the reply.
-	Reply Summary `json:"control_reply"`
+	Reply stats.Summary `json:"control_reply"`
 	// ReplyFloor is the control reply latency of as many requests at once
 	// to a do-nothing server in this process (controlFloor), measured
 	// right after the rows of this count.
-	ReplyFloor Summary `json:"control_reply_floor"`
+	ReplyFloor stats.Summary `json:"control_reply_floor"`
 	// RequestsPerSec is pairs answered per second in a round, from the
 	// first request to the last reply, the median over rounds.
 	RequestsPerSec float64 `json:"requests_per_sec"`
 	// Release is the fast side's SYN-ACK kernel time minus its instant
 	// (the broker's bind plus FastDelay).
-	Release Summary `json:"release"`
+	Release stats.Summary `json:"release"`
 	// BrokerLate is the same as the broker's own log reported it.
-	BrokerLate Summary `json:"broker_late"`
+	BrokerLate stats.Summary `json:"broker_late"`
 	// Connected counts fast sides whose connect completed, WrongFamily
 	// those whose byte named the other family, SYNAfter those whose SYN
 	// reached the server after the instant.
@@ -290,13 +303,13 @@ type MemPoint struct {
 // WakeRow is the standalone clock experiment: how late a timerfd-and-spin
 // clock thread wakes, by scheduling policy and load.
 type WakeRow struct {
-	Name      string    `json:"name"`
-	Label     string    `json:"label"`
-	Policy    string    `json:"policy"`
-	Load      string    `json:"load"`
-	Error     Summary   `json:"error"`
-	Note      string    `json:"note,omitempty"`
-	SamplesUS []float64 `json:"samples_us"`
+	Name      string        `json:"name"`
+	Label     string        `json:"label"`
+	Policy    string        `json:"policy"`
+	Load      string        `json:"load"`
+	Error     stats.Summary `json:"error"`
+	Note      string        `json:"note,omitempty"`
+	SamplesUS []float64     `json:"samples_us"`
 }
 
 // Target is one goal and whether the run met it.
@@ -318,10 +331,10 @@ type FDCheck struct {
 
 // CostRow is the wall time of one operation, over many calls.
 type CostRow struct {
-	Name  string  `json:"name"`
-	Label string  `json:"label"`
-	Cost  Summary `json:"cost"`
-	Note  string  `json:"note,omitempty"`
+	Name  string        `json:"name"`
+	Label string        `json:"label"`
+	Cost  stats.Summary `json:"cost"`
+	Note  string        `json:"note,omitempty"`
 }
 
 // wakeLoad is what else runs while the standalone clock waits; it is part

@@ -9,6 +9,6 @@ import (
 
 // run fails: the measurements need AF_PACKET capture, timerfd and
 // /proc, which only Linux has.
-func run(Options) error {
+func run([]part, Options) error {
 	return fmt.Errorf("the benchmark needs Linux (AF_PACKET, timerfd, /proc); this is %s", runtime.GOOS)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/broker/happyeyeballs"
 	"github.com/synhold/synhold/internal/releaseclock"
 	"github.com/synhold/synhold/listener"
@@ -79,22 +80,6 @@ func (s *heServer) stop() error {
 
 // scaleDefault is the library's default timing path, for the scale runs.
 var scaleDefault = variant{label: "default", clock: releaseclock.TimerFD, spin: defaultSpin}
-
-// scaleKeepEngine is the default with another listener open throughout,
-// tried on the smallest pair count: each pair then finds the capture engine
-// open, instead of opening it, and closing it when the pair closes.
-var scaleKeepEngine = variant{label: scaleKeepLabel, clock: releaseclock.TimerFD, spin: defaultSpin, keep: true}
-
-// scaleVariants are the knobs tried on the largest pair count.
-func scaleVariants() []variant {
-	procs := runtime.GOMAXPROCS(0)
-	return []variant{
-		{label: "spin 1 ms", clock: releaseclock.TimerFD, spin: time.Millisecond},
-		{label: fmt.Sprintf("GOMAXPROCS=%d", 2*procs), clock: releaseclock.TimerFD, spin: defaultSpin, procs: 2 * procs},
-		{label: "GOGC=400", clock: releaseclock.TimerFD, spin: defaultSpin, gc: 400},
-		{label: "GC off", clock: releaseclock.TimerFD, spin: defaultSpin, gc: -1},
-	}
-}
 
 // scaleRowsOf runs rounds of n pairs requested at once on one server, for
 // each variant in turn, round after round (the first variant going first in
@@ -235,11 +220,11 @@ type scaleAcc struct {
 }
 
 func (a *scaleAcc) fill(row *ScaleRow) {
-	row.Reply = Summarize(a.reply)
-	row.Release = Summarize(a.release)
-	row.BrokerLate = Summarize(a.brokerLate)
-	row.SamplesUS = samplesUS(a.release)
-	row.RequestsPerSec = math.Round(median(a.rates))
+	row.Reply = stats.Summarize(a.reply)
+	row.Release = stats.Summarize(a.release)
+	row.BrokerLate = stats.Summarize(a.brokerLate)
+	row.SamplesUS = stats.SamplesUS(a.release)
+	row.RequestsPerSec = math.Round(stats.Median(a.rates))
 }
 
 // round requests n pairs at once, dials both sides of each, samples the
@@ -470,18 +455,42 @@ func controlFloor(n int) (CostRow, error) {
 	defer ln.Close()
 	lat := make([]time.Duration, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			t := time.Now()
-			_, _, errs[i] = request(ln.Addr().String(), 0x04)
-			lat[i] = time.Since(t)
-		})
-	}
-	close(start)
-	wg.Wait()
+	atOnce(n, func(i int) {
+		t := time.Now()
+		_, _, errs[i] = request(ln.Addr().String(), 0x04)
+		lat[i] = time.Since(t)
+	})
 	return CostRow{Name: "control-floor", Label: fmt.Sprintf("%d control requests at once, minimal server (no listeners)", n),
-		Cost: Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
+		Cost: stats.Summarize(lat), Note: "reply latency; the floor for any way of opening pairs"}, errors.Join(errs...)
+}
+
+// scaleRows runs the default on each pair count, each followed by as many
+// requests at once to a do-nothing server: the floor of its control reply.
+func scaleRows(sn *sniffer, sz sizes, counts []int) ([]ScaleRow, error) {
+	var out []ScaleRow
+	for _, n := range counts {
+		rows, err := scaleLog(sn, sz, n, []variant{scaleDefault})
+		if err != nil {
+			return append(out, rows...), err
+		}
+		floor, err := controlFloor(n)
+		rows[0].ReplyFloor = floor.Cost
+		progress("  %s at once to a do-nothing server: reply p99 %s", pairs(n), stats.FmtUS(floor.Cost.P99US))
+		out = append(out, rows[0])
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// scaleLog runs scaleRowsOf with enough rounds for n pairs and reports.
+func scaleLog(sn *sniffer, sz sizes, n int, vs []variant) ([]ScaleRow, error) {
+	rounds := max(sz.pairRounds, (sz.pairSamples+n-1)/n)
+	rows, err := scaleRowsOf(sn, n, rounds, vs)
+	for _, row := range rows {
+		progress("  %s x %d rounds, %s: reply p99 %s, release p99 %s, FDs %d/%d/%d", pairs(n), rounds, row.Variant,
+			stats.FmtUS(row.Reply.P99US), stats.FmtUS(row.Release.P99US), row.Baseline.FDs, row.Peak.FDs, row.After.FDs)
+	}
+	return rows, err
 }

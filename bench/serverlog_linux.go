@@ -124,10 +124,16 @@ func errSuffix(err string) string {
 
 // nearestView returns the view of views whose instant is closest to t.
 func nearestView(views []*serverView, t time.Time) *serverView {
-	var best *serverView
-	for _, v := range views {
-		if !v.want.IsZero() && (best == nil || v.want.Sub(t).Abs() < best.want.Sub(t).Abs()) {
-			best = v
+	return closest(views, t, func(v *serverView) time.Time { return v.want })
+}
+
+// closest returns the one of xs whose time (at) is closest to t, leaving
+// out those with none (the zero time); nil if none has one.
+func closest[T any](xs []*T, t time.Time, at func(*T) time.Time) *T {
+	var best *T
+	for _, x := range xs {
+		if !at(x).IsZero() && (best == nil || at(x).Sub(t).Abs() < at(best).Sub(t).Abs()) {
+			best = x
 		}
 	}
 	return best

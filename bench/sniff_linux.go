@@ -127,27 +127,23 @@ func (s *sniffer) record(p capture.Packet) {
 // wait waits until cond holds for client's connection, or deadline.
 func (s *sniffer) wait(client netip.AddrPort, deadline time.Time, what string, cond func(*sniffed) bool) (sniffed, error) {
 	client = netaddr.Canonical(client)
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
+	var got sniffed
+	err := waitUntil(deadline, func() (bool, <-chan struct{}, error) {
 		s.mu.Lock()
-		f, ok := s.flows[client]
-		if ok && cond(f) {
-			got := *f
-			s.mu.Unlock()
-			return got, nil
+		defer s.mu.Unlock()
+		if f, ok := s.flows[client]; ok && cond(f) {
+			got = *f
+			return true, nil, nil
 		}
-		ch, err := s.changed, s.err
-		s.mu.Unlock()
-		if err != nil {
-			return sniffed{}, fmt.Errorf("capture stopped: %w", err)
+		if s.err != nil {
+			return false, nil, fmt.Errorf("capture stopped: %w", s.err)
 		}
-		select {
-		case <-ch:
-		case <-t.C:
-			return sniffed{}, fmt.Errorf("no %s from %v seen in time", what, client)
-		}
+		return false, s.changed, nil
+	})
+	if errors.Is(err, errLate) {
+		err = fmt.Errorf("no %s from %v seen in time", what, client)
 	}
+	return got, err
 }
 
 // waitSYN returns the connection from client once its SYN was seen.

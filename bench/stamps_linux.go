@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/netaddr"
 )
 
@@ -56,25 +58,21 @@ func (a *acceptClock) addr() netip.AddrPort { return a.ln.Addr().(*net.TCPAddr).
 // wait returns when client's connection was accepted.
 func (a *acceptClock) wait(client netip.AddrPort, deadline time.Time) (time.Time, error) {
 	client = netaddr.Canonical(client)
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
+	var at time.Time
+	err := waitUntil(deadline, func() (bool, <-chan struct{}, error) {
 		a.mu.Lock()
-		at, ok := a.at[client]
-		ch := a.changed
+		defer a.mu.Unlock()
+		t, ok := a.at[client]
 		if ok {
+			at = t
 			delete(a.at, client)
 		}
-		a.mu.Unlock()
-		if ok {
-			return at, nil
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			return time.Time{}, fmt.Errorf("no accept of %v in time", client)
-		}
+		return ok, a.changed, nil
+	})
+	if errors.Is(err, errLate) {
+		err = fmt.Errorf("no accept of %v in time", client)
 	}
+	return at, err
 }
 
 func (a *acceptClock) close() {
@@ -111,9 +109,9 @@ func stampRows(sn *sniffer, n int) ([]StampRow, error) {
 		time.Sleep(time.Millisecond) // one attempt at a time, as a backoff client makes them
 	}
 	return []StampRow{
-		{Name: "syn-capture", Label: "SYN capture (kernel timestamp) − client record", Delta: Summarize(syns),
-			Impossible: impossible, SamplesUS: samplesUS(syns)},
-		{Name: "accept", Label: "accept(2) returned − client record", Delta: Summarize(accepts), SamplesUS: samplesUS(accepts)},
+		{Name: "syn-capture", Label: "SYN capture (kernel timestamp) − client record", Delta: stats.Summarize(syns),
+			Impossible: impossible, SamplesUS: stats.SamplesUS(syns)},
+		{Name: "accept", Label: "accept(2) returned − client record", Delta: stats.Summarize(accepts), SamplesUS: stats.SamplesUS(accepts)},
 	}, nil
 }
 

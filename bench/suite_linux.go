@@ -5,6 +5,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/synhold/synhold/bench/internal/proc"
+	"github.com/synhold/synhold/bench/internal/stats"
 )
 
 // suite runs the parallel suite: happyeyeballs-server in its own process,
@@ -19,7 +22,7 @@ func suite(sn *sniffer, pairs int) ([]UsedRow, error) {
 // noopProcess is the do-nothing control server (noopCommand) in its own
 // process.
 type noopProcess struct {
-	*child
+	*proc.Child
 	addr string
 }
 
@@ -27,7 +30,7 @@ type noopProcess struct {
 // listens.
 func startNoopServer(self string) (*noopProcess, error) {
 	p := &noopProcess{}
-	ch, err := startChild(exec.Command(self, noopCommand), 10*time.Second, func(line []byte) bool {
+	ch, err := proc.Start(exec.Command(self, noopCommand), 10*time.Second, func(line []byte) bool {
 		a, ok := strings.CutPrefix(strings.TrimSpace(string(line)), noopReady)
 		p.addr = a
 		return ok
@@ -35,7 +38,7 @@ func startNoopServer(self string) (*noopProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.child = ch
+	p.Child = ch
 	return p, nil
 }
 
@@ -47,17 +50,17 @@ func (p *noopProcess) address() string {
 	return p.addr
 }
 
-func (p *noopProcess) stop() error { return p.child.stop(syscall.SIGTERM, 5*time.Second) }
+func (p *noopProcess) stop() error { return p.Child.Stop(syscall.SIGTERM, 5*time.Second) }
 
 // floorReplies is the do-nothing server's reply latency over pairs.
-func floorReplies(pairs []clientPair) Summary {
+func floorReplies(pairs []clientPair) stats.Summary {
 	var ds []time.Duration
 	for _, p := range pairs {
 		if p.FloorReply > 0 {
 			ds = append(ds, p.FloorReply)
 		}
 	}
-	return Summarize(ds)
+	return stats.Summarize(ds)
 }
 
 // serverClockCPU adds to u the server's own figure of its clock's CPU per
@@ -65,7 +68,7 @@ func floorReplies(pairs []clientPair) Summary {
 func serverClockCPU(u *CPUUse, lines []serverLine) {
 	for _, l := range lines {
 		if l.Msg == "release clock" {
-			u.ServerPerReleaseUS, u.ServerReleases = round3(l.CPUPerReleaseUS), l.Releases
+			u.ServerPerReleaseUS, u.ServerReleases = stats.Round3(l.CPUPerReleaseUS), l.Releases
 		}
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -281,50 +279,4 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-// TestAsUsedEndToEnd runs the scenario as the benchmark does, small: the
-// server binary, the client process, tcpdump. Every pair must be won by its
-// fast family, seen by tcpdump and in the server's log, and timed.
-func TestAsUsedEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("the scenario's observer is tcpdump, which is not installed")
-	}
-	sn, err := openSniffer()
-	if errors.Is(err, os.ErrPermission) {
-		t.Skip("the benchmark's capture needs CAP_NET_RAW")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sn.close()
-	rows, err := asUsed(sn, usedCases(4)[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 3 || rows[0].Mode != "" || rows[1].Mode != modeBoth || rows[2].Mode != modeV6First {
-		t.Fatalf("rows %+v: want all pairs, then one per dial mode", rows)
-	}
-	r := rows[0]
-	if r.Pairs != 4 || r.Replied != 4 || r.Winners != 4 || r.FastWon != 4 || r.ClientErrors != 0 || r.Unmatched != 0 {
-		t.Errorf("pairs %d, replied %d, winners %d, fast won %d, client errors %d %q, unmatched %d: want 4 of each, no errors",
-			r.Pairs, r.Replied, r.Winners, r.FastWon, r.ClientErrors, r.ErrorSample, r.Unmatched)
-	}
-	if r.Release.N+r.SYNAfter != 4 || r.Reply.N != 4 || r.ClientSees.N != 4 || r.Dropped != 0 {
-		t.Errorf("release %d + SYN after %d, reply %d, client sees %d, dropped %d: want every pair timed",
-			r.Release.N, r.SYNAfter, r.Reply.N, r.ClientSees.N, r.Dropped)
-	}
-	// Loose: a loaded machine delays handshakes, but not by a second.
-	if r.Release.N > 0 && (r.Release.MinUS < -1000 || r.Release.MaxUS > 1e6) {
-		t.Errorf("release error %+v: want within (-1 ms, 1 s)", r.Release)
-	}
-	if len(r.ServerStart) == 0 {
-		t.Error("the server's start-up line was not kept")
-	}
-	if r.ControlFloor.N != 4 || r.ControlFloor.MinUS <= 0 {
-		t.Errorf("do-nothing server's replies %+v: want 4, each taking some time", r.ControlFloor)
-	}
-	if r.ClockCPU.Releases < 4 || r.ClockCPU.CPUUS <= 0 || r.ClockCPU.Thread == "" {
-		t.Errorf("clock CPU %+v: want at least 4 releases and some CPU, the thread named", r.ClockCPU)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/netaddr"
 )
 
@@ -83,7 +84,7 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 			r.ServerReported++
 			d := v.synack.Sub(o.synack)
 			gaps = append(gaps, d)
-			r.ServerGapMaxUS = max(r.ServerGapMaxUS, us(d.Abs()))
+			r.ServerGapMaxUS = max(r.ServerGapMaxUS, stats.US(d.Abs()))
 		}
 		sees = append(sees, p.Connected.Sub(o.synack))
 		// The benchmark's capture keeps the latest connection of an
@@ -106,8 +107,8 @@ func usedRow(c usedCase, mode string, in usedInput) UsedRow {
 		}
 		release = append(release, e)
 	}
-	r.Release, r.SamplesUS = Summarize(release), samplesUS(release)
-	r.ServerGap, r.Reply, r.ClientSees = Summarize(gaps), Summarize(reply), Summarize(sees)
-	r.Own, r.OwnSent = Summarize(own), Summarize(ownSent)
+	r.Release, r.SamplesUS = stats.Summarize(release), stats.SamplesUS(release)
+	r.ServerGap, r.Reply, r.ClientSees = stats.Summarize(gaps), stats.Summarize(reply), stats.Summarize(sees)
+	r.Own, r.OwnSent = stats.Summarize(own), stats.Summarize(ownSent)
 	return r
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/synhold/synhold/bench/internal/stats"
 	"github.com/synhold/synhold/internal/releaseclock"
 )
 
@@ -24,7 +25,7 @@ func wakeRows(samples int) ([]WakeRow, error) {
 				return nil, err
 			}
 			rows = append(rows, row)
-			progress("  %-52s p50 %9s  p99 %9s  max %9s", row.Label, fmtUS(row.Error.P50US), fmtUS(row.Error.P99US), fmtUS(row.Error.MaxUS))
+			progress("  %-52s p50 %9s  p99 %9s  max %9s", row.Label, stats.FmtUS(row.Error.P50US), stats.FmtUS(row.Error.P99US), stats.FmtUS(row.Error.MaxUS))
 		}
 	}
 	return rows, nil
@@ -67,7 +68,7 @@ func wakeRow(samples int, fifo bool, load wakeLoad) (WakeRow, error) {
 		w.Note = werr.Error()
 		return w, nil
 	}
-	w.Error, w.SamplesUS = Summarize(lates), samplesUS(lates)
+	w.Error, w.SamplesUS = stats.Summarize(lates), stats.SamplesUS(lates)
 	return w, nil
 }
 

@@ -1,4 +1,7 @@
-package main
+// Package stats holds the bench's distributions: a Summary of durations in
+// microseconds (what every row of every report carries), the nearest-rank
+// percentile, and the unit conversions and formatting the reports share.
+package stats
 
 import (
 	"math"
@@ -26,15 +29,15 @@ func Summarize(ds []time.Duration) Summary {
 	slices.Sort(s)
 	var sum float64
 	for _, d := range s {
-		sum += us(d)
+		sum += US(d)
 	}
 	return Summary{
 		N:      len(s),
-		MinUS:  us(s[0]),
-		MeanUS: round3(sum / float64(len(s))),
-		P50US:  us(Percentile(s, 50)),
-		P99US:  us(Percentile(s, 99)),
-		MaxUS:  us(s[len(s)-1]),
+		MinUS:  US(s[0]),
+		MeanUS: Round3(sum / float64(len(s))),
+		P50US:  US(Percentile(s, 50)),
+		P99US:  US(Percentile(s, 99)),
+		MaxUS:  US(s[len(s)-1]),
 	}
 }
 
@@ -53,27 +56,27 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// us is d in microseconds, to the nanosecond.
-func us(d time.Duration) float64 { return round3(float64(d) / float64(time.Microsecond)) }
+// US is d in microseconds, to the nanosecond.
+func US(d time.Duration) float64 { return Round3(float64(d) / float64(time.Microsecond)) }
 
-// round3 rounds x to three decimals.
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+// Round3 rounds x to three decimals.
+func Round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
-// samplesUS converts ds to microseconds, for the JSON file and the plot.
-func samplesUS(ds []time.Duration) []float64 {
+// SamplesUS converts ds to microseconds, for the JSON file and the plot.
+func SamplesUS(ds []time.Duration) []float64 {
 	out := make([]float64, len(ds))
 	for i, d := range ds {
-		out[i] = us(d)
+		out[i] = US(d)
 	}
 	return out
 }
 
-// mb is b bytes in MiB, to a tenth.
-func mb(b uint64) float64 { return math.Round(float64(b)/(1<<20)*10) / 10 }
+// MB is b bytes in MiB, to a tenth.
+func MB(b uint64) float64 { return math.Round(float64(b)/(1<<20)*10) / 10 }
 
-// median returns the median of xs (the lower middle one for an even count),
+// Median returns the median of xs (the lower middle one for an even count),
 // 0 for none.
-func median(xs []float64) float64 {
+func Median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}

@@ -1,4 +1,8 @@
-package main
+// Package proc runs and reads the processes the bench starts beside itself
+// (the server under test, tcpdump, proxies, clients): a child whose stderr
+// is kept and which is started once a line says it is ready, the go
+// command's builds, and a process's memory from /proc.
+package proc
 
 import (
 	"bufio"
@@ -11,9 +15,9 @@ import (
 	"time"
 )
 
-// child is a process the benchmark runs beside itself (the server under
+// Child is a process the benchmark runs beside itself (the server under
 // test, the observer), its stderr kept.
-type child struct {
+type Child struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once stderr is drained
 
@@ -21,10 +25,10 @@ type child struct {
 	buf bytes.Buffer
 }
 
-// startChild starts cmd and returns once ready holds for a line of its
+// Start starts cmd and returns once ready holds for a line of its
 // stderr, or fails (killing it) if it exits or limit passes first. ready is
 // called on the reading goroutine, one line at a time, until it holds.
-func startChild(cmd *exec.Cmd, limit time.Duration, ready func(line []byte) bool) (*child, error) {
+func Start(cmd *exec.Cmd, limit time.Duration, ready func(line []byte) bool) (*Child, error) {
 	errp, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -32,7 +36,7 @@ func startChild(cmd *exec.Cmd, limit time.Duration, ready func(line []byte) bool
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
+	c := &Child{cmd: cmd, done: make(chan struct{})}
 	up := make(chan struct{})
 	go func() {
 		defer close(c.done)
@@ -61,25 +65,25 @@ func startChild(cmd *exec.Cmd, limit time.Duration, ready func(line []byte) bool
 	_ = cmd.Process.Kill()
 	<-c.done
 	_ = cmd.Wait()
-	return nil, fmt.Errorf("%s did not get ready: %s", cmd.Path, c.tail(8))
+	return nil, fmt.Errorf("%s did not get ready: %s", cmd.Path, c.Tail(8))
 }
 
-// output is everything the child wrote on stderr so far.
-func (c *child) output() []byte {
+// Output is everything the child wrote on stderr so far.
+func (c *Child) Output() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return bytes.Clone(c.buf.Bytes())
 }
 
-// tail is the child's last n lines of stderr, for an error message.
-func (c *child) tail(n int) string {
-	lines := strings.Split(strings.TrimSpace(string(c.output())), "\n")
+// Tail is the child's last n lines of stderr, for an error message.
+func (c *Child) Tail(n int) string {
+	lines := strings.Split(strings.TrimSpace(string(c.Output())), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// stop sends sig and waits up to limit for the child to exit (then kills
+// Stop sends sig and waits up to limit for the child to exit (then kills
 // it); it returns how it exited.
-func (c *child) stop(sig os.Signal, limit time.Duration) error {
+func (c *Child) Stop(sig os.Signal, limit time.Duration) error {
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		return err
 	}
@@ -96,3 +100,6 @@ func (c *child) stop(sig os.Signal, limit time.Duration) error {
 	}
 	return nil
 }
+
+// Pid is the child's process ID.
+func (c *Child) Pid() int { return c.cmd.Process.Pid }

@@ -1,4 +1,6 @@
-package main
+// Package cdf draws the bench's plots: the cumulative distribution of
+// release errors per row, on a log-scale axis in microseconds, as SVG.
+package cdf
 
 import (
 	"bufio"
@@ -32,11 +34,11 @@ var palette = []string{
 	"#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
 }
 
-// WriteCDF writes an SVG plot of the cumulative distribution of each series
+// Write writes an SVG plot of the cumulative distribution of each series
 // on a log-scale x axis in microseconds. Values at or below the axis's
 // lower end are drawn at it; series without values are left out of the
 // curves but kept in the legend, marked "no data".
-func WriteCDF(w io.Writer, title, xLabel string, series []Series) error {
+func Write(w io.Writer, title, xLabel string, series []Series) error {
 	lo, hi := decades(series)
 	bw := bufio.NewWriter(w)
 	p := &svgPlot{w: bw, lo: lo, hi: hi}
