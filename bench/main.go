@@ -37,6 +37,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -70,6 +71,9 @@ func main() {
 		os.Exit(code)
 	}
 	parts, opts, err := parseArgs(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // -h: the flag set printed the usage
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		fmt.Fprintln(os.Stderr, usage)
@@ -123,6 +127,10 @@ func parseArgs(args []string) ([]part, Options, error) {
 		keys = append(keys, p.keys...)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	trials := fs.Int("trials", 300, "release trials per timing path of the experiments (those under load run half as many)")
 	pairs := fs.String("pairs", "1,100,500", "comma-separated counts of Happy Eyeballs pairs requested at once")
 	short := fs.Bool("short", false, "a quick run: fewer trials and rounds")
