@@ -23,7 +23,7 @@ import (
 func TestAsNobody(t *testing.T) {
 	testenv.SkipUnlessRoot(t, "CAP_SETUID and CAP_SETGID (runs the binary as user nobody, uid 65534, to take CAP_NET_RAW away)")
 	testenv.SkipIfShort(t, "builds the binary (about 2 s), then two runs as nobody whose clients connect at their first SYN retransmission, 1.5 s each")
-	bin := buildBinary(t)
+	bin := testenv.BuildBinary(t, ".")
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

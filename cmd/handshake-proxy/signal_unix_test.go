@@ -26,7 +26,7 @@ import (
 func TestSIGTERM(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary (about 2 s; 0.1 s to run it once built)")
 	up := echoUpstream(t)
-	cmd := exec.Command(buildBinary(t), "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
+	cmd := exec.Command(testenv.BuildBinary(t, "."), "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
 	api, logs, ended := startBinary(t, cmd)
 	p, err := toxiclient.NewClient(api).CreateProxy("echo", "127.0.0.1:0", up)
 	if err != nil {

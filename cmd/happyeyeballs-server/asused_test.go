@@ -60,8 +60,7 @@ type asUsedPair struct {
 func TestAsUsed(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary, then 12 pairs from a separate process with 400 ms and 1.2 s delays: 9-17 s")
 	needHold(t, "replay") // the SYN-ACK times come from the capture: CAP_NET_RAW
-	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-asused")
-	buildServer(t, bin)
+	bin := testenv.BuildBinary(t, ".")
 	port := testenv.FreePort(t)
 	log := &syncBuffer{}
 	cmd := exec.Command(bin, "-c", strconv.Itoa(port), "--log-format", "json", "--strategy", "replay",
