@@ -21,21 +21,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // closes with the test.
 func echoUpstream(t *testing.T) string {
 	t.Helper()
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return up.Addr().String()
+	return testenv.Serve(t, "tcp4", "127.0.0.1:0", func(c net.Conn) { io.Copy(c, c); c.Close() }).String()
 }
 
 // startBinary starts cmd, the binary with --log-format json, and returns the

@@ -59,13 +59,9 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the server has begun shutting down, then finish the request.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), `"shutdown started"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shutdown after SIGTERM:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the shutdown to start after SIGTERM", func() bool {
+		return strings.Contains(logs.String(), `"shutdown started"`)
+	})
 	io.WriteString(req, body[10:])
 	status, err := answers.ReadString('\n')
 	if err != nil || !strings.Contains(status, "201") {

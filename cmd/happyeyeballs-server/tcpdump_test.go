@@ -186,28 +186,18 @@ func addrPort(addr, port string) (netip.AddrPort, error) {
 // and returns the SYN-ACKs seen and how many packets the kernel dropped.
 func (td *tcpdump) stop(t *testing.T) ([]seenSYNACK, int) {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ours := testenv.Serve(t, "tcp4", "127.0.0.1:0", func(c net.Conn) { c.Close() })
+	c, err := net.Dial("tcp4", ours.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := seenSYNACK{src: ln.Addr().(*net.TCPAddr).AddrPort(), dst: c.LocalAddr().(*net.TCPAddr).AddrPort()}
+	last := seenSYNACK{src: ours, dst: c.LocalAddr().(*net.TCPAddr).AddrPort()}
 	c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("tcpdump to print the SYN-ACK %v → %v", last.src, last.dst), func() bool {
 		td.mu.Lock()
-		seen := slices.ContainsFunc(td.synacks, func(s seenSYNACK) bool { return s.src == last.src && s.dst == last.dst })
-		td.mu.Unlock()
-		if seen {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tcpdump did not print the SYN-ACK of %v → %v within 10 s; stderr:\n%s", last.src, last.dst, td.stderr.String())
-		}
-	}
+		defer td.mu.Unlock()
+		return slices.ContainsFunc(td.synacks, func(s seenSYNACK) bool { return s.src == last.src && s.dst == last.dst })
+	})
 	if err := td.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
