@@ -57,11 +57,11 @@ type asUsedPair struct {
 // that the server's JSON log is complete and in order: for every pair a
 // "connected" line with the SYN-ACK's kernel time, after the side's
 // "released" and "syn-ack sent" lines, and the instant asked for exactly
-// the fast delay after the pair's start. And it watches from outside, as
-// the repository's one end-to-end test must: tcpdump on lo sees every
-// pair's SYN-ACKs, the winner's at the time the server logged (within
-// observerTol), and none earlier than maxEarly before its side's instant.
-// It is the repository's only as-used end-to-end test.
+// the fast delay after the pair's start. It is the repository's one
+// as-used end-to-end test, and so it also watches from outside: tcpdump on
+// lo must see every pair's winning SYN-ACK at the time the server logged
+// (within observerTol), and no SYN-ACK from a pair's ports earlier than
+// maxEarly before its side's instant.
 func TestAsUsed(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary, then 12 pairs from a separate process with 400 ms and 1.2 s delays, watched by tcpdump: 6-17 s")
 	needHold(t, "replay") // the SYN-ACK times come from the capture: CAP_NET_RAW
