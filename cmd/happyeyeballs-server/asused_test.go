@@ -65,6 +65,7 @@ type asUsedPair struct {
 func TestAsUsed(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary, then 12 pairs from a separate process with 400 ms and 1.2 s delays, watched by tcpdump: 6-17 s")
 	needHold(t, "replay") // the SYN-ACK times come from the capture: CAP_NET_RAW
+	tcpdumpPath := needTCPDump(t)
 	bin := testenv.BuildBinary(t, ".")
 	port := testenv.FreePort(t)
 	log := &syncBuffer{}
@@ -89,7 +90,7 @@ func TestAsUsed(t *testing.T) {
 		t.Fatalf("server not ready: %v\nlog:\n%s", err, log)
 	}
 
-	observer := startTCPDump(t, port)
+	observer := startTCPDump(t, tcpdumpPath, port)
 
 	if line := startLine(t, log.String()); line["nice"] == float64(-10) {
 		for tid, nice := range procNices(t, cmd.Process.Pid) {
@@ -152,18 +153,17 @@ func TestAsUsed(t *testing.T) {
 }
 
 // observerTol is how far apart the server's time of a SYN-ACK and
-// tcpdump's may be. Both are the kernel's stamps of the copy of the packet
-// received on lo (the server's "synack"; the outgoing copy's is its
-// "synack_sent"), each read as the kernel hands the packet to that packet
-// socket, one after the other: on this project's 2-core VM they differed by
-// under 1 µs for most pairs and by 16 µs at most over 84 pairs (-count=5,
-// then with four busy loops on the two cores); an earlier measurement with
-// the bench's observer found -2 µs in the median and, rarely, -1.5 ms
-// (an interrupt, or the receiving softirq deferred to ksoftirqd, between the
-// two stamps). 3 ms is twice that rare gap, and still far under what a
-// server that stamped another packet (the SYN, its replay) or read the
-// clock in user space after being scheduled would show on a loaded
-// machine.
+// tcpdump's may be. Both are the kernel's stamps of the one copy of the
+// packet received on lo (the server's "synack"), as each packet socket is
+// handed it, one after the other. On this project's 2-core VM, with other
+// engineers' builds running (load 5-12) and with four busy loops besides,
+// they were 0.4-16 µs apart over 250 pairs (median 0.6 µs); the bench's
+// largest gap over 200 pairs was 16-85 µs (docs/bench.md); an earlier
+// measurement found, rarely, 1.5 ms (an interrupt, or the receiving softirq
+// deferred to ksoftirqd, between the two deliveries). 3 ms is twice that
+// rare gap, and still far under what a server that stamped another packet
+// (the SYN, its replay) or read the clock in user space after being
+// scheduled would show on a loaded machine.
 const observerTol = 3 * time.Millisecond
 
 // checkObserved checks the server's log against tcpdump's SYN-ACKs: for

@@ -44,7 +44,18 @@ type tcpdump struct {
 // prints it: "1796617014.290177469 IP6 ::1.56075 > ::1.46436: Flags [S.], ...".
 var synackLine = regexp.MustCompile(`^(\d+)\.(\d{9}) IP6? (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[S\.\],`)
 
-// startTCPDump starts tcpdump on lo keeping the SYN-ACKs sent from a port
+// needTCPDump returns the path of tcpdump; without it the test skips as a
+// missing feature (.ci/run installs it).
+func needTCPDump(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("tcpdump")
+	if err != nil {
+		testenv.SkipWithoutFeature(t, "tcpdump, the as-used test's outside observer of the SYN-ACKs (apt-get install tcpdump)", err)
+	}
+	return path
+}
+
+// startTCPDump starts tcpdump (at path) on lo keeping the SYN-ACKs sent from a port
 // of the ephemeral range but notPort (the server's control port), and
 // returns once tcpdump says it is listening. The pairs' ports are chosen by
 // the server when a test asks for a pair, in the ephemeral range, so the
@@ -56,7 +67,7 @@ var synackLine = regexp.MustCompile(`^(\d+)\.(\d{9}) IP6? (\S+)\.(\d+) > (\S+)\.
 //     the time as Unix seconds with nine digits, the kernel's nanoseconds;
 //   - --immediate-mode -l: each packet handed to tcpdump and printed as it
 //     comes, not when a ring block fills, so that the test can wait for the
-//     last one (a SYN-ACK of its own, see sync) rather than for time;
+//     last one (a SYN-ACK of its own, see stop) rather than for time;
 //   - -s 160: the headers alone (link 14, IPv6 40, TCP with options 60
 //     bytes). In immediate mode libpcap's ring has a slot of the snapshot
 //     length per packet: with the default 256 KiB, even -B 16 MiB would
@@ -68,19 +79,14 @@ var synackLine = regexp.MustCompile(`^(\d+)\.(\d{9}) IP6? (\S+)\.(\d+) > (\S+)\.
 //   - no -j: lo offers one time stamp type, host (tcpdump -J -i lo).
 //
 // On lo, libpcap leaves out the outgoing copy of each packet and keeps the
-// received one, stamped when the kernel queues it to be received, right
-// after it was sent; the server's capture stamps the outgoing copy, a few
-// microseconds before.
+// received one: the copy whose time the server logs as "synack" (its own
+// capture's stamp; the copy sent is its "synack_sent").
 //
 // libpcap cannot index the TCP header of an IPv6 packet (tcp[13]), so for
 // IPv6 the filter reads the flags directly behind a 40-byte header with no
 // extension, as the kernel sends on loopback.
-func startTCPDump(t *testing.T, notPort int) *tcpdump {
+func startTCPDump(t *testing.T, path string, notPort int) *tcpdump {
 	t.Helper()
-	path, err := exec.LookPath("tcpdump")
-	if err != nil {
-		testenv.SkipWithoutFeature(t, "tcpdump, the as-used test's outside observer of the SYN-ACKs (apt-get install tcpdump)", err)
-	}
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		testenv.SkipWithoutFeature(t, "/proc/sys/net/ipv4/ip_local_port_range (where the server's pair ports lie)", err)
