@@ -228,3 +228,23 @@ func (td *tcpdump) stop(t *testing.T) ([]seenSYNACK, int) {
 	}
 	return slices.Clone(td.synacks), dropped
 }
+
+func TestParseSYNACK(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want seenSYNACK // zero: not a SYN-ACK
+	}{
+		{"1796617014.289700562 IP 127.0.0.1.55813 > 127.0.0.1.40248: Flags [S.], seq 2332290230, ack 1741771233, win 65483, length 0",
+			seenSYNACK{time.Unix(1796617014, 289700562), netip.MustParseAddrPort("127.0.0.1:55813"), netip.MustParseAddrPort("127.0.0.1:40248")}},
+		{"1796617014.290177469 IP6 ::1.56075 > ::1.46436: Flags [S.], seq 346858888, ack 2527531795, win 65464, length 0",
+			seenSYNACK{time.Unix(1796617014, 290177469), netip.MustParseAddrPort("[::1]:56075"), netip.MustParseAddrPort("[::1]:46436")}},
+		{"1796617014.290177469 IP 127.0.0.1.40248 > 127.0.0.1.55813: Flags [S], seq 1741771232, win 65495, length 0", seenSYNACK{}},
+		{"1796617014.290177 IP 127.0.0.1.55813 > 127.0.0.1.40248: Flags [S.], seq 1, ack 2", seenSYNACK{}}, // microseconds: not what was asked for
+		{"listening on lo, link-type EN10MB (Ethernet), snapshot length 160 bytes", seenSYNACK{}},
+	} {
+		got, err := parseSYNACK(tc.line)
+		if got != tc.want || (err == nil) != (tc.want != seenSYNACK{}) {
+			t.Errorf("parseSYNACK(%q) = %v, %v; want %v", tc.line, got, err, tc.want)
+		}
+	}
+}
