@@ -3,74 +3,25 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/synhold/synhold/internal/testenv"
 )
 
-var (
-	binOnce sync.Once
-	binDir  string // world-readable (the binary runs as nobody too), removed by TestMain
-	binErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// buildBinary builds the command once per test binary, into a directory
-// every user can enter, and returns its path.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goCmd := testenv.GoCommand(t) // outside Do: a skip there would leave it done without a binary
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "handshake-proxy-test-"); binErr != nil {
-			return
-		}
-		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
-			return
-		}
-		if out, err := exec.Command(goCmd, "build", "-o", filepath.Join(binDir, "handshake-proxy"), ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "handshake-proxy")
-}
+// TestMain removes the binary that TestAsNobody and TestSIGTERM build
+// (testenv.BuildBinary).
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // echoUpstream is an upstream on loopback that echoes what it reads; it
 // closes with the test.
 func echoUpstream(t *testing.T) string {
 	t.Helper()
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return up.Addr().String()
+	return testenv.Serve(t, "tcp4", "127.0.0.1:0", func(c net.Conn) { io.Copy(c, c); c.Close() }).String()
 }
 
 // startBinary starts cmd, the binary with --log-format json, and returns the

@@ -23,21 +23,8 @@ import (
 func TestAsNobody(t *testing.T) {
 	testenv.SkipUnlessRoot(t, "CAP_SETUID and CAP_SETGID (runs the binary as user nobody, uid 65534, to take CAP_NET_RAW away)")
 	testenv.SkipIfShort(t, "builds the binary (about 2 s), then two runs as nobody whose clients connect at their first SYN retransmission, 1.5 s each")
-	bin := buildBinary(t)
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	bin := testenv.BuildBinary(t, ".")
+	up := testenv.Serve(t, "tcp4", "127.0.0.1:0", func(c net.Conn) { c.Close() })
 	for _, tc := range []struct {
 		name    string
 		ambient []uintptr
@@ -65,7 +52,7 @@ func TestAsNobody(t *testing.T) {
 				t.Errorf("as nobody the proxy does not say it holds by retransmission:\n%s", logs)
 			}
 			client := toxiclient.NewClient(api)
-			p, err := client.CreateProxy("p", "127.0.0.1:0", up.Addr().String())
+			p, err := client.CreateProxy("p", "127.0.0.1:0", up.String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,11 +87,7 @@ func TestAsNobody(t *testing.T) {
 			// Nobody's proxy sees no SYN to log; the client's socket shows it
 			// is waiting for an answer.
 			port := int(netip.MustParseAddrPort(p.Listen).Port())
-			for deadline := time.Now().Add(5 * time.Second); !testenv.SYNSent(t, port); time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the client's socket never showed SYN_SENT")
-				}
-			}
+			testenv.WaitFor(t, 5*time.Second, "the client's socket in SYN_SENT", func() bool { return testenv.SYNSent(t, port) })
 			if err := p.RemoveToxic("hold"); err != nil {
 				t.Fatal(err)
 			}

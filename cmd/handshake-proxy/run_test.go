@@ -15,6 +15,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -48,6 +49,29 @@ func TestParseArgs(t *testing.T) {
 
 type syncBuffer = logtest.Buffer
 
+// startRun runs the program in-process (testenv.StartRun) with args and
+// returns the run and its API's address once it serves.
+func startRun(t *testing.T, args ...string) (*testenv.Run, net.Addr) {
+	t.Helper()
+	addr := make(chan net.Addr, 1)
+	r := testenv.StartRun(t, func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return run(ctx, args, stdout, stderr, func(a net.Addr) { addr <- a })
+	}, args...)
+	var a net.Addr
+	testenv.WaitFor(t, 10*time.Second, "the API to serve", func() bool {
+		select {
+		case a = <-addr:
+			return true
+		default:
+			return r.Exited()
+		}
+	})
+	if a == nil {
+		t.Fatalf("exited %d before the API served:\n%s", r.Wait(t), r.Stderr)
+	}
+	return r, a
+}
+
 // TestRun runs the program in-process: populate from -config, serve the
 // API on a picked port, forward, log JSON, shut down on cancel.
 func TestRun(t *testing.T) {
@@ -57,20 +81,8 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(cfg, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan net.Addr, 1)
-	logs := new(syncBuffer)
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"-host", "127.0.0.1", "-port", "0", "-config", cfg, "--log-format", "json"}, io.Discard, logs,
-			func(a net.Addr) { addr <- a })
-	}()
-	var a net.Addr
-	select {
-	case a = <-addr:
-	case code := <-done:
-		t.Fatalf("exited %d:\n%s", code, logs)
-	}
+	r, a := startRun(t, "-host", "127.0.0.1", "-port", "0", "-config", cfg, "--log-format", "json")
+	logs := r.Stderr
 	client := toxiclient.NewClient(a.String())
 	p, err := client.Proxy("echo")
 	if err != nil {
@@ -87,8 +99,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("echo: %q %v", got, err)
 	}
 	c.Close()
-	cancel()
-	if code := <-done; code != 0 {
+	if code := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, logs)
 	}
 	if _, err := net.DialTimeout("tcp", p.Listen, time.Second); err == nil {
@@ -115,23 +126,14 @@ func TestRun(t *testing.T) {
 func TestRunBadConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(cfg, []byte(`[{"name":"x"}]`), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan net.Addr, 1)
-	logs := new(syncBuffer)
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"-host", "127.0.0.1", "-port", "0", "-config", cfg}, io.Discard, logs, func(a net.Addr) { addr <- a })
-	}()
-	a := <-addr
+	r, a := startRun(t, "-host", "127.0.0.1", "-port", "0", "-config", cfg)
+	logs := r.Stderr
 	if _, err := toxiclient.NewClient(a.String()).Proxies(); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "missing required field: upstream at proxy 1") {
 		t.Errorf("the bad config is not explained:\n%s", logs)
 	}
-	cancel()
-	<-done
 }
 
 func TestLogLevel(t *testing.T) {

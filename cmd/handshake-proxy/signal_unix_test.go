@@ -26,7 +26,7 @@ import (
 func TestSIGTERM(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary (about 2 s; 0.1 s to run it once built)")
 	up := echoUpstream(t)
-	cmd := exec.Command(buildBinary(t), "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
+	cmd := exec.Command(testenv.BuildBinary(t, "."), "-host", "127.0.0.1", "-port", "0", "--log-format", "json")
 	api, logs, ended := startBinary(t, cmd)
 	p, err := toxiclient.NewClient(api).CreateProxy("echo", "127.0.0.1:0", up)
 	if err != nil {
@@ -59,13 +59,9 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the server has begun shutting down, then finish the request.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), `"shutdown started"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shutdown after SIGTERM:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the shutdown to start after SIGTERM", func() bool {
+		return strings.Contains(logs.String(), `"shutdown started"`)
+	})
 	io.WriteString(req, body[10:])
 	status, err := answers.ReadString('\n')
 	if err != nil || !strings.Contains(status, "201") {

@@ -96,48 +96,27 @@ func TestClientAgainstServer(t *testing.T) {
 	}
 }
 
-// serveEach listens on network's addr until the test ends and hands every
-// connection to handle, which closes it; it returns the port.
-func serveEach(t *testing.T, network, addr string, handle func(net.Conn)) uint16 {
-	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			handle(c)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort().Port()
-}
-
 // fakeControl serves a control port that answers every request with what
 // reply returns.
 func fakeControl(t *testing.T, reply func(req byte) []byte) string {
 	t.Helper()
-	return strconv.Itoa(int(serveEach(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+	return strconv.Itoa(int(testenv.Serve(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
 		defer c.Close()
 		var b [1]byte
 		if _, err := io.ReadFull(c, b[:]); err == nil {
 			c.Write(reply(b[0]))
 		}
-	})))
+	}).Port()))
 }
 
 // byteServer accepts on network and writes b to every connection; it
 // returns the port.
 func byteServer(t *testing.T, network, addr string, b byte) uint16 {
 	t.Helper()
-	return serveEach(t, network, addr, func(c net.Conn) {
+	return testenv.Serve(t, network, addr, func(c net.Conn) {
 		defer c.Close()
 		c.Write([]byte{b})
-	})
+	}).Port()
 }
 
 // closedPort returns a port on which connecting is refused.

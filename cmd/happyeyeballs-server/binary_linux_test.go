@@ -35,8 +35,7 @@ type nobodyCase struct {
 func TestBinaryAsNobodyFallsBackToRetransmit(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the binary, then two pairs as nobody completing at SYN retransmissions 1 s apart: 6-8 s")
 	needRoot(t)
-	bin := filepath.Join(sharedDir(t), "happyeyeballs-server-nobody")
-	buildServer(t, bin)
+	bin := testenv.BuildBinary(t, ".")
 	for _, tc := range []nobodyCase{
 		{name: "cap_net_admin", ambient: []uintptr{unix.CAP_NET_ADMIN}},
 		{name: "no-capabilities", mayRefuse: true},
@@ -148,15 +147,17 @@ func repoRoot(t *testing.T) string {
 
 func TestScripts(t *testing.T) {
 	testenv.SkipIfShort(t, "the docs' scripts build the binary, start it and run a client: about 4 s")
-	goTool(t)
-	needHold(t, "auto") // the scripts start the server with its defaults
+	// The scripts build the binary with the go command, then start the
+	// server with its defaults.
+	goCmd := testenv.GoCommand(t)
+	needHold(t, "auto")
 	dir := t.TempDir()
 	port := strconv.Itoa(testenv.FreePort(t))
 	logFile := filepath.Join(dir, "server.log")
 	env := []string{
 		"HAPPYEYEBALLS_BIN=" + filepath.Join(dir, "bin", "happyeyeballs-server"),
 		"HAPPYEYEBALLS_LOG=" + logFile,
-		"PATH=" + filepath.Dir(goTool(t)) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PATH=" + filepath.Dir(goCmd) + string(os.PathListSeparator) + os.Getenv("PATH"),
 	}
 	t.Cleanup(func() { runNow("-c", port, "--stop", "--timeout", "5s") })
 	out, err := script(t, "setup.sh", env, port)

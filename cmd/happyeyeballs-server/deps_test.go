@@ -4,13 +4,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestNoGRPC checks that the Happy Eyeballs server links no gRPC package:
 // the two control protocols live in packages of their own so that this
 // binary does not carry the other's dependencies.
 func TestNoGRPC(t *testing.T) {
-	goBin := goTool(t)
+	goBin := testenv.GoCommand(t)
 	for _, pkg := range []string{".", "github.com/synhold/synhold/broker/happyeyeballs"} {
 		out, err := exec.Command(goBin, "list", "-deps", pkg).Output()
 		if err != nil {

@@ -54,7 +54,7 @@ func TestNiceRefused(t *testing.T) {
 		t.Errorf("setNice with EPERM: %v, want os.ErrPermission naming CAP_SYS_NICE", err)
 	}
 	s := startServer(t, "--strategy", "delayed-listen", "--nice", "-10")
-	line := startLine(t, s.log.String())
+	line := startLine(t, s.Stderr.String())
 	if line["nice"] != float64(0) || !strings.Contains(line["nice_why"].(string), "CAP_SYS_NICE") {
 		t.Errorf("start-up line says nice %v (%v), want 0 and why", line["nice"], line["nice_why"])
 	}

@@ -26,10 +26,10 @@ func TestReport(t *testing.T) {
 	if r := runNow("-c", strconv.Itoa(s.port), "--stop"); r.code != 0 {
 		t.Fatalf("--stop: %d %s", r.code, r.stderr)
 	}
-	if code := s.waitExit(t); code != 0 {
-		t.Fatalf("server exit %d:\n%s", code, s.log)
+	if code := s.Wait(t); code != 0 {
+		t.Fatalf("server exit %d:\n%s", code, s.Stderr)
 	}
-	sum := records(s.log.String(), "happy eyeballs summary")
+	sum := records(s.Stderr.String(), "happy eyeballs summary")
 	if len(sum) != 1 || sum[0]["pairs"] != 1.0 || sum[0]["deviates"] != 1.0 || sum[0]["conforms"] != 0.0 {
 		t.Fatalf("summary lines %v, want one with 1 pair, deviating", sum)
 	}

@@ -54,47 +54,23 @@ func runNow(args ...string) runResult {
 	return runResult{code, out.String(), errb.String(), time.Since(start)}
 }
 
-// testServer is a server started in-process with run.
+// testServer is a server run in-process (testenv.StartRun), its log on
+// Stderr.
 type testServer struct {
-	port   int
-	log    *syncBuffer
-	cancel context.CancelFunc
-	exited chan int
+	*testenv.Run
+	port int
 }
 
 // startServer runs a server on a free port with JSON logs, waits until it
 // answers, and stops it when the test ends.
 func startServer(t *testing.T, args ...string) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{port: testenv.FreePort(t), log: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
-	args = append([]string{"-c", strconv.Itoa(s.port), "--log-format", "json"}, args...)
-	go func() { s.exited <- run(ctx, args, io.Discard, s.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not exit")
-		}
-	})
+	port := testenv.FreePort(t)
+	s := &testServer{testenv.StartRun(t, run, append([]string{"-c", strconv.Itoa(port), "--log-format", "json"}, args...)...), port}
 	if r := runNow("-c", strconv.Itoa(s.port), "--wait", "--timeout", "10s"); r.code != 0 {
-		t.Fatalf("--wait: exit %d: %s%s\nserver log:\n%s", r.code, r.stdout, r.stderr, s.log)
+		t.Fatalf("--wait: exit %d: %s%s\nserver log:\n%s", r.code, r.stdout, r.stderr, s.Stderr)
 	}
 	return s
-}
-
-// waitExit returns the server's exit status once it has exited.
-func (s *testServer) waitExit(t *testing.T) int {
-	t.Helper()
-	select {
-	case code := <-s.exited:
-		s.exited <- code
-		return code
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not exit")
-		return -1
-	}
 }
 
 // startLine returns the server's start-up log line.
@@ -195,7 +171,7 @@ func TestWaitAndStop(t *testing.T) {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 0 and %q", st.name, r.code, r.stdout, r.stderr, st.want)
 		}
 		if st.name == "stop" {
-			if code := s.waitExit(t); code != 0 {
+			if code := s.Wait(t); code != 0 {
 				t.Errorf("server exited %d after --stop, want 0", code)
 			}
 			if !refused(s.port) {
@@ -218,12 +194,11 @@ func TestWaitWithoutServerTimesOut(t *testing.T) {
 
 func TestSignalShutsDown(t *testing.T) {
 	s := startServer(t, "--strategy", "delayed-listen")
-	s.cancel()
-	if code := s.waitExit(t); code != 0 {
+	if code := s.Stop(t); code != 0 {
 		t.Errorf("exit %d after the signal, want 0", code)
 	}
-	if !strings.Contains(s.log.String(), "signal received") || !refused(s.port) {
-		t.Errorf("no clean shutdown; log:\n%s", s.log)
+	if !strings.Contains(s.Stderr.String(), "signal received") || !refused(s.port) {
+		t.Errorf("no clean shutdown; log:\n%s", s.Stderr)
 	}
 }
 
@@ -273,7 +248,7 @@ func TestStrategyReported(t *testing.T) {
 		t.Run(tc.flag, func(t *testing.T) {
 			needHold(t, tc.flag)
 			s := startServer(t, "--strategy", tc.flag)
-			line := startLine(t, s.log.String())
+			line := startLine(t, s.Stderr.String())
 			if line["strategy"] != tc.want || !strings.HasPrefix(line["why"].(string), tc.why) {
 				t.Errorf("start-up line says strategy %v, why %q; want %s, %q...", line["strategy"], line["why"], tc.want, tc.why)
 			}
@@ -303,7 +278,7 @@ func TestForcedRetransmitStillWorks(t *testing.T) {
 	if b := connectNotEarly(t, "tcp6", addr6, sent, replied, 400*time.Millisecond, 2250*time.Millisecond); b != 0x06 {
 		t.Errorf("read 0x%02x, want 0x06", b)
 	}
-	rs := records(s.log.String(), "pair requested") // logged before the reply was sent
+	rs := records(s.Stderr.String(), "pair requested") // logged before the reply was sent
 	if len(rs) != 1 || rs[0]["strategy"] != "retransmit" {
 		t.Errorf("pair log lines %v, want one with strategy retransmit", rs)
 	}

@@ -13,13 +13,12 @@ func TestReleaseClockLine(t *testing.T) {
 	s := startServer(t, "--strategy", "replay")
 	addr4, _, sent, replied := askPair(t, s.port, 0x06)
 	connectNotEarly(t, "tcp4", addr4, sent, replied, 400*time.Millisecond, 2250*time.Millisecond)
-	s.cancel()
-	if code := s.waitExit(t); code != 0 {
+	if code := s.Stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	rs := records(s.log.String(), "release clock")
+	rs := records(s.Stderr.String(), "release clock")
 	if len(rs) != 1 {
-		t.Fatalf("%d release clock lines, want 1; log:\n%s", len(rs), s.log)
+		t.Fatalf("%d release clock lines, want 1; log:\n%s", len(rs), s.Stderr)
 	}
 	r := rs[0]
 	if n, _ := r["releases"].(float64); n < 1 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,62 +21,25 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/synhold/synhold/broker/reconnect"
-	"github.com/synhold/synhold/internal/logtest"
 	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener/capture"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer = logtest.Buffer
-
-// server is a run of the command.
-type server struct {
-	ctl    string // control address on 127.0.0.1
-	stderr *syncBuffer
-	cancel context.CancelFunc
-	code   chan int
-}
-
-// start runs the command with args (and --control_port 0) until stop.
-func start(t *testing.T, args ...string) *server {
+// start runs the command in-process (testenv.StartRun) with args and
+// --control_port 0, and returns the run and its control address once the
+// command has printed it.
+func start(t *testing.T, args ...string) (*testenv.Run, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	s := &server{stderr: &syncBuffer{}, cancel: cancel, code: make(chan int, 1)}
-	go func() {
-		s.code <- run(ctx, append([]string{"--control_port", "0"}, args...), pw, s.stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("no control address on stdout (%v); stderr:\n%s", err, s.stderr)
-	}
-	go io.Copy(io.Discard, pr)
-	_, port, err := net.SplitHostPort(strings.TrimSpace(strings.TrimPrefix(line, "control ")))
-	if err != nil {
-		t.Fatalf("stdout %q: %v", line, err)
-	}
-	s.ctl = net.JoinHostPort("127.0.0.1", port)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("stderr:\n%s", s.stderr)
-		}
+	r := testenv.StartRun(t, run, append([]string{"--control_port", "0"}, args...)...)
+	testenv.WaitFor(t, 10*time.Second, "the control address on stdout", func() bool {
+		return strings.Contains(r.Stdout.String(), "\n") || r.Exited()
 	})
-	return s
-}
-
-// stop ends the run as a signal would and returns its exit code.
-func (s *server) stop(t *testing.T) int {
-	t.Helper()
-	s.cancel()
-	select {
-	case code := <-s.code:
-		return code
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not stop")
-		return -1
+	line, _, _ := strings.Cut(r.Stdout.String(), "\n")
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(line, "control "))
+	if err != nil {
+		t.Fatalf("stdout %q: %v; stderr:\n%s", line, err, r.Stderr)
 	}
+	return r, net.JoinHostPort("127.0.0.1", port)
 }
 
 func TestBadArgs(t *testing.T) {
@@ -100,8 +62,8 @@ func TestBadArgs(t *testing.T) {
 }
 
 func TestStopWithoutStart(t *testing.T) {
-	s := start(t, "--retry_port", "0")
-	cc, err := grpc.NewClient(s.ctl, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s, ctl := start(t, "--retry_port", "0")
+	cc, err := grpc.NewClient(ctl, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +72,7 @@ func TestStopWithoutStart(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("Stop without Start: %v, want FailedPrecondition", err)
 	}
-	if code := s.stop(t); code != 0 {
+	if code := s.Stop(t); code != 0 {
 		t.Fatalf("exit %d after the signal, want 0", code)
 	}
 }
@@ -135,8 +97,8 @@ func TestServe(t *testing.T) {
 			if canCapture {
 				args = append(args, "--pcap", pcap, "--timestamps", "syn")
 			}
-			s := start(t, args...)
-			c := reconnect.Client{Control: s.ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
+			s, ctl := start(t, args...)
+			c := reconnect.Client{Control: ctl, Retry: net.JoinHostPort("127.0.0.1", strconv.Itoa(retry)),
 				MaxBackoffMs: 3000, Deadline: 6 * time.Second}
 			r, err := c.Run(context.Background())
 			if err != nil {
@@ -145,10 +107,10 @@ func TestServe(t *testing.T) {
 			if !r.RetryOK() || !r.Info.GetPassed() || len(r.Info.GetBackoffMs()) < 2 {
 				t.Fatalf("retry %v, info %v: want DeadlineExceeded, passed, 2 gaps or more", r.Retry.Err(), r.Info)
 			}
-			if code := s.stop(t); code != 0 {
+			if code := s.Stop(t); code != 0 {
 				t.Fatalf("exit %d, want 0", code)
 			}
-			logs := s.stderr.String()
+			logs := s.Stderr.String()
 			if format == "json" {
 				checkJSONLog(t, logs)
 			} else if !strings.Contains(logs, "ReconnectInfo: passed=true") || !strings.Contains(logs, `msg="reconnect: timestamps"`) {

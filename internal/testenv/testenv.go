@@ -1,6 +1,6 @@
 // Package testenv gives the tests one way to skip, so that a skip says why,
 // and the helpers several packages' tests share (a free port, a count of open
-// descriptors).
+// descriptors, a command's binary built once).
 //
 // A test skips for one of three reasons, each with its own message prefix so
 // that CI can tell them apart (.ci/run fails on the first when run as root,
