@@ -21,7 +21,11 @@ var setpriority = unix.Setpriority
 // nothing changed.
 func setNice(n int) error {
 	done := make(map[int]bool)
-	for range 4 { // again for threads started meanwhile
+	// Again until a pass finds no thread it has not reniced: a thread
+	// started meanwhile by one not yet reniced inherited the old value.
+	// Under load the runtime can start a few in a row; 4 passes were
+	// sometimes not enough, and a thread was left at the old value.
+	for range 64 {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			return fmt.Errorf("list threads: %w", err)
@@ -47,5 +51,5 @@ func setNice(n int) error {
 			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("nice %d: threads kept starting through 64 passes; some may have the old value", n)
 }
