@@ -235,6 +235,9 @@ func (r Result) WriteFiles(dir string) ([]string, error) {
 // its first SYN arrived: the difference between the reference server's
 // timestamps and the client's own.
 type Skew struct {
+	// Attempts counts the attempts that have both times; Min, P50 (the
+	// median, the lower of the middle two) and Max are over their
+	// differences.
 	Attempts      int
 	Min, P50, Max time.Duration
 	// Each is the difference of every attempt that has both times, in the
