@@ -7,9 +7,9 @@
 // its reply), the slow side's until SlowDelay after. When a pair closes the
 // server judges what the client did against RFC 8305 (see Judgement).
 //
-// Server is what the happyeyeballs-server command runs; Client is what a
-// driver's test in Go uses to speak to it (ExampleClient_Pair,
-// ExampleClient_Judgement). docs/happyeyeballs-server.md describes the
+// Server is what the happyeyeballs-server command runs, and a test can run
+// one in its own process (ExampleServer); Client is what a driver's test in
+// Go uses to speak to either (ExampleClient_Pair, ExampleClient_Judgement). docs/happyeyeballs-server.md describes the
 // protocol's bytes, the log lines and the judgements.
 //
 // # Systems and privileges
