@@ -115,12 +115,16 @@ const (
 
 // Gap is the wait between two consecutive attempts of a series.
 type Gap struct {
-	Index    int           `json:"index"`
-	At       time.Duration `json:"-"` // time of the attempt that ends it, since Analysis.Start
+	// Index is n in Policy.Expected(n): 0 for the gap after the first
+	// attempt.
+	Index int           `json:"index"`
+	At    time.Duration `json:"-"` // time of the attempt that ends it, since Analysis.Start
+	// Got is the gap itself; Expected what Policy.Expected(Index) says.
 	Got      time.Duration `json:"-"`
 	Expected time.Duration `json:"-"`
 	Lo, Hi   time.Duration `json:"-"` // the range the reference rule allows
-	Verdict  Verdict       `json:"verdict"`
+	// Verdict says whether Got lies in [Lo, Hi], or on which side.
+	Verdict Verdict `json:"verdict"`
 }
 
 // Deviation returns the relative deviation of the gap from its expected
@@ -160,9 +164,12 @@ type Fit struct {
 // deviations only when DoF > 0, which needs at least 3 of them; they are 0
 // otherwise.
 type Spread struct {
-	Gaps int     `json:"gaps"`
-	Min  float64 `json:"min"`
-	Max  float64 `json:"max"`
+	// Gaps is how many deviations there are: the gaps after the first.
+	Gaps int `json:"gaps"`
+	// Min and Max are the extreme deviations, as fractions (-0.1 is 10%
+	// short), like every figure here.
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
 	// Mean is the mean deviation; MeanStdErr its standard error,
 	// StdDev/√Gaps.
 	Mean       float64 `json:"mean"`
@@ -183,19 +190,24 @@ type Spread struct {
 // Series is the attempts a client made to one destination, which gRPC backs
 // off independently of its other addresses.
 type Series struct {
-	Dst      netip.AddrPort `json:"dst"`
-	Attempts []Attempt      `json:"attempts"`
-	Gaps     []Gap          `json:"gaps"`
+	// Dst is the destination, IPv4-mapped addresses unmapped.
+	Dst netip.AddrPort `json:"dst"`
+	// Attempts are the kept attempts to Dst in time order, and Gaps the
+	// waits between consecutive ones.
+	Attempts []Attempt `json:"attempts"`
+	Gaps     []Gap     `json:"gaps"`
 	// Passed is true when the series has at least Options.MinGaps gaps and
 	// every gap is within its Policy.Range; with the default initial
 	// backoff, multiplier and jitter it is ReferencePassed with enough gaps.
 	Passed bool `json:"passed"`
 	// ReferencePassed is Reference(policy.Max, gaps): the reference server's
 	// verdict had it seen only this series.
-	ReferencePassed bool        `json:"reference_passed"`
-	Fit             Fit         `json:"fit"`
-	Jitter          Spread      `json:"jitter"`
-	Deviations      []Deviation `json:"deviations"`
+	ReferencePassed bool `json:"reference_passed"`
+	// Fit is the fitted growth of the gaps, Jitter their spread around
+	// the expected ones, and Deviations those this series shows.
+	Fit        Fit         `json:"fit"`
+	Jitter     Spread      `json:"jitter"`
+	Deviations []Deviation `json:"deviations"`
 }
 
 // Durations returns the gaps of s.
@@ -224,6 +236,7 @@ func (s Series) Has(k Kind) bool {
 
 // Analysis is the judgement of a set of attempts.
 type Analysis struct {
+	// Policy is the policy the attempts were judged against.
 	Policy Policy `json:"policy"`
 	// Passed is true when at least one series passes (so has enough gaps to
 	// judge) and every gap of every series is within its range. A series of
@@ -245,7 +258,9 @@ type Analysis struct {
 	ReferenceBackoffMs []int32 `json:"reference_backoff_ms"`
 	// Start is the time of the first kept attempt (of the first attempt when
 	// none is kept); every offset is measured from it.
-	Start   time.Time `json:"start"`
+	Start time.Time `json:"start"`
+	// Series are the kept attempts by destination, in the order the
+	// client first tried each; Removed the attempts left out, and why.
 	Series  []Series  `json:"series"`
 	Removed []Removed `json:"removed"`
 	// Deviations are those of the attempts as a whole, such as

@@ -93,8 +93,10 @@ func (k Kind) Meaning() string {
 // Deviation is one recognised departure from the policy, with the numbers
 // that show it.
 type Deviation struct {
-	Kind    Kind   `json:"kind"`
-	Detail  string `json:"detail"`
+	Kind Kind `json:"kind"`
+	// Detail says what in these attempts shows it, with the numbers.
+	Detail string `json:"detail"`
+	// Meaning is Kind.Meaning(), for a reader of the JSON.
 	Meaning string `json:"meaning"`
 }
 

@@ -18,4 +18,10 @@
 // estimate one, it says so. Analysis.WriteText, its JSON and
 // Analysis.WriteSVG (a picture of the attempts against their allowed
 // windows) give our verdict with the reference server's beside it.
+//
+// The package is pure computation: it works on every system and needs no
+// privilege. ExampleAnalyze judges a run from its attempt times; the
+// backoff-check command is Analyze on a pcap file or a list of times, and
+// docs/backoff-check.md explains its report; the reconnect server
+// (package broker/reconnect) judges each test with it.
 package backoff

@@ -62,8 +62,9 @@ func (p Policy) Range(n int) (lo, hi time.Duration) {
 // Delay draws the n-th delay of a client that follows p: Initial for n = 0
 // (gRPC does not jitter the first backoff), and Expected(n) times a uniform
 // factor in [1-Jitter, 1+Jitter] after that. A nil r uses the global source
-// of math/rand/v2. Tests use Delay to simulate conformant clients, and test
-// clients can use it to pace their attempts.
+// of math/rand/v2. A client written to exercise a reconnect server (or to
+// produce attempts for Analyze) paces its attempts with it; this package's
+// tests simulate conformant clients so.
 func (p Policy) Delay(n int, r *rand.Rand) time.Duration {
 	e := p.expectedMillis(n)
 	if n == 0 {

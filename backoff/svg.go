@@ -323,7 +323,7 @@ type note struct {
 func (p *picture) notes() []note {
 	var out []note
 	add := func(text, color, weight string) {
-		width := (svgWidth - 40) * 10 / 66 // characters of svgCharW
+		width := (svgWidth - 40) * 10 / 66 // characters of svgplot.CharW (6.6 px)
 		if weight != "" {
 			width = width * 10 / 11 // bold is wider
 		}

@@ -38,8 +38,9 @@ const maxSYN = 100
 
 // Handshake returns what the listener saw of the latest handshake from
 // client. If it has no SYN-ACK yet, Handshake first lets the capture hand
-// over what it holds (waiting at most a few milliseconds), so that a
-// connection just accepted has its SYN-ACK.
+// over what it holds (waiting at most 50 ms), so that a connection just
+// accepted has its SYN-ACK. It reports false for a client the listener saw
+// no SYN from (strategies other than Replay see none).
 func (h *Held) Handshake(client netip.AddrPort) (Handshake, bool) {
 	hs, ok := h.handshake(client)
 	if !ok || hs.SYNACK.IsZero() {
@@ -59,8 +60,9 @@ func (h *Held) handshake(client netip.AddrPort) (Handshake, bool) {
 	return f.copy(), true
 }
 
-// Handshakes returns every handshake the listener remembers, in the order of
-// their first SYN, after letting the capture hand over what it holds.
+// Handshakes returns every handshake the listener remembers (the latest
+// 4096 connections), in the order of their first SYN, after letting the
+// capture hand over what it holds (waiting at most 50 ms).
 func (h *Held) Handshakes() []Handshake {
 	h.syncCapture()
 	h.mu.Lock()

@@ -1,20 +1,55 @@
 // Package listener provides TCP listeners whose handshakes complete at a
 // chosen instant, or each a chosen time after its own SYN arrived: a client's
-// connect(2) stays pending, with no SYN-ACK and no RST, until then.
+// connect(2) stays pending, with no SYN-ACK and no RST, until then. It is for
+// testing what a client does while it connects (Happy Eyeballs races,
+// connect timeouts, backoff) with no network in between to tune.
 //
-// On Linux a listener holds SYNs with a BPF filter on the listening socket.
-// With CAP_NET_RAW it also sees them on an AF_PACKET socket and replays each
-// one at its instant, so the kernel answers then (strategy Replay); without
-// it, the handshake completes at the client's first SYN retransmission after
-// the instant (strategy Retransmit). Elsewhere it binds at once and calls
-// listen(2) at the instant (strategy DelayedListen), which only delays
-// clients whose stack retries a refused SYN (Windows, macOS).
+// Listen returns a Held, a net.Listener: Config.At or ReleaseAt says when
+// its held handshakes complete, Config.After or Config.Decide decide each
+// connection on its own first SYN (complete at an instant, or refuse with a
+// RST). A listener reports what happened as Events (Config.OnEvent) and
+// Handshakes: with strategy Replay, the kernel times of each connection's
+// SYNs and SYN-ACK and how late its release was.
+// The package's Example holds a handshake and releases it at an instant;
+// docs/design.md says how a handshake is held and what each strategy
+// guarantees.
 //
-// Every listener reports its strategy and, where it can see them, the kernel
-// times of each connection's SYNs and SYN-ACK and how late the release was.
+// # Systems and privileges
 //
-// Strategy Replay warms the kernel's path of a release shortly before it
-// (a SYN of its own to a listener of its own, ~1 ms and 100 µs before),
+// Holding SYNs is Linux's, and needs no privilege in itself. Listen with
+// Strategy Auto (the zero Config) picks the best this process may do; the
+// listener's Strategy and Mechanism say what it picked, and Probe says it
+// before any listener opens:
+//
+//   - With CAP_NET_RAW (root, or setcap cap_net_raw+ep on the binary) a
+//     listener also sees the SYNs on an AF_PACKET socket and replays each
+//     one at its instant, so the kernel answers then: strategy Replay. Only
+//     Replay reports SYN times and times single connections (Config.After,
+//     Config.Decide, ReleaseHeld, refusals).
+//   - Without CAP_NET_RAW, Auto falls back to strategy Retransmit: the
+//     handshake completes at the client's first SYN retransmission after the
+//     instant (Linux clients send one 1, 3, 7, 15 s... after the first SYN),
+//     and the listener sees no SYNs. Strategy Replay asked for explicitly
+//     fails with an error that satisfies errors.Is(err, os.ErrPermission)
+//     and names CAP_NET_RAW; Config.After or Config.Decide fail with
+//     ErrNeedsReplay.
+//   - The hold itself is a BPF filter on the listening socket. Where the
+//     kernel refuses the process that filter on a TCP socket (kernels with
+//     kernel.unprivileged_bpf_disabled set ask for CAP_NET_ADMIN), the
+//     listener holds SYNs with a full accept queue instead (Mechanism "full
+//     accept queue"): releases and Hold work as with the filter, but
+//     Config.After and Config.Decide fail with an error that satisfies
+//     errors.Is(err, os.ErrPermission) and names CAP_NET_ADMIN.
+//   - On other systems Auto is strategy DelayedListen: the listener binds at
+//     once and calls listen(2) at the instant, which delays only clients
+//     whose stack retries a refused SYN (Windows, macOS); a Linux client is
+//     refused until then. Replay and Retransmit fail there with an error
+//     wrapping errors.ErrUnsupported.
+//
+// # Precision
+//
+// Strategy Replay warms the kernel's path of a release shortly before it (a
+// SYN of its own to a listener of its own, ~1.8 ms and again 100 µs before),
 // since after an idle spell that path is several times slower than warm.
 // Every listener of a process shares one release clock thread, named
 // synhold-clock: releases due close together share its wake-up, its spin
@@ -33,7 +68,8 @@
 // ever did lately (checked over many releases on a loaded machine by this
 // package's tests). The listening socket's filter goes with the release's
 // start, so a new SYN that arrives within the lead is answered by the
-// kernel as the replayed ones are, after the same path. The
+// kernel as the replayed ones are, after the same path. How late a release
+// is, as used, is measured by the benchmark (docs/bench.md). The
 // happyeyeballs-server binary turns the lead off with SYNHOLD_EARLY=off and
 // the warm-up with SYNHOLD_WARM=off (see docs/design.md).
 package listener
@@ -67,6 +103,8 @@ const (
 
 var strategyNames = [...]string{"auto", "replay", "retransmit", "delayed-listen"}
 
+// String returns the strategy's name: "auto", "replay", "retransmit" or
+// "delayed-listen", as ParseStrategy takes it and the tools' --strategy flags.
 func (s Strategy) String() string {
 	if s < 0 || int(s) >= len(strategyNames) {
 		return fmt.Sprintf("Strategy(%d)", int(s))
@@ -92,7 +130,8 @@ type Config struct {
 	// Strategy is how handshakes are held; Auto by default.
 	Strategy Strategy
 	// At is the instant held handshakes complete. A SYN that arrives after
-	// it is answered at once. Zero holds them until Release or ReleaseAt.
+	// it is answered at once. Zero holds them until Release, ReleaseAt or
+	// ReleaseHeld.
 	At time.Time
 	// After, if positive, completes each handshake After its own first SYN
 	// arrived, instead of at one instant. It needs strategy Replay. It is
@@ -141,6 +180,8 @@ const (
 
 var kindNames = [...]string{"", "syn", "released", "synack", "refused", "fault"}
 
+// String returns the kind's short name, as JSON logs show it: "syn",
+// "released", "synack", "refused" or "fault".
 func (k EventKind) String() string {
 	if k <= 0 || int(k) >= len(kindNames) {
 		return fmt.Sprintf("EventKind(%d)", int(k))
@@ -153,6 +194,7 @@ func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), ni
 
 // Event is one thing that happened on a listener.
 type Event struct {
+	// Kind says what happened, and so which fields below are set.
 	Kind EventKind
 	// Local is the connection's local address for SYNSeen and SYNACKSent
 	// (the SYN's destination, which tells a wildcard listener's addresses
@@ -195,7 +237,8 @@ type SYN struct {
 	Time   time.Time // kernel receive time
 }
 
-// Verdict says what becomes of one held connection.
+// Verdict says what becomes of one held connection: Config.Decide returns
+// one for each new connection.
 type Verdict struct {
 	// At is when the handshake completes (or, with Refuse, is refused).
 	// Zero holds it until Release, ReleaseAt or ReleaseHeld; an instant
@@ -208,6 +251,8 @@ type Verdict struct {
 
 // Handshake is what a listener saw of one connection's handshake.
 type Handshake struct {
+	// Client is the client's address (unmapped, no zone), and ISN its
+	// SYN's initial sequence number: together they name the connection.
 	Client netip.AddrPort
 	ISN    uint32
 	// SYNs are the kernel times of the SYN and its retransmissions.
@@ -242,8 +287,10 @@ func (h Handshake) Late() time.Duration {
 	return t.Sub(h.Want)
 }
 
-// ErrNeedsReplay is returned for a Config whose After or Decide needs
-// strategy Replay on a listener that cannot replay.
+// ErrNeedsReplay is returned by Listen for a Config with After or Decide
+// when the listener cannot replay single SYNs: strategy Retransmit or
+// DelayedListen, asked for or picked by Auto (on Linux without CAP_NET_RAW,
+// or on another system). Check it with errors.Is.
 var ErrNeedsReplay = errors.New("listener: a per-connection verdict (After, Decide) needs strategy replay (Linux, CAP_NET_RAW)")
 
 // splitNetwork resolves network and address to a TCP address and its family.

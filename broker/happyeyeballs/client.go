@@ -70,8 +70,10 @@ func (p Pair) Addr(family int) netip.AddrPort {
 func FamilyByte(family int) byte { return byte(family) }
 
 // Pair asks for a port pair whose family slow (4 or 6) is the slow one.
-// The pair's clock starts when the server binds it, just before it
-// replies: dial at once.
+// The pair's delays count from when the server hands it out, just before it
+// replies (a spare pair opened earlier starts its clock then too): dial at
+// once. A server that could not open a pair answers 0x00: the error then
+// wraps ErrRefused.
 func (c *Client) Pair(ctx context.Context, slow int) (Pair, error) {
 	if slow != 4 && slow != 6 {
 		return Pair{}, fmt.Errorf("happyeyeballs: slow family %d: want 4 or 6", slow)

@@ -120,6 +120,7 @@ func (j Judgement) Has(d Deviation) bool {
 // "ipv4", "ipv6", or null (text "none").
 type Family int
 
+// String returns "ipv4", "ipv6" or "none".
 func (f Family) String() string {
 	switch f {
 	case 4, 6:

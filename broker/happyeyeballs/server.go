@@ -6,6 +6,33 @@
 // side's until FastDelay after the server handed the pair out (just before
 // its reply), the slow side's until SlowDelay after. When a pair closes the
 // server judges what the client did against RFC 8305 (see Judgement).
+//
+// Server is what the happyeyeballs-server command runs, and a test can run
+// one in its own process (ExampleServer); Client is what a driver's test in
+// Go uses to speak to either (ExampleClient_Pair, ExampleClient_Judgement). docs/happyeyeballs-server.md describes the
+// protocol's bytes, the log lines and the judgements.
+//
+// # Systems and privileges
+//
+// Client works everywhere, without privilege. Server holds the handshakes
+// with package listener, and what a client meets depends on what the server
+// process may do (the "pair requested" log line's strategy says which):
+//
+//   - On Linux with CAP_NET_RAW (root, or setcap cap_net_raw+ep on the
+//     binary), strategy replay: each side completes its handshakes within
+//     ~0.1 ms of its instant, and the server sees every SYN, so it judges
+//     the client.
+//   - On Linux without it, strategy retransmit: each side completes at the
+//     client's first SYN retransmission after its instant (1 s after the
+//     SYN, then 3 s, 7 s...), so with the default delays both sides may
+//     complete at once; the server sees no SYNs, and every Judgement is
+//     Unknown.
+//   - Elsewhere, strategy delayed-listen: a side refuses connections until
+//     its instant, which delays only clients whose stack retries a refused
+//     SYN (Windows, macOS); the judgements are Unknown.
+//
+// Config.Strategy asks for one; a pair the server cannot open is answered
+// 0x00 (ErrRefused on the Client's side), and the server's log says why.
 package happyeyeballs
 
 import (
@@ -46,7 +73,9 @@ type Config struct {
 	// SamePort makes 0x04 and 0x06 behave like 0x14 and 0x16: both families
 	// on one port number, as a known fork of the original does.
 	SamePort bool
-	// Strategy is how the pairs' listeners hold handshakes.
+	// Strategy is how the pairs' listeners hold handshakes: listener.Auto
+	// (the zero value) picks the best this process may do (see the package
+	// comment).
 	Strategy listener.Strategy
 	// Spares is how many pairs are kept open ahead of requests, so that a
 	// reply does not wait for two listeners to be opened (0.4-1 ms, more on

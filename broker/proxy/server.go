@@ -10,6 +10,36 @@
 // toxiproxy toxic behaves as toxiproxy documents it. Toxiproxy accepts every
 // connection in user space, after the kernel has completed the handshake;
 // here the SYN itself is held, replayed at its instant, or refused.
+//
+// NewServer returns a Server, an http.Handler that serves the API: put it
+// on an http.Server (toxiproxy's address is localhost:8474), create proxies
+// through the API or Populate, and Close the proxies when done. It is what
+// the handshake-proxy command runs; the package's Example drives it with
+// toxiproxy's Go client. docs/handshake-proxy.md lists the toxics, the
+// routes, the metrics and the logs.
+//
+// # Systems and privileges
+//
+// The data toxics work everywhere, without privilege. The handshake toxics
+// hold SYNs with package listener, on Linux only:
+//
+//   - handshake_delay, handshake_refuse and a handshake_hold with toxicity
+//     below 1 decide each connection on its own SYN, which needs strategy
+//     replay: CAP_NET_RAW (root, or setcap cap_net_raw+ep on the binary),
+//     and a socket filter on the proxy's listening socket, which kernels
+//     with kernel.unprivileged_bpf_disabled set refuse without
+//     CAP_NET_ADMIN.
+//   - Without CAP_NET_RAW, or without the filter, the proxies run with
+//     strategy retransmit: the API refuses those toxics with 501 Not
+//     Implemented and a message naming what is missing; handshake_hold
+//     (toxicity 1) still holds every SYN, and removing it completes each
+//     held handshake at that client's next SYN retransmission (Linux
+//     clients retransmit 1, 3, 7 s... after the SYN).
+//   - On other systems the API refuses every handshake toxic with 501.
+//
+// NewServer logs, as "handshake toxics", which of them can run here.
+// Config.Strategy listener.Replay makes NewServer fail instead where they
+// cannot all run.
 package proxy
 
 import (
@@ -58,6 +88,9 @@ type Config struct {
 	RuntimeMetrics bool
 	// BuildVersion is the synhold version sent in every answer's
 	// X-Synhold-Version header; the module's build information if empty.
+	// A program that builds synhold from a local copy (a replace directive),
+	// for which the build information says only "devel", sets it to say
+	// which synhold it serves.
 	BuildVersion string
 }
 

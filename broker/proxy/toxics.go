@@ -19,19 +19,25 @@ const (
 	typeRefuse = "handshake_refuse"
 )
 
-// HandshakeDelay completes each handshake Delay ± Jitter milliseconds after
-// the connection's first SYN arrived.
+// HandshakeDelay is the toxic handshake_delay: it completes each handshake
+// Delay ± Jitter milliseconds after the connection's first SYN arrived, so
+// that the client's connect returns then. Its fields are the toxic's
+// attributes ({"delay": 200, "jitter": 10}). A program adds it through the
+// API by its name, as any toxic; the three handshake toxics' types are
+// exported for this page to document their attributes.
 type HandshakeDelay struct {
 	Delay  int64 `json:"delay"`
 	Jitter int64 `json:"jitter"`
 }
 
-// HandshakeHold answers no SYN while it is present: clients run into their
-// own connect timeout. Removing it completes the held handshakes.
+// HandshakeHold is the toxic handshake_hold, with no attributes: while it
+// is present the proxy answers no SYN, and clients run into their own
+// connect timeout. Removing it completes the held handshakes.
 type HandshakeHold struct{}
 
-// HandshakeRefuse answers each SYN with a RST Delay milliseconds after it
-// arrived: the client's connect fails with "connection refused" then.
+// HandshakeRefuse is the toxic handshake_refuse: it answers each SYN with a
+// RST Delay milliseconds after it arrived ({"delay": 200}), so that the
+// client's connect fails with "connection refused" then.
 type HandshakeRefuse struct {
 	Delay int64 `json:"delay"`
 }

@@ -30,16 +30,19 @@ type Client struct {
 	// MaxBackoffMs is sent in Start (0: the server's default, 120 s).
 	MaxBackoffMs int32
 	// Backoff is the client's own connection backoff; the zero Policy is
-	// gRPC's default capped at MaxBackoffMs. Tests set it to run clients
-	// that break the spec.
+	// gRPC's default capped at MaxBackoffMs. Anything else makes a client
+	// that breaks the spec, to see a reconnect server fail it
+	// (reconnect-client's --initial_backoff, --multiplier and --jitter).
 	Backoff backoff.Policy
 	// Deadline is how long the retry call waits; 540 s when 0.
 	Deadline time.Duration
-	// Dialer, if set, opens the client's TCP connections (to run the client
-	// in another network namespace).
+	// Dialer, if set, opens the TCP connections of both channels, control
+	// and retry, in place of grpc-go's dialer: to reach the server from
+	// another network namespace or source address, say.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
-	// RetryOptions are added to the retry channel's options, such as a
-	// resolver that gives it several addresses.
+	// RetryOptions are added to the retry channel's options, after the
+	// client's own: a resolver that gives the channel several addresses,
+	// say, to see how a server judges a client that tries each in turn.
 	RetryOptions []grpc.DialOption
 }
 

@@ -26,9 +26,16 @@ type Result struct {
 	// 120 s when it was 0.
 	MaxBackoff time.Duration `json:"-"`
 	// Timestamps says which times the verdict used.
-	Timestamps       Timestamps `json:"timestamps"`
-	Started, Stopped time.Time  `json:"-"`
-	// Passed and BackoffMs are what Stop returned; see stopReply.
+	Timestamps Timestamps `json:"timestamps"`
+	// Started and Stopped are when the test began (at Start) and ended (at
+	// Stop).
+	Started, Stopped time.Time `json:"-"`
+	// Passed and BackoffMs are what Stop returned: Analysis.Passed (every
+	// gap to every address the client tried is within the reference rule's
+	// range, and one address has at least two gaps: unlike on the
+	// reference server, a client that made fewer than three attempts
+	// fails), and Analysis.BackoffMs(), the gaps in milliseconds of the
+	// first address the client tried.
 	Passed    bool    `json:"passed"`
 	BackoffMs []int32 `json:"backoff_ms"`
 	// Reason says why Passed is false: TooFewAttempts or OutOfRange (see
@@ -228,6 +235,9 @@ func (r Result) WriteFiles(dir string) ([]string, error) {
 // its first SYN arrived: the difference between the reference server's
 // timestamps and the client's own.
 type Skew struct {
+	// Attempts counts the attempts that have both times; Min, P50 (the
+	// median, the lower of the middle two) and Max are over their
+	// differences.
 	Attempts      int
 	Min, P50, Max time.Duration
 	// Each is the difference of every attempt that has both times, in the

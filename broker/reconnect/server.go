@@ -3,6 +3,28 @@
 // port and records every connection attempt on the retry port, and Client
 // is the reference client's flow. The analysis of the attempts is package
 // backoff's.
+//
+// A program registers a Server on its own grpc.Server for the control port
+// (ExampleServer); the Server opens the retry port itself at the first
+// Start. Client runs the test against any reconnect server, this one or the
+// reference C++ one (ExampleClient); the reference procedure takes 540 s.
+// The reconnect-server and reconnect-client commands are both, with the
+// reference's flags; docs/reconnect.md says how to run the test and how
+// this server differs from the reference.
+//
+// # Systems and privileges
+//
+// Client, and a Server that times attempts at accept(2) as the reference
+// does, work everywhere without privilege. A Server times attempts by their
+// SYN, the kernel's receive time, where it may capture them: Linux, with
+// CAP_NET_RAW (root, or setcap cap_net_raw+ep on the binary). Timestamps
+// Auto picks that where it works and accept times elsewhere, and NewServer
+// logs which and why. Timestamps SYN, Config.Stall and Config.Pcap need the
+// capture: without it NewServer fails, with an error that wraps what
+// listener.Probe found (errors.Is(err, os.ErrPermission) without
+// CAP_NET_RAW). Config.Stall also needs a socket filter on the retry port,
+// which kernels with kernel.unprivileged_bpf_disabled set refuse without
+// CAP_NET_ADMIN: there the first Start fails with Unavailable, naming it.
 package reconnect
 
 import (
@@ -84,7 +106,8 @@ type Config struct {
 	// first SYN before it is accepted and closed. It shows whether a client
 	// times its backoff from the start or the failure of an attempt, and
 	// makes a client retransmit its SYN when it is longer than the SYN
-	// retransmission timeout (1 s). It needs SYN capture.
+	// retransmission timeout (1 s). It needs SYN capture and the retry
+	// port's socket filter (see the package comment).
 	Stall time.Duration
 	// Pcap, if set, receives a pcap file of the handshake packets of the
 	// retry port (SYNs and SYN-ACKs). It needs SYN capture.
@@ -190,7 +213,7 @@ func (r *Server) resolve() (why string, err error) {
 	canSYN := probe == listener.Replay
 	needSYN := r.cfg.Timestamps == SYN || r.cfg.Stall > 0 || r.cfg.Pcap != nil
 	if needSYN && !canSYN {
-		return "", fmt.Errorf("reconnect: timestamps syn, --stall and --pcap need SYN capture (strategy replay: Linux, CAP_NET_RAW): %v", perr)
+		return "", fmt.Errorf("reconnect: timestamps syn, --stall and --pcap need SYN capture (strategy replay: Linux, CAP_NET_RAW): %w", perr)
 	}
 	r.syn = canSYN
 	// The strategy Probe found, rather than Auto: Auto would try, and fail
@@ -210,7 +233,9 @@ func (r *Server) resolve() (why string, err error) {
 }
 
 // Timestamps returns how attempts are timed, and whether SYN times are
-// recorded as well (so that both kinds are, when it says Accept).
+// recorded as well (so that both kinds are, when it says Accept): what
+// Timestamps Auto became in this process, for a program that reports it or
+// that needs SYN times.
 func (r *Server) Timestamps() (ts Timestamps, synRecorded bool) { return r.ts, r.syn }
 
 // RetryPort returns the retry port: the configured one, or the one picked at
@@ -221,7 +246,9 @@ func (r *Server) RetryPort() int {
 	return r.port
 }
 
-// Results returns the results of the latest finished tests, oldest first.
+// Results returns the results of the latest finished tests (up to 64),
+// oldest first: what a program that runs the server in process, rather than
+// reading its log or ReportDir, judges clients by.
 func (r *Server) Results() []Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()

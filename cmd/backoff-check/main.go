@@ -23,7 +23,9 @@
 // --svg also draws it (see backoff.Analysis.WriteSVG). It exits 0 when the
 // client passes, as a reconnect server judging each destination by the
 // reference rule would say, 1 when it fails (a client with fewer than three
-// attempts to every address fails: TooFewAttempts), 2 on bad input.
+// attempts to every address fails: TooFewAttempts), 2 on bad input or a
+// file it cannot write. It needs no privilege and runs on any system;
+// docs/backoff-check.md describes the report and its JSON fields.
 package main
 
 import (

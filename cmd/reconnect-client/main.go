@@ -16,7 +16,9 @@
 //
 // --initial_backoff, --multiplier and --jitter set grpc-go's backoff; their
 // defaults are gRPC's, and other values make a client that breaks the spec,
-// to test servers with.
+// to test servers with. --max_reconnect_backoff_ms 0 asks for the server's
+// default cap, 120000 ms. It needs no privilege; docs/reconnect.md runs the
+// whole procedure.
 package main
 
 import (

@@ -13,10 +13,19 @@
 //	    [--pcap FILE] [--stall DURATION] [--log-format text|json] [--report DIR]
 //
 // Attempts are timed by their SYN (the kernel's receive time, seen with
-// CAP_NET_RAW) when the capture works, and at accept(2), as the reference
-// server does, otherwise; which and why is logged at start. SIGINT and
-// SIGTERM stop the server gracefully. With --report, each test's result is
-// written to DIR as JSON, with an SVG picture of its attempts.
+// CAP_NET_RAW: root, or setcap cap_net_raw+ep on the binary) when the
+// capture works, and at accept(2), as the reference server does, otherwise;
+// which and why is logged at start. --timestamps syn, --pcap and --stall
+// need the capture: without CAP_NET_RAW the server does not start, and says
+// why; --stall also needs a socket filter on the retry port, which kernels
+// with kernel.unprivileged_bpf_disabled set refuse without CAP_NET_ADMIN
+// (the first Start then fails, naming it). A port of 0 picks a free one.
+// SIGINT and SIGTERM stop the server gracefully. With --report, each test's
+// result is written to DIR as JSON, with an SVG picture of its attempts.
+//
+// docs/reconnect.md runs the whole procedure and says where this server
+// differs from the reference; package broker/reconnect is the server and
+// client for Go.
 package main
 
 import (

@@ -5,7 +5,19 @@
 //
 // The listener package uses it to see SYNs that a held listener drops, and
 // to replay them; the reconnect server uses it to time connection attempts
-// from their SYNs rather than from accept(2).
+// from their SYNs rather than from accept(2); backoff-check reads the pcap
+// files it writes, or tcpdump's, with ReadAll.
+//
+// # Systems and privileges
+//
+// A Socket is Linux's, and needs CAP_NET_RAW (root, or setcap cap_net_raw+ep
+// on the binary): without it Open fails with an error that satisfies
+// errors.Is(err, os.ErrPermission); on other systems every Socket call fails
+// with an error wrapping errors.ErrUnsupported. Decode, FixChecksum, ReadAll
+// and Writer work on bytes and files, everywhere and without privilege.
+//
+// ExampleOpen captures the SYNs to one port into a pcap file; ExampleReadAll
+// reads one. docs/design.md says how the listener uses the capture.
 package capture
 
 import (
@@ -53,7 +65,11 @@ func (f Flags) String() string {
 
 // Segment is the part of an IP packet carrying TCP that a handshake is made of.
 type Segment struct {
+	// Src and Dst are the addresses and ports, IPv4 ones as IPv4 (not
+	// IPv4-mapped).
 	Src, Dst netip.AddrPort
+	// Seq and Ack are the sequence and acknowledgement numbers: a SYN's Seq
+	// is its connection's initial sequence number (ISN).
 	Seq, Ack uint32
 	Flags    Flags
 }
@@ -64,6 +80,8 @@ func (s Segment) IsSYN() bool { return s.Flags.Has(SYN) && !s.Flags.Has(ACK) }
 // IsSYNACK reports whether s answers a SYN.
 func (s Segment) IsSYNACK() bool { return s.Flags.Has(SYN | ACK) }
 
+// String returns s in the style of a tcpdump line:
+// "127.0.0.1:40000 > 127.0.0.1:8080 [S] seq 1000".
 func (s Segment) String() string {
 	return fmt.Sprintf("%v > %v [%v] seq %d", s.Src, s.Dst, s.Flags, s.Seq)
 }
