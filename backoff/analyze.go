@@ -103,14 +103,14 @@ type Removed struct {
 	Detail  string        `json:"detail"`
 }
 
-// Verdict is the reference rule's judgement of one gap.
-type Verdict string
+// GapVerdict is the reference rule's judgement of one gap.
+type GapVerdict string
 
 // The verdicts for a gap.
 const (
-	OK    Verdict = "ok"
-	Early Verdict = "early" // shorter than the allowed range
-	Late  Verdict = "late"  // longer than the allowed range
+	OK    GapVerdict = "ok"
+	Early GapVerdict = "early" // shorter than the allowed range
+	Late  GapVerdict = "late"  // longer than the allowed range
 )
 
 // Gap is the wait between two consecutive attempts of a series.
@@ -124,7 +124,7 @@ type Gap struct {
 	Expected time.Duration `json:"-"`
 	Lo, Hi   time.Duration `json:"-"` // the range the reference rule allows
 	// Verdict says whether Got lies in [Lo, Hi], or on which side.
-	Verdict Verdict `json:"verdict"`
+	Verdict GapVerdict `json:"verdict"`
 }
 
 // Deviation returns the relative deviation of the gap from its expected

@@ -161,7 +161,7 @@ func (r rule) bounds(expected float64) (lo, hi float64) {
 
 // verdict judges a gap, truncated to whole milliseconds as the reference
 // server does, against expected.
-func (r rule) verdict(gap time.Duration, expected float64) Verdict {
+func (r rule) verdict(gap time.Duration, expected float64) GapVerdict {
 	got := float64(referenceMillis(gap))
 	lo, hi := r.bounds(expected)
 	switch {
