@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
@@ -189,9 +191,7 @@ func TestCloseFromOnEvent(t *testing.T) {
 func observer(t *testing.T, port uint16) (read func(deadline time.Time) time.Time) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.SkipWithoutPrivilege(t, os.NewSyscallError("socket(AF_PACKET)", err), "CAP_NET_RAW")
 	t.Cleanup(func() { unix.Close(fd) })
 	prog, err := bpf.Assemble([]bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtProto},

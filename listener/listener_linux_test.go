@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/internal/tune"
 )
 
@@ -27,19 +28,31 @@ const maxEarly = 25 * time.Microsecond
 func tooEarly(t, want time.Time) bool { return want.Sub(t) > maxEarly }
 
 // listenOrSkip opens a held listener, skipping the test when the strategy
-// needs a privilege the process lacks.
+// needs a privilege the process lacks (CAP_NET_RAW, for the engine's raw and
+// packet sockets) or, for tcp6, when the machine has no IPv6 loopback.
 func listenOrSkip(t *testing.T, network, address string, cfg Config) *Held {
 	t.Helper()
 	h, err := Listen(network, address, cfg)
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("strategy %v needs CAP_NET_RAW: %v", cfg.Strategy, err)
-	}
+	skipUnlessListened(t, network, err)
 	if err != nil {
 		t.Fatalf("Listen(%s, %s): %v", network, address, err)
 	}
 	t.Cleanup(func() { h.Close() })
 	go acceptAndClose(h)
 	return h
+}
+
+// skipUnlessListened skips t when err, from Listen on network, is a missing
+// privilege (naming CAP_NET_RAW) or, for tcp6, a missing IPv6 loopback. It
+// returns on any other error, which is the caller's to report.
+func skipUnlessListened(t *testing.T, network string, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+	case network == "tcp6" && (errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL)):
+		testenv.SkipWithoutIPv6(t, err)
+	}
 }
 
 func acceptAndClose(ln net.Listener) {
@@ -345,26 +358,15 @@ func TestListenErrors(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 func TestCloseLeavesNothingOpen(t *testing.T) {
 	for _, strategy := range []Strategy{Replay, Retransmit, DelayedListen} {
 		t.Run(strategy.String(), func(t *testing.T) {
 			runtime.GC()
-			fds, gs := openFDs(t), runtime.NumGoroutine()
+			fds, gs := testenv.OpenFDs(t), runtime.NumGoroutine()
 			var hs []*Held
 			for range 100 {
 				h, err := Listen("tcp4", "127.0.0.1:0", Config{Strategy: strategy, At: time.Now().Add(time.Hour)})
-				if errors.Is(err, os.ErrPermission) {
-					t.Skip("needs CAP_NET_RAW")
-				}
+				skipUnlessListened(t, "tcp4", err)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -388,7 +390,7 @@ func TestCloseLeavesNothingOpen(t *testing.T) {
 				}
 			}
 			closeIdleEngines()
-			waitFor(t, func() bool { return openFDs(t) <= fds && runtime.NumGoroutine() <= gs })
+			waitFor(t, func() bool { return testenv.OpenFDs(t) <= fds && runtime.NumGoroutine() <= gs })
 			engineMu.Lock()
 			defer engineMu.Unlock()
 			if len(engines) != 0 {
