@@ -326,8 +326,25 @@ func TestDelayedListenIsRefusedOnLinux(t *testing.T) {
 	if !errors.Is(err, unix.ECONNREFUSED) {
 		t.Fatalf("dial before listen(2): %v, want connection refused", err)
 	}
-	time.Sleep(time.Until(at) + 50*time.Millisecond)
-	dial(t, "tcp4", h.Addr(), time.Second)
+	// Then the port refuses until the instant and accepts from it on: dial
+	// until a dial connects (a refusal comes at once), and check when.
+	for deadline := at.Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp4", h.Addr().String(), time.Second)
+		done := time.Now()
+		if err == nil {
+			c.Close()
+			if tooEarly(done, at) {
+				t.Fatalf("connected %v before the instant, want at most %v", at.Sub(done), maxEarly)
+			}
+			return
+		}
+		if !errors.Is(err, unix.ECONNREFUSED) {
+			t.Fatalf("dial: %v, want connection refused until the instant", err)
+		}
+		if done.After(deadline) {
+			t.Fatalf("still refused %v after the instant", done.Sub(at))
+		}
+	}
 }
 
 func TestListenErrors(t *testing.T) {
