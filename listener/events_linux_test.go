@@ -56,6 +56,7 @@ func TestCloseRightAfterAcceptReportsTheSYNACK(t *testing.T) {
 			for i := range 20 {
 				r := &strictEvents{t: t}
 				h, err := Listen(fam.network, fam.address, Config{Strategy: Replay, OnEvent: r.add})
+				skipUnlessListened(t, fam.network, err)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -114,6 +115,7 @@ func TestSlowOnEventNeverDelaysARelease(t *testing.T) {
 			released.Add(1)
 		}
 	}})
+	skipUnlessListened(t, "tcp4", err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +159,7 @@ func TestCloseFromOnEvent(t *testing.T) {
 		close(closed)
 	}
 	h, err := Listen("tcp4", "127.0.0.1:0", Config{Strategy: Replay, At: time.Now().Add(20 * time.Millisecond), OnEvent: r.add})
+	skipUnlessListened(t, "tcp4", err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +276,7 @@ func TestEngineOutlivesItsLastListener(t *testing.T) {
 	t.Cleanup(func() { openEngine = old })
 	for range 3 {
 		h, err := Listen("tcp4", "127.0.0.1:0", Config{Strategy: Replay})
+		skipUnlessListened(t, "tcp4", err)
 		if err != nil {
 			t.Fatal(err)
 		}
