@@ -85,6 +85,19 @@ func (r *events) of(k EventKind) []Event {
 	return out
 }
 
+// describe lists the events, their times relative to at, for a failure's
+// message: what the listener saw and did.
+func (r *events) describe(at time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, e := range r.es {
+		fmt.Fprintf(&b, "\t%v at %+v: client %v ISN %d retransmit %v replayed %d err %v\n",
+			e.Kind, e.Time.Sub(at), e.Client, e.ISN, e.Retransmit, e.Replayed, e.Err)
+	}
+	return b.String()
+}
+
 // dial connects and returns when connect(2) completed, and the client address.
 func dial(t *testing.T, network string, to net.Addr, timeout time.Duration) (time.Time, netip.AddrPort) {
 	t.Helper()

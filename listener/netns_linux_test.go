@@ -22,10 +22,13 @@ func TestHeldAcrossVeth(t *testing.T) {
 		{"tcp6", p.Server.Addr6},
 	} {
 		t.Run(tc.network, func(t *testing.T) {
-			var h *Held
+			var (
+				h  *Held
+				ev events
+			)
 			at := time.Now().Add(delay)
 			err := p.Server.Do(func() (err error) {
-				h, err = Listen(tc.network, netip.AddrPortFrom(tc.server, 0).String(), Config{Strategy: Replay, At: at})
+				h, err = Listen(tc.network, netip.AddrPortFrom(tc.server, 0).String(), Config{Strategy: Replay, At: at, OnEvent: ev.add})
 				return err
 			})
 			if err != nil {
@@ -47,7 +50,7 @@ func TestHeldAcrossVeth(t *testing.T) {
 			}
 			c.Close()
 			if late := done.Sub(at); tooEarly(done, at) || late > 150*time.Millisecond {
-				t.Fatalf("connect completed %v after the instant, want within [-%v, 150ms]", late, maxEarly)
+				t.Fatalf("connect completed %v after the instant, want within [-%v, 150ms]; the listener's events:\n%s", late, maxEarly, ev.describe(at))
 			}
 			hs, ok := h.Handshake(c.LocalAddr().(*net.TCPAddr).AddrPort())
 			if !ok || hs.Client.Addr() != c.LocalAddr().(*net.TCPAddr).AddrPort().Addr() {
