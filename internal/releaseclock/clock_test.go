@@ -29,15 +29,24 @@ func (f *firings) job(name string, at time.Time) func(time.Time) {
 	}
 }
 
-// wait waits until want jobs fired, then a little more to catch extra ones.
-func (f *firings) wait(t *testing.T) ([]string, []time.Duration) {
+// wait waits until want jobs fired, then until c fires a job of the
+// test's own scheduled for now: the clock fires in instant order, so a job
+// due by then that should not fire (a cancelled one, a second firing) has
+// fired by then too.
+func (f *firings) wait(t *testing.T, c Clock) ([]string, []time.Duration) {
 	t.Helper()
 	select {
 	case <-f.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the jobs did not fire")
 	}
-	time.Sleep(30 * time.Millisecond) // a job that should not fire would fire by now
+	after := make(chan struct{})
+	c.Schedule(time.Now(), func(time.Time) { close(after) })
+	select {
+	case <-after:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a job scheduled after the others did not fire")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.names), slices.Clone(f.late)
@@ -63,7 +72,7 @@ func TestClockFiresInOrderAndOnTime(t *testing.T) {
 			}
 		}
 		c.Cancel(cancelMe)
-		names, late := f.wait(t)
+		names, late := f.wait(t, c)
 		if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(names, want) {
 			t.Fatalf("fired %v, want %v (cancelled must not fire)", names, want)
 		}
@@ -153,7 +162,7 @@ func TestPrepareNeverDelaysAnEarlierJob(t *testing.T) {
 		later := early.Add(3 * time.Millisecond) // woken for 5 ms before, so before early
 		c.SchedulePrepared(later, func() { SpinUntil(time.Now().Add(400 * time.Microsecond)) }, f.job("later", later))
 		c.Schedule(early, f.job("early", early))
-		names, late := f.wait(t)
+		names, late := f.wait(t, c)
 		if want := []string{"early", "later"}; !slices.Equal(names, want) {
 			t.Fatalf("fired %v, want %v", names, want)
 		}
@@ -194,7 +203,7 @@ func TestJobScheduledWhileSpinningIsOnTime(t *testing.T) {
 				triggered = now
 				c.Schedule(early, f.job("early", early))
 			})
-			names, late := f.wait(t)
+			names, late := f.wait(t, c)
 			if triggered.After(early.Add(-500*time.Microsecond)) && attempt < 5 {
 				t.Logf("attempt %d: the scheduling job ran %v late, too late to tell: again", attempt, triggered.Sub(trigger))
 				continue
