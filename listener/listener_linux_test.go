@@ -163,14 +163,11 @@ func TestReleaseAtCompletesOnTime(t *testing.T) {
 	}
 }
 
+// waitFor waits until cond holds (state the test observes: an event, a
+// handshake recorded, a socket closed), failing the test after 5 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not met within 2s")
+	testenv.WaitFor(t, 5*time.Second, "the test's condition", cond)
 }
 
 func TestAfterDelaysEachConnectionFromItsOwnSYN(t *testing.T) {
