@@ -2,6 +2,7 @@ package listener
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synhold/synhold/internal/replay"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/internal/tune"
 	"github.com/synhold/synhold/listener/capture"
 )
@@ -83,43 +85,89 @@ func TestLeadLearner(t *testing.T) {
 	}
 }
 
-// TestWarmerDrawsNoHandshake warms the release's path through a raw socket
-// and checks both halves of what a warm-up must do: its SYN reaches the
-// warm-up listener through the hold filter and draws a SYN-ACK (seen on lo
-// by an observer of the test's own), so the path is exercised; and that
-// listener is left with nothing to accept, since the SYN-ACK was answered
-// by a RST. It catches a warm-up that never reaches the listener (a wrong
-// checksum or address, a filter that drops it), which would warm nothing,
-// and one that completes a handshake, which would leave connections behind.
+// TestWarmerDrawsNoHandshake sends the warm-up SYN of each family three
+// times, one at a time, and watches lo, with an observer of the test's own
+// on the warm-up listener's port, for what the warm-up must do and what it
+// must not:
+//   - its SYN reaches the warm-up listener through the hold filter and draws
+//     a SYN-ACK (so the path is exercised), addressed to the warm-up's own
+//     source port and no other: a SYN-ACK that reached a client's socket
+//     would be a handshake offered to it;
+//   - the warm-up's source answers that SYN-ACK with a RST, never with an
+//     ACK: an ACK completes a handshake;
+//   - once every RST is seen, the listener has nothing to accept.
+//
+// It catches a warm-up that never reaches the listener (a wrong checksum,
+// address or mark: no SYN-ACK), one whose SYN-ACK goes to another port, and
+// one that completes a handshake (an ACK on lo, a connection to accept),
+// such as a warm-up sent from a socket that connects rather than one that
+// is only bound.
 func TestWarmerDrawsNoHandshake(t *testing.T) {
-	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-		c, err := replay.Open(fam)
-		if errors.Is(err, os.ErrPermission) {
-			t.Skip("needs CAP_NET_RAW")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := openWarmer(fam)
-		if w == nil {
-			c.Close()
-			t.Fatalf("family %d: no warm-up sockets on loopback", fam)
-		}
-		seg, err := capture.Decode(w.syn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		read := observer(t, seg.Dst.Port())
-		for range 3 {
-			w.warm(c)
-		}
-		if at := read(time.Now().Add(2 * time.Second)); at.IsZero() {
-			t.Errorf("family %d: no SYN-ACK from the warm-up listener: the warm-up SYN did not reach it", fam)
-		}
-		if _, _, err := unix.Accept(w.ln); err != unix.EAGAIN {
-			t.Errorf("family %d: accept on the warm-up listener = %v, want EAGAIN (nothing completed)", fam, err)
-		}
-		w.close()
-		c.Close()
+	for _, fam := range []struct {
+		name   string
+		family int
+	}{{"ipv4", unix.AF_INET}, {"ipv6", unix.AF_INET6}} {
+		t.Run(fam.name, func(t *testing.T) {
+			c, err := replay.Open(fam.family)
+			if fam.family == unix.AF_INET6 && errors.Is(err, unix.EAFNOSUPPORT) {
+				testenv.SkipWithoutIPv6(t, err)
+			}
+			testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+			defer c.Close()
+			w := openWarmer(fam.family)
+			if w == nil {
+				t.Fatal("no warm-up sockets on loopback")
+			}
+			defer w.close()
+			// The two sockets' own addresses, not the SYN's: a SYN from
+			// another port would draw a SYN-ACK to that port.
+			src, ln := boundAddr(t, w.src), boundAddr(t, w.ln)
+			next := watchLo(t, ln.Port())
+			for round := range 3 {
+				w.warm(c)
+				synacks := 0
+				for answered := false; !answered; {
+					s, ok := next(time.Now().Add(2 * time.Second))
+					switch {
+					case !ok && synacks == 0:
+						t.Fatalf("round %d: no SYN-ACK from the warm-up listener %v: the warm-up SYN did not reach it", round, ln)
+					case !ok:
+						t.Fatalf("round %d: the warm-up listener's SYN-ACK to %v got no answer", round, src)
+					case s.Src == ln && s.IsSYNACK():
+						if s.Dst != src {
+							t.Errorf("round %d: SYN-ACK to %v, want only to the warm-up's source %v", round, s.Dst, src)
+						}
+						synacks++
+					case s.Src == src && s.Dst == ln && !s.IsSYN():
+						if !s.Flags.Has(capture.RST) {
+							t.Errorf("round %d: the warm-up's source answered the SYN-ACK with %v, want a RST (no handshake)", round, s.Flags)
+						}
+						answered = true
+					case s.Src == ln:
+						t.Errorf("round %d: the warm-up listener sent %v %v to %v, want only a SYN-ACK", round, s.Flags, s.Segment, s.Dst)
+					}
+				}
+			}
+			if _, _, err := unix.Accept(w.ln); err != unix.EAGAIN {
+				t.Errorf("accept on the warm-up listener = %v, want EAGAIN (nothing completed)", err)
+			}
+		})
 	}
+}
+
+// boundAddr returns the address socket fd is bound to.
+func boundAddr(t *testing.T, fd int) netip.AddrPort {
+	t.Helper()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(os.NewSyscallError("getsockname", err))
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	t.Fatalf("getsockname: %T, want an IP address", sa)
+	return netip.AddrPort{}
 }

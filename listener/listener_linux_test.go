@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/internal/tune"
 )
 
@@ -27,19 +28,31 @@ const maxEarly = 25 * time.Microsecond
 func tooEarly(t, want time.Time) bool { return want.Sub(t) > maxEarly }
 
 // listenOrSkip opens a held listener, skipping the test when the strategy
-// needs a privilege the process lacks.
+// needs a privilege the process lacks (CAP_NET_RAW, for the engine's raw and
+// packet sockets) or, for tcp6, when the machine has no IPv6 loopback.
 func listenOrSkip(t *testing.T, network, address string, cfg Config) *Held {
 	t.Helper()
 	h, err := Listen(network, address, cfg)
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("strategy %v needs CAP_NET_RAW: %v", cfg.Strategy, err)
-	}
+	skipUnlessListened(t, network, err)
 	if err != nil {
 		t.Fatalf("Listen(%s, %s): %v", network, address, err)
 	}
 	t.Cleanup(func() { h.Close() })
 	go acceptAndClose(h)
 	return h
+}
+
+// skipUnlessListened skips t when err, from Listen on network, is a missing
+// privilege (naming CAP_NET_RAW) or, for tcp6, a missing IPv6 loopback. It
+// returns on any other error, which is the caller's to report.
+func skipUnlessListened(t *testing.T, network string, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+	case network == "tcp6" && (errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL)):
+		testenv.SkipWithoutIPv6(t, err)
+	}
 }
 
 func acceptAndClose(ln net.Listener) {
@@ -70,6 +83,19 @@ func (r *events) of(k EventKind) []Event {
 		}
 	}
 	return out
+}
+
+// describe lists the events, their times relative to at, for a failure's
+// message: what the listener saw and did.
+func (r *events) describe(at time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, e := range r.es {
+		fmt.Fprintf(&b, "\t%v at %+v: client %v ISN %d retransmit %v replayed %d err %v\n",
+			e.Kind, e.Time.Sub(at), e.Client, e.ISN, e.Retransmit, e.Replayed, e.Err)
+	}
+	return b.String()
 }
 
 // dial connects and returns when connect(2) completed, and the client address.
@@ -137,14 +163,11 @@ func TestReleaseAtCompletesOnTime(t *testing.T) {
 	}
 }
 
+// waitFor waits until cond holds (state the test observes: an event, a
+// handshake recorded, a socket closed), failing the test after 5 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not met within 2s")
+	testenv.WaitFor(t, 5*time.Second, "the test's condition", cond)
 }
 
 func TestAfterDelaysEachConnectionFromItsOwnSYN(t *testing.T) {
@@ -269,19 +292,24 @@ func TestProbeIsAFeatureProbe(t *testing.T) {
 			}, true},
 		{"works", old, Replay, func(err error) bool { return err == nil }, true},
 	} {
-		forgetProbe()
-		closeIdleEngines()
-		opens = 0
-		openEngine = func(c tune.Config) (*engine, error) { opens++; return tc.open(c) }
-		for range 3 {
-			s, err := Probe()
-			if s != tc.strategy || !tc.check(err) {
-				t.Errorf("%s: Probe() = %v, %v", tc.name, s, err)
+		t.Run(tc.name, func(t *testing.T) {
+			forgetProbe()
+			closeIdleEngines()
+			opens = 0
+			openEngine = func(c tune.Config) (*engine, error) { opens++; return tc.open(c) }
+			for range 3 {
+				s, err := Probe()
+				if tc.strategy == Replay && errors.Is(err, os.ErrPermission) { // the real engine
+					testenv.SkipWithoutPrivilege(t, err, "CAP_NET_RAW")
+				}
+				if s != tc.strategy || !tc.check(err) {
+					t.Errorf("Probe() = %v, %v", s, err)
+				}
 			}
-		}
-		if want := map[bool]int{true: 1, false: 3}[tc.remember]; opens != want {
-			t.Errorf("%s: %d engines opened for 3 probes, want %d", tc.name, opens, want)
-		}
+			if want := map[bool]int{true: 1, false: 3}[tc.remember]; opens != want {
+				t.Errorf("%d engines opened for 3 probes, want %d", opens, want)
+			}
+		})
 	}
 }
 
@@ -313,8 +341,25 @@ func TestDelayedListenIsRefusedOnLinux(t *testing.T) {
 	if !errors.Is(err, unix.ECONNREFUSED) {
 		t.Fatalf("dial before listen(2): %v, want connection refused", err)
 	}
-	time.Sleep(time.Until(at) + 50*time.Millisecond)
-	dial(t, "tcp4", h.Addr(), time.Second)
+	// Then the port refuses until the instant and accepts from it on: dial
+	// until a dial connects (a refusal comes at once), and check when.
+	for deadline := at.Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp4", h.Addr().String(), time.Second)
+		done := time.Now()
+		if err == nil {
+			c.Close()
+			if tooEarly(done, at) {
+				t.Fatalf("connected %v before the instant, want at most %v", at.Sub(done), maxEarly)
+			}
+			return
+		}
+		if !errors.Is(err, unix.ECONNREFUSED) {
+			t.Fatalf("dial: %v, want connection refused until the instant", err)
+		}
+		if done.After(deadline) {
+			t.Fatalf("still refused %v after the instant", done.Sub(at))
+		}
+	}
 }
 
 func TestListenErrors(t *testing.T) {
@@ -345,26 +390,15 @@ func TestListenErrors(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 func TestCloseLeavesNothingOpen(t *testing.T) {
 	for _, strategy := range []Strategy{Replay, Retransmit, DelayedListen} {
 		t.Run(strategy.String(), func(t *testing.T) {
 			runtime.GC()
-			fds, gs := openFDs(t), runtime.NumGoroutine()
+			fds, gs := testenv.OpenFDs(t), runtime.NumGoroutine()
 			var hs []*Held
 			for range 100 {
 				h, err := Listen("tcp4", "127.0.0.1:0", Config{Strategy: strategy, At: time.Now().Add(time.Hour)})
-				if errors.Is(err, os.ErrPermission) {
-					t.Skip("needs CAP_NET_RAW")
-				}
+				skipUnlessListened(t, "tcp4", err)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -388,7 +422,7 @@ func TestCloseLeavesNothingOpen(t *testing.T) {
 				}
 			}
 			closeIdleEngines()
-			waitFor(t, func() bool { return openFDs(t) <= fds && runtime.NumGoroutine() <= gs })
+			waitFor(t, func() bool { return testenv.OpenFDs(t) <= fds && runtime.NumGoroutine() <= gs })
 			engineMu.Lock()
 			defer engineMu.Unlock()
 			if len(engines) != 0 {

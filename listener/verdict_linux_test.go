@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestRefuseAtTheVerdictsInstant: a Verdict that refuses makes the client's
@@ -81,14 +83,16 @@ func TestHoldAfterReleaseHoldsAgain(t *testing.T) {
 					connected <- time.Now()
 					c.Close()
 				}()
+				// Release once the client's SYN is held: seen by the
+				// capture with Replay (the first client's, the refused
+				// dial's, this one's); with Retransmit, where nothing of
+				// the listener's shows it, once the client waits in
+				// SYN_SENT for an answer (its connect sent the SYN).
 				if strategy == Replay {
-					// Release once the client's SYN is held (the first
-					// client's, the refused dial's, this one's).
 					waitFor(t, func() bool { return len(h.Handshakes()) >= 3 })
+				} else {
+					waitFor(t, func() bool { return testenv.SYNSentTo(t, h.AddrPort()) })
 				}
-				// With Retransmit nothing shows the SYN held: a release
-				// before it comes lets it through at once, which the
-				// checks below accept as well.
 				released := time.Now()
 				h.Release()
 				slack := 150 * time.Millisecond
