@@ -64,6 +64,10 @@ const maxTransient = 100
 // satisfies errors.Is(err, os.ErrPermission). The socket is created with
 // protocol 0, so that it receives nothing until its filter is attached and
 // it is bound: there is no window in which unfiltered packets queue up.
+// Where its receive stamps are the host's first, Open returns once the
+// kernel has switched stamping on (a kernel work item, 2 s at most), so
+// that no packet it reads carries the time of the read instead of its
+// arrival.
 func Open(cfg Config) (*Socket, error) {
 	switch {
 	case cfg.Ifindex < 0 || cfg.SkipIfindex < 0:
@@ -104,6 +108,9 @@ func setup(f *os.File, cfg Config) (*Socket, error) {
 	if err := rawconn.Control(rc, "bind", func(fd int) error { return bindFunc(fd, sa) }); err != nil {
 		return nil, fmt.Errorf("capture: bind to interface %d: %w", cfg.Ifindex, err)
 	}
+	// The socket's SO_TIMESTAMPNS may be the host's first: wait until the
+	// kernel stamps on arrival, so that no packet read is stamped late.
+	waitStamping(stampingLimit)
 	return &Socket{cfg: cfg, f: f, rc: rc, buf: make([]byte, 65536), oob: make([]byte, 128), synced: make(chan struct{})}, nil
 }
 
@@ -222,16 +229,24 @@ func (s *Socket) packet(b, oob []byte, from unix.Sockaddr) (Packet, error) {
 
 // kernelTime returns the SCM_TIMESTAMPNS time in oob, or now if there is none.
 func kernelTime(oob []byte) time.Time {
+	if t, ok := stampIn(oob); ok {
+		return t
+	}
+	return time.Now()
+}
+
+// stampIn returns the SCM_TIMESTAMPNS time in oob, if there is one.
+func stampIn(oob []byte) (time.Time, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err == nil {
 		for _, m := range msgs {
 			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
 				ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-				return time.Unix(ts.Unix())
+				return time.Unix(ts.Unix()), true
 			}
 		}
 	}
-	return time.Now()
+	return time.Time{}, false
 }
 
 // SetPorts makes the socket keep only the SYNs to, and the SYN-ACKs from,
