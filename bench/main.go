@@ -32,7 +32,7 @@
 //
 // It needs Linux, CAP_NET_RAW, the go command and tcpdump, and sends
 // traffic only to 127.0.0.1 and ::1. It exits non-zero on any error, and if
-// descriptors leaked. The default sizes take about 11 minutes for all;
+// descriptors leaked. The default sizes take about 13 minutes for all;
 // -short about a minute.
 package main
 
