@@ -264,9 +264,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// stop closes the control listeners and the pairs, cuts waiting control
-// connections short and closes Done. It does not wait, so that a request
-// handler may call it.
+// stop closes the pairs, cuts waiting control connections short, closes
+// Done, and closes the control listeners last: a client that finds the
+// control port refusing (Client.Stop, --stop) then knows the pairs are
+// closed and Done is. A control connection accepted meanwhile is closed at
+// once. It does not wait, so that a request handler may call it.
 func (s *Server) stop(why string) {
 	s.mu.Lock()
 	if s.closing {
@@ -280,9 +282,6 @@ func (s *Server) stop(why string) {
 	for _, p := range spares {
 		p.closeListeners()
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
 	now := time.Now()
 	for _, c := range conns {
 		c.SetReadDeadline(now)
@@ -292,6 +291,9 @@ func (s *Server) stop(why string) {
 	}
 	s.log.Info("happy eyeballs server stopped", "why", why, "pairs_closed", len(pairs))
 	close(s.done)
+	for _, ln := range lns {
+		ln.Close()
+	}
 }
 
 // takeSpare returns a spare pair of the kind samePort says, or nil. The
