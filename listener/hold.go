@@ -59,6 +59,12 @@ type Held struct {
 	flows      map[flowKey]*flow
 	order      []flowKey
 	byClient   map[netip.AddrPort]*flow
+	// Config.Quiet's state: muted is true while the port is left out of
+	// the capture; awaiting are the released flows whose SYN-ACKs the
+	// capture must see first, unless quietBy passes.
+	muted    bool
+	awaiting map[*flow]struct{}
+	quietBy  time.Time
 }
 
 // Listen announces on a local TCP address, with handshakes held as cfg says.
@@ -277,10 +283,19 @@ func (h *Held) Hold() error {
 	if !h.released {
 		return nil
 	}
-	if err := h.rehold(); err != nil {
+	if err := h.unmute(); err != nil {
 		return err
 	}
-	h.released, h.want, h.holdSince = false, time.Time{}, time.Now()
+	// A SYN the capture stamps from here on may meet the hold: it is held
+	// (one the kernel answered before the hold was in place gets a
+	// duplicate replay, which it ignores), rather than lost until its
+	// client retransmits.
+	since := time.Now()
+	if err := h.rehold(); err != nil {
+		h.mute()
+		return err
+	}
+	h.released, h.want, h.holdSince, h.awaiting = false, time.Time{}, since, nil
 	return nil
 }
 
