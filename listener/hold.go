@@ -53,7 +53,7 @@ type Held struct {
 	job        *releaseclock.Job
 	released   bool
 	releasedAt time.Time
-	holdSince  time.Time // the latest Hold that re-armed the listener
+	holdSince  time.Time // the start of the latest Hold that re-armed the listener
 	startedAt  time.Time // the start of the release under way, for its latency; zero between releases
 	degraded   bool      // the capture failed: SYNs go unseen (Linux)
 	flows      map[flowKey]*flow
@@ -274,6 +274,9 @@ func (h *Held) Close() error {
 // ReleaseHeld. Handshakes already let through stay so. It does nothing on a
 // listener that holds; it returns an error, and changes nothing, if the
 // hold cannot be put back (strategy DelayedListen, a closed listener).
+// On a quiet listener (Config.Quiet) it first puts the port back in the
+// capture, and attaches the hold only once the kernel has the capture's new
+// filter, so that every SYN the hold drops has been captured.
 func (h *Held) Hold() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
