@@ -286,6 +286,7 @@ func (h *Held) Hold() error {
 	if !h.released {
 		return nil
 	}
+	wasMuted := h.muted
 	if err := h.unmute(); err != nil {
 		return err
 	}
@@ -295,7 +296,9 @@ func (h *Held) Hold() error {
 	// client retransmits.
 	since := time.Now()
 	if err := h.rehold(); err != nil {
-		h.mute()
+		if wasMuted {
+			h.mute() // as it was
+		}
 		return err
 	}
 	h.released, h.want, h.holdSince, h.awaiting = false, time.Time{}, since, nil
