@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type engine struct {
 
 	mu    sync.Mutex
 	ports map[uint16][]sink
+	quiet map[sink]bool // sinks left out of the filter and of lookup (Config.Quiet, released)
 	done  chan struct{}
 
 	// Guarded by engineMu.
@@ -199,7 +201,7 @@ func closeIdle() {
 }
 
 func newEngine(cfg tune.Config) (_ *engine, err error) {
-	e := &engine{cfg: cfg, ports: make(map[uint16][]sink), done: make(chan struct{})}
+	e := &engine{cfg: cfg, ports: make(map[uint16][]sink), quiet: make(map[sink]bool), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			e.close() // e, not the named result, which is nil by now
@@ -220,6 +222,7 @@ func newEngine(cfg tune.Config) (_ *engine, err error) {
 	if e.cap, err = capture.Open(capture.Config{IgnoreMark: replay.Mark, SkipIfindex: loopbackIfindex}); err != nil {
 		return nil, fmt.Errorf("listener: replay: %w", err)
 	}
+	_ = e.setPorts() // no port yet: keep nothing, rather than every port
 	e.readers.Add(2)
 	go e.read(e.lo)
 	go e.read(e.cap)
@@ -289,8 +292,25 @@ func (e *engine) unregister(h sink) {
 	_ = e.setPorts()
 }
 
+// setQuiet leaves h out of the captures' filters (on) or puts it back. It
+// returns once the kernel has the new filters: from then on, a packet of
+// h's port is kept (or, for a quiet h, dropped unless another listener
+// holds the port). Putting h back fails if neither capture can be made to
+// keep its port.
+func (e *engine) setQuiet(h sink, on bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if on {
+		e.quiet[h] = true
+	} else {
+		delete(e.quiet, h)
+	}
+	return e.setPorts()
+}
+
 // remove forgets h; e.mu is held.
 func (e *engine) remove(h sink) {
+	delete(e.quiet, h)
 	p := h.port()
 	hs := e.ports[p]
 	for i, x := range hs {
@@ -306,17 +326,25 @@ func (e *engine) remove(h sink) {
 	}
 }
 
-// setPorts narrows both captures to the ports held, so that the capture
-// wakes for no other loopback traffic (the control connections of a server,
-// other programs' connections); e.mu is held. Where a capture's filter
-// cannot be narrowed it is widened to every port.
+// setPorts narrows both captures to the ports held by a listener that is
+// not quiet, so that the capture wakes for no other loopback traffic (the
+// control connections of a server, other programs' connections); e.mu is
+// held. With no such port the captures keep nothing, rather than every
+// port. Where a capture's filter cannot be narrowed it is widened to every
+// port.
 func (e *engine) setPorts() error {
 	ports := make([]uint16, 0, len(e.ports))
-	for p := range e.ports {
-		ports = append(ports, p)
+	for p, hs := range e.ports {
+		if slices.ContainsFunc(hs, func(h sink) bool { return !e.quiet[h] }) {
+			ports = append(ports, p)
+		}
 	}
 	for _, c := range []*capture.Socket{e.lo, e.cap} {
 		if c == nil {
+			continue
+		}
+		if len(ports) == 0 {
+			_ = c.KeepNone() // a filter left wider only costs wake-ups
 			continue
 		}
 		if err := c.SetPorts(ports); err != nil {
@@ -333,7 +361,7 @@ func (e *engine) lookup(a netip.AddrPort) sink {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, h := range e.ports[a.Port()] {
-		if h.owns(a.Addr()) {
+		if h.owns(a.Addr()) && !e.quiet[h] {
 			return h
 		}
 	}

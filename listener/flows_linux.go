@@ -118,6 +118,7 @@ func (h *Held) onSYNACK(p capture.Packet) {
 		return // the received copy follows
 	}
 	f.hs.SYNACK = p.Time
+	h.quietSYNACK(f)
 	if !f.started.IsZero() && h.sys.eng != nil {
 		h.sys.eng.learnLead(f.dst, p.Time.Sub(f.started))
 	}

@@ -53,12 +53,18 @@ type Held struct {
 	job        *releaseclock.Job
 	released   bool
 	releasedAt time.Time
-	holdSince  time.Time // the latest Hold that re-armed the listener
+	holdSince  time.Time // the start of the latest Hold that re-armed the listener
 	startedAt  time.Time // the start of the release under way, for its latency; zero between releases
 	degraded   bool      // the capture failed: SYNs go unseen (Linux)
 	flows      map[flowKey]*flow
 	order      []flowKey
 	byClient   map[netip.AddrPort]*flow
+	// Config.Quiet's state: muted is true while the port is left out of
+	// the capture; awaiting are the released flows whose SYN-ACKs the
+	// capture must see first, unless quietBy passes.
+	muted    bool
+	awaiting map[*flow]struct{}
+	quietBy  time.Time
 }
 
 // Listen announces on a local TCP address, with handshakes held as cfg says.
@@ -268,6 +274,9 @@ func (h *Held) Close() error {
 // ReleaseHeld. Handshakes already let through stay so. It does nothing on a
 // listener that holds; it returns an error, and changes nothing, if the
 // hold cannot be put back (strategy DelayedListen, a closed listener).
+// On a quiet listener (Config.Quiet) it first puts the port back in the
+// capture, and attaches the hold only once the kernel has the capture's new
+// filter, so that every SYN the hold drops has been captured.
 func (h *Held) Hold() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -277,10 +286,22 @@ func (h *Held) Hold() error {
 	if !h.released {
 		return nil
 	}
-	if err := h.rehold(); err != nil {
+	wasMuted := h.muted
+	if err := h.unmute(); err != nil {
 		return err
 	}
-	h.released, h.want, h.holdSince = false, time.Time{}, time.Now()
+	// A SYN the capture stamps from here on may meet the hold: it is held
+	// (one the kernel answered before the hold was in place gets a
+	// duplicate replay, which it ignores), rather than lost until its
+	// client retransmits.
+	since := time.Now()
+	if err := h.rehold(); err != nil {
+		if wasMuted {
+			h.mute() // as it was
+		}
+		return err
+	}
+	h.released, h.want, h.holdSince, h.awaiting = false, time.Time{}, since, nil
 	return nil
 }
 

@@ -34,6 +34,11 @@ func (h *Held) open() error { return h.listenNow() }
 
 func detachChild(net.Conn) {}
 
+// Config.Quiet does nothing here: there is no capture.
+func (h *Held) quietAfterRelease() {}
+func (h *Held) mute()              {}
+func (h *Held) unmute() error      { return nil }
+
 // replayHeld does nothing: there are no single held SYNs here.
 func (h *Held) replayHeld(time.Time) (int, []*flow, error) { return 0, nil, nil }
 

@@ -152,6 +152,18 @@ type Config struct {
 	// Close delivers every event still queued before it returns, and
 	// OnEvent is not called after that. OnEvent may call Close.
 	OnEvent func(Event)
+	// Quiet, with strategy Replay, makes a released listener cost its
+	// process nothing: while released, the listener's port is left out of
+	// the capture, so no SYN or SYN-ACK of its connections is observed,
+	// and connections that arrive while it is released have no events and
+	// no Handshake. It is left out only once the handshakes its release let
+	// through have had their SYN-ACKs captured (or a second has passed).
+	// Hold puts the port back in the capture, and returns only after the
+	// kernel has the capture's new filter, before the hold itself is put
+	// back: every SYN the hold drops is captured, and held as usual. By
+	// default (false) a released listener keeps observing SYNs, as the
+	// Happy Eyeballs server needs.
+	Quiet bool
 }
 
 // EventKind says what an Event reports.

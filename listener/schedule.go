@@ -74,6 +74,7 @@ func (h *Held) release(want time.Time) {
 	h.releasedAt = time.Now()
 	n, refuse, rerr := h.replayHeld(want)
 	h.startedAt = time.Time{}
+	h.quietAfterRelease()
 	h.emit(Event{Kind: Released, Time: h.releasedAt, Want: want, Replayed: n, Err: errors.Join(err, rerr)})
 	if len(refuse) == 0 {
 		return

@@ -412,3 +412,39 @@ func TestE2EHoldOverDelay(t *testing.T) {
 	c.Close()
 	within(t, "the next connection", time.Since(start), delay)
 }
+
+// TestE2EToxicAfterQuietSpell: a proxy that carried connections with no
+// handshake toxic (its listener out of the capture meanwhile) delays the
+// first connection dialled once a handshake_delay toxic is added, every
+// time the toxic comes back: the capture has its port again before the
+// toxic-add call returns.
+func TestE2EToxicAfterQuietSpell(t *testing.T) {
+	e := replayEnv(t)
+	p := newWebProxy(t, e, "127.0.0.1:0", webUpstream(t, "tcp4"))
+	const delay = 200 * time.Millisecond
+	dial := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		c, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", p.Listen)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		return took
+	}
+	for range 3 {
+		for range 5 {
+			if took := dial(); took > slack {
+				t.Errorf("with no handshake toxic: connected after %v, want at once", took)
+			}
+		}
+		if _, err := p.AddToxic("slow", "handshake_delay", "", 1, toxiclient.Attributes{"delay": delay.Milliseconds()}); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "the first connection after the toxic was added", dial(), delay)
+		if err := p.RemoveToxic("slow"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

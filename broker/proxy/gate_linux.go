@@ -75,9 +75,12 @@ func needsFilter(why error) error {
 		"without it only handshake_hold with toxicity 1 works, and a released handshake completes at the client's next SYN retransmission", why)
 }
 
-// listenGate opens a proxy's held listener.
+// listenGate opens a proxy's held listener. It is quiet: while no
+// handshake toxic is set (released), its connections cost no capture
+// wake-up, and Hold puts its port back in the capture before the hold, so
+// that a SYN that arrives once the toxic-add call returned is seen.
 func listenGate(network, address string, cfg gateConfig) (gate, error) {
-	lc := listener.Config{Strategy: cfg.strategy, OnEvent: cfg.onEvent}
+	lc := listener.Config{Strategy: cfg.strategy, OnEvent: cfg.onEvent, Quiet: true}
 	if decide := cfg.decide; decide != nil {
 		lc.Decide = func(s listener.SYN) listener.Verdict {
 			v := decide(s.Time)

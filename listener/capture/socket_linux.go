@@ -26,7 +26,8 @@ type Socket struct {
 	cfg    Config
 
 	portsMu sync.Mutex
-	ports   []uint16 // the ports in the filter; nil: every port
+	ports   []uint16 // the ports in the filter; nil: every port (unless none)
+	none    bool     // the filter keeps nothing (KeepNone)
 	f       *os.File
 	rc      syscall.RawConn
 	buf     []byte
@@ -252,29 +253,47 @@ func stampIn(oob []byte) (time.Time, bool) {
 // SetPorts makes the socket keep only the SYNs to, and the SYN-ACKs from,
 // the local ports given: the kernel drops the handshakes of other programs
 // in the filter, before they are queued, and the reader is not woken for
-// them. No ports, or more than 200, keep every port again, as Open does.
-// The kernel swaps the filter in one step, so no packet meets neither
-// filter; packets queued before the swap are still read. A new filter
-// costs ~80 µs (assembled, checked and compiled by the kernel), so a call
-// that leaves the filter as it is does nothing.
+// them. No ports, or more than 200, keep every port again, as Open does
+// (KeepNone keeps none). The kernel swaps the filter in one step, so no
+// packet meets neither filter; packets queued before the swap are still
+// read; SetPorts returns once the new filter is in place, so that a packet
+// the kernel receives after it returns meets it. A new filter costs ~80 µs
+// (assembled, checked and compiled by the kernel), so a call that leaves
+// the filter as it is does nothing.
 func (s *Socket) SetPorts(ports []uint16) error {
 	ports = slices.Compact(slices.Sorted(slices.Values(ports)))
 	if len(ports) > maxPorts || len(ports) == 0 {
 		ports = nil
 	}
+	return s.setFilter(ports, false)
+}
+
+// KeepNone makes the socket keep no packet at all, until the next SetPorts:
+// a socket that has no port to watch is then not woken by any handshake,
+// where SetPorts with no ports would keep every port. It swaps the filter
+// as SetPorts does, and does nothing on a socket that keeps none already.
+func (s *Socket) KeepNone() error { return s.setFilter(nil, true) }
+
+// setFilter attaches the filter that keeps ports (nil: every port), or
+// nothing if none, unless it is the one attached.
+func (s *Socket) setFilter(ports []uint16, none bool) error {
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
-	if slices.Equal(ports, s.ports) {
+	if none == s.none && slices.Equal(ports, s.ports) {
 		return nil
 	}
-	prog, err := bpf.Assemble(filter(s.cfg, ports))
+	insns := []bpf.Instruction{bpf.RetConstant{Val: 0}}
+	if !none {
+		insns = filter(s.cfg, ports)
+	}
+	prog, err := bpf.Assemble(insns)
 	if err != nil {
 		return fmt.Errorf("capture: assemble filter: %w", err)
 	}
 	if err := attachFilter(s.rc, prog); err != nil {
 		return fmt.Errorf("capture: set ports: %w", err)
 	}
-	s.ports = ports
+	s.ports, s.none = ports, none
 	return nil
 }
 

@@ -577,8 +577,9 @@ func dialTo(t *testing.T, ln net.Listener) (lport, cport uint16) {
 // TestSetPortsKeepsOnlyThosePorts narrows a socket on lo to one listener's
 // port: it sees that listener's SYN and SYN-ACKs and nothing of another's,
 // which an older socket on lo did see (the kernel hands a packet to the
-// newer socket first, so it had been judged). With the ports cleared, or
-// too many to filter, it sees every port again.
+// newer socket first, so it had been judged). KeepNone hides both, and a
+// port set after it is seen again. With the ports cleared, or too many to
+// filter, it sees every port again.
 func TestSetPortsKeepsOnlyThosePorts(t *testing.T) {
 	for _, network := range []string{"tcp4", "tcp6"} {
 		t.Run(network, func(t *testing.T) { testSetPorts(t, network) })
@@ -615,20 +616,29 @@ func testSetPorts(t *testing.T, network string) {
 	for _, tc := range []struct {
 		name      string
 		ports     []uint16
+		none      bool // KeepNone instead of SetPorts
+		wantKept  int
 		wantOther int
 	}{
-		{"one port", []uint16{keptPort}, 0},
-		{"one port twice, among others", []uint16{1, keptPort, 2, keptPort}, 0},
-		{"cleared", nil, 3},
-		{"too many to filter", portsUpTo(maxPorts+1, keptPort), 3},
+		{"one port", []uint16{keptPort}, false, 3, 0},
+		{"one port twice, among others", []uint16{1, keptPort, 2, keptPort}, false, 3, 0},
+		{"none", nil, true, 0, 0},
+		{"one port after none", []uint16{keptPort}, false, 3, 0},
+		{"none again", nil, true, 0, 0},
+		{"cleared", nil, false, 3, 3},
+		{"too many to filter", portsUpTo(maxPorts+1, keptPort), false, 3, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := s.SetPorts(tc.ports); err != nil {
+			set := func() error { return s.SetPorts(tc.ports) }
+			if tc.none {
+				set = s.KeepNone
+			}
+			if err := set(); err != nil {
 				t.Fatal(err)
 			}
 			k, o := dialBoth()
-			if n := count(k); n != 3 {
-				t.Errorf("%d segments of the kept port's connection, want 3 (SYN, SYN-ACK sent and received)", n)
+			if n := count(k); n != tc.wantKept {
+				t.Errorf("%d segments of the kept port's connection, want %d (3: SYN, SYN-ACK sent and received)", n, tc.wantKept)
 			}
 			if n := count(o); n != tc.wantOther {
 				t.Errorf("%d segments of the other port's connection, want %d", n, tc.wantOther)
@@ -650,8 +660,8 @@ func portsUpTo(n int, p uint16) []uint16 {
 
 // TestSetPortsAttachesOnlyChanges counts the filters SetPorts attaches: a
 // call that leaves the filter as it is (the same ports in another order, or
-// "every port" said another way) attaches none, and a failed attach keeps
-// the old filter on record.
+// "every port" said another way, KeepNone twice) attaches none, KeepNone is
+// not "every port", and a failed attach keeps the old filter on record.
 func TestSetPortsAttachesOnlyChanges(t *testing.T) {
 	s := openOrSkip(t, Config{Ifindex: 1})
 	old := attachFilter
@@ -667,24 +677,36 @@ func TestSetPortsAttachesOnlyChanges(t *testing.T) {
 	}
 	for _, step := range []struct {
 		ports []uint16
+		none  bool // KeepNone instead of SetPorts
 		fail  error
 		want  int // attaches so far
 	}{
-		{nil, nil, 0}, // every port, as opened
-		{portsUpTo(maxPorts+1, 7), nil, 0},
-		{[]uint16{7, 9}, nil, 1},
-		{[]uint16{9, 7, 9}, nil, 1},
-		{[]uint16{7}, unix.ENOMEM, 1},
-		{[]uint16{7}, nil, 2}, // the failed attach left {7, 9} in place
-		{[]uint16{}, nil, 3},
+		{nil, false, nil, 0}, // every port, as opened
+		{portsUpTo(maxPorts+1, 7), false, nil, 0},
+		{[]uint16{7, 9}, false, nil, 1},
+		{[]uint16{9, 7, 9}, false, nil, 1},
+		{[]uint16{7}, false, unix.ENOMEM, 1},
+		{[]uint16{7}, false, nil, 2}, // the failed attach left {7, 9} in place
+		{[]uint16{}, false, nil, 3},
+		{nil, true, nil, 4}, // none is not every port
+		{nil, true, nil, 4},
+		{nil, false, unix.ENOMEM, 4},
+		{nil, false, nil, 5}, // the failed attach left none in place
+		{nil, true, nil, 6},
+		{[]uint16{7}, false, nil, 7},
 	} {
 		fail = step.fail
-		err := s.SetPorts(step.ports)
+		call, err := fmt.Sprintf("SetPorts(%v)", step.ports), error(nil)
+		if step.none {
+			call, err = "KeepNone()", s.KeepNone()
+		} else {
+			err = s.SetPorts(step.ports)
+		}
 		if !errors.Is(err, step.fail) || (step.fail == nil) != (err == nil) {
-			t.Errorf("SetPorts(%v): %v, want %v", step.ports, err, step.fail)
+			t.Errorf("%s: %v, want %v", call, err, step.fail)
 		}
 		if attached != step.want {
-			t.Fatalf("after SetPorts(%v): %d filters attached, want %d", step.ports, attached, step.want)
+			t.Fatalf("after %s: %d filters attached, want %d", call, attached, step.want)
 		}
 	}
 }

@@ -32,5 +32,8 @@ func (s *Socket) Sync(deadline time.Time) error { return errUnsupported }
 // SetPorts returns an error wrapping errors.ErrUnsupported.
 func (s *Socket) SetPorts(ports []uint16) error { return errUnsupported }
 
+// KeepNone returns an error wrapping errors.ErrUnsupported.
+func (s *Socket) KeepNone() error { return errUnsupported }
+
 // Close does nothing.
 func (s *Socket) Close() error { return nil }
