@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -92,6 +94,10 @@ func (e *env) do(t *testing.T, method, path, body string, hdr ...string) (int, h
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
 }
+
+// TestMain removes the toxiproxy-server that the comparisons with it build
+// (testenv.BuildBinary).
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // echoServer is an upstream that echoes what it reads, on loopback.
 func echoServer(t *testing.T) string {
