@@ -45,7 +45,7 @@ func startToxiproxy(t *testing.T, flags ...string) string {
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	url := "http://127.0.0.1:" + port
-	eventually(t, 10*time.Second, "toxiproxy-server to answer", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "toxiproxy-server to answer", func() bool {
 		resp, err := http.Get(url + "/version")
 		if err == nil {
 			resp.Body.Close()

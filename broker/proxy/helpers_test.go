@@ -169,18 +169,6 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// eventually waits until cond holds, failing after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // deleteOrDisable deletes p (how "delete") or disables it (how "disable"),
 // the two ways a client stops a proxy with connections.
 func deleteOrDisable(p *toxiclient.Proxy, how string) error {
