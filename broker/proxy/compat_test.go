@@ -7,15 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,36 +20,14 @@ import (
 	"github.com/synhold/synhold/listener"
 )
 
-var (
-	toxiproxyOnce sync.Once
-	toxiproxyBin  string
-	toxiproxyErr  error
-)
-
 // buildToxiproxy builds toxiproxy-server from the module this one requires
-// (v2.12.0), once per test binary, with its version set as its release
-// builds set it, so that GET /version compares byte for byte.
+// (v2.12.0), once per test binary (testenv.BuildBinary), with its version
+// set as its release builds set it, so that GET /version compares byte for
+// byte.
 func buildToxiproxy(t *testing.T) string {
 	t.Helper()
-	goCmd := testenv.GoCommand(t) // outside Do: a skip there would leave it done without a binary
-	toxiproxyOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "toxiproxy-")
-		if err != nil {
-			toxiproxyErr = err
-			return
-		}
-		toxiproxyBin = filepath.Join(dir, "toxiproxy-server")
-		out, err := exec.Command(goCmd, "build", "-o", toxiproxyBin,
-			"-ldflags=-X github.com/Shopify/toxiproxy/v2.Version="+Version, "github.com/Shopify/toxiproxy/v2/cmd/server").CombinedOutput()
-		if err != nil {
-			toxiproxyErr = err
-			toxiproxyBin = string(out)
-		}
-	})
-	if toxiproxyErr != nil {
-		t.Fatalf("building toxiproxy-server: %v\n%s", toxiproxyErr, toxiproxyBin)
-	}
-	return toxiproxyBin
+	return testenv.BuildBinary(t, "github.com/Shopify/toxiproxy/v2/cmd/server",
+		"-ldflags=-X github.com/Shopify/toxiproxy/v2.Version="+Version)
 }
 
 // startToxiproxy runs toxiproxy-server on loopback, with flags added, and
@@ -70,7 +45,7 @@ func startToxiproxy(t *testing.T, flags ...string) string {
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	url := "http://127.0.0.1:" + port
-	eventually(t, 10*time.Second, "toxiproxy-server to answer", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "toxiproxy-server to answer", func() bool {
 		resp, err := http.Get(url + "/version")
 		if err == nil {
 			resp.Body.Close()

@@ -177,7 +177,7 @@ func TestE2EHandshakeDelay(t *testing.T) {
 // waitLines waits until at least n log lines contain every one of subs.
 func waitLines(t *testing.T, e *env, n int, subs ...string) {
 	t.Helper()
-	eventually(t, 10*time.Second, fmt.Sprintf("%d log lines with %q", n, subs), func() bool { return len(e.log.lines(subs...)) >= n })
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d log lines with %q", n, subs), func() bool { return len(e.log.lines(subs...)) >= n })
 }
 
 type dialResult struct {
@@ -360,7 +360,7 @@ func TestE2ERetransmitOnly(t *testing.T) {
 	port := int(netip.MustParseAddrPort(p.Listen).Port())
 	start := time.Now()
 	pending := dialAsync(p.Listen, 10*time.Second)
-	eventually(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return testenv.SYNSent(t, port) })
+	testenv.WaitFor(t, 5*time.Second, "the client's SYN_SENT socket", func() bool { return testenv.SYNSent(t, port) })
 	if err := p.RemoveToxic("hold"); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -34,7 +35,7 @@ func TestUnreachableUpstream(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("read %d bytes from a proxy whose upstream is down", n)
 	}
-	eventually(t, 5*time.Second, "the log line", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the log line", func() bool {
 		return len(e.log.lines("upstream unreachable", dead, "connection refused")) == 1
 	})
 }
@@ -74,7 +75,7 @@ func TestDialFails(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client: %v, want EOF or reset", err)
 	}
-	eventually(t, 5*time.Second, "the log line", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the log line", func() bool {
 		return len(e.log.lines("upstream unreachable", "network is unreachable")) == 1
 	})
 }

@@ -248,11 +248,10 @@ const (
 	toxicResetPeer
 )
 
-// retoxic reads the data toxics again after a change to the chain, and
+// retoxic reads the data toxics of chain, the toxics after a change, and
 // switches every connection's directions that gained or lost their last
 // data toxic between splicing and toxiproxy's links.
-func (f *forwarder) retoxic() {
-	chain := f.tp.Toxics.GetToxicArray()
+func (f *forwarder) retoxic(chain []toxics.Toxic) {
 	up, down := dataToxics(chain)
 	var bits uint32
 	if hasResetPeer(chain) {

@@ -24,8 +24,9 @@ func (f *forwarder) decide(syn time.Time) verdict {
 // the gate hold, release or keep holding as the handshake toxics ask. If the gate
 // cannot hold, the plan stays as it was and the error says why.
 func (f *forwarder) replan() error {
-	f.retoxic()
-	next := newPlan(f.tp.Toxics.GetToxicArray())
+	chain := f.tp.Toxics.GetToxicArray()
+	f.retoxic(chain)
+	next := newPlan(chain)
 	prev := f.plan.Swap(next)
 	if f.run == nil {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/synhold/synhold/internal/logtest"
+	"github.com/synhold/synhold/internal/testenv"
 	"github.com/synhold/synhold/listener"
 )
 
@@ -93,6 +95,10 @@ func (e *env) do(t *testing.T, method, path, body string, hdr ...string) (int, h
 	return resp.StatusCode, resp.Header, string(b)
 }
 
+// TestMain removes the toxiproxy-server that the comparisons with it build
+// (testenv.BuildBinary).
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
 // echoServer is an upstream that echoes what it reads, on loopback.
 func echoServer(t *testing.T) string {
 	t.Helper()
@@ -161,18 +167,6 @@ func dial(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// eventually waits until cond holds, failing after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // deleteOrDisable deletes p (how "delete") or disables it (how "disable"),

@@ -106,7 +106,7 @@ func TestNoLeak(t *testing.T) {
 				}
 				clients = append(clients, c)
 			}
-			eventually(t, 30*time.Second, "the upstream to see every connection", func() bool { return up.count() == n })
+			testenv.WaitFor(t, 30*time.Second, "the upstream to see every connection", func() bool { return up.count() == n })
 
 			if err := deleteOrDisable(p, how); err != nil {
 				t.Fatal(err)
@@ -129,7 +129,7 @@ func TestNoLeak(t *testing.T) {
 					t.Fatalf("disabled: dial err %v, want refused", err)
 				}
 			}
-			eventually(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
+			testenv.WaitFor(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
 			if !e.srv.idle() {
 				t.Error("the server still tracks connections")
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/synhold/synhold/internal/testenv"
 )
 
 // TestHandshakeMetrics: the synhold_handshake_* counters count what the
@@ -45,7 +47,7 @@ func TestHandshakeMetrics(t *testing.T) {
 	}
 	// The counts follow the capture's events, which may trail the dial.
 	var got map[string]float64
-	eventually(t, 5*time.Second, "the handshake counters", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the handshake counters", func() bool {
 		fams := scrape(t, e.api.URL)
 		got = map[string]float64{}
 		ok := true

@@ -84,8 +84,12 @@ func (p *pump) stopped() bool {
 func (p *pump) run() {
 	for {
 		p.mu.Lock()
-		p.stopping = false
-		p.src.c.SetReadDeadline(time.Time{})
+		if p.stopping {
+			// The stop's deadline (want's, the only one) ended the last
+			// mode or came before the first: the next mode's reads wait.
+			p.stopping = false
+			p.src.c.SetReadDeadline(time.Time{})
+		}
 		link := p.toxic || !p.tcp
 		switched := p.modes > 0 && link != p.running
 		p.running = link

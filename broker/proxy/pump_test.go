@@ -253,7 +253,7 @@ func TestSwitchMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.Close()
-	eventually(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
+	testenv.WaitFor(t, 20*time.Second, "descriptors and goroutines to return", backTo(t, fds0, g0))
 	if !e.srv.idle() {
 		t.Error("the server still tracks connections")
 	}
@@ -310,7 +310,7 @@ func TestSpliceCounts(t *testing.T) {
 	c := dial(t, p.Listen)
 	roundTrip(t, c, "twelve bytes")
 	c.Close()
-	eventually(t, 10*time.Second, "the connection's closing line", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the connection's closing line", func() bool {
 		return len(e.log.lines(`"connection closed"`, `"bytes_up":12`, `"bytes_down":12`)) == 1
 	})
 }

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,15 +60,11 @@ func TestToxiproxyAPISuite(t *testing.T) {
 		replace[filepath.Join(pkg, name)] = p
 	}
 	overlay := filepath.Join(tmp, "overlay.json")
-	var js bytes.Buffer
-	fmt.Fprint(&js, `{"Replace":{`)
-	sep := ""
-	for k, v := range replace {
-		fmt.Fprintf(&js, "%s%q:%q", sep, k, v)
-		sep = ","
+	js, err := json.Marshal(struct{ Replace map[string]string }{replace})
+	if err != nil {
+		t.Fatal(err)
 	}
-	fmt.Fprint(&js, "}}")
-	if err := os.WriteFile(overlay, js.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(overlay, js, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(tmp, "suite.test")
