@@ -7,7 +7,10 @@
 #   docker run --network host synhold/handshake-proxy
 #
 # handshake_delay and handshake_refuse need CAP_NET_RAW, which Docker grants
-# by default (root in the container, no --privileged).
+# by default (root in the container, no --privileged), and, on a kernel with
+# kernel.unprivileged_bpf_disabled set, CAP_NET_ADMIN for the socket filter:
+# add --cap-add NET_ADMIN (without it they answer 501 naming it; see
+# docs/handshake-proxy.md).
 FROM scratch
 
 EXPOSE 8474
