@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--port | -port) port=$2; shift 2 ;;
 	--port=* | -port=*) port=${1#*=}; shift ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	-*) echo "check.sh: unknown option $1 (want --port N)" >&2; exit 2 ;;
 	*) tag=$1; shift ;;
 	esac
