@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -114,15 +115,9 @@ func (s Summary) logArgs() []any {
 func (s *Server) Report() Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := Report{Summary: newSummary(), Pairs: append([]PairReport(nil), s.reported...), Omitted: s.omitted}
-	for c, n := range s.summary.Verdicts {
-		r.Summary.Verdicts[c] = n
-	}
-	for d, n := range s.summary.Deviations {
-		r.Summary.Deviations[d] = n
-	}
-	r.Summary.Pairs = s.summary.Pairs
-	return r
+	// s.summary holds every verdict and deviation (newSummary): copy it.
+	sum := Summary{Pairs: s.summary.Pairs, Verdicts: maps.Clone(s.summary.Verdicts), Deviations: maps.Clone(s.summary.Deviations)}
+	return Report{Summary: sum, Pairs: append([]PairReport(nil), s.reported...), Omitted: s.omitted}
 }
 
 // judged records p's judgement: for the 0xE0 request, the counts and the
