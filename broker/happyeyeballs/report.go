@@ -175,7 +175,7 @@ func (p *pair) judge(why string, closed time.Time) {
 	o := observation{pair: p.id, slow: p.req.Slow, closedWhy: why, samePort: p.samePort}
 	p.mu.Lock()
 	o.winner, o.won = p.winner, p.wonAt
-	replied := p.replied
+	replied, acceptedAt, winnerClient := p.replied, p.acceptedAt, p.winnerClient
 	p.mu.Unlock()
 	if replied.IsZero() {
 		replied = p.startedAt()
@@ -207,9 +207,7 @@ func (p *pair) judge(why string, closed time.Time) {
 		}
 	}
 	if o.winner != 0 {
-		p.mu.Lock()
-		rep.Marks = append(rep.Marks, Mark{Family: Family(o.winner), Kind: "connected", Client: p.winnerClient, At: p.acceptedAt, MS: millis(p.acceptedAt.Sub(replied))})
-		p.mu.Unlock()
+		rep.Marks = append(rep.Marks, Mark{Family: Family(o.winner), Kind: "connected", Client: winnerClient, At: acceptedAt, MS: millis(acceptedAt.Sub(replied))})
 	}
 	sortMarks(rep.Marks)
 	j := judge(o)
