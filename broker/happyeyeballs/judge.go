@@ -107,14 +107,7 @@ type Judgement struct {
 }
 
 // Has reports whether j names deviation d.
-func (j Judgement) Has(d Deviation) bool {
-	for _, x := range j.Deviations {
-		if x == d {
-			return true
-		}
-	}
-	return false
-}
+func (j Judgement) Has(d Deviation) bool { return slices.Contains(j.Deviations, d) }
 
 // Family is an address family, 4 or 6; 0 is none. Its JSON and text are
 // "ipv4", "ipv6", or null (text "none").

@@ -319,16 +319,14 @@ func checkJudgement(t *testing.T, j Judgement, pl played, first, winner Family, 
 func checkJudgedLine(t *testing.T, hs *testServer, j Judgement) {
 	t.Helper()
 	var line map[string]any
-	for deadline := time.Now().Add(5 * time.Second); line == nil; time.Sleep(5 * time.Millisecond) {
+	testenv.WaitFor(t, 5*time.Second, "the pair judged line of pair "+strconv.FormatUint(j.Pair, 10), func() bool {
 		for _, r := range hs.log.records("pair judged") {
 			if r["pair"] == float64(j.Pair) {
 				line = r
 			}
 		}
-		if line == nil && time.Now().After(deadline) {
-			t.Fatalf("no pair judged line for pair %d", j.Pair)
-		}
-	}
+		return line != nil
+	})
 	var keys []string
 	for k := range line {
 		keys = append(keys, k)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -114,15 +115,9 @@ func (s Summary) logArgs() []any {
 func (s *Server) Report() Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := Report{Summary: newSummary(), Pairs: append([]PairReport(nil), s.reported...), Omitted: s.omitted}
-	for c, n := range s.summary.Verdicts {
-		r.Summary.Verdicts[c] = n
-	}
-	for d, n := range s.summary.Deviations {
-		r.Summary.Deviations[d] = n
-	}
-	r.Summary.Pairs = s.summary.Pairs
-	return r
+	// s.summary holds every verdict and deviation (newSummary): copy it.
+	sum := Summary{Pairs: s.summary.Pairs, Verdicts: maps.Clone(s.summary.Verdicts), Deviations: maps.Clone(s.summary.Deviations)}
+	return Report{Summary: sum, Pairs: append([]PairReport(nil), s.reported...), Omitted: s.omitted}
 }
 
 // judged records p's judgement: for the 0xE0 request, the counts and the
@@ -180,7 +175,7 @@ func (p *pair) judge(why string, closed time.Time) {
 	o := observation{pair: p.id, slow: p.req.Slow, closedWhy: why, samePort: p.samePort}
 	p.mu.Lock()
 	o.winner, o.won = p.winner, p.wonAt
-	replied := p.replied
+	replied, acceptedAt, winnerClient := p.replied, p.acceptedAt, p.winnerClient
 	p.mu.Unlock()
 	if replied.IsZero() {
 		replied = p.startedAt()
@@ -212,9 +207,7 @@ func (p *pair) judge(why string, closed time.Time) {
 		}
 	}
 	if o.winner != 0 {
-		p.mu.Lock()
-		rep.Marks = append(rep.Marks, Mark{Family: Family(o.winner), Kind: "connected", Client: p.winnerClient, At: p.acceptedAt, MS: millis(p.acceptedAt.Sub(replied))})
-		p.mu.Unlock()
+		rep.Marks = append(rep.Marks, Mark{Family: Family(o.winner), Kind: "connected", Client: winnerClient, At: acceptedAt, MS: millis(acceptedAt.Sub(replied))})
 	}
 	sortMarks(rep.Marks)
 	j := judge(o)

@@ -22,11 +22,10 @@ type options struct {
 	timeout  time.Duration
 }
 
-// pair is the server's answer: where each family listens.
+// pair is the server's answer (where each family listens) and when it came.
 type pair struct {
 	happyeyeballs.Pair
-	addr4, addr6 string
-	repliedAt    time.Time
+	repliedAt time.Time
 }
 
 // dialResult is the family that won, its connection, and when its dial
@@ -51,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "happyeyeballs-client: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "pair: IPv4 %s, IPv6 %s; slow family IPv%d, fast IPv%d\n", p.addr4, p.addr6, o.slow, fast(o.slow))
+	fmt.Fprintf(stdout, "pair: IPv4 %s, IPv6 %s; slow family IPv%d, fast IPv%d\n", p.IPv4, p.IPv6, o.slow, fast(o.slow))
 	err = race(ctx, p, o.slow, stdout)
 	printJudgement(ctx, o, p, stdout, stderr)
 	if err != nil {
@@ -119,13 +118,13 @@ func requestPair(ctx context.Context, o options) (pair, error) {
 	if err != nil {
 		return pair{}, err
 	}
-	return pair{Pair: p, addr4: p.IPv4.String(), addr6: p.IPv6.String(), repliedAt: time.Now()}, nil
+	return pair{Pair: p, repliedAt: time.Now()}, nil
 }
 
 // race dials both families at once, keeps the first that connects, reads
 // its byte and reports. It fails unless the fast family won with its byte.
 func race(ctx context.Context, p pair, slow int, w io.Writer) error {
-	conn, i, attempts, err := dialrace.Race(ctx, 0, dialrace.Target{Network: "tcp4", Addr: p.addr4}, dialrace.Target{Network: "tcp6", Addr: p.addr6})
+	conn, i, attempts, err := dialrace.Race(ctx, 0, dialrace.Target{Network: "tcp4", Addr: p.IPv4.String()}, dialrace.Target{Network: "tcp6", Addr: p.IPv6.String()})
 	if err != nil {
 		return fmt.Errorf("neither family connected: %w", err)
 	}

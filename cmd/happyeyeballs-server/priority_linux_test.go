@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -11,31 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// threadNices returns the nice value of every thread of the process.
-func threadNices(t *testing.T) map[int]int {
-	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[int]int)
-	for _, task := range tasks {
-		tid, _ := strconv.Atoi(task.Name())
-		prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-		if err == nil {
-			out[tid] = 20 - prio // the system call's 40..1 is nice -20..19
-		}
-	}
-	return out
-}
-
 func TestSetNice(t *testing.T) {
 	testenv.SkipWithoutPrivilege(t, setNice(-3), "CAP_SYS_NICE")
 	defer setNice(0)
-	nices := threadNices(t)
+	nices := procNices(t, os.Getpid())
 	for tid, n := range nices {
 		if n != -3 {
-			t.Errorf("thread %d: nice %d, want -3", tid, n)
+			t.Errorf("thread %s: nice %d, want -3", tid, n)
 		}
 	}
 	if len(nices) < 2 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/synhold/synhold/broker/happyeyeballs"
+	"github.com/synhold/synhold/internal/svgplot"
 )
 
 // writeReport writes the run's judgements into dir: report.json (the
@@ -49,10 +50,10 @@ func summaryText(r happyeyeballs.Report) string {
 	var b strings.Builder
 	s := r.Summary
 	fmt.Fprintf(&b, "%s judged against RFC 8305: %d conform, %d deviate, %d unknown.\n",
-		count(s.Pairs, "pair"), s.Verdicts[happyeyeballs.Conforms], s.Verdicts[happyeyeballs.Deviates], s.Verdicts[happyeyeballs.Unknown])
+		svgplot.Plural(s.Pairs, "pair"), s.Verdicts[happyeyeballs.Conforms], s.Verdicts[happyeyeballs.Deviates], s.Verdicts[happyeyeballs.Unknown])
 	for _, d := range happyeyeballs.Deviations() {
 		if n := s.Deviations[d]; n > 0 {
-			fmt.Fprintf(&b, "  %s: %s. %s\n", d, count(n, "pair"), d.Meaning())
+			fmt.Fprintf(&b, "  %s: %s. %s\n", d, svgplot.Plural(n, "pair"), d.Meaning())
 		}
 	}
 	b.WriteString("\n")
@@ -63,12 +64,4 @@ func summaryText(r happyeyeballs.Report) string {
 		fmt.Fprintf(&b, "(%d more pairs judged and counted, not listed.)\n", r.Omitted)
 	}
 	return b.String()
-}
-
-// count says n nouns, in the singular for one.
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
