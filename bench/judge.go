@@ -87,6 +87,21 @@ func usedRowOf(rows []UsedRow, name string) (UsedRow, bool) {
 	return find(rows, func(row UsedRow) bool { return row.Name == name })
 }
 
+// usedWholeRows are the rows of all pairs of every case timed as it is used
+// (section 0, the levers, the suite): a dial mode's row is part of its
+// case's, so it is left out.
+func usedWholeRows(r *Results) []UsedRow {
+	var rows []UsedRow
+	for _, rs := range [][]UsedRow{r.AsUsed, r.Levers, r.Suite} {
+		for _, u := range rs {
+			if u.Mode == "" {
+				rows = append(rows, u)
+			}
+		}
+	}
+	return rows
+}
+
 // usedTargets judge the "as it is used" rows of the two main cases.
 func usedTargets(r *Results) []Target {
 	var ts []Target

@@ -22,12 +22,7 @@ const (
 
 // poolRow returns the pool row of n connections at once.
 func poolRow(rows []PoolRow, n int) (PoolRow, bool) {
-	for _, p := range rows {
-		if p.N == n {
-			return p, true
-		}
-	}
-	return PoolRow{}, false
+	return find(rows, func(row PoolRow) bool { return row.N == n })
 }
 
 // manyTargets judge the pools, the parallel suite, the clock's CPU in a
@@ -86,10 +81,8 @@ func earliest(r *Results) (float64, string, int) {
 		}
 		n++
 	}
-	for _, u := range append(append(append([]UsedRow{}, r.AsUsed...), r.Levers...), r.Suite...) {
-		if u.Mode == "" {
-			see(u.Release, u.Name)
-		}
+	for _, u := range usedWholeRows(r) {
+		see(u.Release, u.Name)
 	}
 	for _, p := range r.Pool {
 		see(p.Error, p.Name)

@@ -59,10 +59,8 @@ func writeHeadline(r *Results, run Run) (md, files string, err error) {
 // all pairs, the suite's, and the fast sides of the pairs at once.
 func usedSeries(r *Results) []cdf.Series {
 	var ss []cdf.Series
-	for _, u := range append(append(append([]UsedRow{}, r.AsUsed...), r.Levers...), r.Suite...) {
-		if u.Mode == "" {
-			ss = append(ss, cdf.Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
-		}
+	for _, u := range usedWholeRows(r) {
+		ss = append(ss, cdf.Series{Name: "as used, " + u.Label, Values: u.SamplesUS})
 	}
 	for _, s := range r.Scale {
 		ss = append(ss, cdf.Series{Name: fmt.Sprintf("%s at once in-process (fast side)", pairs(s.Pairs)), Values: s.SamplesUS})
@@ -74,7 +72,7 @@ func usedSeries(r *Results) []cdf.Series {
 // path and every experiment.
 func experimentSeries(r *ExperimentResults) []cdf.Series {
 	var ss []cdf.Series
-	if def, ok := find(r.Release, func(row ReleaseRow) bool { return row.Name == defaultPath }); ok {
+	if def, ok := releaseRow(r.Release, defaultPath); ok {
 		ss = append(ss, cdf.Series{Name: def.Label, Values: def.SamplesUS})
 	}
 	return append(ss, releaseSeries(r.Experiments)...)

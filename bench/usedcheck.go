@@ -14,10 +14,7 @@ import (
 // the bench pipeline's end-to-end check.
 func lostPairs(r *Results) error {
 	var errs []error
-	for _, u := range append(append(append([]UsedRow{}, r.AsUsed...), r.Levers...), r.Suite...) {
-		if u.Mode != "" { // a dial mode's row is part of its case's
-			continue
-		}
+	for _, u := range usedWholeRows(r) {
 		if err := usedLoss(u); err != nil {
 			errs = append(errs, err)
 		}

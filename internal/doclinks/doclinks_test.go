@@ -144,17 +144,17 @@ func slug(h string) string {
 func check(root string, files []string) []string {
 	var problems []string
 	anchorsOf := map[string]map[string]bool{}
-	read := func(rel string) (string, []link, error) {
+	read := func(rel string) ([]link, error) {
 		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(rel)))
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		links, anchors := scan(string(b))
 		anchorsOf[rel] = anchors
-		return string(b), links, nil
+		return links, nil
 	}
 	for _, f := range files {
-		_, links, err := read(f)
+		links, err := read(f)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -170,7 +170,7 @@ func check(root string, files []string) []string {
 
 // resolve checks one target of a link in file from, and says what is
 // wrong with it ("" when nothing).
-func resolve(root, from, target string, anchorsOf map[string]map[string]bool, read func(string) (string, []link, error)) string {
+func resolve(root, from, target string, anchorsOf map[string]map[string]bool, read func(string) ([]link, error)) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		return err.Error()
@@ -199,7 +199,7 @@ func resolve(root, from, target string, anchorsOf map[string]map[string]bool, re
 	}
 	anchors, ok := anchorsOf[file]
 	if !ok {
-		if _, _, err := read(file); err != nil {
+		if _, err := read(file); err != nil {
 			return err.Error()
 		}
 		anchors = anchorsOf[file]

@@ -65,7 +65,7 @@ func New(t testing.TB) *Pair {
 		)
 	}
 	for _, s := range steps {
-		if err := ip(s...); err != nil {
+		if _, err := ip(s...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,17 +93,17 @@ func (p *Pair) settle(vs, vc string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for _, e := range ends {
 		for {
-			out, err := exec.Command("ip", "-n", e.ns.Name, "-o", "link", "show", "dev", e.dev).CombinedOutput()
+			line, err := ip("-n", e.ns.Name, "-o", "link", "show", "dev", e.dev)
 			if err != nil {
-				return fmt.Errorf("ip -n %s link show dev %s: %v: %s", e.ns.Name, e.dev, err, out)
+				return err
 			}
-			line := string(out)
 			if strings.Contains(line, "LOWER_UP") && !strings.Contains(line, "qdisc noop") {
-				f := strings.Fields(line[strings.Index(line, "link/ether"):])
-				if len(f) < 2 {
+				_, ether, _ := strings.Cut(line, "link/ether")
+				f := strings.Fields(ether)
+				if len(f) < 1 {
 					return fmt.Errorf("ip -n %s link show dev %s: no link/ether address in %q", e.ns.Name, e.dev, line)
 				}
-				macs[e.ns.Name] = f[1]
+				macs[e.ns.Name] = f[0]
 				break
 			}
 			if time.Now().After(deadline) {
@@ -114,7 +114,7 @@ func (p *Pair) settle(vs, vc string) error {
 	}
 	for _, e := range ends {
 		for _, a := range []netip.Addr{e.peer.Addr4, e.peer.Addr6} {
-			if err := ip("-n", e.ns.Name, "neigh", "replace", a.String(), "lladdr", macs[e.peer.Name], "dev", e.dev, "nud", "permanent"); err != nil {
+			if _, err := ip("-n", e.ns.Name, "neigh", "replace", a.String(), "lladdr", macs[e.peer.Name], "dev", e.dev, "nud", "permanent"); err != nil {
 				return err
 			}
 		}
@@ -122,12 +122,13 @@ func (p *Pair) settle(vs, vc string) error {
 	return nil
 }
 
-func ip(args ...string) error {
+// ip runs ip(8) with args and returns its output.
+func ip(args ...string) (string, error) {
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	return nil
+	return string(out), nil
 }
 
 // Do runs fn on an OS thread that has entered ns, so that every socket fn

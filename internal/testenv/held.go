@@ -21,10 +21,6 @@ func SYNSentTo(t testing.TB, to netip.AddrPort) bool {
 	if addr.Is6() {
 		table = "/proc/net/tcp6"
 	}
-	b, err := os.ReadFile(table)
-	if err != nil {
-		SkipWithoutFeature(t, table+" (Linux's socket table)", err)
-	}
 	// The kernel prints each 32-bit word of the address as it lies in
 	// memory, read as a number of the host's byte order.
 	var want strings.Builder
@@ -33,8 +29,20 @@ func SYNSentTo(t testing.TB, to netip.AddrPort) bool {
 		fmt.Fprintf(&want, "%08X", binary.NativeEndian.Uint32(raw[i:]))
 	}
 	fmt.Fprintf(&want, ":%04X", to.Port())
+	return synSentIn(t, table, func(remote string) bool { return remote == want.String() })
+}
+
+// synSentIn reports whether a socket in table (/proc/net/tcp or tcp6) is
+// in SYN_SENT (state 02) to a remote address field match accepts; without
+// table the test skips as a missing feature.
+func synSentIn(t testing.TB, table string, match func(remote string) bool) bool {
+	t.Helper()
+	b, err := os.ReadFile(table)
+	if err != nil {
+		SkipWithoutFeature(t, table+" (Linux's socket table)", err)
+	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 3 && f[2] == want.String() && f[3] == "02" {
+		if f := strings.Fields(l); len(f) > 3 && f[3] == "02" && match(f[2]) {
 			return true
 		}
 	}

@@ -140,18 +140,8 @@ func FreePort(t testing.TB) int {
 // skips as a missing feature.
 func SYNSent(t testing.TB, port int) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		SkipWithoutFeature(t, "/proc/net/tcp (Linux's socket table)", err)
-	}
 	suffix := fmt.Sprintf(":%04X", port)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 3 && strings.HasSuffix(f[2], suffix) && f[3] == "02" {
-			return true
-		}
-	}
-	return false
+	return synSentIn(t, "/proc/net/tcp", func(remote string) bool { return strings.HasSuffix(remote, suffix) })
 }
 
 // OpenFDs counts the process's open descriptors (from /proc/self/fd, or
