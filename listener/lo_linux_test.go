@@ -2,7 +2,6 @@ package listener
 
 import (
 	"encoding/binary"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -26,8 +25,8 @@ type loSegment struct {
 // of its own that keeps the TCP segments from or to port, and returns its
 // reader: the next segment lo received (the received copy, as libpcap
 // records it; the sent copy is left out, so each segment comes once), or
-// false at deadline. The kernel stamps it when it hands it to the socket
-// (see waitKernelStamps).
+// false at deadline. The kernel stamps it when it hands it to the socket:
+// watchLo returns once it does (see stampsOn).
 func watchLo(t *testing.T, port uint16) (next func(deadline time.Time) (loSegment, bool)) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -63,7 +62,7 @@ func watchLo(t *testing.T, port uint16) (next func(deadline time.Time) (loSegmen
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitKernelStamps(t)
+	stampsOn(t)
 	buf, oob := make([]byte, 65536), make([]byte, 256)
 	return func(deadline time.Time) (loSegment, bool) {
 		for time.Now().Before(deadline) {
@@ -120,63 +119,19 @@ func stampOf(t *testing.T, oob []byte) time.Time {
 	return time.Time{}
 }
 
-// waitKernelStamps waits until the kernel stamps received packets when it
-// hands them to a socket, as a test comparing two sockets' stamps assumes.
-//
-// Until then it does not: while no socket of the host asked for stamps,
-// the kernel's static key for them is off, and the first SO_TIMESTAMPNS
-// only schedules its switch on a workqueue (net_enable_timestamp, with jump
-// labels). A packet received in between carries no stamp, and recvmsg
-// stamps it with its own time ("Race occurred between timestamp enabling
-// and packet receiving" in __sock_recv_timestamp): a socket read later
-// shows a later stamp for the same packet. A loaded machine can delay the
-// switch by milliseconds.
-//
-// The wait sends a datagram over lo to a socket of its own with
-// SO_TIMESTAMPNS and reads it: the key is on once the stamp comes before
-// the send returned (loopback stamps on netif_rx, inside the send), not
-// after, at the read.
-func waitKernelStamps(t *testing.T) {
+// stampsOn returns once the kernel stamps received packets when it hands
+// them to a socket, as a test comparing two sockets' stamps assumes, rather
+// than at recvmsg (the first SO_TIMESTAMPNS of the host only schedules the
+// switch; see capture.Open). It opens a capture on lo, whose Open waits for
+// that, and closes it: a socket of the caller's with SO_TIMESTAMPNS keeps
+// stamping on after.
+func stampsOn(t *testing.T) {
 	t.Helper()
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := capture.Open(capture.Config{Ifindex: loopbackIfindex})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rx.Close()
-	rc, err := rx.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
-		t.Fatalf("SO_TIMESTAMPNS: %v %v", err, serr)
-	}
-	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	oob := make([]byte, 128)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := tx.Write([]byte{0}); err != nil {
-			t.Fatal(err)
-		}
-		sent := time.Now()
-		_ = rx.SetReadDeadline(time.Now().Add(time.Second))
-		_, oobn, _, _, err := rx.ReadMsgUDP(make([]byte, 1), oob)
-		if err != nil {
-			t.Fatalf("reading the stamp probe: %v", err)
-		}
-		if !stampOf(t, oob[:oobn]).After(sent) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the kernel still stamps received packets at recvmsg after 5 s: its timestamp key did not switch on")
-		}
-		time.Sleep(time.Millisecond) // poll: the switch is a kernel work item
-	}
+	c.Close()
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

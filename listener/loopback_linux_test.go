@@ -21,8 +21,10 @@ import (
 // opens a packet socket bound to every device: the engine's loopback
 // capture must stamp each SYN no earlier than it. Bound to every device,
 // the engine's socket, newer, was handed each packet first and stamped it
-// earlier. Both stamps must be the kernel's at delivery, not recvmsg's
-// (waitKernelStamps).
+// earlier. Both stamps must be the kernel's at delivery, not recvmsg's:
+// capture.Open returns once the kernel stamps on arrival (else the first
+// SYNs could carry the stamps of the reads, the reference's, after the
+// dials, later than the engine's).
 func TestLoopbackSYNStampedOnItsDevice(t *testing.T) {
 	p := netnstest.New(t)
 	for _, tc := range []struct{ network, address string }{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
@@ -44,10 +46,6 @@ func TestLoopbackSYNStampedOnItsDevice(t *testing.T) {
 			}
 			defer ref.Close()
 			defer h.Close()
-			// Else the first SYNs may carry the stamps of the reads, the
-			// reference's (the test's, after the dials) later than the
-			// engine's (at once).
-			waitKernelStamps(t)
 			h.Release()
 			go acceptAndClose(h)
 			const conns = 5

@@ -57,12 +57,11 @@ func (h *Held) goQuiet() {
 	h.mute()
 }
 
-// mute leaves the port out of the capture; h.mu is held. A filter that
-// cannot be changed only costs wake-ups: the listener stays in.
+// mute leaves the port out of the capture; h.mu is held. Its callers
+// (goQuiet, and Hold putting back a muted listener) reach it only on a
+// quiet listener with an engine, which quietAfterRelease checked. A filter
+// that cannot be changed only costs wake-ups: the listener stays in.
 func (h *Held) mute() {
-	if !h.cfg.Quiet || h.sys.eng == nil {
-		return
-	}
 	if err := h.sys.eng.setQuiet(h, true); err == nil {
 		h.muted, h.awaiting = true, nil
 	}

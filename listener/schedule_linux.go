@@ -27,9 +27,13 @@ func (h *Held) lead() time.Duration {
 	if h.sys.eng == nil {
 		return 0
 	}
+	return h.sys.eng.leadFor(h.families())
+}
+
+// families says which address families the listener takes SYNs of.
+func (h *Held) families() (v4, v6 bool) {
 	a := h.local.Addr()
-	v4 := a.Is4() || h.dual
-	return h.sys.eng.leadFor(v4, !a.Is4())
+	return a.Is4() || h.dual, !a.Is4()
 }
 
 // preparer is the prepare of the listener's release: prepareRelease with
@@ -61,8 +65,7 @@ func (h *Held) prepareRelease() {
 	}
 	h.mu.Unlock()
 	if !v4 && !v6 { // nothing held yet: warm the listener's families
-		a := h.local.Addr()
-		v4, v6 = a.Is4() || h.dual, !a.Is4()
+		v4, v6 = h.families()
 	}
 	h.sys.eng.warm(v4, v6)
 }

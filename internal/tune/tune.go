@@ -91,10 +91,6 @@ func FromEnv(base Config, getenv func(string) string) (Config, error) {
 		if v == "" {
 			return nil
 		}
-		if v == "0" {
-			*d = 0
-			return nil
-		}
 		x, err := time.ParseDuration(v)
 		if err != nil || x < 0 {
 			return fmt.Errorf("%s=%q: want a duration such as 1ms or 200us", name, v)
